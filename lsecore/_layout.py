@@ -1,0 +1,129 @@
+"""Map a reduction over any axes of a strided array onto the kernel's 3-D views, without copies."""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from lsecore import _kernel
+
+__all__ = ["reduce_partials"]
+
+
+class _Dim(NamedTuple):
+    """One axis of the reduction: its size, byte strides in a and b, original axes."""
+
+    size: int
+    a_stride: int
+    b_stride: int
+    axes: tuple[int, ...]
+
+
+def _coalesced(dims: list[_Dim]) -> list[_Dim]:
+    """Merge neighbouring axes (outermost first) that walk memory as one axis in a and b."""
+    merged: list[_Dim] = []
+    for d in dims:
+        if merged:
+            p = merged[-1]
+            if p.a_stride == d.a_stride * d.size and p.b_stride == d.b_stride * d.size:
+                merged[-1] = _Dim(p.size * d.size, d.a_stride, d.b_stride, p.axes + d.axes)
+                continue
+        merged.append(d)
+    return merged
+
+
+def _sorted_dims(a: np.ndarray, b: np.ndarray | None, axes) -> list[_Dim]:
+    """The axes of size > 1 among ``axes``, outermost (largest stride in a) first."""
+    dims = [
+        _Dim(a.shape[k], a.strides[k], 0 if b is None else b.strides[k], (k,))
+        for k in axes
+        if a.shape[k] != 1
+    ]
+    dims.sort(key=lambda d: (d.a_stride, d.b_stride), reverse=True)
+    return _coalesced(dims)
+
+
+def reduce_partials(
+    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None = None, inv_tau: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The log-sum-exp partials ``(m, w, t)`` of ``a`` over ``axes``, in one read.
+
+    Parameters
+    ----------
+    a : ndarray of float32 or float64, native byte order, any strides
+        The input; it is only read.
+    axes : tuple of int
+        Normalized (non-negative, unique) axes to reduce.
+    b : ndarray of float32 or float64 with a's shape, optional
+        Weights, typically a broadcast view (zero strides).
+    inv_tau : float
+        ``1 / temperature``.
+
+    Returns
+    -------
+    m, w, t : ndarray of float64, shape of ``a`` without ``axes``
+        ``m`` the max, ``w`` the summed weight of the elements equal to ``m``,
+        ``t`` the sum of ``b exp((a - m) / tau)`` over the others.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m, w, t = reduce_partials(np.array([[0.0, -1.0], [2.0, 2.0]]), (1,))
+    >>> m, w
+    (array([0., 2.]), array([1., 2.]))
+    """
+    ndim = a.ndim
+    kept_axes = [k for k in range(ndim) if k not in axes]
+    out_shape = tuple(a.shape[k] for k in kept_axes)
+    # Walk every axis forwards: flipping a reduced axis changes nothing, a kept one
+    # is flipped back on the output at the end.
+    flipped = [k for k in range(ndim) if a.strides[k] < 0]
+    if flipped:
+        index = tuple(slice(None, None, -1) if k in flipped else slice(None) for k in range(ndim))
+        a = a[index]
+        b = None if b is None else b[index]
+
+    red = _sorted_dims(a, b, axes)
+    kept = _sorted_dims(a, b, kept_axes)
+    r_dim = red.pop() if red else _Dim(1, 0, 0, ())
+    # Vectorize across a kept axis when it is closer in memory than the reduced one.
+    column_mode = bool(kept) and (r_dim.size == 1 or kept[-1].a_stride < r_dim.a_stride)
+    inner = kept.pop() if column_mode else _Dim(1, 0, 0, ())
+    outer = kept.pop() if kept else _Dim(1, 0, 0, ())
+
+    # Partials in the order of the kept dims, so each kernel call gets a C-contiguous block.
+    pshape = [d.size for d in kept] + [outer.size, inner.size]
+    m = np.full(pshape, -np.inf)
+    w = np.zeros(pshape)
+    t = np.zeros(pshape)
+
+    if a.size:
+        loop = kept + red
+        dims = loop + [outer, r_dim, inner]
+        shape = [d.size for d in dims]
+        av = as_strided(a, shape, [d.a_stride for d in dims], writeable=False)
+        bv = None if b is None else as_strided(b, shape, [d.b_stride for d in dims], writeable=False)
+        nkept = len(kept)
+        for index in itertools.product(*(range(d.size) for d in loop)):
+            pm, pw, pt = m[index[:nkept]], w[index[:nkept]], t[index[:nkept]]
+            if bv is None:
+                _kernel.accumulate(av[index], inv_tau, pm, pw, pt)
+            else:
+                _kernel.accumulate_weighted(av[index], bv[index], inv_tau, pm, pw, pt)
+
+    # Back to the kept axes' order: split merged dims, then transpose and un-flip.
+    order = [k for d in kept + [outer, inner] for k in d.axes]
+    order += [k for k in kept_axes if k not in order]
+    positions = [kept_axes.index(k) for k in order]
+    back = np.argsort(positions)
+    unflip = tuple(
+        slice(None, None, -1) if k in flipped else slice(None) for k in kept_axes
+    )
+    result = []
+    for p in (m, w, t):
+        p = p.reshape([a.shape[k] for k in order]).transpose(back)[unflip]
+        result.append(p.reshape(out_shape))
+    return result[0], result[1], result[2]

@@ -1,0 +1,313 @@
+/* Blocked single-pass log-sum-exp partials: a vectorizable exp and the row and column block loops. */
+#ifndef LSECORE_LSE_BLOCKS_H
+#define LSECORE_LSE_BLOCKS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The number of threads OpenMP would use (OMP_NUM_THREADS, threadpoolctl); 1 without OpenMP. */
+static inline int lse_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/*
+ * A partial of a set of (a_i, b_i) is (m, w, t):
+ *   m = max a_i (over b_i != 0), -inf for an empty set,
+ *   w = sum of b_i over the elements with a_i == m (their exp factor is exactly 1),
+ *   t = sum of b_i * exp((a_i - m) / tau) over the other elements.
+ * The sum is exp(m / tau) * (w + t).  Keeping the maximal terms out of t lets the
+ * finalizer use log1p(t) when t is below one ulp of w, and ties and merges stay exact.
+ *
+ * The loops below keep LSE_LANES independent Kahan accumulators so that the
+ * compiler vectorizes them without reassociating a floating-point reduction.
+ */
+
+#define LSE_LANES 32        /* independent accumulators in the exp pass */
+#define LSE_ROW_BLOCK 2048  /* elements of a row reduced per max pass: stays in L1 */
+#define LSE_TILE 256        /* columns of a column tile */
+#define LSE_TILE_ROWS 16    /* rows of a column tile per max pass */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LSE_NO_CLONES)
+#define LSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LSE_CLONES
+#endif
+
+#if defined(__GNUC__)
+#define LSE_INLINE static inline __attribute__((always_inline))
+#else
+#define LSE_INLINE static inline
+#endif
+
+LSE_INLINE uint64_t lse_asuint64(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
+LSE_INLINE double lse_asdouble(uint64_t u) { double x; memcpy(&x, &u, sizeof x); return x; }
+
+/*
+ * exp(x) for x <= 0, -inf or nan, without a libm call: x = k ln2 + r, |r| <= ln2/2,
+ * exp(r) by a degree-13 Taylor polynomial (truncation below 5e-18) whose leading 1 + r is
+ * carried exactly, 2^k by exponent bits: under 0.7 ulp.  Results below 2^-1021 (x < -708)
+ * are flushed to 0: a term is only ever added to the max's weight, so they cannot matter
+ * unless the weights themselves are below 1e-290.
+ */
+LSE_INLINE double lse_exp_nonpos(double x)
+{
+    const double shift = 0x1.8p52;
+    const double inv_ln2 = 0x1.71547652b82fep0;
+    const double ln2_hi = 0x1.62e42fefa3800p-1;
+    const double ln2_lo = 0x1.ef35793c76730p-45;
+    x = -746.0 > x ? -746.0 : x;                 /* nan stays nan, -inf becomes -746 */
+    double kd = x * inv_ln2 + shift;
+    uint64_t ki = lse_asuint64(kd);
+    kd -= shift;
+    double rh = x - kd * ln2_hi;                 /* exact: ln2_hi has 11 trailing zero bits */
+    double tl = kd * ln2_lo;
+    double r = rh - tl;
+    double rl = (rh - r) - tl;                   /* r + rl = x - k ln2 to about 2^-100 */
+    double q = 1.0 / 6227020800.0;
+    q = q * r + 1.0 / 479001600.0;
+    q = q * r + 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    double hi = 1.0 + r;                         /* exp(r) = 1 + r + (rl + r^2 q): */
+    double lo = (1.0 - hi) + r;                  /* the leading sum kept exactly, one */
+    double p = hi + (lo + (rl + (r * r) * q));   /* rounding at the end */
+    double scaled = p * lse_asdouble((ki + 1023) << 52);
+    return x < -708.0 ? 0.0 : scaled;
+}
+
+/* Merge the partial (m2, w2, t2) into (*m, *w, *t). Associative and commutative. */
+LSE_INLINE void lse_merge(double *m, double *w, double *t,
+                          double m2, double w2, double t2, double inv_tau)
+{
+    if (m2 > *m) {
+        double f = exp((*m - m2) * inv_tau);
+        *t = (*w + *t) * f + t2;
+        *w = w2;
+        *m = m2;
+    } else if (m2 == *m) {
+        *w += w2;
+        *t += t2;
+    } else {
+        *t += (w2 + t2) * exp((m2 - *m) * inv_tau);
+    }
+}
+
+/* Neumaier's compensated add of x into (*s, *c); the sum is *s + *c. */
+LSE_INLINE void lse_neumaier(double *s, double *c, double x)
+{
+    double u = *s + x;
+    if (fabs(*s) >= fabs(x)) *c += (*s - u) + x;
+    else *c += (x - u) + *s;
+    *s = u;
+}
+
+/*
+ * LSE_DEFINE(SUF, A_T, B_T) defines, for input a of type A_T and weights b of type B_T:
+ *
+ * lse_row_SUF(a, sa, b, sb, n, inv_tau, &m, &w, &t)
+ *     merges the partial of a[0], a[sa], ... a[(n-1) sa] (strides in elements, any sign)
+ *     into (m, w, t).  b == NULL means unit weights.
+ * lse_cols_SUF(a, sr, si, b, br, bi, nr, ni, inv_tau, m, w, t)
+ *     merges, for each column j < ni, the partial of a[r sr + j si], r < nr, into
+ *     (m[j], w[j], t[j]) (contiguous float64 arrays).
+ *
+ * The *_impl functions are always inlined; calling them with literal unit strides or a
+ * literal NULL b lets the compiler emit the contiguous, unweighted loops separately.
+ */
+#define LSE_DEFINE(SUF, A_T, B_T)                                                         \
+                                                                                          \
+LSE_INLINE double lse_block_max_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,           \
+                                      ptrdiff_t sb, ptrdiff_t n)                          \
+{                                                                                         \
+    double mx[LSE_LANES];                                                                 \
+    ptrdiff_t i = 0;                                                                      \
+    for (int j = 0; j < LSE_LANES; j++) mx[j] = -INFINITY;                                \
+    for (; i + LSE_LANES <= n; i += LSE_LANES)                                            \
+        for (int j = 0; j < LSE_LANES; j++) {                                             \
+            double x = (double)a[(i + j) * sa];                                           \
+            if (b != NULL) x = b[(i + j) * sb] != 0 ? x : -INFINITY;                      \
+            mx[j] = x > mx[j] ? x : mx[j];                                                \
+        }                                                                                 \
+    for (; i < n; i++) {                                                                  \
+        double x = (double)a[i * sa];                                                     \
+        if (b != NULL) x = b[i * sb] != 0 ? x : -INFINITY;                                \
+        mx[0] = x > mx[0] ? x : mx[0];                                                    \
+    }                                                                                     \
+    double m = -INFINITY;                                                                 \
+    for (int j = 0; j < LSE_LANES; j++) m = mx[j] > m ? mx[j] : m;                        \
+    return m;                                                                             \
+}                                                                                         \
+                                                                                          \
+/* Adds the block's terms, shifted by m (the running max, >= every a_i), to the */        \
+/* compensated sum (*t, *tc) and the maximal terms' weights to *w. */                     \
+LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,             \
+                                    ptrdiff_t sb, ptrdiff_t n, double m, double inv_tau,  \
+                                    double *w, double *t, double *tc)                     \
+{                                                                                         \
+    double s[LSE_LANES], c[LSE_LANES], ww[LSE_LANES];                                     \
+    ptrdiff_t i = 0;                                                                      \
+    for (int j = 0; j < LSE_LANES; j++) { s[j] = 0.0; c[j] = 0.0; ww[j] = 0.0; }          \
+    for (; i + LSE_LANES <= n; i += LSE_LANES)                                            \
+        for (int j = 0; j < LSE_LANES; j++) {                                             \
+            double x = (double)a[(i + j) * sa];                                           \
+            double bj = b == NULL ? 1.0 : (double)b[(i + j) * sb];                        \
+            int top = x == m;                                                             \
+            double e = bj * lse_exp_nonpos((x - m) * inv_tau);                            \
+            e = (top || bj == 0) ? 0.0 : e;                                               \
+            ww[j] += top ? bj : 0.0;                                                      \
+            double y = e - c[j];                                                          \
+            double u = s[j] + y;                                                          \
+            c[j] = (u - s[j]) - y;                                                        \
+            s[j] = u;                                                                     \
+        }                                                                                 \
+    for (; i < n; i++) {                                                                  \
+        double x = (double)a[i * sa];                                                     \
+        double bj = b == NULL ? 1.0 : (double)b[i * sb];                                  \
+        int top = x == m;                                                                 \
+        double e = bj * lse_exp_nonpos((x - m) * inv_tau);                                \
+        e = (top || bj == 0) ? 0.0 : e;                                                   \
+        ww[0] += top ? bj : 0.0;                                                          \
+        double y = e - c[0];                                                              \
+        double u = s[0] + y;                                                              \
+        c[0] = (u - s[0]) - y;                                                            \
+        s[0] = u;                                                                         \
+    }                                                                                     \
+    for (int j = 0; j < LSE_LANES; j++) {                                                 \
+        *w += ww[j];                                                                      \
+        lse_neumaier(t, tc, s[j]);                                                        \
+        lse_neumaier(t, tc, -c[j]);                                                       \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+LSE_INLINE void lse_row_impl_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb, \
+                                   ptrdiff_t n, double inv_tau,                           \
+                                   double *m, double *w, double *t)                       \
+{                                                                                         \
+    double tc = 0.0;                                                                      \
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
+        ptrdiff_t len = n - i0 < LSE_ROW_BLOCK ? n - i0 : LSE_ROW_BLOCK;                  \
+        const A_T *ab = a + i0 * sa;                                                      \
+        const B_T *bb = b == NULL ? NULL : b + i0 * sb;                                   \
+        double bm = lse_block_max_##SUF(ab, sa, bb, sb, len);                             \
+        if (bm > *m) {                                                                    \
+            double f = exp((*m - bm) * inv_tau);                                          \
+            *t = (*w + *t) * f;                                                           \
+            tc *= f;                                                                      \
+            *w = 0.0;                                                                     \
+            *m = bm;                                                                      \
+        }                                                                                 \
+        lse_block_sum_##SUF(ab, sa, bb, sb, len, *m, inv_tau, w, t, &tc);                 \
+    }                                                                                     \
+    *t += tc;                                                                             \
+}                                                                                         \
+                                                                                          \
+LSE_CLONES void lse_row_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb,     \
+                              ptrdiff_t n, double inv_tau,                                \
+                              double *m, double *w, double *t)                            \
+{                                                                                         \
+    if (b == NULL) {                                                                      \
+        if (sa == 1) lse_row_impl_##SUF(a, 1, NULL, 0, n, inv_tau, m, w, t);              \
+        else lse_row_impl_##SUF(a, sa, NULL, 0, n, inv_tau, m, w, t);                     \
+    } else {                                                                              \
+        if (sa == 1 && sb == 1) lse_row_impl_##SUF(a, 1, b, 1, n, inv_tau, m, w, t);      \
+        else lse_row_impl_##SUF(a, sa, b, sb, n, inv_tau, m, w, t);                       \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,             \
+                                    const B_T *b, ptrdiff_t br, ptrdiff_t bi,             \
+                                    ptrdiff_t nr, ptrdiff_t nj, double inv_tau,           \
+                                    double *mt, double *wt, double *tt)                   \
+{                                                                                         \
+    double bm[LSE_TILE], s[LSE_TILE], c[LSE_TILE];                                        \
+    for (ptrdiff_t j = 0; j < nj; j++) { s[j] = tt[j]; c[j] = 0.0; }                      \
+    for (ptrdiff_t r0 = 0; r0 < nr; r0 += LSE_TILE_ROWS) {                                \
+        ptrdiff_t r1 = nr - r0 < LSE_TILE_ROWS ? nr : r0 + LSE_TILE_ROWS;                 \
+        for (ptrdiff_t j = 0; j < nj; j++) bm[j] = -INFINITY;                             \
+        for (ptrdiff_t r = r0; r < r1; r++)                                               \
+            for (ptrdiff_t j = 0; j < nj; j++) {                                          \
+                double x = (double)a[r * sr + j * si];                                    \
+                if (b != NULL) x = b[r * br + j * bi] != 0 ? x : -INFINITY;               \
+                bm[j] = x > bm[j] ? x : bm[j];                                            \
+            }                                                                             \
+        for (ptrdiff_t j = 0; j < nj; j++) {                                              \
+            int up = bm[j] > mt[j];                                                       \
+            double f = lse_exp_nonpos((mt[j] - bm[j]) * inv_tau);                         \
+            s[j] = up ? (wt[j] + s[j]) * f : s[j];                                        \
+            c[j] = up ? c[j] * f : c[j];                                                  \
+            wt[j] = up ? 0.0 : wt[j];                                                     \
+            mt[j] = up ? bm[j] : mt[j];                                                   \
+        }                                                                                 \
+        for (ptrdiff_t r = r0; r < r1; r++)                                               \
+            for (ptrdiff_t j = 0; j < nj; j++) {                                          \
+                double x = (double)a[r * sr + j * si];                                    \
+                double bj = b == NULL ? 1.0 : (double)b[r * br + j * bi];                 \
+                int top = x == mt[j];                                                     \
+                double e = bj * lse_exp_nonpos((x - mt[j]) * inv_tau);                    \
+                e = (top || bj == 0) ? 0.0 : e;                                           \
+                wt[j] += top ? bj : 0.0;                                                  \
+                double y = e - c[j];                                                      \
+                double u = s[j] + y;                                                      \
+                c[j] = (u - s[j]) - y;                                                    \
+                s[j] = u;                                                                 \
+            }                                                                             \
+    }                                                                                     \
+    for (ptrdiff_t j = 0; j < nj; j++) tt[j] = s[j] - c[j];                               \
+}                                                                                         \
+                                                                                          \
+LSE_CLONES void lse_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                  \
+                               const B_T *b, ptrdiff_t br, ptrdiff_t bi,                  \
+                               ptrdiff_t nr, ptrdiff_t ni, double inv_tau,                \
+                               double *m, double *w, double *t)                           \
+{                                                                                         \
+    for (ptrdiff_t j0 = 0; j0 < ni; j0 += LSE_TILE) {                                     \
+        ptrdiff_t nj = ni - j0 < LSE_TILE ? ni - j0 : LSE_TILE;                           \
+        const A_T *at = a + j0 * si;                                                      \
+        if (b == NULL) {                                                                  \
+            if (si == 1) lse_cols_impl_##SUF(at, sr, 1, NULL, 0, 0, nr, nj, inv_tau,      \
+                                             m + j0, w + j0, t + j0);                     \
+            else lse_cols_impl_##SUF(at, sr, si, NULL, 0, 0, nr, nj, inv_tau,             \
+                                     m + j0, w + j0, t + j0);                             \
+        } else {                                                                          \
+            lse_cols_impl_##SUF(at, sr, si, b + j0 * bi, br, bi, nr, nj, inv_tau,         \
+                                m + j0, w + j0, t + j0);                                  \
+        }                                                                                 \
+    }                                                                                     \
+}
+
+LSE_DEFINE(dd, double, double)
+LSE_DEFINE(ff, float, float)
+LSE_DEFINE(fd, float, double)
+LSE_DEFINE(df, double, float)
+
+/*
+ * log|w + t| accurately, and its sign: log1p of (|w + t| - 1) formed as (|w| - 1) +- t
+ * when the sum is near 1 (so that w = 1, t < one ulp keeps t), log otherwise.
+ */
+LSE_INLINE double lse_log_abs_sum(double w, double t, double *sign)
+{
+    double s = w + t;
+    *sign = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : NAN));
+    if (s < 0) { w = -w; t = -t; s = -s; }
+    if (s >= 0.5 && s <= 2.0) return log1p((w - 1.0) + t);
+    return log(s);
+}
+
+#endif
