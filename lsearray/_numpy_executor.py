@@ -1,0 +1,53 @@
+"""The NumPy executor: partials from the lsecore kernel, finalized into results."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import lsecore
+from lsearray._validation import Prepared
+
+__all__ = ["Finalized", "reduce"]
+
+
+class Finalized:
+    """A finished reduction, shaped like the kept axes.
+
+    Attributes
+    ----------
+    m : ndarray
+        The max over each slice (the shift).
+    total : ndarray
+        ``w + t``: the slice's sum of ``b exp((a - m) / tau)``.
+    log_total : ndarray
+        ``log|total|``, accurate when ``total`` is within an ulp of 1.
+    out : ndarray
+        ``m + tau * log_total``: the log-sum-exp (float64).
+    sign : ndarray
+        The sign of the total: -1, 0, +1, or nan for a nan result.
+    """
+
+    def __init__(self, m: np.ndarray, w: np.ndarray, t: np.ndarray, tau: float):
+        shape = m.shape
+        m, w, t = (np.ascontiguousarray(x).reshape(-1) for x in (m, w, t))
+        out, sign, log_total = np.empty_like(m), np.empty_like(m), np.empty_like(m)
+        lsecore.finalize(m, w, t, tau, out, sign, log_total)
+        self.m = m.reshape(shape)
+        self.total = (w + t).reshape(shape)
+        self.log_total = log_total.reshape(shape)
+        self.out = out.reshape(shape)
+        self.sign = sign.reshape(shape)
+
+
+def reduce(p: Prepared) -> Finalized:
+    """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``.
+
+    Examples
+    --------
+    >>> from lsearray._validation import prepare
+    >>> r = reduce(prepare([0.0, 0.0], None, None, 1.0, "logsumexp"))
+    >>> float(r.out), float(r.sign)
+    (0.6931471805599453, 1.0)
+    """
+    m, w, t = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau)
+    return Finalized(m, w, t, p.tau)

@@ -1,0 +1,104 @@
+"""softmax and log_softmax from the same one-read partials as logsumexp."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lsearray._numpy_executor import reduce
+from lsearray._validation import prepare
+
+__all__ = ["log_softmax", "softmax"]
+
+
+def _shifted(x: Any, axis: Any, temperature: Any, func: str):
+    """``(a - m) / tau`` in float64 with the reduction's partials, kept axes expanded."""
+    p = prepare(x, None, axis, temperature, func)
+    r = reduce(p)
+    m = np.expand_dims(r.m, p.axes)
+    with np.errstate(invalid="ignore"):
+        z = np.subtract(p.a, m, dtype=np.float64)
+    if p.tau != 1.0:
+        z *= 1.0 / p.tau
+    return p, r, z
+
+
+def _result(z: np.ndarray, p) -> Any:
+    z = z.astype(p.dtype, copy=False).reshape(p.shape)
+    return z[()] if z.ndim == 0 else z
+
+
+def softmax(x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: float = 1.0) -> Any:
+    r"""Compute ``exp(x / tau) / sum(exp(x / tau))`` over the given axes.
+
+    Same special values as `scipy.special.softmax`: a slice holding ``nan`` or
+    ``+inf``, or only ``-inf``, is all nan.
+
+    Parameters
+    ----------
+    x : array_like
+        Input array of bool, integer or floating dtype.
+    axis : None or int or tuple of ints, optional
+        Axis or axes to normalize over; by default the whole array.
+    temperature : float, optional
+        :math:`\tau > 0`; the softmax of ``x / tau``. Small :math:`\tau` tends to
+        the (tie-shared) indicator of the max, large :math:`\tau` to uniform.
+
+    Returns
+    -------
+    s : ndarray or scalar
+        Same shape as ``x``, summing to 1 along ``axis``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsearray import softmax
+    >>> softmax(np.log([1.0, 3.0]))
+    array([0.25, 0.75])
+    >>> softmax([[0.0, 0.0], [1.0, 1.0]], axis=1, temperature=2.0)
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
+    """
+    p, r, z = _shifted(x, axis, temperature, "softmax")
+    np.exp(z, out=z)
+    with np.errstate(invalid="ignore"):
+        z /= np.expand_dims(r.total, p.axes)
+    z[~np.broadcast_to(np.expand_dims(np.isfinite(r.m), p.axes), z.shape)] = np.nan
+    return _result(z, p)
+
+
+def log_softmax(
+    x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: float = 1.0
+) -> Any:
+    r"""Compute ``x / tau - logsumexp(x / tau)`` over the given axes, accurately.
+
+    More accurate than ``log(softmax(x))`` where the softmax underflows; same
+    special values as `scipy.special.log_softmax`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input array of bool, integer or floating dtype.
+    axis : None or int or tuple of ints, optional
+        Axis or axes to normalize over; by default the whole array.
+    temperature : float, optional
+        :math:`\tau > 0`; the log-softmax of ``x / tau``.
+
+    Returns
+    -------
+    s : ndarray or scalar
+        Same shape as ``x``; ``exp`` of it sums to 1 along ``axis``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsearray import log_softmax
+    >>> log_softmax([1000.0, 1.0])
+    array([   0., -999.])
+    >>> log_softmax(np.log([1.0, 3.0]))
+    array([-1.38629436, -0.28768207])
+    """
+    p, r, z = _shifted(x, axis, temperature, "log_softmax")
+    z -= np.expand_dims(r.log_total, p.axes)
+    return _result(z, p)
