@@ -139,7 +139,7 @@ def logmeanexp(
     >>> logmeanexp([0.0, 10.0], b=[3, 1])
     np.float64(8.613841829395048)
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=1e6)
-    np.float64(3.0000037037024605)
+    np.float64(3.00000233319588)
     """
     p = prepare(a, b, axis, temperature, "logmeanexp")
     r = reduce(p)
