@@ -11,14 +11,15 @@ __all__ = ["Finalized", "reduce"]
 
 
 class Finalized:
-    """A finished reduction, shaped like the kept axes.
+    """A finished reduction, shaped like the kept axes; the sum divided by ``divisor``
+    (for means) when one is given.
 
     Attributes
     ----------
     m : ndarray
         The max over each slice (the shift).
     total : ndarray
-        ``w + t``: the slice's sum of ``b exp((a - m) / tau)``.
+        ``w + t + c``: the slice's sum of ``b exp((a - m) / tau)``.
     log_total : ndarray
         ``log|total|``, accurate when ``total`` is within an ulp of 1.
     out : ndarray
@@ -27,20 +28,31 @@ class Finalized:
         The sign of the total: -1, 0, +1, or nan for a nan result.
     """
 
-    def __init__(self, m: np.ndarray, w: np.ndarray, t: np.ndarray, tau: float):
+    def __init__(
+        self,
+        m: np.ndarray,
+        w: np.ndarray,
+        t: np.ndarray,
+        c: np.ndarray,
+        tau: float,
+        divisor: np.ndarray | None = None,
+    ):
         shape = m.shape
-        m, w, t = (np.ascontiguousarray(x).reshape(-1) for x in (m, w, t))
+        m, w, t, c = (np.ascontiguousarray(x).reshape(-1) for x in (m, w, t, c))
+        if divisor is not None:
+            divisor = np.ascontiguousarray(np.broadcast_to(divisor, shape), np.float64).reshape(-1)
         out, sign, log_total = np.empty_like(m), np.empty_like(m), np.empty_like(m)
-        lsecore.finalize(m, w, t, tau, out, sign, log_total)
+        lsecore.finalize(m, w, t, c, tau, out, sign, log_total, divisor)
         self.m = m.reshape(shape)
-        self.total = (w + t).reshape(shape)
+        self.total = (w + t + c).reshape(shape)
         self.log_total = log_total.reshape(shape)
         self.out = out.reshape(shape)
         self.sign = sign.reshape(shape)
 
 
-def reduce(p: Prepared) -> Finalized:
-    """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``.
+def reduce(p: Prepared, divisor: np.ndarray | None = None) -> Finalized:
+    """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``;
+    ``divisor`` (shaped like the result) divides the sum before its log.
 
     Examples
     --------
@@ -49,5 +61,4 @@ def reduce(p: Prepared) -> Finalized:
     >>> float(r.out), float(r.sign)
     (0.6931471805599453, 1.0)
     """
-    m, w, t = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau)
-    return Finalized(m, w, t, p.tau)
+    return Finalized(*lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau), p.tau, divisor)

@@ -81,8 +81,10 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     if b is None:
         dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
     else:
+        # Python scalars are weak, as in NumPy 2: float32 a with b=2.0 stays float32.
+        weak = b if type(b) in (bool, int, float) else None
         b = _as_real_array(b, "b", func)
-        dtype = np.result_type(a.dtype, b.dtype)
+        dtype = np.result_type(a.dtype, b.dtype if weak is None else weak)
         dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
         try:
             shape = np.broadcast_shapes(a.shape, b.shape)

@@ -17,33 +17,35 @@ ctypedef fused b_t:
 cdef extern from "_lse_blocks.h" nogil:
     int LSE_TILE
     int lse_max_threads()
-    void lse_merge(double *m, double *w, double *t,
-                   double m2, double w2, double t2, double inv_tau)
-    double lse_log_abs_sum(double w, double t, double *sign)
+    void lse_merge(double *m, double *w, double *t, double *c,
+                   double m2, double w2, double t2, double c2, double inv_tau)
+    void lse_log_abs_sum(double w, double t, double c, double *lh, double *ll, double *sign)
+    double lse_shift_add(double m, double tau, double lh, double ll)
+    double lse_div_dd(double x, double d, double *lo)
     void lse_row_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t)
+                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
     void lse_row_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t)
+                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
     void lse_row_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t)
+                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t)
+                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
     void lse_cols_dd(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
-                     double *m, double *w, double *t)
+                     double *m, double *w, double *t, double *c)
     void lse_cols_ff(const float *a, Py_ssize_t sr, Py_ssize_t si,
                      const float *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
-                     double *m, double *w, double *t)
+                     double *m, double *w, double *t, double *c)
     void lse_cols_fd(const float *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
-                     double *m, double *w, double *t)
+                     double *m, double *w, double *t, double *c)
     void lse_cols_df(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const float *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
-                     double *m, double *w, double *t)
+                     double *m, double *w, double *t, double *c)
 
 cdef enum:
     # Below this many elements a call runs on one thread: waking a team costs more.
@@ -58,7 +60,7 @@ cdef struct View:
 cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *vb,
                         Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,
                         Py_ssize_t i0, Py_ssize_t i1, double inv_tau,
-                        double *m, double *w, double *t) noexcept nogil:
+                        double *m, double *w, double *t, double *c) noexcept nogil:
     """Merge the partials of a[o, r0:r1, i0:i1] into m[i0:i1], w[i0:i1], t[i0:i1]."""
     cdef const a_t *ap = a + o * va.s0 + r0 * va.s1 + i0 * va.s2
     cdef const b_t *bp = NULL
@@ -69,32 +71,32 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
         bs2 = vb.s2
     if i1 - i0 == 1:
         if a_t is double and b_t is double:
-            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0)
+            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is float:
-            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0)
+            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is double:
-            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0)
+            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
         else:
-            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0)
+            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
     else:
         if a_t is double and b_t is double:
             lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
-                        m + i0, w + i0, t + i0)
+                        m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is float:
             lse_cols_ff(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
-                        m + i0, w + i0, t + i0)
+                        m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is double:
             lse_cols_fd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
-                        m + i0, w + i0, t + i0)
+                        m + i0, w + i0, t + i0, c + i0)
         else:
             lse_cols_df(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
-                        m + i0, w + i0, t + i0)
+                        m + i0, w + i0, t + i0, c + i0)
 
 
 cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
-              double *m, double *w, double *t) except -1 nogil:
+              double *m, double *w, double *t, double *c) except -1 nogil:
     """Merge the partials of a 3-D view, reduced over its middle axis, into the
-    (n0, n2) C-contiguous partial arrays m, w, t.
+    (n0, n2) C-contiguous partial arrays m, w, t, c.
 
     Threads take whole output tiles when there are enough of them; otherwise each
     thread reduces a slice of the reduced axis into its own partials, merged after.
@@ -104,37 +106,41 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
     cdef Py_ssize_t ntasks = va.n0 * ntiles
     cdef Py_ssize_t nout = va.n0 * va.n2
     cdef int nt = lse_max_threads()
-    cdef Py_ssize_t k, o, i0, i1, r0, r1, j, per
+    cdef Py_ssize_t k, o, i0, i1, r0, r1, j, per, q
     cdef double *buf
     if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
         nt = 1
     if nt > 1 and ntasks < 2 * nt and va.n1 >= 2 * nt:
         # Few outputs, long reductions: split the reduced axis between threads.
-        buf = <double *> malloc(3 * nt * nout * sizeof(double))
+        # buf holds nt partials (m, w, t, c) of nout elements each, one after the other.
+        buf = <double *> malloc(4 * nt * nout * sizeof(double))
         if buf == NULL:
             with gil:
                 raise MemoryError()
-        for j in range(nt * nout):
-            buf[j] = -INFINITY
-            buf[nt * nout + j] = 0.0
-            buf[2 * nt * nout + j] = 0.0
+        for j in range(4 * nt * nout):
+            buf[j] = 0.0
+        for q in range(nt):
+            for j in range(nout):
+                buf[4 * q * nout + j] = -INFINITY
         per = (va.n1 + nt - 1) // nt
         for k in prange(nt * ntasks, num_threads=nt, schedule="static"):
-            r0 = (k // ntasks) * per
+            q = k // ntasks
+            r0 = q * per
             r1 = min(r0 + per, va.n1)
             o = (k % ntasks) // ntiles
             i0 = ((k % ntasks) % ntiles) * tile
             i1 = min(i0 + tile, va.n2)
             if r0 < r1:
                 _block(a, &va, b, &vb, o, r0, r1, i0, i1, inv_tau,
-                       buf + (k // ntasks) * nout + o * va.n2,
-                       buf + nt * nout + (k // ntasks) * nout + o * va.n2,
-                       buf + 2 * nt * nout + (k // ntasks) * nout + o * va.n2)
-        for k in range(nt):
+                       buf + 4 * q * nout + o * va.n2,
+                       buf + (4 * q + 1) * nout + o * va.n2,
+                       buf + (4 * q + 2) * nout + o * va.n2,
+                       buf + (4 * q + 3) * nout + o * va.n2)
+        for q in range(nt):
             for j in range(nout):
-                lse_merge(m + j, w + j, t + j, buf[k * nout + j],
-                          buf[nt * nout + k * nout + j], buf[2 * nt * nout + k * nout + j],
-                          inv_tau)
+                lse_merge(m + j, w + j, t + j, c + j,
+                          buf[4 * q * nout + j], buf[(4 * q + 1) * nout + j],
+                          buf[(4 * q + 2) * nout + j], buf[(4 * q + 3) * nout + j], inv_tau)
         free(buf)
     else:
         for k in prange(ntasks, num_threads=nt, schedule="static"):
@@ -142,7 +148,7 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
             i0 = (k % ntiles) * tile
             i1 = min(i0 + tile, va.n2)
             _block(a, &va, b, &vb, o, 0, va.n1, i0, i1, inv_tau,
-                   m + o * va.n2, w + o * va.n2, t + o * va.n2)
+                   m + o * va.n2, w + o * va.n2, t + o * va.n2, c + o * va.n2)
     return 0
 
 
@@ -155,7 +161,7 @@ cdef inline View _view(const Py_ssize_t *shape, const Py_ssize_t *strides,
 
 
 def accumulate(const a_t[:, :, :] a, double inv_tau,
-               double[:, ::1] m, double[:, ::1] w, double[:, ::1] t):
+               double[:, ::1] m, double[:, ::1] w, double[:, ::1] t, double[:, ::1] c):
     """Merge the log-sum-exp partials of ``a`` over its middle axis into ``m, w, t``.
 
     Parameters
@@ -163,20 +169,22 @@ def accumulate(const a_t[:, :, :] a, double inv_tau,
     a : (n0, n1, n2) float32 or float64 memoryview, any strides    # IN
     inv_tau : float
         The inverse temperature, ``1 / tau``.
-    m, w, t : (n0, n2) C-contiguous float64 arrays                 # IN/OUT
+    m, w, t, c : (n0, n2) C-contiguous float64 arrays              # IN/OUT
         The running partial: max, weight of the maximal terms, and the scaled sum of
-        the other terms (see ``_lse_blocks.h``).
+        the other terms with its compensation (see ``_lse_blocks.h``).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef View vb = va
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
         return
     with nogil:
-        _run(&a[0, 0, 0], va, <const a_t *> NULL, vb, inv_tau, &m[0, 0], &w[0, 0], &t[0, 0])
+        _run(&a[0, 0, 0], va, <const a_t *> NULL, vb, inv_tau,
+             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0])
 
 
 def accumulate_weighted(const a_t[:, :, :] a, const b_t[:, :, :] b, double inv_tau,
-                        double[:, ::1] m, double[:, ::1] w, double[:, ::1] t):
+                        double[:, ::1] m, double[:, ::1] w, double[:, ::1] t,
+                        double[:, ::1] c):
     """Like `accumulate` with the weights ``b`` (same shape as ``a``, any strides,
     zero strides for broadcast weights)."""
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
@@ -184,22 +192,33 @@ def accumulate_weighted(const a_t[:, :, :] a, const b_t[:, :, :] b, double inv_t
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
         return
     with nogil:
-        _run(&a[0, 0, 0], va, &b[0, 0, 0], vb, inv_tau, &m[0, 0], &w[0, 0], &t[0, 0])
+        _run(&a[0, 0, 0], va, &b[0, 0, 0], vb, inv_tau,
+             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0])
 
 
-def finalize(const double[::1] m, const double[::1] w, const double[::1] t, double tau,
-             double[::1] out, double[::1] sign, double[::1] log_sum):
-    """Turn partials into ``out = m + tau log|w + t|``, its ``sign`` and ``log_sum = log|w + t|``.
+def finalize(const double[::1] m, const double[::1] w, const double[::1] t,
+             const double[::1] c, double tau,
+             double[::1] out, double[::1] sign, double[::1] log_sum,
+             const double[::1] divisor=None):
+    """Turn partials into ``out = m + tau log|S|``, ``sign = sign(S)`` and
+    ``log_sum = log|S|`` for the scaled sum ``S = (w + t + c) / divisor``.
 
-    A slice whose max is -inf (empty, all -inf, or all weights zero) has a zero total:
-    ``-inf`` with sign 0.  A nan result has a nan sign.
+    The division (for means) is carried in double-double, so that it costs no
+    accuracy. A slice whose max is -inf (empty, all -inf, or all weights zero) has a
+    zero total: ``-inf`` with sign 0.  A nan result has a nan sign.
     """
     cdef Py_ssize_t j
-    cdef double sg, lg, res
+    cdef double sg, lh, ll, lg, res, wj, tj, cj, lw, lt
     with nogil:
         for j in range(m.shape[0]):
-            lg = lse_log_abs_sum(w[j], t[j], &sg)
-            res = m[j] + tau * lg
+            wj, tj, cj = w[j], t[j], c[j]
+            if divisor is not None:
+                wj = lse_div_dd(wj, divisor[j], &lw)
+                tj = lse_div_dd(tj, divisor[j], &lt)
+                cj = cj / divisor[j] + lw + lt
+            lse_log_abs_sum(wj, tj, cj, &lh, &ll, &sg)
+            lg = lh + ll
+            res = lse_shift_add(m[j], tau, lh, ll)
             if m[j] == -INFINITY and not isnan(lg):
                 res = -INFINITY
                 sg = 0.0

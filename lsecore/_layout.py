@@ -48,8 +48,8 @@ def _sorted_dims(a: np.ndarray, b: np.ndarray | None, axes) -> list[_Dim]:
 
 def reduce_partials(
     a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None = None, inv_tau: float = 1.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The log-sum-exp partials ``(m, w, t)`` of ``a`` over ``axes``, in one read.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The log-sum-exp partials ``(m, w, t, c)`` of ``a`` over ``axes``, in one read.
 
     Parameters
     ----------
@@ -64,14 +64,15 @@ def reduce_partials(
 
     Returns
     -------
-    m, w, t : ndarray of float64, shape of ``a`` without ``axes``
+    m, w, t, c : ndarray of float64, shape of ``a`` without ``axes``
         ``m`` the max, ``w`` the summed weight of the elements equal to ``m``,
-        ``t`` the sum of ``b exp((a - m) / tau)`` over the others.
+        ``t + c`` the sum of ``b exp((a - m) / tau)`` over the others (``c`` is the
+        compensation of the float64 sum ``t``).
 
     Examples
     --------
     >>> import numpy as np
-    >>> m, w, t = reduce_partials(np.array([[0.0, -1.0], [2.0, 2.0]]), (1,))
+    >>> m, w, t, c = reduce_partials(np.array([[0.0, -1.0], [2.0, 2.0]]), (1,))
     >>> m, w
     (array([0., 2.]), array([1., 2.]))
     """
@@ -99,6 +100,7 @@ def reduce_partials(
     m = np.full(pshape, -np.inf)
     w = np.zeros(pshape)
     t = np.zeros(pshape)
+    c = np.zeros(pshape)
 
     if a.size:
         loop = kept + red
@@ -108,11 +110,11 @@ def reduce_partials(
         bv = None if b is None else as_strided(b, shape, [d.b_stride for d in dims], writeable=False)
         nkept = len(kept)
         for index in itertools.product(*(range(d.size) for d in loop)):
-            pm, pw, pt = m[index[:nkept]], w[index[:nkept]], t[index[:nkept]]
+            part = [p[index[:nkept]] for p in (m, w, t, c)]
             if bv is None:
-                _kernel.accumulate(av[index], inv_tau, pm, pw, pt)
+                _kernel.accumulate(av[index], inv_tau, *part)
             else:
-                _kernel.accumulate_weighted(av[index], bv[index], inv_tau, pm, pw, pt)
+                _kernel.accumulate_weighted(av[index], bv[index], inv_tau, *part)
 
     # Back to the kept axes' order: split merged dims, then transpose and un-flip.
     order = [k for d in kept + [outer, inner] for k in d.axes]
@@ -122,8 +124,8 @@ def reduce_partials(
     unflip = tuple(
         slice(None, None, -1) if k in flipped else slice(None) for k in kept_axes
     )
-    result = []
-    for p in (m, w, t):
-        p = p.reshape([a.shape[k] for k in order]).transpose(back)[unflip]
-        result.append(p.reshape(out_shape))
-    return result[0], result[1], result[2]
+    m, w, t, c = (
+        p.reshape([a.shape[k] for k in order]).transpose(back)[unflip].reshape(out_shape)
+        for p in (m, w, t, c)
+    )
+    return m, w, t, c

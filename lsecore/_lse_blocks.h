@@ -21,21 +21,27 @@ static inline int lse_max_threads(void)
 }
 
 /*
- * A partial of a set of (a_i, b_i) is (m, w, t):
+ * A partial of a set of (a_i, b_i) is (m, w, t, c):
  *   m = max a_i (over b_i != 0), -inf for an empty set,
  *   w = sum of b_i over the elements with a_i == m (their exp factor is exactly 1),
- *   t = sum of b_i * exp((a_i - m) / tau) over the other elements.
- * The sum is exp(m / tau) * (w + t).  Keeping the maximal terms out of t lets the
- * finalizer use log1p(t) when t is below one ulp of w, and ties and merges stay exact.
+ *   t + c = sum of b_i * exp((a_i - m) / tau) over the other elements, as a float64
+ *           sum t and the compensation c that Kahan/Neumaier summation carries.
+ * The sum is exp(m / tau) * (w + t + c).  Keeping the maximal terms out of t lets the
+ * finalizer use log1p(t + c) when t is below one ulp of w, and ties and merges stay exact.
  *
  * The loops below keep LSE_LANES independent Kahan accumulators so that the
  * compiler vectorizes them without reassociating a floating-point reduction.
  */
 
 #define LSE_LANES 32        /* independent accumulators in the exp pass */
-#define LSE_ROW_BLOCK 2048  /* elements of a row reduced per max pass: stays in L1 */
-#define LSE_TILE 256        /* columns of a column tile */
-#define LSE_TILE_ROWS 16    /* rows of a column tile per max pass */
+/*
+ * A block is read once from memory by its max pass and again, from cache (128 KiB for
+ * float64, in L2), by its exp pass.  Long blocks keep rescales of the running sum rare:
+ * each costs up to an ulp of what was summed before it.
+ */
+#define LSE_ROW_BLOCK 16384 /* elements of a row per block */
+#define LSE_TILE 64         /* columns of a column tile */
+#define LSE_TILE_ROWS 256   /* rows of a column tile per block */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LSE_NO_CLONES)
 #define LSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -92,23 +98,6 @@ LSE_INLINE double lse_exp_nonpos(double x)
     return x < -708.0 ? 0.0 : scaled;
 }
 
-/* Merge the partial (m2, w2, t2) into (*m, *w, *t). Associative and commutative. */
-LSE_INLINE void lse_merge(double *m, double *w, double *t,
-                          double m2, double w2, double t2, double inv_tau)
-{
-    if (m2 > *m) {
-        double f = exp((*m - m2) * inv_tau);
-        *t = (*w + *t) * f + t2;
-        *w = w2;
-        *m = m2;
-    } else if (m2 == *m) {
-        *w += w2;
-        *t += t2;
-    } else {
-        *t += (w2 + t2) * exp((m2 - *m) * inv_tau);
-    }
-}
-
 /* Neumaier's compensated add of x into (*s, *c); the sum is *s + *c. */
 LSE_INLINE void lse_neumaier(double *s, double *c, double x)
 {
@@ -116,6 +105,100 @@ LSE_INLINE void lse_neumaier(double *s, double *c, double x)
     if (fabs(*s) >= fabs(x)) *c += (*s - u) + x;
     else *c += (x - u) + *s;
     *s = u;
+}
+
+/* Knuth's two-sum: the rounding error of s = x + y. */
+LSE_INLINE double lse_two_sum_err(double x, double y, double s)
+{
+    double yy = s - x;
+    return (x - (s - yy)) + (y - yy);
+}
+
+/* Dekker's two-product, without FMA: x * y = p + *e exactly (for |x|, |y| < 2^995). */
+LSE_INLINE double lse_two_prod(double x, double y, double *e)
+{
+    const double split = 134217729.0;            /* 2^27 + 1 */
+    double p = x * y;
+    double xs = x * split, xh = xs - (xs - x), xl = x - xh;
+    double ys = y * split, yh = ys - (ys - y), yl = y - yh;
+    *e = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl;
+    return p;
+}
+
+/*
+ * exp(x), |x| < 708, as hi + *lo, about 2^-60 relative: the factor of the rare rescales
+ * of a running sum, which must not cost an ulp each, and the finalizer's Newton step.  exp(r) = 1 + r + r^2/2 + r^3 q
+ * with the first three terms summed exactly.
+ */
+static inline double lse_exp_dd(double x, double *lo)
+{
+    const double inv_ln2 = 0x1.71547652b82fep0;
+    const double ln2_hi = 0x1.62e42fefa3800p-1;
+    const double ln2_lo = 0x1.ef35793c76730p-45;
+    *lo = 0.0;
+    if (!(x > -708.0 && x < 708.0)) return exp(x);  /* +-inf, nan, the extreme ranges */
+    double kd = nearbyint(x * inv_ln2);
+    double rh = x - kd * ln2_hi;
+    double tl = kd * ln2_lo;
+    double r = rh - tl;
+    double rl = (rh - r) - tl;
+    double q = 1.0 / 1307674368000.0;
+    double f = 87178291200.0;
+    for (int k = 14; k >= 3; k--) { q = q * r + 1.0 / f; f /= k; }
+    double r2l, r2h = lse_two_prod(r, r, &r2l);
+    double h = 1.0 + r;
+    double l = (1.0 - h) + r;
+    double h2 = h + 0.5 * r2h;
+    double l2 = lse_two_sum_err(h, 0.5 * r2h, h2);
+    double small = l + l2 + 0.5 * r2l + r * r2h * q + rl * (1.0 + r);
+    double p = h2 + small;
+    double plo = (h2 - p) + small;
+    double scale = ldexp(1.0, (int)kd);
+    *lo = plo * scale;
+    return p * scale;
+}
+
+/* Add x * (fh + fl) to the compensated sum (*t, *c). */
+LSE_INLINE void lse_add_scaled(double *t, double *c, double x, double fh, double fl)
+{
+    double e, p = lse_two_prod(x, fh, &e);
+    lse_neumaier(t, c, p);
+    *c += e + x * fl;
+}
+
+/* Rescale the partial's sum by exp(d), d < 0, when its max moves up by -d: the
+ * maximal terms join t. */
+LSE_INLINE void lse_rescale(double *w, double *t, double *c, double d)
+{
+    double fl, fh = lse_exp_dd(d, &fl);
+    double e, p = lse_two_prod(*t, fh, &e);
+    double cc = *c * fh + e + *t * fl;
+    *t = p;
+    *c = cc;
+    lse_add_scaled(t, c, *w, fh, fl);
+    *w = 0.0;
+}
+
+/* Merge the partial (m2, w2, t2, c2) into (*m, *w, *t, *c). Associative and commutative. */
+LSE_INLINE void lse_merge(double *m, double *w, double *t, double *c,
+                          double m2, double w2, double t2, double c2, double inv_tau)
+{
+    if (m2 > *m) {
+        lse_rescale(w, t, c, (*m - m2) * inv_tau);
+        *m = m2;
+        *w = w2;
+        lse_neumaier(t, c, t2);
+        *c += c2;
+    } else if (m2 == *m) {
+        *w += w2;
+        lse_neumaier(t, c, t2);
+        *c += c2;
+    } else {
+        double fl, fh = lse_exp_dd((m2 - *m) * inv_tau, &fl);
+        lse_add_scaled(t, c, w2, fh, fl);
+        lse_add_scaled(t, c, t2, fh, fl);
+        *c += c2 * fh;
+    }
 }
 
 /*
@@ -198,46 +281,41 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
                                                                                           \
 LSE_INLINE void lse_row_impl_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb, \
                                    ptrdiff_t n, double inv_tau,                           \
-                                   double *m, double *w, double *t)                       \
+                                   double *m, double *w, double *t, double *c)            \
 {                                                                                         \
-    double tc = 0.0;                                                                      \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
         ptrdiff_t len = n - i0 < LSE_ROW_BLOCK ? n - i0 : LSE_ROW_BLOCK;                  \
         const A_T *ab = a + i0 * sa;                                                      \
         const B_T *bb = b == NULL ? NULL : b + i0 * sb;                                   \
         double bm = lse_block_max_##SUF(ab, sa, bb, sb, len);                             \
         if (bm > *m) {                                                                    \
-            double f = exp((*m - bm) * inv_tau);                                          \
-            *t = (*w + *t) * f;                                                           \
-            tc *= f;                                                                      \
-            *w = 0.0;                                                                     \
+            lse_rescale(w, t, c, (*m - bm) * inv_tau);                                    \
             *m = bm;                                                                      \
         }                                                                                 \
-        lse_block_sum_##SUF(ab, sa, bb, sb, len, *m, inv_tau, w, t, &tc);                 \
+        lse_block_sum_##SUF(ab, sa, bb, sb, len, *m, inv_tau, w, t, c);                   \
     }                                                                                     \
-    *t += tc;                                                                             \
 }                                                                                         \
                                                                                           \
 LSE_CLONES void lse_row_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb,     \
                               ptrdiff_t n, double inv_tau,                                \
-                              double *m, double *w, double *t)                            \
+                              double *m, double *w, double *t, double *c)                 \
 {                                                                                         \
     if (b == NULL) {                                                                      \
-        if (sa == 1) lse_row_impl_##SUF(a, 1, NULL, 0, n, inv_tau, m, w, t);              \
-        else lse_row_impl_##SUF(a, sa, NULL, 0, n, inv_tau, m, w, t);                     \
+        if (sa == 1) lse_row_impl_##SUF(a, 1, NULL, 0, n, inv_tau, m, w, t, c);            \
+        else lse_row_impl_##SUF(a, sa, NULL, 0, n, inv_tau, m, w, t, c);                   \
     } else {                                                                              \
-        if (sa == 1 && sb == 1) lse_row_impl_##SUF(a, 1, b, 1, n, inv_tau, m, w, t);      \
-        else lse_row_impl_##SUF(a, sa, b, sb, n, inv_tau, m, w, t);                       \
+        if (sa == 1 && sb == 1) lse_row_impl_##SUF(a, 1, b, 1, n, inv_tau, m, w, t, c);    \
+        else lse_row_impl_##SUF(a, sa, b, sb, n, inv_tau, m, w, t, c);                     \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,             \
                                     const B_T *b, ptrdiff_t br, ptrdiff_t bi,             \
                                     ptrdiff_t nr, ptrdiff_t nj, double inv_tau,           \
-                                    double *mt, double *wt, double *tt)                   \
+                                    double *mt, double *wt, double *tt, double *ct)       \
 {                                                                                         \
     double bm[LSE_TILE], s[LSE_TILE], c[LSE_TILE];                                        \
-    for (ptrdiff_t j = 0; j < nj; j++) { s[j] = tt[j]; c[j] = 0.0; }                      \
+    for (ptrdiff_t j = 0; j < nj; j++) { s[j] = tt[j]; c[j] = -ct[j]; }                   \
     for (ptrdiff_t r0 = 0; r0 < nr; r0 += LSE_TILE_ROWS) {                                \
         ptrdiff_t r1 = nr - r0 < LSE_TILE_ROWS ? nr : r0 + LSE_TILE_ROWS;                 \
         for (ptrdiff_t j = 0; j < nj; j++) bm[j] = -INFINITY;                             \
@@ -248,12 +326,12 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                 bm[j] = x > bm[j] ? x : bm[j];                                            \
             }                                                                             \
         for (ptrdiff_t j = 0; j < nj; j++) {                                              \
-            int up = bm[j] > mt[j];                                                       \
-            double f = lse_exp_nonpos((mt[j] - bm[j]) * inv_tau);                         \
-            s[j] = up ? (wt[j] + s[j]) * f : s[j];                                        \
-            c[j] = up ? c[j] * f : c[j];                                                  \
-            wt[j] = up ? 0.0 : wt[j];                                                     \
-            mt[j] = up ? bm[j] : mt[j];                                                   \
+            if (bm[j] > mt[j]) {                                                          \
+                double cj = -c[j];                                                        \
+                lse_rescale(wt + j, s + j, &cj, (mt[j] - bm[j]) * inv_tau);               \
+                c[j] = -cj;                                                               \
+                mt[j] = bm[j];                                                            \
+            }                                                                             \
         }                                                                                 \
         for (ptrdiff_t r = r0; r < r1; r++)                                               \
             for (ptrdiff_t j = 0; j < nj; j++) {                                          \
@@ -269,25 +347,25 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                 s[j] = u;                                                                 \
             }                                                                             \
     }                                                                                     \
-    for (ptrdiff_t j = 0; j < nj; j++) tt[j] = s[j] - c[j];                               \
+    for (ptrdiff_t j = 0; j < nj; j++) { tt[j] = s[j]; ct[j] = -c[j]; }                   \
 }                                                                                         \
                                                                                           \
 LSE_CLONES void lse_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                  \
                                const B_T *b, ptrdiff_t br, ptrdiff_t bi,                  \
                                ptrdiff_t nr, ptrdiff_t ni, double inv_tau,                \
-                               double *m, double *w, double *t)                           \
+                               double *m, double *w, double *t, double *c)                \
 {                                                                                         \
     for (ptrdiff_t j0 = 0; j0 < ni; j0 += LSE_TILE) {                                     \
         ptrdiff_t nj = ni - j0 < LSE_TILE ? ni - j0 : LSE_TILE;                           \
         const A_T *at = a + j0 * si;                                                      \
         if (b == NULL) {                                                                  \
             if (si == 1) lse_cols_impl_##SUF(at, sr, 1, NULL, 0, 0, nr, nj, inv_tau,      \
-                                             m + j0, w + j0, t + j0);                     \
+                                             m + j0, w + j0, t + j0, c + j0);                     \
             else lse_cols_impl_##SUF(at, sr, si, NULL, 0, 0, nr, nj, inv_tau,             \
-                                     m + j0, w + j0, t + j0);                             \
+                                     m + j0, w + j0, t + j0, c + j0);                             \
         } else {                                                                          \
             lse_cols_impl_##SUF(at, sr, si, b + j0 * bi, br, bi, nr, nj, inv_tau,         \
-                                m + j0, w + j0, t + j0);                                  \
+                                m + j0, w + j0, t + j0, c + j0);                                  \
         }                                                                                 \
     }                                                                                     \
 }
@@ -298,16 +376,54 @@ LSE_DEFINE(fd, float, double)
 LSE_DEFINE(df, double, float)
 
 /*
- * log|w + t| accurately, and its sign: log1p of (|w + t| - 1) formed as (|w| - 1) +- t
- * when the sum is near 1 (so that w = 1, t < one ulp keeps t), log otherwise.
+ * log|w + t + c| as *lh + *ll (about 2^-60 relative) and the sign of w + t + c.
+ * *lh is libm's log1p of (|w| - 1) + t near 1, so that w = 1 and a t below one ulp of 1
+ * keep t, and its log elsewhere; *ll is one Newton step against exp(*lh) in double-double.
  */
-LSE_INLINE double lse_log_abs_sum(double w, double t, double *sign)
+LSE_INLINE void lse_log_abs_sum(double w, double t, double c,
+                                double *lh, double *ll, double *sign)
 {
     double s = w + t;
-    *sign = s > 0 ? 1.0 : (s < 0 ? -1.0 : (s == 0 ? 0.0 : NAN));
-    if (s < 0) { w = -w; t = -t; s = -s; }
-    if (s >= 0.5 && s <= 2.0) return log1p((w - 1.0) + t);
-    return log(s);
+    double lo = isfinite(s) ? lse_two_sum_err(w, t, s) + c : 0.0;
+    double total = s + lo;
+    *sign = total > 0 ? 1.0 : (total < 0 ? -1.0 : (total == 0 ? 0.0 : NAN));
+    if (total < 0) { w = -w; t = -t; c = -c; s = -s; lo = -lo; }
+    *ll = 0.0;
+    if (!isfinite(s) || s == 0.0) {                  /* inf, nan, or only c is left */
+        *lh = isfinite(s) ? log(fabs(lo)) : log(s);
+        return;
+    }
+    double h = s, l = lo;                            /* the sum as h + l */
+    if (s >= 0.5 && s <= 2.0) {
+        double v = w - 1.0;
+        double u = v + t;
+        double ulo = lse_two_sum_err(v, t, u) + c;
+        *lh = log1p(u);
+        h = 1.0 + u;
+        l = lse_two_sum_err(1.0, u, h) + ulo;
+    } else {
+        *lh = log(s);
+    }
+    double el, eh = lse_exp_dd(*lh, &el);
+    *ll = ((h - eh) + (l - el)) / eh;
+}
+
+/* x / d as a quotient plus *lo, the rest of the exact quotient to about 2^-104. */
+LSE_INLINE double lse_div_dd(double x, double d, double *lo)
+{
+    double q = x / d;
+    double pe, p = lse_two_prod(q, d, &pe);
+    *lo = isfinite(q) ? ((x - p) - pe) / d : 0.0;
+    return q;
+}
+
+/* m + tau (lh + ll), rounded once at the end where it matters. */
+LSE_INLINE double lse_shift_add(double m, double tau, double lh, double ll)
+{
+    if (!isfinite(m) || !isfinite(lh) || !isfinite(ll)) return m + tau * (lh + ll);
+    double pe, p = lse_two_prod(tau, lh, &pe);
+    double s = m + p;
+    return s + (lse_two_sum_err(m, p, s) + pe + tau * ll);
 }
 
 #endif
