@@ -1,0 +1,1 @@
+"""asv benchmark suite for lsearray (logsumexp, softmax, log_softmax, logmeanexp)."""
