@@ -44,7 +44,8 @@ class Finalized:
         out, sign, log_total = np.empty_like(m), np.empty_like(m), np.empty_like(m)
         lsecore.finalize(m, w, t, c, tau, out, sign, log_total, divisor)
         self.m = m.reshape(shape)
-        self.total = (w + t + c).reshape(shape)
+        with np.errstate(invalid="ignore"):
+            self.total = (w + t + c).reshape(shape)
         self.log_total = log_total.reshape(shape)
         self.out = out.reshape(shape)
         self.sign = sign.reshape(shape)

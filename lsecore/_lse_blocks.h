@@ -102,8 +102,8 @@ LSE_INLINE double lse_exp_nonpos(double x)
 LSE_INLINE void lse_neumaier(double *s, double *c, double x)
 {
     double u = *s + x;
-    if (fabs(*s) >= fabs(x)) *c += (*s - u) + x;
-    else *c += (x - u) + *s;
+    double e = fabs(*s) >= fabs(x) ? (*s - u) + x : (x - u) + *s;
+    *c += e == e ? e : 0.0;                      /* an infinite sum has no error */
     *s = u;
 }
 
@@ -114,14 +114,15 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
-/* Dekker's two-product, without FMA: x * y = p + *e exactly (for |x|, |y| < 2^995). */
+/* Dekker's two-product, without FMA: x * y = p + *e exactly (for |x|, |y| < 2^995);
+ * *e = 0 when p is not finite. */
 LSE_INLINE double lse_two_prod(double x, double y, double *e)
 {
     const double split = 134217729.0;            /* 2^27 + 1 */
     double p = x * y;
     double xs = x * split, xh = xs - (xs - x), xl = x - xh;
     double ys = y * split, yh = ys - (ys - y), yl = y - yh;
-    *e = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl;
+    *e = isfinite(p) ? ((xh * yh - p) + xh * yl + xl * yh) + xl * yl : 0.0;
     return p;
 }
 
@@ -257,7 +258,8 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
             ww[j] += top ? bj : 0.0;                                                      \
             double y = e - c[j];                                                          \
             double u = s[j] + y;                                                          \
-            c[j] = (u - s[j]) - y;                                                        \
+            double cj = (u - s[j]) - y;                                                   \
+            c[j] = cj == cj ? cj : 0.0;           /* an infinite sum has no error */      \
             s[j] = u;                                                                     \
         }                                                                                 \
     for (; i < n; i++) {                                                                  \
@@ -269,7 +271,8 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
         ww[0] += top ? bj : 0.0;                                                          \
         double y = e - c[0];                                                              \
         double u = s[0] + y;                                                              \
-        c[0] = (u - s[0]) - y;                                                            \
+        double c0 = (u - s[0]) - y;                                                       \
+        c[0] = c0 == c0 ? c0 : 0.0;                                                       \
         s[0] = u;                                                                         \
     }                                                                                     \
     for (int j = 0; j < LSE_LANES; j++) {                                                 \
@@ -343,7 +346,8 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                 wt[j] += top ? bj : 0.0;                                                  \
                 double y = e - c[j];                                                      \
                 double u = s[j] + y;                                                      \
-                c[j] = (u - s[j]) - y;                                                    \
+                double cj = (u - s[j]) - y;                                               \
+                c[j] = cj == cj ? cj : 0.0;                                               \
                 s[j] = u;                                                                 \
             }                                                                             \
     }                                                                                     \
