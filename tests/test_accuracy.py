@@ -57,6 +57,9 @@ POSITIVE_CASES = {
     "sorted-ascending": lambda: (np.sort(_normal("asc", 10_000, scale=3.0)), None, 1.0),
     "sorted-descending": lambda: (np.sort(_normal("desc", 10_000, scale=3.0))[::-1].copy(), None, 1.0),
     "zeros-1e4": lambda: (np.zeros(10_000), None, 1.0),
+    # longer than one kernel block, so the running max moves up between blocks
+    "sorted-ascending-1e5-slow": lambda: (np.sort(_normal("asc5", 100_000, scale=0.01)), None, 1.0),
+    "dominant-last-after-6e4": lambda: (np.r_[_normal("late", 60_000, 1.0, -40.0), 0.0], None, 1.0),
     "weights-positive": lambda: (_normal("wp", 1000), _rng("wpb").uniform(0.0, 2.0, 1000), 1.0),
     "weights-positive-dominant": lambda: (np.array([0.0, -50.0, -45.0]), np.array([0.25, 3.0, 7.0]), 1.0),
     "weights-positive-ties": lambda: (np.zeros(9), np.arange(1.0, 10.0), 1.0),
@@ -146,3 +149,14 @@ def test_ulp_error_along_an_axis(layout):
     errs = [ulp_error(g, e, np.float64) for g, e in zip(got, exact)]
     worst = int(np.argmax(errs))
     assert max(errs) <= 1.0, f"row {worst}: {errs[worst]:.3f} ulp"
+
+
+@pytest.mark.parametrize("case", ["sorted-ascending-1e5-slow", "dominant-last-after-6e4"])
+def test_ulp_error_down_long_columns(case):
+    """Columns longer than a kernel tile: the column path's rescales stay within 1 ulp."""
+    a, _, _ = POSITIVE_CASES[case]()
+    exact = mp_logsumexp(a)[0]
+    cols = np.ascontiguousarray(np.stack([a, a, a], axis=1))
+    got = lsearray.logsumexp(cols, axis=0)
+    errs = [ulp_error(g, exact, np.float64) for g in got]
+    assert max(errs) <= 1.0, f"{case}: {max(errs):.3f} ulp"
