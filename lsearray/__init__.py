@@ -1,6 +1,13 @@
 """Log-sum-exp, softmax and their relatives: fast, accurate and single-pass."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from lsearray._reductions import logmeanexp, logsumexp
 from lsearray._softmax import log_softmax, softmax
 
-__all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]
+try:
+    __version__ = version("lsearray")
+except PackageNotFoundError:  # imported from a source tree that is not installed
+    __version__ = "unknown"
+
+__all__ = ["__version__", "log_softmax", "logmeanexp", "logsumexp", "softmax"]

@@ -18,8 +18,6 @@ class Finalized:
     ----------
     m : ndarray
         The max over each slice (the shift).
-    total : ndarray
-        ``w + t + c``: the slice's sum of ``b exp((a - m) / tau)``.
     log_total : ndarray
         ``log|total|``, accurate when ``total`` is within an ulp of 1.
     out : ndarray
@@ -44,11 +42,17 @@ class Finalized:
         out, sign, log_total = np.empty_like(m), np.empty_like(m), np.empty_like(m)
         lsecore.finalize(m, w, t, c, tau, out, sign, log_total, divisor)
         self.m = m.reshape(shape)
-        with np.errstate(invalid="ignore"):
-            self.total = (w + t + c).reshape(shape)
+        self._sum = (w, t, c)
         self.log_total = log_total.reshape(shape)
         self.out = out.reshape(shape)
         self.sign = sign.reshape(shape)
+
+    @property
+    def total(self) -> np.ndarray:
+        """``w + t + c``: the slice's sum of ``b exp((a - m) / tau)`` (divisor aside)."""
+        w, t, c = self._sum
+        with np.errstate(invalid="ignore"):
+            return (w + t + c).reshape(self.m.shape)
 
 
 def reduce(p: Prepared, divisor: np.ndarray | None = None) -> Finalized:

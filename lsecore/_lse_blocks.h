@@ -107,6 +107,17 @@ LSE_INLINE void lse_neumaier(double *s, double *c, double x)
     *s = u;
 }
 
+/* Kahan's compensated add of e into (*s, *c); the sum is *s - *c.  An infinite
+ * sum has no rounding error to carry (and inf - inf would poison the next adds). */
+LSE_INLINE void lse_kahan(double *s, double *c, double e)
+{
+    double y = e - *c;
+    double u = *s + y;
+    double err = (u - *s) - y;
+    *c = err == err ? err : 0.0;
+    *s = u;
+}
+
 /* Knuth's two-sum: the rounding error of s = x + y. */
 LSE_INLINE double lse_two_sum_err(double x, double y, double s)
 {
@@ -256,11 +267,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
             double e = bj * lse_exp_nonpos((x - m) * inv_tau);                            \
             e = (top || bj == 0) ? 0.0 : e;                                               \
             ww[j] += top ? bj : 0.0;                                                      \
-            double y = e - c[j];                                                          \
-            double u = s[j] + y;                                                          \
-            double cj = (u - s[j]) - y;                                                   \
-            c[j] = cj == cj ? cj : 0.0;           /* an infinite sum has no error */      \
-            s[j] = u;                                                                     \
+            lse_kahan(s + j, c + j, e);                                                   \
         }                                                                                 \
     for (; i < n; i++) {                                                                  \
         double x = (double)a[i * sa];                                                     \
@@ -269,11 +276,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
         double e = bj * lse_exp_nonpos((x - m) * inv_tau);                                \
         e = (top || bj == 0) ? 0.0 : e;                                                   \
         ww[0] += top ? bj : 0.0;                                                          \
-        double y = e - c[0];                                                              \
-        double u = s[0] + y;                                                              \
-        double c0 = (u - s[0]) - y;                                                       \
-        c[0] = c0 == c0 ? c0 : 0.0;                                                       \
-        s[0] = u;                                                                         \
+        lse_kahan(s, c, e);                                                               \
     }                                                                                     \
     for (int j = 0; j < LSE_LANES; j++) {                                                 \
         *w += ww[j];                                                                      \
@@ -344,11 +347,7 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                 double e = bj * lse_exp_nonpos((x - mt[j]) * inv_tau);                    \
                 e = (top || bj == 0) ? 0.0 : e;                                           \
                 wt[j] += top ? bj : 0.0;                                                  \
-                double y = e - c[j];                                                      \
-                double u = s[j] + y;                                                      \
-                double cj = (u - s[j]) - y;                                               \
-                c[j] = cj == cj ? cj : 0.0;                                               \
-                s[j] = u;                                                                 \
+                lse_kahan(s + j, c + j, e);                                               \
             }                                                                             \
     }                                                                                     \
     for (ptrdiff_t j = 0; j < nj; j++) { tt[j] = s[j]; ct[j] = -c[j]; }                   \
