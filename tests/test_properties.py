@@ -182,3 +182,18 @@ def test_float32_float64_consistency(dtype, data):
     assert got.dtype == dtype
     exact = sc.logsumexp(a.astype(np.float64))
     np.testing.assert_allclose(float(got), exact, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+
+
+# Dyadic values on a 2^-10 grid: every a_i - max(a) is exact in float64, so the only
+# errors are the library's own and the exact reference is a fair target to 1 ulp.
+dyadic = st.integers(-60 * 1024, 60 * 1024).map(lambda k: k / 1024.0)
+
+
+@settings(deadline=None, max_examples=150, database=None)
+@given(a=hnp.arrays(np.float64, st.integers(1, 200), elements=dyadic))
+def test_within_one_ulp_of_mpmath(a):
+    from reference import mp_logsumexp, ulp_error
+
+    exact = mp_logsumexp(a)[0]
+    got = lsearray.logsumexp(a)
+    assert ulp_error(got, exact, np.float64) <= 1.0, (got, float(exact))
