@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from lsearray import _generic
+from lsearray._dispatch import namespace
 from lsearray._numpy_executor import reduce
-from lsearray._validation import prepare
+from lsearray._validation import prepare, prepare_array_api
 
 __all__ = ["logmeanexp", "logsumexp"]
 
@@ -88,6 +90,12 @@ def logsumexp(
     >>> logsumexp([[0.0, 1.0], [2.0, 3.0]], axis=1, temperature=0.5)
     array([1.06346401, 3.06346401])
     """
+    xp = namespace(a, b)
+    if xp is not None:
+        p, _ = prepare_array_api(a, b, axis, temperature, "logsumexp", xp)
+        out, sign = _generic.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
+        out = _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
+        return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
     p = prepare(a, b, axis, temperature, "logsumexp")
     r = reduce(p)
     out = r.out
@@ -149,6 +157,11 @@ def logmeanexp(
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
     np.float64(3.0234319548176973)
     """
+    xp = namespace(a, b)
+    if xp is not None:
+        p, _ = prepare_array_api(a, b, axis, temperature, "logmeanexp", xp)
+        out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
+        return _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
     p = prepare(a, b, axis, temperature, "logmeanexp")
     if p.b is None:
         divisor = np.prod([p.a.shape[k] for k in p.axes], dtype=np.float64)

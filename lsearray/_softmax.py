@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from lsearray import _generic
+from lsearray._dispatch import namespace
 from lsearray._numpy_executor import reduce
-from lsearray._validation import prepare
+from lsearray._validation import prepare, prepare_array_api
 
 __all__ = ["log_softmax", "softmax"]
 
@@ -22,6 +24,16 @@ def _shifted(x: Any, axis: Any, temperature: Any, func: str):
     if p.tau != 1.0:
         z *= 1.0 / p.tau
     return p, r, z
+
+
+def _array_api(x: Any, axis: Any, temperature: Any, func: str, xp: Any) -> Any:
+    """The array-API executor's softmax or log_softmax of ``x``."""
+    p, compute = prepare_array_api(x, None, axis, temperature, func, xp)
+    if xp.isdtype(compute, "complex floating"):
+        raise TypeError(f"{func} expects real input; got dtype {compute}")
+    z = getattr(_generic, func)(p.a, p.axes, p.tau, xp)
+    z = xp.reshape(z, p.shape)
+    return _generic.shaped(z, (), True, p.dtype, xp)
 
 
 def _result(z: np.ndarray, p) -> Any:
@@ -60,6 +72,9 @@ def softmax(x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: f
     array([[0.5, 0.5],
            [0.5, 0.5]])
     """
+    xp = namespace(x)
+    if xp is not None:
+        return _array_api(x, axis, temperature, "softmax", xp)
     p, r, z = _shifted(x, axis, temperature, "softmax")
     np.exp(z, out=z)
     with np.errstate(invalid="ignore"):
@@ -99,6 +114,9 @@ def log_softmax(
     >>> log_softmax(np.log([1.0, 3.0]))
     array([-1.38629436, -0.28768207])
     """
+    xp = namespace(x)
+    if xp is not None:
+        return _array_api(x, axis, temperature, "log_softmax", xp)
     p, r, z = _shifted(x, axis, temperature, "log_softmax")
     z -= np.expand_dims(r.log_total, p.axes)
     return _result(z, p)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
+from array_api_compat import device as device_of
+from array_api_compat import is_array_api_obj
 from numpy.lib.array_utils import normalize_axis_tuple
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "prepare", "prepare_array_api"]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -104,3 +107,74 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     a = _kernel_ready(a, compute)
     b = None if b is None else _kernel_ready(b, compute)
     return Prepared(a, b, axes, tau, dtype, shape)
+
+
+def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Any:
+    """A temperature given as an array (to differentiate through it): checked where
+    its value is known (not while a function is being traced), cast to ``dtype``."""
+    tau = xp.astype(xp.asarray(temperature), dtype)
+    if tau.ndim != 0:
+        raise ValueError(f"{func}: temperature must be a scalar; got shape {tau.shape}")
+    try:
+        value = float(tau)
+    except Exception:  # a tracer (jax.jit) or a lazy array: its value is not known yet
+        return tau
+    _temperature(value, func)
+    return tau
+
+
+def prepare_array_api(
+    a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType
+) -> tuple[Prepared, Any]:
+    """`prepare` for the array-API executor: namespace-aware promotion and checks.
+
+    Integer and bool input computes in the namespace's default real floating dtype,
+    float16 and bfloat16 in float32 (returned in the input's dtype), and ``a`` and
+    ``b`` promote per the standard. Returns the prepared arguments and the dtype the
+    computation runs in.
+    """
+    a = a if is_array_api_obj(a) else xp.asarray(a)
+    dev = device_of(a)
+    numeric = ("bool", "integral", "real floating", "complex floating")
+    if not xp.isdtype(a.dtype, numeric):
+        raise TypeError(f"{func} expects a of a numeric dtype; got dtype {a.dtype}")
+    if b is None:
+        dtype = a.dtype
+    elif type(b) in (bool, int, float, complex):
+        dtype = xp.result_type(a.dtype, b)
+        b = xp.asarray(b, dtype=dtype, device=dev)
+    else:
+        b = b if is_array_api_obj(b) else xp.asarray(b, device=dev)
+        if not xp.isdtype(b.dtype, numeric):
+            raise TypeError(f"{func} expects b of a numeric dtype; got dtype {b.dtype}")
+        if device_of(b) != dev:
+            raise ValueError(f"{func}: a is on device {dev} but b is on device {device_of(b)}")
+        dtype = xp.result_type(a.dtype, b.dtype)
+    if xp.isdtype(dtype, ("bool", "integral")):
+        dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
+    compute = dtype
+    if xp.isdtype(dtype, "real floating") and xp.finfo(dtype).bits < 32:
+        compute = xp.float32
+    a = a if a.dtype == compute else xp.astype(a, compute)
+    if b is not None:
+        b = b if b.dtype == compute else xp.astype(b, compute)
+        try:
+            shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+        except ValueError:
+            raise ValueError(
+                f"b with shape {tuple(b.shape)} does not broadcast against a with shape "
+                f"{tuple(a.shape)}"
+            ) from None
+        a, b = xp.broadcast_to(a, shape), xp.broadcast_to(b, shape)
+    shape = tuple(a.shape)
+    if a.ndim == 0:
+        a = xp.reshape(a, (1,))
+        b = None if b is None else xp.reshape(b, (1,))
+    axes = tuple(range(a.ndim)) if axis is None else normalize_axis_tuple(axis, a.ndim)
+    if is_array_api_obj(temperature):
+        real = xp.real(xp.zeros((), dtype=compute)).dtype if xp.isdtype(
+            compute, "complex floating") else compute
+        tau = _array_temperature(temperature, func, xp, real)
+    else:
+        tau = _temperature(temperature, func)
+    return Prepared(a, b, axes, tau, dtype, shape), compute

@@ -1,0 +1,38 @@
+"""Which executor a call goes to: NumPy's kernel, or the array-API code with its namespace."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj, is_numpy_namespace
+
+__all__ = ["namespace"]
+
+
+def namespace(*xs: Any) -> ModuleType | None:
+    """The array-API namespace of the array arguments, or None for the NumPy kernel.
+
+    Lists, Python scalars and NumPy arrays go to the kernel (NumPy complex arrays to the
+    array-API code, with NumPy's namespace). Arrays of two libraries raise TypeError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> namespace(np.ones(3), None) is None
+    True
+    >>> namespace(np.ones(3, dtype=complex)).__name__
+    'array_api_compat.numpy'
+    """
+    arrays = [x for x in xs if x is not None and is_array_api_obj(x)]
+    if not arrays:
+        return None
+    try:
+        xp = array_namespace(*arrays)
+    except TypeError:
+        kinds = ", ".join(sorted({type(x).__module__ + "." + type(x).__name__ for x in arrays}))
+        raise TypeError(f"arrays of one library expected; got a mix of {kinds}") from None
+    if is_numpy_namespace(xp) and not any(np.iscomplexobj(x) for x in arrays):
+        return None
+    return xp

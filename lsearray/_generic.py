@@ -1,0 +1,189 @@
+"""The one array-API implementation: every backend but NumPy's real arrays runs this code."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+from array_api_compat import device as device_of
+from array_api_compat import is_numpy_namespace
+
+__all__ = ["log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "shaped", "softmax"]
+
+
+def _const(value: float, like: Any, xp: ModuleType) -> Any:
+    return xp.asarray(value, dtype=like.dtype, device=device_of(like))
+
+
+def _is_complex(x: Any, xp: ModuleType) -> bool:
+    return xp.isdtype(x.dtype, "complex floating")
+
+
+def _is_empty(shape: tuple, axes: tuple[int, ...]) -> bool:
+    return any(shape[k] == 0 for k in axes)
+
+
+def _real_dtype(x: Any, xp: ModuleType) -> Any:
+    if not _is_complex(x, xp):
+        return x.dtype
+    return xp.real(xp.zeros((), dtype=x.dtype, device=device_of(x))).dtype
+
+
+def _sign(z: Any, xp: ModuleType) -> Any:
+    """z / |z| (0 at 0) for complex z, where not every backend's sign takes complex."""
+    zero = z == 0
+    return xp.where(zero, _const(0.0, z, xp), z / xp.where(zero, _const(1.0, z, xp), xp.abs(z)))
+
+
+def _wrap_angle(x: Any, xp: ModuleType) -> Any:
+    """Angles wrapped to (-pi, pi]; small angles keep their full precision."""
+    wrapped = -((-x + math.pi) % (2 * math.pi) - math.pi)
+    return xp.where(xp.abs(x) < math.pi, x, wrapped)
+
+
+def _shift_and_top(a: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
+    """The shift (an element of maximal real part) and the mask of the maximal terms.
+
+    Real input: every element equal to the max is a maximal term. Complex input: one
+    element of maximal real part (ties in the real part differ in phase), chosen as
+    the last one in C order.
+    """
+    if not _is_complex(a, xp):
+        m = xp.max(a, axis=axes, keepdims=True)
+        return m, a == m
+    re = xp.real(a)
+    top = re == xp.max(re, axis=axes, keepdims=True)
+    size = math.prod(a.shape)
+    index = xp.reshape(xp.arange(size, device=device_of(a)), a.shape)
+    index = xp.where(top, index, xp.asarray(-1, dtype=index.dtype, device=device_of(a)))
+    top = index == xp.max(index, axis=axes, keepdims=True)
+    shift = xp.sum(xp.where(top, a, _const(0.0, a, xp)), axis=axes, keepdims=True)
+    return shift, top
+
+
+def logsumexp_signed(
+    a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType
+) -> tuple[Any, Any]:
+    """``(log|S|, sign(S))`` for ``S = sum(b exp(a / tau))`` over ``axes``, kept as size-1 axes.
+
+    The terms are shifted by a maximal element, the maximal terms' sum ``w`` is kept
+    apart and the result is ``shift + tau (log|w| + log1p(t / w))`` as in
+    scipy.special.logsumexp. Slices with nothing in them (empty, all -inf, all weights
+    zero) give ``(-inf, 0)`` and a zero gradient. For complex input the sign is a
+    unit phase and the log's imaginary part is not yet wrapped.
+    """
+    shape = list(a.shape)
+    if _is_empty(a.shape, axes):
+        for k in axes:
+            shape[k] = 1
+        out = xp.full(tuple(shape), -math.inf, dtype=_real_dtype(a, xp), device=device_of(a))
+        return (xp.astype(out, a.dtype) if _is_complex(a, xp) else out), xp.zeros_like(out)
+    complex_ = _is_complex(a, xp)
+    if b is not None:
+        a = xp.where(b == 0, _const(-math.inf, a, xp), a)
+    shift, top = _shift_and_top(a, axes, xp)
+    shift_re = xp.real(shift) if complex_ else shift
+    dead = shift_re == -math.inf
+    # Shift only by a finite max, and feed the nothing-slices finite values so that
+    # the branches `where` discards have finite gradients too.
+    finite_shift = xp.where(xp.isfinite(shift_re), shift, _const(0.0, shift, xp))
+    live = xp.where(dead, _const(0.0, a, xp), a)
+    terms = xp.exp((live - finite_shift) / tau)
+    if b is not None:
+        terms = terms * b
+    zero = _const(0.0, terms, xp)
+    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
+    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    w_zero = w == 0
+    w_safe = xp.where(w_zero, _const(1.0, w, xp), w)
+    s = xp.where(t == 0, t, t / w_safe)
+    if complex_:
+        sign = _sign(s + 1, xp) * _sign(w, xp) * xp.exp(1j * xp.imag(finite_shift))
+        out = finite_shift + tau * (xp.log1p(s) + xp.log(w_safe))
+        # Infinite results: complex log and exp's C99 rules decide, as in scipy.
+        naive = xp.exp(a / tau) if b is None else b * xp.exp(a / tau)
+        total = xp.sum(naive, axis=axes, keepdims=True)
+        finite = xp.isfinite(out)
+        out = xp.where(finite, out, tau * xp.log(total))
+        sign = xp.where(finite, sign, _sign(total, xp))
+    else:
+        sign = xp.sign(s + 1) * xp.sign(w)
+        s = xp.where(s < -1, -s - 2, s)
+        out = finite_shift + tau * (xp.log1p(s) + xp.log(xp.abs(w_safe)))
+        out = xp.where(w_zero & (t == 0), _const(-math.inf, out, xp), out)
+    out = xp.where(dead, _const(-math.inf, out, xp), out)
+    sign = xp.where(dead, _const(0.0, sign, xp), sign)
+    sign = xp.where(xp.isnan(out), _const(math.nan, sign, xp), sign)
+    return out, sign
+
+
+def logsumexp(
+    a: Any, b: Any, axes: tuple[int, ...], tau: Any, return_sign: bool, xp: ModuleType
+) -> tuple[Any, Any]:
+    """scipy.special.logsumexp's ``(res, sgn)`` with reduced axes kept as size 1:
+    complex results wrapped into (-pi, pi], negative real totals nan without signs."""
+    out, sign = logsumexp_signed(a, b, axes, tau, xp)
+    if _is_complex(out, xp):
+        if return_sign:
+            return xp.real(out), sign
+        return xp.real(out) + 1j * _wrap_angle(xp.imag(out), xp), sign
+    if not return_sign:
+        out = xp.where(sign < 0, _const(math.nan, out, xp), out)
+    return out, sign
+
+
+def softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
+    """``exp(x / tau) / sum(exp(x / tau))`` with scipy's special values."""
+    if _is_empty(x.shape, axes):
+        return x
+    e = xp.exp((x - xp.max(x, axis=axes, keepdims=True)) / tau)
+    return e / xp.sum(e, axis=axes, keepdims=True)
+
+
+def log_softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
+    """``x / tau - logsumexp(x / tau)`` with scipy's special values."""
+    if _is_empty(x.shape, axes):
+        return x
+    m = xp.max(x, axis=axes, keepdims=True)
+    z = (x - xp.where(xp.isfinite(m), m, _const(0.0, m, xp))) / tau
+    return z - xp.log(xp.sum(xp.exp(z), axis=axes, keepdims=True))
+
+
+def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
+    """``tau log(sum(b exp(a / tau)) / sum(b))`` (the count without ``b``), reduced axes
+    kept as size 1; nan for an empty slice, a zero weight sum, or a real mean < 0."""
+    out, sign = logsumexp_signed(a, b, axes, tau, xp)
+    nan = _const(math.nan, out, xp)
+    if b is None:
+        count = math.prod(a.shape[k] for k in axes)
+        out = out - tau * math.log(count) if count else xp.full_like(out, math.nan)
+        agree = ~(sign < 0) if not _is_complex(out, xp) else None
+    else:
+        weights = xp.sum(b, axis=axes, keepdims=True)
+        zero = weights == 0
+        safe = xp.where(zero, _const(1.0, weights, xp), weights)
+        if _is_complex(out, xp):
+            out = out - tau * xp.log(safe)
+            agree = None
+        else:
+            out = out - tau * xp.log(xp.abs(safe))
+            agree = (sign == 0) | (sign == xp.sign(weights))
+        out = xp.where(zero, nan, out)
+    if agree is not None:
+        return xp.where(agree, out, nan)
+    return xp.real(out) + 1j * _wrap_angle(xp.imag(out), xp)
+
+
+def shaped(x: Any, axes: tuple[int, ...], keepdims: bool, dtype: Any, xp: ModuleType) -> Any:
+    """Drop the reduced axes unless ``keepdims``, return to ``dtype`` when the
+    computation ran wider (float16), and give NumPy's scalars for 0-d NumPy results."""
+    if not keepdims:
+        x = xp.squeeze(x, axis=axes)
+    if x.dtype != dtype and xp.isdtype(x.dtype, "real floating") and xp.isdtype(
+        dtype, "real floating"
+    ):
+        x = xp.astype(x, dtype)
+    if is_numpy_namespace(xp) and x.ndim == 0:
+        return x[()]
+    return x
