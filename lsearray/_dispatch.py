@@ -14,7 +14,7 @@ __all__ = ["namespace"]
 def namespace(*xs: Any) -> ModuleType | None:
     """The array-API namespace of the array arguments, or None for the NumPy kernel.
 
-    Lists, Python scalars and NumPy arrays go to the kernel (NumPy complex arrays to the
+    Lists, Python scalars and NumPy arrays go to the kernel (complex ones to the
     array-API code, with NumPy's namespace). Arrays of two libraries raise TypeError.
 
     Examples
@@ -26,13 +26,14 @@ def namespace(*xs: Any) -> ModuleType | None:
     'array_api_compat.numpy'
     """
     arrays = [x for x in xs if x is not None and is_array_api_obj(x)]
+    complex_ = any(x is not None and np.iscomplexobj(x) for x in xs)
     if not arrays:
-        return None
+        return array_namespace(np.empty(0)) if complex_ else None
     try:
         xp = array_namespace(*arrays)
     except TypeError:
         kinds = ", ".join(sorted({type(x).__module__ + "." + type(x).__name__ for x in arrays}))
         raise TypeError(f"arrays of one library expected; got a mix of {kinds}") from None
-    if is_numpy_namespace(xp) and not any(np.iscomplexobj(x) for x in arrays):
+    if is_numpy_namespace(xp) and not complex_:
         return None
     return xp

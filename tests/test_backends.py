@@ -1,0 +1,573 @@
+"""Every public function on every array-API backend: kind of array, dtype, shape, device and values.
+
+The `xp` fixture (conftest.py, tests/backends.py) builds inputs from NumPy arrays and reads results back;
+values are compared with the slow NumPy references of tests/reference.py on the NumPy copy of the input.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import lsearray
+from backends import assert_values, make_backend, tolerances
+from reference import (
+    normalize_axes,
+    slow_log_softmax,
+    slow_logmeanexp,
+    slow_logsumexp,
+    slow_softmax,
+)
+
+inf = math.inf
+nan = math.nan
+
+SHAPE = (3, 4, 5)
+AXES = [None, 0, -1, 2, (0, 2), (-1, -3), (1, 2), (0, 1, 2)]
+
+
+def quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*args, **kwargs)
+
+
+def data(shape, dtype="float64", seed=0, scale=3.0):
+    """Random normal NumPy data already rounded to dtype (the reference reads the same values)."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def reduced_shape(shape, axis, keepdims):
+    axes = normalize_axes(axis, len(shape))
+    if keepdims:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def check_reduction(xp, got, like, a_np, expected, dtype, axis=None, keepdims=False, what="result"):
+    shape = reduced_shape(a_np.shape, axis, keepdims)
+    xp.check(got, like, dtype, shape, scalar=True, what=what)
+    assert_values(xp.to_numpy(got), np.asarray(expected).reshape(shape), dtype, what)
+
+
+# ---- axes and keepdims, all four functions -----------------------------------------------------
+
+@pytest.mark.parametrize("keepdims", [False, True], ids=["", "keepdims"])
+@pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_reductions_axes(xp, dtype, axis, keepdims):
+    a_np = data(SHAPE, dtype)
+    a = xp.make(a_np)
+    before = xp.to_numpy(a)
+
+    got = lsearray.logsumexp(a, axis=axis, keepdims=keepdims)
+    check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, axis=axis, keepdims=keepdims),
+                    dtype, axis, keepdims, "logsumexp")
+
+    got = lsearray.logmeanexp(a, axis=axis, keepdims=keepdims)
+    check_reduction(xp, got, a, a_np, slow_logmeanexp(a_np, axis=axis, keepdims=keepdims),
+                    dtype, axis, keepdims, "logmeanexp")
+
+    value, sign = lsearray.logsumexp(a, axis=axis, keepdims=keepdims, return_sign=True)
+    check_reduction(xp, value, a, a_np, slow_logsumexp(a_np, axis=axis, keepdims=keepdims),
+                    dtype, axis, keepdims, "logsumexp value")
+    check_reduction(xp, sign, a, a_np, np.ones(reduced_shape(SHAPE, axis, keepdims)),
+                    dtype, axis, keepdims, "logsumexp sign")
+
+    np.testing.assert_array_equal(xp.to_numpy(a), before, err_msg="input was modified")
+
+
+@pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_axes(xp, dtype, axis):
+    a_np = data(SHAPE, dtype, seed=1)
+    a = xp.make(a_np)
+    before = xp.to_numpy(a)
+    got = lsearray.softmax(a, axis=axis)
+    xp.check(got, a, dtype, SHAPE, what="softmax")
+    assert_values(xp.to_numpy(got), slow_softmax(a_np, axis=axis), dtype, "softmax")
+    got = lsearray.log_softmax(a, axis=axis)
+    xp.check(got, a, dtype, SHAPE, what="log_softmax")
+    assert_values(xp.to_numpy(got), slow_log_softmax(a_np, axis=axis), dtype, "log_softmax")
+    np.testing.assert_array_equal(xp.to_numpy(a), before, err_msg="input was modified")
+
+
+# ---- weights ------------------------------------------------------------------------------------
+
+B_CASES = [
+    ((), None), ((), 1), ((5,), -1), ((5,), None), ((4, 1), (0, 1)), ((4, 1), 1),
+    ((3, 1, 5), -1), ((1, 4, 5), (0, 2)), ((3, 4, 5), None), ((3, 4, 5), 1),
+]
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["positive-b", "signed-b"])
+@pytest.mark.parametrize("b_shape, axis", B_CASES,
+                         ids=[f"b{s}-axis={a}".replace(" ", "") for s, a in B_CASES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weights_broadcast(xp, dtype, b_shape, axis, signed):
+    a_np = data(SHAPE, dtype, seed=2)
+    rng = np.random.default_rng(3)
+    b_np = (rng.uniform(-1.0, 1.0, b_shape) if signed else rng.uniform(0.1, 2.0, b_shape)).astype(dtype)
+    a, b = xp.make(a_np), xp.make(b_np)
+
+    got = lsearray.logsumexp(a, axis=axis, b=b)
+    check_reduction(xp, got, a, a_np, quiet(slow_logsumexp, a_np, axis=axis, b=b_np), dtype, axis,
+                    what="logsumexp")
+    value, sign = lsearray.logsumexp(a, axis=axis, b=b, return_sign=True)
+    ref_value, ref_sign = quiet(slow_logsumexp, a_np, axis=axis, b=b_np, return_sign=True)
+    check_reduction(xp, value, a, a_np, ref_value, dtype, axis, what="logsumexp value")
+    check_reduction(xp, sign, a, a_np, ref_sign, dtype, axis, what="logsumexp sign")
+    for keepdims in (False, True):
+        got = lsearray.logmeanexp(a, axis=axis, b=b, keepdims=keepdims)
+        check_reduction(xp, got, a, a_np,
+                        quiet(slow_logmeanexp, a_np, axis=axis, b=b_np, keepdims=keepdims),
+                        dtype, axis, keepdims, what="logmeanexp")
+
+
+@pytest.mark.parametrize("b", [2.0, 3, 0.5], ids=["float-2.0", "int-3", "float-0.5"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_python_scalar_weight(xp, dtype, b):
+    a_np = data((2, 6), dtype, seed=4)
+    a = xp.make(a_np)
+    got = lsearray.logsumexp(a, axis=1, b=b)
+    check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, axis=1, b=b), dtype, 1, what="logsumexp")
+    got = lsearray.logsumexp(a, b=b)
+    check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, b=b), dtype, None, what="logsumexp full")
+    got = lsearray.logmeanexp(a, axis=-1, b=b)
+    check_reduction(xp, got, a, a_np, slow_logmeanexp(a_np, axis=-1, b=b), dtype, -1,
+                    what="logmeanexp")
+
+
+def test_negative_total_is_nan_without_sign(xp):
+    a_np = np.array([[1.0, 2.0], [2.0, 1.0], [0.0, 0.0]])
+    b_np = np.array([[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])
+    a, b = xp.make(a_np), xp.make(b_np)
+    got = lsearray.logsumexp(a, axis=1, b=b)
+    xp.check(got, a, "float64", (3,))
+    expected = [nan, math.log(math.e ** 2 - math.e), -inf]
+    assert_values(xp.to_numpy(got), expected, "float64")
+    value, sign = lsearray.logsumexp(a, axis=1, b=b, return_sign=True)
+    xp.check(value, a, "float64", (3,))
+    xp.check(sign, a, "float64", (3,))
+    assert_values(xp.to_numpy(value), [math.log(math.e ** 2 - math.e)] * 2 + [-inf], "float64")
+    assert_values(xp.to_numpy(sign), [-1.0, 1.0, 0.0], "float64")
+
+
+# ---- temperature --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tau", [0.25, 1.0, 3.0, 1e3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_temperature(xp, dtype, tau):
+    a_np = data((4, 6), dtype, seed=5)
+    b_np = np.random.default_rng(6).uniform(-0.5, 2.0, (4, 6)).astype(dtype)
+    a, b = xp.make(a_np), xp.make(b_np)
+
+    got = lsearray.logsumexp(a, axis=1, temperature=tau)
+    check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, axis=1, temperature=tau), dtype, 1,
+                    what="logsumexp")
+    got = lsearray.logsumexp(a, temperature=tau)
+    check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, temperature=tau), dtype, None,
+                    what="logsumexp full")
+    value, sign = lsearray.logsumexp(a, axis=0, b=b, return_sign=True, temperature=tau)
+    ref_value, ref_sign = quiet(slow_logsumexp, a_np, axis=0, b=b_np, return_sign=True,
+                                temperature=tau)
+    check_reduction(xp, value, a, a_np, ref_value, dtype, 0, what="logsumexp value")
+    check_reduction(xp, sign, a, a_np, ref_sign, dtype, 0, what="logsumexp sign")
+    got = lsearray.logmeanexp(a, axis=1, temperature=tau)
+    check_reduction(xp, got, a, a_np, slow_logmeanexp(a_np, axis=1, temperature=tau), dtype, 1,
+                    what="logmeanexp")
+    got = lsearray.logmeanexp(a, axis=1, b=b, temperature=tau)
+    check_reduction(xp, got, a, a_np, quiet(slow_logmeanexp, a_np, axis=1, b=b_np, temperature=tau),
+                    dtype, 1, what="logmeanexp weighted")
+    got = lsearray.softmax(a, axis=1, temperature=tau)
+    xp.check(got, a, dtype, a_np.shape, what="softmax")
+    assert_values(xp.to_numpy(got), slow_softmax(a_np, axis=1, temperature=tau), dtype, "softmax")
+    got = lsearray.log_softmax(a, axis=(0, 1), temperature=tau)
+    xp.check(got, a, dtype, a_np.shape, what="log_softmax")
+    assert_values(xp.to_numpy(got), slow_log_softmax(a_np, axis=(0, 1), temperature=tau), dtype,
+                  "log_softmax")
+
+
+# ---- special values -----------------------------------------------------------------------------
+
+# (a row, b row): one row per special case, reduced along axis 1
+SPECIAL_ROWS = [
+    ([0.0, -50.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0]),       # ordinary
+    ([-inf, -inf, -inf, -inf], [1.0, 1.0, 1.0, 1.0]),     # all -inf: -inf, sign 0
+    ([inf, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]),         # +inf
+    ([nan, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0]),         # nan
+    ([nan, 1.0, 2.0, 3.0], [0.0, 1.0, 1.0, 1.0]),         # b == 0 removes nan
+    ([inf, 1.0, 2.0, 3.0], [0.0, 1.0, 1.0, 1.0]),         # b == 0 removes +inf
+    ([1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, -1.0]),        # negative total
+    ([0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 2.0, -2.0]),       # zero total: -inf, sign 0
+    ([inf, -inf, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]),        # +inf and -inf
+    ([1.0, 2.0, 3.0, 4.0], [inf, 1.0, 1.0, 1.0]),         # infinite weight
+    ([inf, inf, 0.0, 0.0], [1.0, -1.0, 1.0, 1.0]),        # inf - inf: nan
+    ([-inf, 0.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0]),        # one -inf
+    ([inf, 0.0, 0.0, 0.0], [-1.0, 1.0, 1.0, 1.0]),        # -inf total: nan, or (inf, -1)
+    ([nan, nan, nan, nan], [0.0, 0.0, 0.0, 0.0]),         # everything removed: empty sum
+    ([-1e4, -1e4, -1e4, -1e4], [1.0, 1.0, 1.0, 1.0]),     # all terms underflow without the shift
+]
+SPECIAL_A = np.array([r[0] for r in SPECIAL_ROWS])
+SPECIAL_B = np.array([r[1] for r in SPECIAL_ROWS])
+N_SPECIAL = len(SPECIAL_ROWS)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_special_values_logsumexp(xp, dtype, tau):
+    a_np, b_np = SPECIAL_A.astype(dtype), SPECIAL_B.astype(dtype)
+    a, b = xp.make(a_np), xp.make(b_np)
+    kw = dict(temperature=tau)
+
+    got = lsearray.logsumexp(a, axis=1, b=b, **kw)
+    xp.check(got, a, dtype, (N_SPECIAL,))
+    assert_values(xp.to_numpy(got), quiet(slow_logsumexp, a_np, axis=1, b=b_np, **kw), dtype,
+                  "logsumexp with b")
+
+    value, sign = lsearray.logsumexp(a, axis=1, b=b, return_sign=True, **kw)
+    ref_value, ref_sign = quiet(slow_logsumexp, a_np, axis=1, b=b_np, return_sign=True, **kw)
+    xp.check(value, a, dtype, (N_SPECIAL,), what="value")
+    xp.check(sign, a, dtype, (N_SPECIAL,), what="sign")
+    assert_values(xp.to_numpy(value), ref_value, dtype, "logsumexp value")
+    assert_values(xp.to_numpy(sign), ref_sign, dtype, "logsumexp sign")
+
+    got = lsearray.logsumexp(a, axis=-1, keepdims=True, **kw)
+    xp.check(got, a, dtype, (N_SPECIAL, 1))
+    assert_values(xp.to_numpy(got), quiet(slow_logsumexp, a_np, axis=-1, keepdims=True, **kw),
+                  dtype, "logsumexp without b")
+
+    got = lsearray.logmeanexp(a, axis=1, b=b, **kw)
+    xp.check(got, a, dtype, (N_SPECIAL,))
+    assert_values(xp.to_numpy(got), quiet(slow_logmeanexp, a_np, axis=1, b=b_np, **kw), dtype,
+                  "logmeanexp with b")
+    got = lsearray.logmeanexp(a, axis=1, **kw)
+    assert_values(xp.to_numpy(got), quiet(slow_logmeanexp, a_np, axis=1, **kw), dtype,
+                  "logmeanexp without b")
+
+
+@pytest.mark.parametrize("a, sign", [
+    pytest.param([-inf, -inf], 0.0, id="all-neginf"),
+    pytest.param([inf, 1.0], 1.0, id="posinf"),
+    pytest.param([nan, 1.0], nan, id="nan"),
+    pytest.param([3.0], 1.0, id="single"),
+])
+def test_special_values_full_reduction(xp, a, sign):
+    a_np = np.array(a)
+    x = xp.make(a_np)
+    got = lsearray.logsumexp(x)
+    xp.check(got, x, "float64", (), scalar=True)
+    assert_values(xp.to_numpy(got), slow_logsumexp(a_np), "float64")
+    value, sgn = lsearray.logsumexp(x, return_sign=True)
+    xp.check(value, x, "float64", (), scalar=True, what="value")
+    xp.check(sgn, x, "float64", (), scalar=True, what="sign")
+    assert_values(xp.to_numpy(sgn), sign, "float64", "sign")
+
+
+SOFTMAX_SPECIAL = np.array([
+    [inf, 1.0, 0.0], [0.0, 0.0, 0.0], [-inf, -inf, -inf], [-inf, 0.0, 1.0], [nan, 1.0, 0.0],
+    [1000.0, 1000.0, 1.0], [1000.0, 1.0, -1000.0], [inf, inf, 0.0], [-1e4, -1e4, -1e4],
+])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_special_values_softmax(xp, dtype):
+    x_np = SOFTMAX_SPECIAL.astype(dtype)
+    x = xp.make(x_np)
+    for axis in (1, 0):
+        got = lsearray.softmax(x, axis=axis)
+        xp.check(got, x, dtype, x_np.shape, what="softmax")
+        assert_values(xp.to_numpy(got), quiet(slow_softmax, x_np, axis=axis), dtype, f"softmax axis={axis}")
+        got = lsearray.log_softmax(x, axis=axis)
+        xp.check(got, x, dtype, x_np.shape, what="log_softmax")
+        assert_values(xp.to_numpy(got), quiet(slow_log_softmax, x_np, axis=axis), dtype,
+                      f"log_softmax axis={axis}")
+
+
+def test_empty_reductions(xp):
+    a_np = np.zeros((3, 0))
+    a = xp.make(a_np)
+    got = lsearray.logsumexp(a, axis=1)
+    xp.check(got, a, "float64", (3,))
+    assert_values(xp.to_numpy(got), [-inf] * 3, "float64")
+    value, sign = lsearray.logsumexp(a, axis=1, return_sign=True)
+    xp.check(value, a, "float64", (3,), what="value")
+    xp.check(sign, a, "float64", (3,), what="sign")
+    assert_values(xp.to_numpy(value), [-inf] * 3, "float64")
+    assert_values(xp.to_numpy(sign), [0.0] * 3, "float64")
+    got = lsearray.logsumexp(a, axis=1, keepdims=True)
+    xp.check(got, a, "float64", (3, 1))
+    got = lsearray.logsumexp(a, axis=0)
+    xp.check(got, a, "float64", (0,))
+    got = lsearray.logsumexp(a)
+    xp.check(got, a, "float64", (), scalar=True)
+    assert xp.to_numpy(got) == -inf
+    value, sign = lsearray.logsumexp(xp.make(np.zeros(0)), return_sign=True)
+    assert xp.to_numpy(value) == -inf and xp.to_numpy(sign) == 0.0
+    got = lsearray.logmeanexp(a, axis=1)
+    xp.check(got, a, "float64", (3,))
+    assert_values(xp.to_numpy(got), [nan] * 3, "float64")
+    got = lsearray.softmax(a, axis=1)
+    xp.check(got, a, "float64", (3, 0))
+    got = lsearray.log_softmax(a, axis=1)
+    xp.check(got, a, "float64", (3, 0))
+
+
+def test_zero_dimensional_input(xp):
+    a = xp.make(np.array(2.5))
+    got = lsearray.logsumexp(a)
+    xp.check(got, a, "float64", (), scalar=True)
+    assert_values(xp.to_numpy(got), 2.5, "float64")
+    got = lsearray.logmeanexp(a)
+    xp.check(got, a, "float64", (), scalar=True)
+    assert_values(xp.to_numpy(got), 2.5, "float64")
+    got = lsearray.softmax(a)
+    xp.check(got, a, "float64", (), scalar=None)
+    assert_values(xp.to_numpy(got), 1.0, "float64")
+    got = lsearray.log_softmax(a)
+    xp.check(got, a, "float64", (), scalar=None)
+    assert_values(xp.to_numpy(got), 0.0, "float64")
+
+
+# ---- dtypes -------------------------------------------------------------------------------------
+
+DEFAULT = "default real floating"
+
+DTYPE_CASES = [
+    ("int64", None, DEFAULT), ("int32", None, DEFAULT), ("int8", None, DEFAULT),
+    ("uint8", None, DEFAULT), ("bool", None, DEFAULT),
+    ("float32", None, "float32"), ("float64", None, "float64"),
+    ("float16", None, "float16"), ("bfloat16", None, "bfloat16"),
+    ("float32", "float64", "float64"), ("float64", "float32", "float64"),
+    ("float32", "float32", "float32"), ("float16", "float32", "float32"),
+    ("float16", "float16", "float16"), ("int64", "int64", DEFAULT), ("bool", "bool", DEFAULT),
+]
+
+
+def _values_for(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.startswith("int") or dtype.startswith("uint"):
+        return rng.integers(0 if dtype.startswith("u") else -3, 4, shape).astype(dtype)
+    if dtype == "bfloat16":
+        # values exactly representable in bfloat16 (8 significant bits)
+        return (np.round(rng.standard_normal(shape) * 16) / 16).astype(np.float32)
+    return (rng.standard_normal(shape) * 2).astype(dtype)
+
+
+@pytest.mark.parametrize("a_dtype, b_dtype, out_dtype", DTYPE_CASES,
+                         ids=[f"{a}-{b}" for a, b, _ in DTYPE_CASES])
+def test_result_dtype(xp, a_dtype, b_dtype, out_dtype):
+    if a_dtype == "bfloat16" and xp.name != "torch":
+        pytest.skip("bfloat16 is tested on torch")
+    shape = (3, 4)
+    a_np = _values_for(a_dtype, shape, 7)
+    a = xp.make(a_np, a_dtype)
+    b_np = None if b_dtype is None else np.abs(_values_for(b_dtype, (4,), 8)) + (b_dtype != "bool")
+    if b_dtype == "bool":
+        b_np = np.array([True, False, True, True])
+    b = None if b_np is None else xp.make(b_np, b_dtype)
+    if out_dtype == DEFAULT:
+        out_dtype = xp.default_float(a)
+    ref_a = xp.to_numpy(a).astype(np.float64)
+    ref_b = None if b is None else xp.to_numpy(b).astype(np.float64)
+
+    for axis, shp in ((1, (3,)), (None, ())):
+        got = lsearray.logsumexp(a, axis=axis, b=b)
+        xp.check(got, a, out_dtype, shp, scalar=True, what="logsumexp")
+        assert_values(xp.to_numpy(got), slow_logsumexp(ref_a, axis=axis, b=ref_b), out_dtype,
+                      "logsumexp")
+        value, sign = lsearray.logsumexp(a, axis=axis, b=b, return_sign=True)
+        xp.check(value, a, out_dtype, shp, scalar=True, what="logsumexp value")
+        xp.check(sign, a, out_dtype, shp, scalar=True, what="logsumexp sign")
+        got = lsearray.logmeanexp(a, axis=axis, b=b)
+        xp.check(got, a, out_dtype, shp, scalar=True, what="logmeanexp")
+        assert_values(xp.to_numpy(got), quiet(slow_logmeanexp, ref_a, axis=axis, b=ref_b),
+                      out_dtype, "logmeanexp")
+    if b is None:
+        got = lsearray.softmax(a, axis=1)
+        xp.check(got, a, out_dtype, shape, what="softmax")
+        assert_values(xp.to_numpy(got), slow_softmax(ref_a, axis=1), out_dtype, "softmax")
+        got = lsearray.log_softmax(a, axis=0)
+        xp.check(got, a, out_dtype, shape, what="log_softmax")
+        assert_values(xp.to_numpy(got), slow_log_softmax(ref_a, axis=0), out_dtype, "log_softmax")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_computes_in_float32(xp, dtype):
+    # 3000 equal terms: exp(a - m) sums to 3000, exact in float32; a float16 running sum of ones
+    # sticks at 2048 (spacing 2 above it), so summing in float16 would give about log(2048).
+    if dtype == "bfloat16" and xp.name != "torch":
+        pytest.skip("bfloat16 is tested on torch")
+    a_np = np.zeros((2, 3000), dtype=np.float32)
+    a = xp.make(a_np, dtype)
+    got = lsearray.logsumexp(a, axis=1)
+    xp.check(got, a, dtype, (2,))
+    assert_values(xp.to_numpy(got), [math.log(3000.0)] * 2, dtype)
+    got = lsearray.softmax(a, axis=1)
+    xp.check(got, a, dtype, (2, 3000))
+    assert_values(xp.to_numpy(got), np.full((2, 3000), 1 / 3000), dtype)
+    got = lsearray.log_softmax(a, axis=1)
+    assert_values(xp.to_numpy(got), np.full((2, 3000), -math.log(3000.0)), dtype)
+    got = lsearray.logmeanexp(a, axis=1)
+    xp.check(got, a, dtype, (2,))
+    assert_values(xp.to_numpy(got), [0.0, 0.0], dtype)
+
+
+# ---- mixing namespaces --------------------------------------------------------------------------
+
+MIXED = [
+    ("numpy", "torch"), ("torch", "numpy"), ("torch", "jax"), ("jax", "torch"),
+    ("numpy", "array_api_strict"), ("array_api_strict", "numpy"), ("jax", "numpy"),
+    ("numpy", "jax"), ("array_api_strict", "torch"), ("dask", "torch"), ("torch", "dask"),
+]
+
+
+@pytest.mark.parametrize("func", ["logsumexp", "logmeanexp"])
+@pytest.mark.parametrize("a_name, b_name", MIXED, ids=[f"{a}-a-{b}-b" for a, b in MIXED])
+def test_mixed_namespaces_raise_type_error(a_name, b_name, func):
+    xa, xb = make_backend(a_name), make_backend(b_name)
+    a = xa.make(np.zeros((2, 3)))
+    b = xb.make(np.ones((2, 3)))
+    with pytest.raises(TypeError):
+        getattr(lsearray, func)(a, axis=1, b=b)
+
+
+@pytest.mark.parametrize("name", ["torch", "jax", "array_api_strict", "dask"])
+def test_python_scalar_weight_is_not_a_namespace(name):
+    x = make_backend(name)
+    a = x.make(np.zeros(4))
+    got = lsearray.logsumexp(a, b=2.0)
+    x.check(got, a, "float64", (), scalar=True)
+    assert_values(x.to_numpy(got), math.log(8.0), "float64")
+
+
+# ---- devices ------------------------------------------------------------------------------------
+
+def test_array_api_strict_non_default_device():
+    s = pytest.importorskip("array_api_strict")
+    xp = make_backend("array_api_strict")
+    dev = s.Device("device1")
+    a_np = data((3, 4), seed=9)
+    a = xp.make(a_np, device=dev)
+    b = xp.make(np.full((3, 4), 0.5), device=dev)
+    assert xp.device(a) == dev
+    for got, ref, shape in [
+        (lsearray.logsumexp(a, axis=1), slow_logsumexp(a_np, axis=1), (3,)),
+        (lsearray.logsumexp(a, axis=1, b=b), slow_logsumexp(a_np, axis=1, b=0.5), (3,)),
+        (lsearray.logsumexp(a, axis=0, return_sign=True)[1], np.ones(4), (4,)),
+        (lsearray.logsumexp(a), slow_logsumexp(a_np), ()),
+        (lsearray.logmeanexp(a, axis=0, temperature=2.0), slow_logmeanexp(a_np, axis=0, temperature=2.0), (4,)),
+        (lsearray.softmax(a, axis=1), slow_softmax(a_np, axis=1), (3, 4)),
+        (lsearray.log_softmax(a, axis=1), slow_log_softmax(a_np, axis=1), (3, 4)),
+    ]:
+        xp.check(got, a, "float64", shape)
+        assert xp.device(got) == dev
+        assert_values(xp.to_numpy(got), ref, "float64")
+
+
+# ---- dask: lazy, chunked ------------------------------------------------------------------------
+
+def _counting_dask_array(a_np, chunks):
+    da = pytest.importorskip("dask.array")
+    calls = {"n": 0}
+
+    def block(x):
+        calls["n"] += 1
+        return x
+
+    base = da.from_array(a_np, chunks=chunks)
+    meta = np.empty((0,) * a_np.ndim, dtype=a_np.dtype)
+    return base.map_blocks(block, dtype=a_np.dtype, meta=meta), calls
+
+
+@pytest.mark.parametrize("func, kwargs", [
+    ("logsumexp", dict(axis=1)), ("logsumexp", dict()), ("logsumexp", dict(axis=(0, 1), keepdims=True)),
+    ("logmeanexp", dict(axis=0)), ("softmax", dict(axis=1)), ("log_softmax", dict(axis=0)),
+    ("logsumexp", dict(axis=1, temperature=2.0)),
+])
+def test_dask_stays_lazy(func, kwargs):
+    da = pytest.importorskip("dask.array")
+    a_np = data((6, 8), seed=10)
+    a, calls = _counting_dask_array(a_np, (2, 3))
+    got = getattr(lsearray, func)(a, **kwargs)
+    assert isinstance(got, da.Array), f"{func} returned {type(got)}, not a dask array"
+    assert calls["n"] == 0, f"{func} computed {calls['n']} chunks on call"
+    values = np.asarray(got.compute())
+    assert calls["n"] > 0
+    ref = {"logsumexp": slow_logsumexp, "logmeanexp": slow_logmeanexp,
+           "softmax": slow_softmax, "log_softmax": slow_log_softmax}[func](a_np, **kwargs)
+    assert_values(values, ref, "float64")
+
+
+def test_dask_stays_lazy_with_weights_and_sign():
+    da = pytest.importorskip("dask.array")
+    a_np = data((6, 8), seed=11)
+    b_np = np.random.default_rng(12).uniform(-1.0, 1.0, (6, 8))
+    a, calls_a = _counting_dask_array(a_np, (4, 3))
+    b, calls_b = _counting_dask_array(b_np, (3, 5))       # chunked unlike a
+    value, sign = lsearray.logsumexp(a, axis=1, b=b, return_sign=True)
+    assert isinstance(value, da.Array) and isinstance(sign, da.Array)
+    got = lsearray.logmeanexp(a, axis=0, b=b)
+    assert isinstance(got, da.Array)
+    assert calls_a["n"] == 0 and calls_b["n"] == 0
+    ref_value, ref_sign = slow_logsumexp(a_np, axis=1, b=b_np, return_sign=True)
+    assert_values(value.compute(), ref_value, "float64")
+    assert_values(sign.compute(), ref_sign, "float64")
+    assert_values(got.compute(), quiet(slow_logmeanexp, a_np, axis=0, b=b_np), "float64")
+    assert calls_a["n"] > 0 and calls_b["n"] > 0
+
+
+def test_dask_awkward_chunks():
+    # size-0 chunks, a chunk that is all -inf, a chunk holding only +inf or nan, b chunked differently
+    da = pytest.importorskip("dask.array")
+    a_np = np.array([[-inf, -inf, 0.5, 1.0, -2.0, 3.0, 0.0],
+                     [-inf, -inf, -inf, -inf, -inf, -inf, -inf],
+                     [1.0, 2.0, inf, -1.0, 0.0, 0.0, 0.0],
+                     [1.0, 2.0, 3.0, 4.0, nan, 0.0, 0.0]])
+    b_np = np.array([[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+                     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+                     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+                     [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0]])
+    a = da.from_array(a_np, chunks=((1, 0, 3), (2, 0, 2, 3)))
+    b = da.from_array(b_np, chunks=((2, 2), (3, 4)))
+    for axis in (1, 0, None, (0, 1)):
+        got = lsearray.logsumexp(a, axis=axis, b=b)
+        assert isinstance(got, da.Array)
+        assert_values(got.compute(), slow_logsumexp(a_np, axis=axis, b=b_np), "float64",
+                      f"logsumexp axis={axis}")
+        value, sign = lsearray.logsumexp(a, axis=axis, return_sign=True)
+        ref_value, ref_sign = slow_logsumexp(a_np, axis=axis, return_sign=True)
+        assert_values(value.compute(), ref_value, "float64", f"value axis={axis}")
+        assert_values(sign.compute(), ref_sign, "float64", f"sign axis={axis}")
+        got = lsearray.logmeanexp(a, axis=axis)
+        assert_values(got.compute(), quiet(slow_logmeanexp, a_np, axis=axis), "float64",
+                      f"logmeanexp axis={axis}")
+    for axis in (1, 0):
+        assert_values(lsearray.softmax(a, axis=axis).compute(), quiet(slow_softmax, a_np, axis=axis),
+                      "float64", f"softmax axis={axis}")
+        assert_values(lsearray.log_softmax(a, axis=axis).compute(),
+                      quiet(slow_log_softmax, a_np, axis=axis), "float64", f"log_softmax axis={axis}")
+
+
+def test_dask_float32_chunks_accumulate_accurately():
+    # many float32 chunks: partials must not lose precision when merged (1e-5 relative)
+    da = pytest.importorskip("dask.array")
+    a_np = data((40_000,), "float32", seed=13)
+    a = da.from_array(a_np, chunks=1000)
+    got = lsearray.logsumexp(a)
+    assert isinstance(got, da.Array) and got.dtype == np.float32 and got.shape == ()
+    assert_values(got.compute(), slow_logsumexp(a_np), "float32")
+    assert_values(lsearray.logmeanexp(a).compute(), slow_logmeanexp(a_np), "float32")
+
+
+def test_tolerances_helper_is_strict_for_float64():
+    # guard against a silently loose comparison helper
+    assert tolerances("float64")["rtol"] <= 1e-12
+    with pytest.raises(AssertionError):
+        assert_values([1.0 + 1e-10], [1.0], "float64")
+    with pytest.raises(AssertionError):
+        assert_values([nan], [inf], "float64")

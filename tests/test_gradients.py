@@ -1,0 +1,309 @@
+"""Autodiff through lsearray: torch autograd (gradcheck in float64) and jax.grad / jax.jit.
+
+d logsumexp(x) / dx = softmax(x) along the reduced axes; a slice that is entirely -inf has a zero
+gradient (not nan). Expected softmax values come from the slow NumPy reference.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import lsearray
+from backends import assert_values, make_backend
+from reference import slow_log_softmax, slow_logmeanexp, slow_logsumexp, slow_softmax
+
+inf = math.inf
+
+AXES = [1, 0, -1, None, (0, 1), (0, 2)]
+
+
+def _softmax_grad_reference(x_np, axis):
+    """softmax of x over `axis`, the gradient of sum(logsumexp(x, axis))."""
+    return slow_softmax(x_np, axis=axis)
+
+
+# ================================================================================================
+# torch
+# ================================================================================================
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def _t(torch, a, requires_grad=True):
+    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
+def test_torch_grad_of_logsumexp_is_softmax(torch, axis, keepdims):
+    x_np = np.random.default_rng(0).standard_normal((3, 4, 5)) * 3
+    x = _t(torch, x_np)
+    y = lsearray.logsumexp(x, axis=axis, keepdims=keepdims)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float64 and y.requires_grad
+    assert_values(y.detach().numpy(), slow_logsumexp(x_np, axis=axis, keepdims=keepdims), "float64")
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert grad.dtype == torch.float64 and grad.shape == x.shape
+    assert_values(grad.numpy(), _softmax_grad_reference(x_np, axis), "float64", "grad")
+
+
+def test_torch_grad_of_logsumexp_float32(torch):
+    x_np = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    x = torch.tensor(x_np, requires_grad=True)
+    y = lsearray.logsumexp(x, axis=1)
+    assert y.dtype == torch.float32
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert grad.dtype == torch.float32
+    assert_values(grad.numpy(), slow_softmax(x_np, axis=1), "float32", "grad")
+
+
+def _gradcheck(torch, fn, *inputs):
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def _x(torch, shape=(3, 4), seed=2):
+    return _t(torch, np.random.default_rng(seed).standard_normal(shape))
+
+
+def _b(torch, shape=(3, 4), seed=3):
+    return _t(torch, np.random.default_rng(seed).uniform(0.5, 2.0, shape))
+
+
+@pytest.mark.parametrize("axis", [1, 0, None, (0, 1)], ids=["axis=1", "axis=0", "axis=None", "axis=(0,1)"])
+def test_torch_gradcheck_logsumexp(torch, axis):
+    _gradcheck(torch, lambda x: lsearray.logsumexp(x, axis=axis), _x(torch))
+    _gradcheck(torch, lambda x: lsearray.logsumexp(x, axis=axis, keepdims=True), _x(torch))
+
+
+def test_torch_gradcheck_logsumexp_with_b(torch):
+    _gradcheck(torch, lambda x, b: lsearray.logsumexp(x, axis=1, b=b), _x(torch), _b(torch))
+    # b broadcast along the reduced axis
+    _gradcheck(torch, lambda x, b: lsearray.logsumexp(x, axis=0, b=b), _x(torch), _b(torch, (1, 4)))
+    _gradcheck(torch, lambda x, b: lsearray.logsumexp(x, b=b), _x(torch), _b(torch, (4,)))
+
+
+def test_torch_gradcheck_logsumexp_signed_b_value(torch):
+    # with return_sign the first output is log|sum|, differentiable where the sum is not zero
+    x = _t(torch, [[0.0, 1.0, 2.0], [3.0, -1.0, 0.5]])
+    b = _t(torch, [[1.0, 2.0, -1.0], [-1.0, 0.5, 0.25]])
+    _gradcheck(torch, lambda x, b: lsearray.logsumexp(x, axis=1, b=b, return_sign=True)[0], x, b)
+
+
+@pytest.mark.parametrize("tau", [0.5, 2.5])
+def test_torch_gradcheck_temperature_float(torch, tau):
+    _gradcheck(torch, lambda x: lsearray.logsumexp(x, axis=1, temperature=tau), _x(torch))
+    _gradcheck(torch, lambda x, b: lsearray.logsumexp(x, axis=0, b=b, temperature=tau),
+               _x(torch), _b(torch))
+    _gradcheck(torch, lambda x: lsearray.softmax(x, axis=1, temperature=tau), _x(torch))
+    _gradcheck(torch, lambda x: lsearray.log_softmax(x, axis=0, temperature=tau), _x(torch))
+    _gradcheck(torch, lambda x: lsearray.logmeanexp(x, axis=1, temperature=tau), _x(torch))
+
+
+def test_torch_gradcheck_temperature_tensor(torch):
+    tau = _t(torch, 1.7)
+    assert tau.ndim == 0
+    _gradcheck(torch, lambda x, t: lsearray.logsumexp(x, axis=1, temperature=t), _x(torch), tau)
+    _gradcheck(torch, lambda x, b, t: lsearray.logsumexp(x, axis=None, b=b, temperature=t),
+               _x(torch), _b(torch), _t(torch, 0.8))
+    _gradcheck(torch, lambda x, t: lsearray.logmeanexp(x, axis=0, temperature=t), _x(torch), tau)
+    _gradcheck(torch, lambda x, t: lsearray.softmax(x, axis=1, temperature=t), _x(torch), tau)
+    _gradcheck(torch, lambda x, t: lsearray.log_softmax(x, axis=1, temperature=t), _x(torch), tau)
+
+
+def test_torch_temperature_tensor_gradient_value(torch):
+    # d/dtau [tau * log sum exp(x / tau)] = lse(x/tau) - sum(softmax(x/tau) * x / tau)
+    x_np = np.array([0.0, 1.0, 3.0, -2.0])
+    tau_v = 1.5
+    tau = _t(torch, tau_v)
+    y = lsearray.logsumexp(_t(torch, x_np, requires_grad=False), temperature=tau)
+    assert isinstance(y, torch.Tensor) and y.shape == () and y.dtype == torch.float64
+    (g,) = torch.autograd.grad(y, tau)
+    p = slow_softmax(x_np, temperature=tau_v)
+    expected = slow_logsumexp(x_np / tau_v) - np.sum(p * x_np / tau_v)
+    assert_values(g.numpy(), expected, "float64", "d/dtau")
+
+
+@pytest.mark.parametrize("axis", [1, 0, None, (0, 1)], ids=["axis=1", "axis=0", "axis=None", "axis=(0,1)"])
+def test_torch_gradcheck_softmax_log_softmax(torch, axis):
+    _gradcheck(torch, lambda x: lsearray.softmax(x, axis=axis), _x(torch))
+    _gradcheck(torch, lambda x: lsearray.log_softmax(x, axis=axis), _x(torch))
+
+
+def test_torch_softmax_values_with_grad(torch):
+    x_np = np.random.default_rng(4).standard_normal((3, 4))
+    x = _t(torch, x_np)
+    s = lsearray.softmax(x, axis=1)
+    assert isinstance(s, torch.Tensor) and s.requires_grad and s.dtype == torch.float64
+    assert_values(s.detach().numpy(), slow_softmax(x_np, axis=1), "float64")
+    ls = lsearray.log_softmax(x, axis=1)
+    assert ls.requires_grad
+    assert_values(ls.detach().numpy(), slow_log_softmax(x_np, axis=1), "float64")
+    # d/dx sum(log_softmax(x) * w) = w - softmax * sum(w)
+    w_np = np.random.default_rng(5).standard_normal((3, 4))
+    (g,) = torch.autograd.grad((ls * _t(torch, w_np, False)).sum(), x)
+    p = slow_softmax(x_np, axis=1)
+    assert_values(g.numpy(), w_np - p * w_np.sum(axis=1, keepdims=True), "float64", "grad")
+
+
+@pytest.mark.parametrize("axis", [1, None], ids=["axis=1", "axis=None"])
+def test_torch_gradcheck_logmeanexp(torch, axis):
+    _gradcheck(torch, lambda x: lsearray.logmeanexp(x, axis=axis), _x(torch))
+    _gradcheck(torch, lambda x, b: lsearray.logmeanexp(x, axis=axis, b=b), _x(torch), _b(torch))
+    x_np = np.random.default_rng(6).standard_normal((3, 4))
+    x = _t(torch, x_np)
+    y = lsearray.logmeanexp(x, axis=axis)
+    assert_values(y.detach().numpy(), slow_logmeanexp(x_np, axis=axis), "float64")
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert_values(g.numpy(), slow_softmax(x_np, axis=axis), "float64", "grad")
+
+
+def test_torch_grad_wrt_b_value(torch):
+    # d/db_i log(sum b exp(a)) = exp(a_i) / sum(b exp(a))
+    a_np = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, -3.0]])
+    b_np = np.array([[1.0, 0.5, 2.0], [3.0, 1.0, 1.0]])
+    b = _t(torch, b_np)
+    y = lsearray.logsumexp(_t(torch, a_np, False), axis=1, b=b)
+    (g,) = torch.autograd.grad(y.sum(), b)
+    expected = np.exp(a_np) / np.sum(b_np * np.exp(a_np), axis=1, keepdims=True)
+    assert_values(g.numpy(), expected, "float64", "d/db")
+
+
+@pytest.mark.parametrize("func", ["logsumexp", "logmeanexp"])
+def test_torch_all_neginf_slice_has_zero_gradient(torch, func):
+    x = _t(torch, [[-inf, -inf], [0.0, 1.0]])
+    y = getattr(lsearray, func)(x, axis=1)
+    assert y[0].item() == -inf
+    (g,) = torch.autograd.grad(y.sum(), x)
+    g = g.numpy()
+    assert not np.isnan(g).any(), f"nan in gradient: {g}"
+    np.testing.assert_array_equal(g[0], [0.0, 0.0])
+    assert_values(g[1], slow_softmax(np.array([0.0, 1.0])), "float64", "finite row")
+
+
+def test_torch_all_neginf_full_reduction_and_weights_zero_gradient(torch):
+    x = _t(torch, [-inf, -inf, -inf])
+    (g,) = torch.autograd.grad(lsearray.logsumexp(x), x)
+    np.testing.assert_array_equal(g.numpy(), [0.0, 0.0, 0.0])
+    # with weights: the row of -inf contributes no gradient to x (and none that is nan to b)
+    x = _t(torch, [[-inf, -inf], [0.0, 1.0]])
+    b = _t(torch, [[1.0, 2.0], [1.0, 2.0]])
+    (gx, gb) = torch.autograd.grad(lsearray.logsumexp(x, axis=1, b=b).sum(), (x, b))
+    np.testing.assert_array_equal(gx.numpy()[0], [0.0, 0.0])
+    assert not np.isnan(gb.numpy()).any(), f"nan in d/db: {gb.numpy()}"
+    # a -inf element of a finite row has gradient exactly 0
+    x = _t(torch, [-inf, 0.0, 1.0])
+    (g,) = torch.autograd.grad(lsearray.logsumexp(x), x)
+    assert g[0].item() == 0.0
+    assert_values(g.numpy(), slow_softmax(np.array([-inf, 0.0, 1.0])), "float64")
+
+
+# ================================================================================================
+# jax
+# ================================================================================================
+
+@pytest.fixture(scope="module")
+def jax():
+    make_backend("jax")  # imports jax and enables x64 once
+    import jax
+
+    return jax
+
+
+def _jnp(a):
+    import jax.numpy as jnp
+
+    out = jnp.asarray(np.asarray(a, dtype=np.float64))
+    assert out.dtype == jnp.float64
+    return out
+
+
+@pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
+def test_jax_grad_of_logsumexp_is_softmax(jax, axis):
+    x_np = np.random.default_rng(7).standard_normal((3, 4, 5)) * 3
+    g = jax.grad(lambda x: lsearray.logsumexp(x, axis=axis).sum())(_jnp(x_np))
+    assert g.dtype == np.float64 and g.shape == x_np.shape
+    assert_values(np.asarray(g), _softmax_grad_reference(x_np, axis), "float64", "grad")
+
+
+def test_jax_grad_full_reduction_scalar(jax):
+    x_np = np.array([0.5, -1.0, 2.0])
+    g = jax.grad(lsearray.logsumexp)(_jnp(x_np))
+    assert_values(np.asarray(g), slow_softmax(x_np), "float64")
+    g = jax.grad(lambda x: lsearray.logsumexp(x, temperature=2.0))(_jnp(x_np))
+    assert_values(np.asarray(g), slow_softmax(x_np, temperature=2.0), "float64")
+    g = jax.grad(lsearray.logmeanexp)(_jnp(x_np))
+    assert_values(np.asarray(g), slow_softmax(x_np), "float64")
+
+
+def test_jax_grad_wrt_b(jax):
+    a_np = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, -3.0]])
+    b_np = np.array([[1.0, 0.5, 2.0], [3.0, 1.0, 1.0]])
+    g = jax.grad(lambda b: lsearray.logsumexp(_jnp(a_np), axis=1, b=b).sum())(_jnp(b_np))
+    expected = np.exp(a_np) / np.sum(b_np * np.exp(a_np), axis=1, keepdims=True)
+    assert_values(np.asarray(g), expected, "float64", "d/db")
+
+
+def test_jax_grad_log_softmax(jax):
+    x_np = np.random.default_rng(8).standard_normal((3, 4))
+    w_np = np.random.default_rng(9).standard_normal((3, 4))
+    w = _jnp(w_np)
+    g = jax.grad(lambda x: (lsearray.log_softmax(x, axis=1) * w).sum())(_jnp(x_np))
+    p = slow_softmax(x_np, axis=1)
+    assert_values(np.asarray(g), w_np - p * w_np.sum(axis=1, keepdims=True), "float64")
+    g = jax.grad(lambda x: (lsearray.softmax(x, axis=1) * w).sum())(_jnp(x_np))
+    assert_values(np.asarray(g), p * (w_np - np.sum(p * w_np, axis=1, keepdims=True)), "float64")
+
+
+def test_jax_jit(jax):
+    import jax.numpy as jnp
+
+    x_np = np.random.default_rng(10).standard_normal((4, 6))
+    x = _jnp(x_np)
+    f = jax.jit(lambda x: lsearray.logsumexp(x, axis=1))
+    got = f(x)
+    assert isinstance(got, jax.Array) and got.dtype == jnp.float64 and got.shape == (4,)
+    assert_values(np.asarray(got), slow_logsumexp(x_np, axis=1), "float64")
+    assert_values(np.asarray(f(x + 1.0)), slow_logsumexp(x_np + 1.0, axis=1), "float64")
+
+    b_np = np.random.default_rng(11).uniform(-1.0, 1.0, (4, 6))
+    value, sign = jax.jit(lambda x, b: lsearray.logsumexp(x, axis=0, b=b, return_sign=True))(x, _jnp(b_np))
+    ref_value, ref_sign = slow_logsumexp(x_np, axis=0, b=b_np, return_sign=True)
+    assert_values(np.asarray(value), ref_value, "float64")
+    assert_values(np.asarray(sign), ref_sign, "float64")
+
+    for func, ref, kw in [
+        (lsearray.softmax, slow_softmax, dict(axis=1)),
+        (lsearray.log_softmax, slow_log_softmax, dict(axis=0, temperature=2.0)),
+        (lsearray.logmeanexp, slow_logmeanexp, dict(axis=1)),
+        (lsearray.logsumexp, slow_logsumexp, dict(axis=None, keepdims=True)),
+    ]:
+        got = jax.jit(lambda x, func=func, kw=kw: func(x, **kw))(x)
+        assert isinstance(got, jax.Array)
+        assert_values(np.asarray(got), ref(x_np, **kw), "float64", func.__name__)
+
+    # special values under jit: nan / inf / all -inf rows
+    s_np = np.array([[-inf, -inf, -inf], [inf, 0.0, 1.0], [np.nan, 0.0, 1.0], [0.0, -inf, 2.0]])
+    got = f(_jnp(s_np))
+    assert_values(np.asarray(got), slow_logsumexp(s_np, axis=1), "float64", "special values")
+
+
+def test_jax_grad_under_jit(jax):
+    x_np = np.random.default_rng(12).standard_normal((3, 5))
+    g = jax.jit(jax.grad(lambda x: lsearray.logsumexp(x, axis=1).sum()))(_jnp(x_np))
+    assert_values(np.asarray(g), slow_softmax(x_np, axis=1), "float64")
+
+
+@pytest.mark.parametrize("func", ["logsumexp", "logmeanexp"])
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_jax_all_neginf_slice_has_zero_gradient(jax, func, jit):
+    f = jax.grad(lambda x: getattr(lsearray, func)(x, axis=1).sum())
+    if jit:
+        f = jax.jit(f)
+    g = np.asarray(f(_jnp([[-inf, -inf], [0.0, 1.0]])))
+    assert not np.isnan(g).any(), f"nan in gradient: {g}"
+    np.testing.assert_array_equal(g[0], [0.0, 0.0])
+    assert_values(g[1], slow_softmax(np.array([0.0, 1.0])), "float64", "finite row")
+    g = np.asarray(jax.grad(lambda x: getattr(lsearray, func)(x))(_jnp([-inf, -inf])))
+    np.testing.assert_array_equal(g, [0.0, 0.0])
