@@ -26,7 +26,8 @@ def namespace(*xs: Any) -> ModuleType | None:
     'array_api_compat.numpy'
     """
     arrays = [x for x in xs if x is not None and is_array_api_obj(x)]
-    complex_ = any(x is not None and np.iscomplexobj(x) for x in xs)
+    plain = [x for x in xs if x is not None and (isinstance(x, np.ndarray) or not is_array_api_obj(x))]
+    complex_ = any(np.iscomplexobj(x) for x in plain)
     if not arrays:
         return array_namespace(np.empty(0)) if complex_ else None
     try:

@@ -30,16 +30,28 @@ def _real_dtype(x: Any, xp: ModuleType) -> Any:
     return xp.real(xp.zeros((), dtype=x.dtype, device=device_of(x))).dtype
 
 
+def _scaled(z: Any, f: Any, xp: ModuleType) -> Any:
+    """z * f for a real scalar f; complex z by parts, since a complex product with
+    f + 0j turns an infinite part into nan on some backends."""
+    if isinstance(f, float) and f == 1.0:
+        return z
+    if not _is_complex(z, xp):
+        return z * f
+    return xp.real(z) * f + 1j * (xp.imag(z) * f)
+
+
 def _sign(z: Any, xp: ModuleType) -> Any:
     """z / |z| (0 at 0) for complex z, where not every backend's sign takes complex."""
     zero = z == 0
     return xp.where(zero, _const(0.0, z, xp), z / xp.where(zero, _const(1.0, z, xp), xp.abs(z)))
 
 
-def _wrap_angle(x: Any, xp: ModuleType) -> Any:
-    """Angles wrapped to (-pi, pi]; small angles keep their full precision."""
-    wrapped = -((-x + math.pi) % (2 * math.pi) - math.pi)
-    return xp.where(xp.abs(x) < math.pi, x, wrapped)
+def _wrap_angle(x: Any, tau: Any, xp: ModuleType) -> Any:
+    """Imaginary parts of ``tau Log(.)`` wrapped to (-tau pi, tau pi]; small ones keep
+    their full precision."""
+    period = 2 * math.pi * tau
+    wrapped = -((-x + math.pi * tau) % period - math.pi * tau)
+    return xp.where(xp.abs(x) < math.pi * tau, x, wrapped)
 
 
 def _shift_and_top(a: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
@@ -62,6 +74,26 @@ def _shift_and_top(a: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, 
     return shift, top
 
 
+def _shifted(
+    a: Any, b: Any, axes: tuple[int, ...], inv_tau: Any, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, Any]:
+    """``(a, shift, top, dead, z)``: ``a`` with zero-weight elements at -inf, the finite
+    shift (0 where the max is not finite), the maximal terms, the slices with nothing
+    in them, and ``z = (a - shift) / tau``.
+
+    The nothing-slices are fed finite values, so that the branches `where` discards
+    have finite gradients too.
+    """
+    if b is not None:
+        a = xp.where(b == 0, _const(-math.inf, a, xp), a)
+    shift, top = _shift_and_top(a, axes, xp)
+    shift_re = xp.real(shift) if _is_complex(a, xp) else shift
+    dead = shift_re == -math.inf
+    finite_shift = xp.where(xp.isfinite(shift_re), shift, _const(0.0, shift, xp))
+    live = xp.where(dead, _const(0.0, a, xp), a)
+    return a, finite_shift, top, dead, _scaled(live - finite_shift, inv_tau, xp)
+
+
 def logsumexp_signed(
     a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType
 ) -> tuple[Any, Any]:
@@ -80,16 +112,9 @@ def logsumexp_signed(
         out = xp.full(tuple(shape), -math.inf, dtype=_real_dtype(a, xp), device=device_of(a))
         return (xp.astype(out, a.dtype) if _is_complex(a, xp) else out), xp.zeros_like(out)
     complex_ = _is_complex(a, xp)
-    if b is not None:
-        a = xp.where(b == 0, _const(-math.inf, a, xp), a)
-    shift, top = _shift_and_top(a, axes, xp)
-    shift_re = xp.real(shift) if complex_ else shift
-    dead = shift_re == -math.inf
-    # Shift only by a finite max, and feed the nothing-slices finite values so that
-    # the branches `where` discards have finite gradients too.
-    finite_shift = xp.where(xp.isfinite(shift_re), shift, _const(0.0, shift, xp))
-    live = xp.where(dead, _const(0.0, a, xp), a)
-    terms = xp.exp((live - finite_shift) / tau)
+    inv_tau = 1.0 / tau
+    a, finite_shift, top, dead, z = _shifted(a, b, axes, inv_tau, xp)
+    terms = xp.exp(z)
     if b is not None:
         terms = terms * b
     zero = _const(0.0, terms, xp)
@@ -99,13 +124,14 @@ def logsumexp_signed(
     w_safe = xp.where(w_zero, _const(1.0, w, xp), w)
     s = xp.where(t == 0, t, t / w_safe)
     if complex_:
-        sign = _sign(s + 1, xp) * _sign(w, xp) * xp.exp(1j * xp.imag(finite_shift))
-        out = finite_shift + tau * (xp.log1p(s) + xp.log(w_safe))
+        phase = xp.exp(1j * (xp.imag(finite_shift) * inv_tau))
+        sign = _sign(s + 1, xp) * _sign(w, xp) * phase
+        out = finite_shift + _scaled(xp.log1p(s) + xp.log(w_safe), tau, xp)
         # Infinite results: complex log and exp's C99 rules decide, as in scipy.
-        naive = xp.exp(a / tau) if b is None else b * xp.exp(a / tau)
-        total = xp.sum(naive, axis=axes, keepdims=True)
+        naive = xp.exp(_scaled(a, inv_tau, xp))
+        total = xp.sum(naive if b is None else b * naive, axis=axes, keepdims=True)
         finite = xp.isfinite(out)
-        out = xp.where(finite, out, tau * xp.log(total))
+        out = xp.where(finite, out, _scaled(xp.log(total), tau, xp))
         sign = xp.where(finite, sign, _sign(total, xp))
     else:
         sign = xp.sign(s + 1) * xp.sign(w)
@@ -127,7 +153,7 @@ def logsumexp(
     if _is_complex(out, xp):
         if return_sign:
             return xp.real(out), sign
-        return xp.real(out) + 1j * _wrap_angle(xp.imag(out), xp), sign
+        return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp), sign
     if not return_sign:
         out = xp.where(sign < 0, _const(math.nan, out, xp), out)
     return out, sign
@@ -152,27 +178,39 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
 
 def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
     """``tau log(sum(b exp(a / tau)) / sum(b))`` (the count without ``b``), reduced axes
-    kept as size 1; nan for an empty slice, a zero weight sum, or a real mean < 0."""
+    kept as size 1; nan for an empty slice, a zero weight sum, or a real mean < 0.
+
+    Where the mean is within a factor 1.5 of ``exp(max / tau)`` (a temperature large
+    against the spread of ``a``), the result is ``max + tau log1p(x)`` with ``x`` the
+    weighted mean of ``expm1((a - max) / tau)``: exact where ``log(mean)`` would cancel.
+    """
     out, sign = logsumexp_signed(a, b, axes, tau, xp)
     nan = _const(math.nan, out, xp)
     if b is None:
-        count = math.prod(a.shape[k] for k in axes)
-        out = out - tau * math.log(count) if count else xp.full_like(out, math.nan)
-        agree = ~(sign < 0) if not _is_complex(out, xp) else None
+        weights = math.prod(a.shape[k] for k in axes)
+        if not weights:
+            return xp.full_like(out, math.nan)
+        zero = None
     else:
         weights = xp.sum(b, axis=axes, keepdims=True)
         zero = weights == 0
-        safe = xp.where(zero, _const(1.0, weights, xp), weights)
-        if _is_complex(out, xp):
-            out = out - tau * xp.log(safe)
-            agree = None
-        else:
-            out = out - tau * xp.log(xp.abs(safe))
-            agree = (sign == 0) | (sign == xp.sign(weights))
-        out = xp.where(zero, nan, out)
-    if agree is not None:
-        return xp.where(agree, out, nan)
-    return xp.real(out) + 1j * _wrap_angle(xp.imag(out), xp)
+        weights = xp.where(zero, _const(1.0, weights, xp), weights)
+    if _is_complex(out, xp):
+        log_w = math.log(weights) if b is None else xp.log(weights)
+        out = out - _scaled(log_w, tau, xp)
+        out = out if zero is None else xp.where(zero, nan, out)
+        return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp)
+    log_w = math.log(weights) if b is None else xp.log(xp.abs(weights))
+    out = out - tau * log_w
+    signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
+    _, shift, _, dead, z = _shifted(a, b, axes, 1.0 / tau, xp)
+    excess = xp.expm1(z) if b is None else b * xp.expm1(z)
+    x = xp.sum(excess, axis=axes, keepdims=True) / weights
+    near = (xp.abs(x) <= 0.5) & ~dead
+    near_mean = shift + tau * xp.log1p(xp.where(near, x, _const(0.0, x, xp)))
+    out = xp.where(near, near_mean, out)
+    keep = signs_agree if zero is None else signs_agree & ~zero
+    return xp.where(keep, out, nan)
 
 
 def shaped(x: Any, axes: tuple[int, ...], keepdims: bool, dtype: Any, xp: ModuleType) -> Any:

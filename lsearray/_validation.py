@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import device as device_of
-from array_api_compat import is_array_api_obj
+from array_api_compat import is_array_api_obj, is_dask_array
 from numpy.lib.array_utils import normalize_axis_tuple
 
 __all__ = ["Prepared", "prepare", "prepare_array_api"]
@@ -123,6 +123,14 @@ def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) 
     return tau
 
 
+def _without_empty_chunks(x: Any) -> Any:
+    """A dask array rechunked without its size-0 chunks (dask's own reductions fail
+    on them); anything else as it is."""
+    if not is_dask_array(x) or all(all(c for c in dim) for dim in x.chunks):
+        return x
+    return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
+
+
 def prepare_array_api(
     a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType
 ) -> tuple[Prepared, Any]:
@@ -147,7 +155,7 @@ def prepare_array_api(
         b = b if is_array_api_obj(b) else xp.asarray(b, device=dev)
         if not xp.isdtype(b.dtype, numeric):
             raise TypeError(f"{func} expects b of a numeric dtype; got dtype {b.dtype}")
-        if device_of(b) != dev:
+        if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
             raise ValueError(f"{func}: a is on device {dev} but b is on device {device_of(b)}")
         dtype = xp.result_type(a.dtype, b.dtype)
     if xp.isdtype(dtype, ("bool", "integral")):
@@ -166,6 +174,7 @@ def prepare_array_api(
                 f"{tuple(a.shape)}"
             ) from None
         a, b = xp.broadcast_to(a, shape), xp.broadcast_to(b, shape)
+    a, b = _without_empty_chunks(a), _without_empty_chunks(b)
     shape = tuple(a.shape)
     if a.ndim == 0:
         a = xp.reshape(a, (1,))

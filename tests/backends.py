@@ -7,6 +7,7 @@ Every backend test takes the `xp` fixture (defined in conftest.py) and uses only
                                  "float32"; None keeps the NumPy dtype); skips if the dtype is missing
     xp.to_numpy(x)               a NumPy copy of a result (computes a dask array)
     xp.default_float(like)       name of the namespace's default real floating dtype on like's device
+    xp.subset(keep)              skip this parametrization on jax/dask unless keep (runtime; see ALL_CASES)
     xp.check(result, like, dtype, shape)
                                  asserts that result is the same kind of array as `like` (namespace per
                                  array_api_compat.array_namespace, device per array_api_compat.device),
@@ -15,6 +16,8 @@ Every backend test takes the `xp` fixture (defined in conftest.py) and uses only
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -25,6 +28,13 @@ BACKEND_NAMES = ["numpy", "numpy-readonly", "array_api_strict", "torch", "jax", 
 COMPLEX_BACKENDS = BACKEND_NAMES  # every backend here has complex64 / complex128
 
 _JAX_CONFIGURED = False
+
+# jax compiles every primitive for every new shape/dtype in eager mode (about 1 s per new shape for
+# a logsumexp call) and dask builds and runs a graph per call (0.05-0.3 s), so the heaviest
+# parametrizations run a representative subset on these two; set LSEARRAY_TEST_ALL_BACKEND_CASES=1
+# to run every case on every backend.
+ALL_CASES = os.environ.get("LSEARRAY_TEST_ALL_BACKEND_CASES", "") not in ("", "0")
+SLOW_BACKENDS = ("jax", "dask")
 
 
 def _jax():
@@ -67,6 +77,11 @@ class Backend:
             self.lazy = True
         else:  # pragma: no cover
             raise ValueError(name)
+
+    def subset(self, keep):
+        """Skip this parametrization on a slow backend unless `keep` (see ALL_CASES)."""
+        if self.name in SLOW_BACKENDS and not keep and not ALL_CASES:
+            pytest.skip(f"representative subset on {self.name} (LSEARRAY_TEST_ALL_BACKEND_CASES=1 runs all)")
 
     def __repr__(self):
         return f"Backend({self.name!r})"
@@ -162,7 +177,8 @@ class Backend:
                 x = x.astype(self.lib.float32)
             return np.array(x, copy=True)
         if self.name == "dask":
-            return np.asarray(x.compute())
+            # the synchronous scheduler: the tiny test graphs run faster without a thread pool
+            return np.asarray(x.compute(scheduler="synchronous"))
         raise AssertionError(self.name)
 
     # ---- checks -------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def check_reduction(xp, got, like, a_np, expected, dtype, axis=None, keepdims=Fa
 @pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_reductions_axes(xp, dtype, axis, keepdims):
+    xp.subset((dtype == "float64" and not keepdims) or (keepdims and axis in (-1, (0, 2))))
     a_np = data(SHAPE, dtype)
     a = xp.make(a_np)
     before = xp.to_numpy(a)
@@ -82,6 +83,7 @@ def test_reductions_axes(xp, dtype, axis, keepdims):
 @pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_softmax_axes(xp, dtype, axis):
+    xp.subset(dtype == "float64" or axis == -1)
     a_np = data(SHAPE, dtype, seed=1)
     a = xp.make(a_np)
     before = xp.to_numpy(a)
@@ -107,6 +109,8 @@ B_CASES = [
                          ids=[f"b{s}-axis={a}".replace(" ", "") for s, a in B_CASES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_weights_broadcast(xp, dtype, b_shape, axis, signed):
+    xp.subset((dtype == "float64" and signed and b_shape in ((), (4, 1), (3, 4, 5)))
+              or (dtype == "float32" and not signed and b_shape == (5,)))
     a_np = data(SHAPE, dtype, seed=2)
     rng = np.random.default_rng(3)
     b_np = (rng.uniform(-1.0, 1.0, b_shape) if signed else rng.uniform(0.1, 2.0, b_shape)).astype(dtype)
@@ -129,6 +133,7 @@ def test_weights_broadcast(xp, dtype, b_shape, axis, signed):
 @pytest.mark.parametrize("b", [2.0, 3, 0.5], ids=["float-2.0", "int-3", "float-0.5"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_python_scalar_weight(xp, dtype, b):
+    xp.subset((dtype, b) in (("float32", 2.0), ("float64", 3)))
     a_np = data((2, 6), dtype, seed=4)
     a = xp.make(a_np)
     got = lsearray.logsumexp(a, axis=1, b=b)
@@ -160,6 +165,7 @@ def test_negative_total_is_nan_without_sign(xp):
 @pytest.mark.parametrize("tau", [0.25, 1.0, 3.0, 1e3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_temperature(xp, dtype, tau):
+    xp.subset((dtype, tau) in (("float64", 0.25), ("float64", 3.0), ("float32", 1e3)))
     a_np = data((4, 6), dtype, seed=5)
     b_np = np.random.default_rng(6).uniform(-0.5, 2.0, (4, 6)).astype(dtype)
     a, b = xp.make(a_np), xp.make(b_np)
@@ -218,6 +224,7 @@ N_SPECIAL = len(SPECIAL_ROWS)
 @pytest.mark.parametrize("tau", [1.0, 0.5])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_special_values_logsumexp(xp, dtype, tau):
+    xp.subset((dtype, tau) in (("float64", 1.0), ("float32", 0.5)))
     a_np, b_np = SPECIAL_A.astype(dtype), SPECIAL_B.astype(dtype)
     a, b = xp.make(a_np), xp.make(b_np)
     kw = dict(temperature=tau)
@@ -363,6 +370,8 @@ def _values_for(dtype, shape, seed):
 def test_result_dtype(xp, a_dtype, b_dtype, out_dtype):
     if a_dtype == "bfloat16" and xp.name != "torch":
         pytest.skip("bfloat16 is tested on torch")
+    xp.subset((a_dtype, b_dtype) in (("int64", None), ("bool", None), ("float32", None),
+                                     ("float16", None), ("float32", "float64"), ("float16", "float32")))
     shape = (3, 4)
     a_np = _values_for(a_dtype, shape, 7)
     a = xp.make(a_np, a_dtype)
