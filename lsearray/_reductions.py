@@ -33,14 +33,16 @@ def logsumexp(
 ) -> Any:
     r"""Compute ``tau * log(sum(b * exp(a / tau)))`` over the given axes, accurately.
 
-    A drop-in replacement for `scipy.special.logsumexp` on real input, with the
-    same arguments and special values, read in a single pass with no temporaries
-    the size of ``a``.
+    A drop-in replacement for `scipy.special.logsumexp`, with the same arguments and
+    special values. NumPy input is read in a single pass by the lsecore kernel with
+    no temporaries the size of ``a``; any other array API array (torch, JAX, CuPy,
+    array-api-strict, dask) gets the same answer as an array of its own kind, on its
+    own device, differentiable by its autograd.
 
     Parameters
     ----------
-    a : array_like
-        Input array of bool, integer or floating dtype.
+    a : array_like or array API array
+        Input array of bool, integer, floating or complex dtype.
     axis : None or int or tuple of ints, optional
         Axis or axes to reduce over. By default all axes are reduced.
     b : array_like, optional
@@ -60,12 +62,14 @@ def logsumexp(
 
     Returns
     -------
-    res : ndarray or scalar
-        The result; a NumPy scalar when all axes are reduced. float32 and float16
-        input give float32 and float16, other input float64.
-    sgn : ndarray or scalar
+    res : array or scalar
+        The result; a NumPy scalar when all axes of a NumPy input are reduced.
+        Floating input keeps its dtype (float16 and bfloat16 compute in float32);
+        integer and bool input give the namespace's default floating dtype. Complex
+        results have their imaginary part in (-pi tau, pi tau].
+    sgn : array or scalar
         Only with ``return_sign``: +1, -1, 0 for a zero sum (then ``res`` is
-        -inf), nan where ``res`` is nan.
+        -inf), nan where ``res`` is nan; a unit phase for complex input.
 
     Notes
     -----
@@ -93,7 +97,8 @@ def logsumexp(
     xp = namespace(a, b)
     if xp is not None:
         p, _ = prepare_array_api(a, b, axis, temperature, "logsumexp", xp)
-        out, sign = _generic.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            out, sign = _generic.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
         out = _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
         return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
     p = prepare(a, b, axis, temperature, "logsumexp")
@@ -121,8 +126,8 @@ def logmeanexp(
 
     Parameters
     ----------
-    a : array_like
-        Input array of bool, integer or floating dtype.
+    a : array_like or array API array
+        Input array of bool, integer, floating or complex dtype.
     axis : None or int or tuple of ints, optional
         Axis or axes to reduce over. By default all axes are reduced.
     b : array_like, optional
@@ -160,7 +165,8 @@ def logmeanexp(
     xp = namespace(a, b)
     if xp is not None:
         p, _ = prepare_array_api(a, b, axis, temperature, "logmeanexp", xp)
-        out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
+        with np.errstate(all="ignore"):
+            out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
         return _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
     p = prepare(a, b, axis, temperature, "logmeanexp")
     if p.b is None:

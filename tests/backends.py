@@ -7,7 +7,7 @@ Every backend test takes the `xp` fixture (defined in conftest.py) and uses only
                                  "float32"; None keeps the NumPy dtype); skips if the dtype is missing
     xp.to_numpy(x)               a NumPy copy of a result (computes a dask array)
     xp.default_float(like)       name of the namespace's default real floating dtype on like's device
-    xp.subset(keep)              skip this parametrization on jax/dask unless keep (runtime; see ALL_CASES)
+    xp.subset(keep, jax_keep)    skip this parametrization on jax/dask unless keep (runtime; see ALL_CASES)
     xp.check(result, like, dtype, shape)
                                  asserts that result is the same kind of array as `like` (namespace per
                                  array_api_compat.array_namespace, device per array_api_compat.device),
@@ -78,8 +78,13 @@ class Backend:
         else:  # pragma: no cover
             raise ValueError(name)
 
-    def subset(self, keep):
-        """Skip this parametrization on a slow backend unless `keep` (see ALL_CASES)."""
+    def subset(self, keep, jax_keep=None):
+        """Skip this parametrization on a slow backend unless `keep` (see ALL_CASES).
+
+        jax_keep, when given, replaces keep on jax (whose eager calls are the slowest).
+        """
+        if self.name == "jax" and jax_keep is not None:
+            keep = jax_keep
         if self.name in SLOW_BACKENDS and not keep and not ALL_CASES:
             pytest.skip(f"representative subset on {self.name} (LSEARRAY_TEST_ALL_BACKEND_CASES=1 runs all)")
 

@@ -58,7 +58,9 @@ def check_reduction(xp, got, like, a_np, expected, dtype, axis=None, keepdims=Fa
 @pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_reductions_axes(xp, dtype, axis, keepdims):
-    xp.subset((dtype == "float64" and not keepdims) or (keepdims and axis in (-1, (0, 2))))
+    xp.subset((dtype == "float64" and not keepdims) or (keepdims and axis in (-1, (0, 2))),
+              jax_keep=(dtype == "float64" and not keepdims and axis in (None, (0, 2)))
+              or (dtype == "float32" and keepdims and axis == -1))
     a_np = data(SHAPE, dtype)
     a = xp.make(a_np)
     before = xp.to_numpy(a)
@@ -83,7 +85,8 @@ def test_reductions_axes(xp, dtype, axis, keepdims):
 @pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_softmax_axes(xp, dtype, axis):
-    xp.subset(dtype == "float64" or axis == -1)
+    xp.subset(dtype == "float64" or axis == -1,
+              jax_keep=dtype == "float64" and axis in (None, 1, (0, 2)))
     a_np = data(SHAPE, dtype, seed=1)
     a = xp.make(a_np)
     before = xp.to_numpy(a)
@@ -110,7 +113,8 @@ B_CASES = [
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_weights_broadcast(xp, dtype, b_shape, axis, signed):
     xp.subset((dtype == "float64" and signed and b_shape in ((), (4, 1), (3, 4, 5)))
-              or (dtype == "float32" and not signed and b_shape == (5,)))
+              or (dtype == "float32" and not signed and b_shape == (5,)),
+              jax_keep=dtype == "float64" and signed and b_shape == (4, 1) and axis == 1)
     a_np = data(SHAPE, dtype, seed=2)
     rng = np.random.default_rng(3)
     b_np = (rng.uniform(-1.0, 1.0, b_shape) if signed else rng.uniform(0.1, 2.0, b_shape)).astype(dtype)
@@ -133,15 +137,15 @@ def test_weights_broadcast(xp, dtype, b_shape, axis, signed):
 @pytest.mark.parametrize("b", [2.0, 3, 0.5], ids=["float-2.0", "int-3", "float-0.5"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_python_scalar_weight(xp, dtype, b):
-    xp.subset((dtype, b) in (("float32", 2.0), ("float64", 3)))
-    a_np = data((2, 6), dtype, seed=4)
+    xp.subset((dtype, b) in (("float32", 2.0), ("float64", 3)), jax_keep=(dtype, b) == ("float64", 3))
+    a_np = data(SHAPE, dtype, seed=4)
     a = xp.make(a_np)
     got = lsearray.logsumexp(a, axis=1, b=b)
     check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, axis=1, b=b), dtype, 1, what="logsumexp")
     got = lsearray.logsumexp(a, b=b)
     check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, b=b), dtype, None, what="logsumexp full")
-    got = lsearray.logmeanexp(a, axis=-1, b=b)
-    check_reduction(xp, got, a, a_np, slow_logmeanexp(a_np, axis=-1, b=b), dtype, -1,
+    got = lsearray.logmeanexp(a, axis=(0, 2), b=b)
+    check_reduction(xp, got, a, a_np, slow_logmeanexp(a_np, axis=(0, 2), b=b), dtype, (0, 2),
                     what="logmeanexp")
 
 
@@ -165,9 +169,12 @@ def test_negative_total_is_nan_without_sign(xp):
 @pytest.mark.parametrize("tau", [0.25, 1.0, 3.0, 1e3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_temperature(xp, dtype, tau):
-    xp.subset((dtype, tau) in (("float64", 0.25), ("float64", 3.0), ("float32", 1e3)))
-    a_np = data((4, 6), dtype, seed=5)
-    b_np = np.random.default_rng(6).uniform(-0.5, 2.0, (4, 6)).astype(dtype)
+    xp.subset((dtype, tau) in (("float64", 0.25), ("float64", 3.0), ("float32", 1e3)),
+              jax_keep=(dtype, tau) == ("float64", 3.0))
+    a_np = data(SHAPE, dtype, seed=5)
+    # signed weights only in float64: float32 sums that nearly cancel lose more than rtol 1e-5
+    low = -0.5 if dtype == "float64" else 0.1
+    b_np = np.random.default_rng(6).uniform(low, 2.0, SHAPE).astype(dtype)
     a, b = xp.make(a_np), xp.make(b_np)
 
     got = lsearray.logsumexp(a, axis=1, temperature=tau)
@@ -176,11 +183,11 @@ def test_temperature(xp, dtype, tau):
     got = lsearray.logsumexp(a, temperature=tau)
     check_reduction(xp, got, a, a_np, slow_logsumexp(a_np, temperature=tau), dtype, None,
                     what="logsumexp full")
-    value, sign = lsearray.logsumexp(a, axis=0, b=b, return_sign=True, temperature=tau)
-    ref_value, ref_sign = quiet(slow_logsumexp, a_np, axis=0, b=b_np, return_sign=True,
+    value, sign = lsearray.logsumexp(a, axis=(0, 2), b=b, return_sign=True, temperature=tau)
+    ref_value, ref_sign = quiet(slow_logsumexp, a_np, axis=(0, 2), b=b_np, return_sign=True,
                                 temperature=tau)
-    check_reduction(xp, value, a, a_np, ref_value, dtype, 0, what="logsumexp value")
-    check_reduction(xp, sign, a, a_np, ref_sign, dtype, 0, what="logsumexp sign")
+    check_reduction(xp, value, a, a_np, ref_value, dtype, (0, 2), what="logsumexp value")
+    check_reduction(xp, sign, a, a_np, ref_sign, dtype, (0, 2), what="logsumexp sign")
     got = lsearray.logmeanexp(a, axis=1, temperature=tau)
     check_reduction(xp, got, a, a_np, slow_logmeanexp(a_np, axis=1, temperature=tau), dtype, 1,
                     what="logmeanexp")
@@ -190,9 +197,9 @@ def test_temperature(xp, dtype, tau):
     got = lsearray.softmax(a, axis=1, temperature=tau)
     xp.check(got, a, dtype, a_np.shape, what="softmax")
     assert_values(xp.to_numpy(got), slow_softmax(a_np, axis=1, temperature=tau), dtype, "softmax")
-    got = lsearray.log_softmax(a, axis=(0, 1), temperature=tau)
+    got = lsearray.log_softmax(a, axis=(0, 2), temperature=tau)
     xp.check(got, a, dtype, a_np.shape, what="log_softmax")
-    assert_values(xp.to_numpy(got), slow_log_softmax(a_np, axis=(0, 1), temperature=tau), dtype,
+    assert_values(xp.to_numpy(got), slow_log_softmax(a_np, axis=(0, 2), temperature=tau), dtype,
                   "log_softmax")
 
 
@@ -224,7 +231,7 @@ N_SPECIAL = len(SPECIAL_ROWS)
 @pytest.mark.parametrize("tau", [1.0, 0.5])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_special_values_logsumexp(xp, dtype, tau):
-    xp.subset((dtype, tau) in (("float64", 1.0), ("float32", 0.5)))
+    xp.subset((dtype, tau) in (("float64", 1.0), ("float32", 0.5)), jax_keep=(dtype, tau) == ("float64", 1.0))
     a_np, b_np = SPECIAL_A.astype(dtype), SPECIAL_B.astype(dtype)
     a, b = xp.make(a_np), xp.make(b_np)
     kw = dict(temperature=tau)
@@ -371,20 +378,21 @@ def test_result_dtype(xp, a_dtype, b_dtype, out_dtype):
     if a_dtype == "bfloat16" and xp.name != "torch":
         pytest.skip("bfloat16 is tested on torch")
     xp.subset((a_dtype, b_dtype) in (("int64", None), ("bool", None), ("float32", None),
-                                     ("float16", None), ("float32", "float64"), ("float16", "float32")))
-    shape = (3, 4)
+                                     ("float16", None), ("float32", "float64"), ("float16", "float32")),
+              jax_keep=(a_dtype, b_dtype) in (("int64", None), ("float16", None), ("float32", "float64")))
+    shape = SHAPE
     a_np = _values_for(a_dtype, shape, 7)
     a = xp.make(a_np, a_dtype)
-    b_np = None if b_dtype is None else np.abs(_values_for(b_dtype, (4,), 8)) + (b_dtype != "bool")
+    b_np = None if b_dtype is None else np.abs(_values_for(b_dtype, (5,), 8)) + (b_dtype != "bool")
     if b_dtype == "bool":
-        b_np = np.array([True, False, True, True])
+        b_np = np.array([True, False, True, True, True])
     b = None if b_np is None else xp.make(b_np, b_dtype)
     if out_dtype == DEFAULT:
         out_dtype = xp.default_float(a)
     ref_a = xp.to_numpy(a).astype(np.float64)
     ref_b = None if b is None else xp.to_numpy(b).astype(np.float64)
 
-    for axis, shp in ((1, (3,)), (None, ())):
+    for axis, shp in ((1, (3, 5)), (None, ())):
         got = lsearray.logsumexp(a, axis=axis, b=b)
         xp.check(got, a, out_dtype, shp, scalar=True, what="logsumexp")
         assert_values(xp.to_numpy(got), slow_logsumexp(ref_a, axis=axis, b=ref_b), out_dtype,
@@ -400,9 +408,10 @@ def test_result_dtype(xp, a_dtype, b_dtype, out_dtype):
         got = lsearray.softmax(a, axis=1)
         xp.check(got, a, out_dtype, shape, what="softmax")
         assert_values(xp.to_numpy(got), slow_softmax(ref_a, axis=1), out_dtype, "softmax")
-        got = lsearray.log_softmax(a, axis=0)
+        got = lsearray.log_softmax(a, axis=(0, 2))
         xp.check(got, a, out_dtype, shape, what="log_softmax")
-        assert_values(xp.to_numpy(got), slow_log_softmax(ref_a, axis=0), out_dtype, "log_softmax")
+        assert_values(xp.to_numpy(got), slow_log_softmax(ref_a, axis=(0, 2)), out_dtype,
+                      "log_softmax")
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

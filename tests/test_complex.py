@@ -85,7 +85,8 @@ def reduced_shape(shape, axis, keepdims=False):
 @pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
 @pytest.mark.parametrize("dtype", ["complex64", "complex128"])
 def test_complex_logsumexp_matches_scipy(xp, dtype, axis):
-    xp.subset((dtype, axis) in (("complex128", None), ("complex128", (0, 2)), ("complex64", 1)))
+    xp.subset((dtype, axis) in (("complex128", None), ("complex128", (0, 2)), ("complex64", 1)),
+              jax_keep=(dtype, axis) == ("complex128", (0, 2)))
     a_np = complex_data(SHAPE, dtype)
     a = xp.make(a_np)
     ref_in = a_np.astype(np.complex128)
@@ -117,7 +118,8 @@ def test_complex_logsumexp_matches_scipy(xp, dtype, axis):
 ])
 @pytest.mark.parametrize("axis", [1, None, (0, 2)], ids=["axis=1", "axis=None", "axis=(0,2)"])
 def test_complex_weights(xp, a_dtype, b_dtype, out_dtype, axis):
-    xp.subset(axis == 1 and a_dtype in ("float64", "complex64"))
+    xp.subset(axis == 1 and a_dtype in ("float64", "complex64"),
+              jax_keep=axis == 1 and (a_dtype, b_dtype) == ("complex64", "float32"))
     rng = np.random.default_rng(SEED + 1)
     if a_dtype.startswith("complex"):
         a_np = complex_data(SHAPE, a_dtype, seed=SEED + 2)

@@ -221,7 +221,7 @@ def _jnp(a):
 
 @pytest.mark.parametrize("axis", AXES, ids=[f"axis={a}".replace(" ", "") for a in AXES])
 def test_jax_grad_of_logsumexp_is_softmax(jax, axis):
-    make_backend("jax").subset(axis in (1, None, (0, 2)))
+    make_backend("jax").subset(axis == (0, 2))  # axis=1 and None: the other jax tests
     x_np = np.random.default_rng(7).standard_normal((3, 4, 5)) * 3
     g = jax.grad(lambda x: lsearray.logsumexp(x, axis=axis).sum())(_jnp(x_np))
     assert g.dtype == np.float64 and g.shape == x_np.shape
