@@ -6,7 +6,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, is_array_api_obj, is_numpy_namespace
+from array_api_compat import array_namespace, is_array_api_obj, is_dask_array, is_numpy_namespace
 
 __all__ = ["namespace"]
 
@@ -15,7 +15,8 @@ def namespace(*xs: Any) -> ModuleType | None:
     """The array-API namespace of the array arguments, or None for the NumPy kernel.
 
     Lists, Python scalars and NumPy arrays go to the kernel (complex ones to the
-    array-API code, with NumPy's namespace). Arrays of two libraries raise TypeError.
+    array-API code, with NumPy's namespace). Arrays of two libraries raise TypeError,
+    but for NumPy arrays beside a dask array (the dask reduction takes them).
 
     Examples
     --------
@@ -30,6 +31,9 @@ def namespace(*xs: Any) -> ModuleType | None:
     complex_ = any(np.iscomplexobj(x) for x in plain)
     if not arrays:
         return array_namespace(np.empty(0)) if complex_ else None
+    if any(is_dask_array(x) for x in arrays):
+        # NumPy weights broadcast into a dask reduction as dask's own reductions allow.
+        arrays = [x for x in arrays if not isinstance(x, np.ndarray)]
     try:
         xp = array_namespace(*arrays)
     except TypeError:

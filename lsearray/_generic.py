@@ -105,12 +105,11 @@ def logsumexp_signed(
     zero) give ``(-inf, 0)`` and a zero gradient. For complex input the sign is a
     unit phase and the log's imaginary part is not yet wrapped.
     """
-    shape = list(a.shape)
     if _is_empty(a.shape, axes):
-        for k in axes:
-            shape[k] = 1
-        out = xp.full(tuple(shape), -math.inf, dtype=_real_dtype(a, xp), device=device_of(a))
-        return (xp.astype(out, a.dtype) if _is_complex(a, xp) else out), xp.zeros_like(out)
+        shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
+        out = xp.full(shape, -math.inf, dtype=_real_dtype(a, xp), device=device_of(a))
+        out = xp.astype(out, a.dtype) if _is_complex(a, xp) else out
+        return out, xp.zeros_like(out)
     complex_ = _is_complex(a, xp)
     inv_tau = 1.0 / tau
     a, finite_shift, top, dead, z = _shifted(a, b, axes, inv_tau, xp)
@@ -168,12 +167,24 @@ def softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
 
 
 def log_softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
-    """``x / tau - logsumexp(x / tau)`` with scipy's special values."""
+    """``x / tau - logsumexp(x / tau)`` with scipy's special values; the normalizer
+    keeps the maximal terms apart, so a dominant element's result is exact."""
     if _is_empty(x.shape, axes):
         return x
-    m = xp.max(x, axis=axes, keepdims=True)
-    z = (x - xp.where(xp.isfinite(m), m, _const(0.0, m, xp))) / tau
-    return z - xp.log(xp.sum(xp.exp(z), axis=axes, keepdims=True))
+    inv_tau = 1.0 / tau
+    _, shift, top, dead, z = _shifted(x, None, axes, inv_tau, xp)
+    terms = xp.exp(z)
+    zero = _const(0.0, terms, xp)
+    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
+    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
+    log_total = xp.log1p(t / w_safe) + xp.log(w)
+    # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
+    log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
+    up = xp.any(x == math.inf, axis=axes, keepdims=True) & ~xp.any(
+        xp.isnan(x), axis=axes, keepdims=True)
+    log_total = xp.where(up, _const(math.inf, log_total, xp), log_total)
+    return (x - shift) * inv_tau - log_total
 
 
 def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from array_api_compat import is_dask_namespace
+
 from lsearray import _generic
 from lsearray._dispatch import namespace
 from lsearray._numpy_executor import reduce
@@ -95,6 +97,10 @@ def logsumexp(
     array([1.06346401, 3.06346401])
     """
     xp = namespace(a, b)
+    if xp is not None and is_dask_namespace(xp):
+        from lsearray import dask
+
+        return dask.logsumexp(a, axis, b, keepdims, return_sign, temperature=temperature)
     if xp is not None:
         p, _ = prepare_array_api(a, b, axis, temperature, "logsumexp", xp)
         with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
@@ -163,6 +169,10 @@ def logmeanexp(
     np.float64(3.0234319548176973)
     """
     xp = namespace(a, b)
+    if xp is not None and is_dask_namespace(xp):
+        from lsearray import dask
+
+        return dask.logmeanexp(a, axis, b, keepdims, temperature=temperature)
     if xp is not None:
         p, _ = prepare_array_api(a, b, axis, temperature, "logmeanexp", xp)
         with np.errstate(all="ignore"):

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from array_api_compat import is_dask_namespace
+
 from lsearray import _generic
 from lsearray._dispatch import namespace
 from lsearray._numpy_executor import reduce
@@ -27,7 +29,11 @@ def _shifted(x: Any, axis: Any, temperature: Any, func: str):
 
 
 def _array_api(x: Any, axis: Any, temperature: Any, func: str, xp: Any) -> Any:
-    """The array-API executor's softmax or log_softmax of ``x``."""
+    """The array-API executor's softmax or log_softmax of ``x`` (dask's own for dask)."""
+    if is_dask_namespace(xp):
+        from lsearray import dask
+
+        return getattr(dask, func)(x, axis, temperature=temperature)
     p, compute = prepare_array_api(x, None, axis, temperature, func, xp)
     if xp.isdtype(compute, "complex floating"):
         raise TypeError(f"{func} expects real input; got dtype {compute}")

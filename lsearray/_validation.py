@@ -152,6 +152,10 @@ def prepare_array_api(
         dtype = xp.result_type(a.dtype, b)
         b = xp.asarray(b, dtype=dtype, device=dev)
     else:
+        if is_dask_array(a) and not is_dask_array(b):
+            import dask.array as da
+
+            b = da.asarray(np.asarray(b))
         b = b if is_array_api_obj(b) else xp.asarray(b, device=dev)
         if not xp.isdtype(b.dtype, numeric):
             raise TypeError(f"{func} expects b of a numeric dtype; got dtype {b.dtype}")

@@ -4,7 +4,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN, isnan
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads"]
+__all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads", "merge"]
 
 ctypedef fused a_t:
     float
@@ -227,6 +227,24 @@ def finalize(const double[::1] m, const double[::1] w, const double[::1] t,
             out[j] = res
             sign[j] = sg
             log_sum[j] = lg
+
+
+def merge(double[::1] m, double[::1] w, double[::1] t, double[::1] c,
+          const double[::1] m2, const double[::1] w2, const double[::1] t2,
+          const double[::1] c2, double inv_tau):
+    """Merge the partials ``(m2, w2, t2, c2)`` into ``(m, w, t, c)``, elementwise.
+
+    The merge is associative and commutative, so partials of blocks, threads and
+    chunks combine in any order or tree; rescales carry their factor in
+    double-double, so a merge costs no accuracy.
+    """
+    cdef Py_ssize_t j
+    if not (m.shape[0] == w.shape[0] == t.shape[0] == c.shape[0] == m2.shape[0]
+            == w2.shape[0] == t2.shape[0] == c2.shape[0]):
+        raise ValueError("partials to merge must have the same length")
+    with nogil:
+        for j in range(m.shape[0]):
+            lse_merge(&m[j], &w[j], &t[j], &c[j], m2[j], w2[j], t2[j], c2[j], inv_tau)
 
 
 def max_threads():

@@ -345,6 +345,63 @@ def test_zero_dimensional_input(xp):
     assert_values(xp.to_numpy(got), 0.0, "float64")
 
 
+def test_strided_and_transposed_views(xp):
+    xp.subset(True, jax_keep=False)  # jax arrays have no strides
+    # inputs that are views in their own library: a step slice and a transpose
+    big_np = data((6, 10), seed=14)
+    big = xp.make(big_np)
+    ns = xp.namespace(big)
+    for x, x_np in [(big[:, ::2], big_np[:, ::2]),
+                    (ns.permute_dims(big, (1, 0)), big_np.T),
+                    (ns.permute_dims(big[1::2, 1::3], (1, 0)), big_np[1::2, 1::3].T)]:
+        for axis in (0, 1, None):
+            got = lsearray.logsumexp(x, axis=axis)
+            check_reduction(xp, got, big, x_np, slow_logsumexp(x_np, axis=axis), "float64", axis,
+                            what=f"logsumexp axis={axis}")
+        got = lsearray.logmeanexp(x, axis=0)
+        check_reduction(xp, got, big, x_np, slow_logmeanexp(x_np, axis=0), "float64", 0,
+                        what="logmeanexp")
+        got = lsearray.softmax(x, axis=1)
+        xp.check(got, big, "float64", x_np.shape, what="softmax")
+        assert_values(xp.to_numpy(got), slow_softmax(x_np, axis=1), "float64", "softmax")
+        got = lsearray.log_softmax(x, axis=0)
+        xp.check(got, big, "float64", x_np.shape, what="log_softmax")
+        assert_values(xp.to_numpy(got), slow_log_softmax(x_np, axis=0), "float64", "log_softmax")
+    np.testing.assert_array_equal(xp.to_numpy(big), big_np, err_msg="input was modified")
+
+
+def test_small_results_keep_relative_accuracy(xp):
+    xp.subset(True, jax_keep=False)
+    # logsumexp results near 0 must not be rounded to 0: NumPy's values are log1p-accurate and
+    # every backend must agree with them to rtol 1e-12 with no absolute slack
+    t = math.log1p(math.exp(-50.0))
+    a = xp.make(np.array([[0.0, -50.0], [-50.0, 0.0]]))
+    tight = dict(rtol=1e-12, atol=0)
+    np.testing.assert_allclose(xp.to_numpy(lsearray.logsumexp(a, axis=1)), [t, t], **tight)
+    value, sign = lsearray.logsumexp(a, axis=0, return_sign=True)
+    np.testing.assert_allclose(xp.to_numpy(value), [t, t], **tight)
+    b = xp.make(np.array([[1.0, 1e-20], [1e-20, 1.0]]))
+    a1 = xp.make(np.array([[0.0, -1.0], [-1.0, 0.0]]))
+    np.testing.assert_allclose(xp.to_numpy(lsearray.logsumexp(a1, axis=1, b=b)),
+                               [math.log1p(1e-20 * math.exp(-1.0))] * 2, **tight)
+    np.testing.assert_allclose(xp.to_numpy(lsearray.logsumexp(a1, axis=1, temperature=0.02)),
+                               [0.02 * math.log1p(math.exp(-50.0))] * 2, **tight)
+
+
+def test_log_softmax_near_zero_matches_numpy_path(xp):
+    xp.subset(True, jax_keep=False)
+    # log_softmax([0, -50]) = [-log1p(e^-50), -50 - log1p(e^-50)]; the NumPy path gives the
+    # first element to full relative accuracy (-1.93e-22), so every backend must (not 0.0)
+    t = math.log1p(math.exp(-50.0))
+    a_np = np.array([[0.0, -50.0], [-50.0, 0.0]])
+    a = xp.make(a_np)
+    expected = [[-t, -50.0 - t], [-50.0 - t, -t]]
+    numpy_value = lsearray.log_softmax(a_np, axis=1)
+    np.testing.assert_allclose(numpy_value, expected, rtol=1e-12, atol=0, err_msg="NumPy path")
+    np.testing.assert_allclose(xp.to_numpy(lsearray.log_softmax(a, axis=1)), expected,
+                               rtol=1e-12, atol=0, err_msg=f"log_softmax on {xp.name}")
+
+
 # ---- dtypes -------------------------------------------------------------------------------------
 
 DEFAULT = "default real floating"
@@ -569,6 +626,23 @@ def test_dask_awkward_chunks():
                       "float64", f"softmax axis={axis}")
         assert_values(lsearray.log_softmax(a, axis=axis).compute(),
                       quiet(slow_log_softmax, a_np, axis=axis), "float64", f"log_softmax axis={axis}")
+
+
+@pytest.mark.parametrize("func", ["logsumexp", "logmeanexp", "softmax", "log_softmax"])
+def test_dask_unknown_chunk_sizes(func):
+    # boolean-mask selection gives chunks of unknown (nan) size; every function must stay lazy and
+    # give the values of the computed selection (logmeanexp must not divide by a nan count)
+    da = pytest.importorskip("dask.array")
+    x_np = data((40,), seed=15)
+    x = da.from_array(x_np, chunks=7)
+    y = x[x > 0]
+    y_np = x_np[x_np > 0]
+    assert math.isnan(y.shape[0])
+    ref = {"logsumexp": slow_logsumexp, "logmeanexp": slow_logmeanexp,
+           "softmax": slow_softmax, "log_softmax": slow_log_softmax}[func]
+    got = getattr(lsearray, func)(y)
+    assert isinstance(got, da.Array), f"{func}: {type(got)}"
+    assert_values(np.asarray(got.compute(scheduler="synchronous")), ref(y_np), "float64", func)
 
 
 def test_dask_float32_chunks_accumulate_accurately():

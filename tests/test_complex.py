@@ -199,6 +199,20 @@ def test_complex_special_values(xp):
     assert np.all(np.asarray(xp.to_numpy(got)).real == -inf)
 
 
+def test_complex_empty_and_all_neginf_with_sign_keep_dtypes(xp):
+    xp.subset(True, jax_keep=False)
+    # the sign of a complex reduction is complex even where the sum is empty or zero (scipy gives
+    # nan+nanj there, lsearray 0 -- the value is not checked, only the kinds), the value is real -inf
+    for a_np, axis, shape in [(np.zeros((3, 0), dtype=np.complex128), 1, (3,)),
+                              (np.zeros((0,), dtype=np.complex128), None, ()),
+                              (np.full((2, 2), -inf + 0j), 1, (2,))]:
+        a = xp.make(a_np)
+        value, sign = lsearray.logsumexp(a, axis=axis, return_sign=True)
+        xp.check(value, a, "float64", shape, scalar=True, what=f"value of {a_np.shape} input")
+        xp.check(sign, a, "complex128", shape, scalar=True, what=f"sign of {a_np.shape} input")
+        assert np.all(np.asarray(xp.to_numpy(value)) == -inf)
+
+
 @pytest.mark.parametrize("tau", [0.5, 3.0])
 def test_complex_temperature(xp, tau):
     xp.subset(tau == 0.5)
@@ -218,6 +232,7 @@ def test_complex_temperature(xp, tau):
 
 
 def test_complex_full_reduction_kind(xp):
+    xp.subset(True, jax_keep=False)
     a_np = np.array([1.0 + 2.0j, -0.5 + 0.25j])
     a = xp.make(a_np)
     got = lsearray.logsumexp(a)

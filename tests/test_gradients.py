@@ -308,3 +308,32 @@ def test_jax_all_neginf_slice_has_zero_gradient(jax, func, jit):
     assert_values(g[1], slow_softmax(np.array([0.0, 1.0])), "float64", "finite row")
     g = np.asarray(jax.grad(lambda x: getattr(lsearray, func)(x))(_jnp([-inf, -inf])))
     np.testing.assert_array_equal(g, [0.0, 0.0])
+
+
+def test_torch_elements_removed_by_zero_weight_have_zero_gradient(torch):
+    b = _t(torch, [0.0, 1.0, 1.0], requires_grad=False)
+    for bad in (inf, np.nan, -inf):
+        x = _t(torch, [bad, 1.0, 2.0])
+        (g,) = torch.autograd.grad(lsearray.logsumexp(x, b=b), x)
+        np.testing.assert_array_equal(g.numpy()[0], 0.0, err_msg=f"removed {bad}")
+        assert_values(g.numpy()[1:], slow_softmax(np.array([1.0, 2.0])), "float64", f"removed {bad}")
+    # return_sign: the value's gradient is also zero on an all -inf slice
+    x = _t(torch, [[-inf, -inf], [0.0, 1.0]])
+    (g,) = torch.autograd.grad(lsearray.logsumexp(x, axis=1, return_sign=True)[0].sum(), x)
+    np.testing.assert_array_equal(g.numpy()[0], [0.0, 0.0])
+
+
+def test_jax_elements_removed_by_zero_weight_have_zero_gradient(jax):
+    b = _jnp([0.0, 1.0, 1.0])
+    for bad in (inf, np.nan):
+        g = np.asarray(jax.grad(lambda x: lsearray.logsumexp(x, b=b))(_jnp([bad, 1.0, 2.0])))
+        np.testing.assert_array_equal(g[0], 0.0, err_msg=f"removed {bad}")
+        assert_values(g[1:], slow_softmax(np.array([1.0, 2.0])), "float64", f"removed {bad}")
+
+
+def test_jax_grad_wrt_temperature(jax):
+    x_np = np.array([0.0, 1.0, 3.0])
+    tau = 1.5
+    g = jax.grad(lambda t: lsearray.logsumexp(_jnp(x_np), temperature=t))(tau)
+    p = slow_softmax(x_np, temperature=tau)
+    assert_values(np.asarray(g), slow_logsumexp(x_np / tau) - np.sum(p * x_np / tau), "float64")

@@ -1,0 +1,107 @@
+"""One dask.array.reduction over (max, scaled-sum) partials: each chunk read once, merged in a tree."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from lsearray._partials import Partial, finalize, merge, partial
+
+__all__ = ["normalizer", "reduce"]
+
+# The modes whose aggregate returns a structured array, and its fields.
+_FIELDS = {"signed": ("res", "sign"), "norm": ("m", "log_total")}
+
+
+def _out_dtype(mode: str, dtype: Any) -> np.dtype:
+    """The reduction's dtype: ``dtype``, or a record of two ``dtype`` fields."""
+    if mode in _FIELDS:
+        return np.dtype([(name, dtype) for name in _FIELDS[mode]])
+    return np.dtype(dtype)
+
+
+def _flat(parts: Any) -> list[Partial]:
+    """dask hands combine/aggregate one output, or lists of them nested per axis."""
+    if isinstance(parts, Partial):
+        return [parts]
+    return [p for item in parts for p in _flat(item)]
+
+
+def _chunk(x: Any, weights: Any = None, axis: tuple[int, ...] = (), keepdims: bool = True, *,
+           inv_tau: float, count: bool, computing_meta: bool = False) -> Any:
+    if computing_meta:  # dask infers the intermediate's meta: an array, not a Partial
+        return x
+    p = partial(x, weights, axis, inv_tau)
+    if count:
+        p.n = math.prod(x.shape[k] for k in axis) if weights is None else array_namespace(
+            weights).sum(weights, axis=axis, keepdims=True, dtype=np.float64)
+    return p
+
+
+def _combine(parts: Any, axis: tuple[int, ...], keepdims: bool, *, inv_tau: float) -> Partial:
+    parts = _flat(parts)
+    merged = merge(parts, inv_tau)
+    if parts[0].n is not None:
+        merged.n = sum(p.n for p in parts)
+    return merged
+
+
+def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float, mode: str,
+               dtype: Any) -> Any:
+    p = _combine(parts, axis, keepdims, inv_tau=1.0 / tau)
+    if mode == "norm":
+        _, _, log_total = finalize(p, tau)
+        result = np.empty(p.m.shape, dtype=_out_dtype(mode, np.float64))
+        result["m"], result["log_total"] = p.m, log_total
+    else:
+        divisor = None
+        if mode == "mean":
+            divisor = np.broadcast_to(np.asarray(p.n, dtype=np.float64), p.m.shape)
+            divisor = np.where(divisor == 0, np.nan, divisor)
+        out, sign, _ = finalize(p, tau, divisor)
+        if mode == "signed":
+            result = np.empty(out.shape, dtype=_out_dtype(mode, dtype))
+            result["res"], result["sign"] = out.astype(dtype), sign.astype(dtype)
+        else:
+            with np.errstate(invalid="ignore"):
+                result = np.where(sign < 0, np.nan, out).astype(dtype)
+    return result if keepdims else np.squeeze(result, axis=axis)
+
+
+def reduce(a: Any, b: Any, axes: tuple[int, ...], tau: float, keepdims: bool, mode: str,
+           dtype: Any, split_every: Any = None) -> Any:
+    """The lazy reduction of dask array ``a`` (weights ``b``, a dask array or None).
+
+    ``mode`` is "lse" (nan for negative sums), "signed" (a structured array with
+    fields ``res`` and ``sign``), "mean" (the log-mean-exp), or "norm" (the softmax
+    normalizer: fields ``m`` and ``log_total``, always with kept axes).
+    """
+    import dask.array as da
+
+    out_dtype = _out_dtype(mode, np.float64 if mode == "norm" else dtype)
+    ndim = a.ndim if keepdims else a.ndim - len(axes)
+    meta_ns = array_namespace(a._meta) if mode not in _FIELDS else np
+    return da.reduction(
+        a,
+        chunk=functools.partial(_chunk, inv_tau=1.0 / tau, count=mode == "mean"),
+        combine=functools.partial(_combine, inv_tau=1.0 / tau),
+        aggregate=functools.partial(_aggregate, tau=tau, mode=mode, dtype=dtype),
+        axis=axes,
+        keepdims=keepdims,
+        dtype=out_dtype,
+        split_every=split_every,
+        concatenate=False,
+        meta=meta_ns.empty((0,) * ndim, dtype=out_dtype),
+        weights=b,
+        name=f"lsearray-{mode}",
+    )
+
+
+def normalizer(a: Any, axes: tuple[int, ...], tau: float, split_every: Any = None) -> tuple[Any, Any]:
+    """The shift ``m`` and ``log|S|`` of each slice (kept axes), for softmax."""
+    norm = reduce(a, None, axes, tau, True, "norm", np.float64, split_every)
+    return norm["m"], norm["log_total"]

@@ -1,0 +1,139 @@
+"""The partial algebra on whole arrays: lsecore for NumPy blocks, array-API code for others."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace, is_numpy_array
+
+import lsecore
+
+__all__ = ["Partial", "finalize", "merge", "partial"]
+
+
+@dataclass
+class Partial:
+    """The log-sum-exp partial of each slice of a block, reduced axes kept as size 1.
+
+    ``m`` the max (over nonzero weights), ``w`` the summed weight of the elements equal
+    to it, ``t + c`` the compensated sum of ``b exp((a - m) / tau)`` over the others;
+    float64 NumPy arrays, or arrays of the block's own namespace (then ``c`` is 0).
+    ``n``, when a mean is wanted, is the number of elements or the sum of the weights.
+    """
+
+    m: Any
+    w: Any
+    t: Any
+    c: Any
+    n: Any = None
+
+
+def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
+    """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0)
+    >>> p.m, p.w
+    (array([[1.]]), array([[2.]]))
+    """
+    if is_numpy_array(a):
+        parts = lsecore.reduce_partials(a, axes, b, inv_tau)
+        return Partial(*(np.expand_dims(x, axes) for x in parts))
+    xp = array_namespace(a)
+    if b is not None:
+        a = xp.where(b == 0, xp.asarray(-math.inf, dtype=a.dtype), a)
+    if any(a.shape[k] == 0 for k in axes):
+        shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
+        zero = xp.zeros(shape, dtype=a.dtype)
+        return Partial(xp.full(shape, -math.inf, dtype=a.dtype), zero, zero, zero)
+    m = xp.max(a, axis=axes, keepdims=True)
+    top = a == m
+    terms = xp.exp(xp.where(top, xp.zeros_like(a), a - m) * inv_tau)
+    terms = terms if b is None else terms * b
+    zero = xp.zeros_like(terms)
+    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
+    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    return Partial(m, w, t, xp.zeros_like(t))
+
+
+def merge(parts: list[Partial], inv_tau: float) -> Partial:
+    """Merge partials of the same shape into one (associative and commutative).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> one = partial(np.array([[0.0, -50.0]]), None, (1,), 1.0)
+    >>> two = partial(np.array([[0.0]]), None, (1,), 1.0)
+    >>> merge([one, two], 1.0).w
+    array([[2.]])
+    """
+    first = parts[0]
+    if is_numpy_array(first.m):
+        shape = first.m.shape
+        m, w, t, c = (np.array(x, dtype=np.float64).reshape(-1) for x in
+                      (first.m, first.w, first.t, first.c))
+        for p in parts[1:]:
+            other = (np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in
+                     (p.m, p.w, p.t, p.c))
+            lsecore.merge(m, w, t, c, *other, inv_tau)
+        return Partial(*(x.reshape(shape) for x in (m, w, t, c)))
+    xp = array_namespace(first.m)
+    m, w, t = first.m, first.w, first.t
+    for p in parts[1:]:
+        big = xp.maximum(m, p.m)
+
+        def rescaled(mi, wi, ti):
+            same = mi == big
+            f = xp.exp(xp.where(same, xp.zeros_like(mi), mi - big) * inv_tau)
+            kept = xp.where(same, wi, xp.zeros_like(wi))
+            return kept, xp.where(same, ti, (wi + ti) * f)
+
+        w1, t1 = rescaled(m, w, t)
+        w2, t2 = rescaled(p.m, p.w, p.t)
+        m, w, t = big, w1 + w2, t1 + t2
+    return Partial(m, w, t, xp.zeros_like(t))
+
+
+def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any]:
+    """``(m + tau log|S|, sign(S), log|S|)`` for the partial's sum ``S = w + t + c``,
+    divided by ``divisor`` (in double-double for NumPy) when one is given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out, sign, _ = finalize(partial(np.array([0.0, -50.0]), None, (0,), 1.0), 1.0)
+    >>> float(out[0]), float(sign[0])
+    (1.9287498479639178e-22, 1.0)
+    """
+    if is_numpy_array(p.m):
+        shape = p.m.shape
+        flat = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (p.m, p.w, p.t, p.c)]
+        if divisor is not None:
+            divisor = np.ascontiguousarray(np.broadcast_to(divisor, shape), np.float64).reshape(-1)
+        out, sign, log_total = (np.empty_like(flat[0]) for _ in range(3))
+        lsecore.finalize(*flat, tau, out, sign, log_total, divisor)
+        return out.reshape(shape), sign.reshape(shape), log_total.reshape(shape)
+    xp = array_namespace(p.m)
+    w_zero = p.w == 0
+    w_safe = xp.where(w_zero, xp.ones_like(p.w), p.w)
+    s = xp.where(p.t == 0, p.t, p.t / w_safe)
+    sign = xp.sign(s + 1) * xp.sign(p.w)
+    s = xp.where(s < -1, -s - 2, s)
+    log_total = xp.log1p(s) + xp.log(xp.abs(w_safe))
+    if divisor is not None:
+        log_total = log_total - xp.log(xp.abs(divisor))
+        sign = sign * xp.sign(divisor)
+    finite = xp.where(xp.isfinite(p.m), p.m, xp.zeros_like(p.m))
+    out = finite + tau * log_total
+    ninf = xp.full_like(out, -math.inf)
+    dead = (p.m == -math.inf) & ~xp.isnan(p.t)
+    out = xp.where((w_zero & (p.t == 0)) | dead, ninf, out)
+    out = xp.where(xp.isinf(p.m) & (p.m > 0) & ~w_zero, p.m, out)
+    sign = xp.where(dead, xp.zeros_like(sign), sign)
+    sign = xp.where(xp.isnan(out), xp.full_like(sign, math.nan), sign)
+    return out, sign, log_total
