@@ -113,8 +113,14 @@ def _normalized(x: Any, axis: Any, temperature: Any, func: str, split_every: Any
     if xp.isdtype(compute, "complex floating"):
         raise TypeError(f"{func} expects real input; got dtype {compute}")
     m, log_total = _dask_reduction.normalizer(p.a, p.axes, p.tau, split_every)
-    z = (p.a.astype(np.float64) - m) / p.tau
+    z = da.map_blocks(_shifted_block, p.a, m, p.tau, dtype=np.float64)
     return p, z, m, log_total, da
+
+
+def _shifted_block(x: np.ndarray, m: np.ndarray, tau: float) -> np.ndarray:
+    """``(x - m) / tau`` in float64 for one block; inf - inf is a nan on purpose."""
+    with np.errstate(invalid="ignore"):
+        return (x.astype(np.float64) - m) / tau
 
 
 def softmax(
