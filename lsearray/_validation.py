@@ -17,13 +17,14 @@ _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Prepared(NamedTuple):
-    """Arguments ready for an executor: arrays the kernel reads as they are."""
+    """Arguments ready for an executor (NumPy arrays the kernel reads as they are, or
+    arrays of the input's namespace in the dtype the computation runs in)."""
 
-    a: np.ndarray  # float32/float64, native byte order, aligned; at least 1-d
-    b: np.ndarray | None  # float32/float64 view broadcast to a.shape, or None
+    a: Any  # at least 1-d; for the kernel float32/float64, native byte order, aligned
+    b: Any  # weights broadcast to a.shape, or None
     axes: tuple[int, ...]  # normalized reduction axes of a
-    tau: float  # temperature, positive and finite
-    dtype: np.dtype  # dtype of the result
+    tau: Any  # temperature: positive and finite (a 0-d array to differentiate through)
+    dtype: Any  # dtype of the result
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
 
 
