@@ -13,15 +13,22 @@ from lsearray._partials import Partial, finalize, merge, partial
 
 __all__ = ["normalizer", "reduce"]
 
-# The modes whose aggregate returns a structured array, and its fields.
-_FIELDS = {"signed": ("res", "sign"), "norm": ("m", "log_total")}
+# The modes whose aggregate returns two real arrays: they travel as the real and
+# imaginary parts of one complex array, which NumPy and CuPy chunks both carry.
+_PAIRS = ("signed", "norm")
 
 
 def _out_dtype(mode: str, dtype: Any) -> np.dtype:
-    """The reduction's dtype: ``dtype``, or a record of two ``dtype`` fields."""
-    if mode in _FIELDS:
-        return np.dtype([(name, dtype) for name in _FIELDS[mode]])
-    return np.dtype(dtype)
+    """The reduction's dtype: ``dtype``, or the complex dtype that holds a pair of them."""
+    return np.result_type(dtype, np.complex64) if mode in _PAIRS else np.dtype(dtype)
+
+
+def _pair(real: Any, imag: Any, dtype: np.dtype) -> Any:
+    """One complex array holding ``real`` and ``imag`` exactly (no complex arithmetic,
+    which would turn an infinite part into nan)."""
+    z = real.astype(dtype)
+    z.imag = imag
+    return z
 
 
 def _flat(parts: Any) -> list[Partial]:
@@ -53,38 +60,37 @@ def _combine(parts: Any, axis: tuple[int, ...], keepdims: bool, *, inv_tau: floa
 def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float, mode: str,
                dtype: Any) -> Any:
     p = _combine(parts, axis, keepdims, inv_tau=1.0 / tau)
+    xp = array_namespace(p.m)
     if mode == "norm":
         _, _, log_total = finalize(p, tau)
-        result = np.empty(p.m.shape, dtype=_out_dtype(mode, np.float64))
-        result["m"], result["log_total"] = p.m, log_total
+        result = _pair(p.m, log_total, _out_dtype(mode, np.float64))
     else:
         divisor = None
         if mode == "mean":
-            divisor = np.broadcast_to(np.asarray(p.n, dtype=np.float64), p.m.shape)
-            divisor = np.where(divisor == 0, np.nan, divisor)
+            divisor = xp.broadcast_to(xp.asarray(p.n, dtype=xp.float64), p.m.shape)
+            divisor = xp.where(divisor == 0, xp.asarray(math.nan), divisor)
         out, sign, _ = finalize(p, tau, divisor)
         if mode == "signed":
-            result = np.empty(out.shape, dtype=_out_dtype(mode, dtype))
-            result["res"], result["sign"] = out.astype(dtype), sign.astype(dtype)
+            result = _pair(out, sign, _out_dtype(mode, dtype))
         else:
-            with np.errstate(invalid="ignore"):
-                result = np.where(sign < 0, np.nan, out).astype(dtype)
-    return result if keepdims else np.squeeze(result, axis=axis)
+            result = xp.astype(xp.where(sign < 0, xp.asarray(math.nan), out), dtype)
+    return result if keepdims else xp.squeeze(result, axis=axis)
 
 
 def reduce(a: Any, b: Any, axes: tuple[int, ...], tau: float, keepdims: bool, mode: str,
            dtype: Any, split_every: Any = None) -> Any:
     """The lazy reduction of dask array ``a`` (weights ``b``, a dask array or None).
 
-    ``mode`` is "lse" (nan for negative sums), "signed" (a structured array with
-    fields ``res`` and ``sign``), "mean" (the log-mean-exp), or "norm" (the softmax
-    normalizer: fields ``m`` and ``log_total``, always with kept axes).
+    ``mode`` is "lse" (nan for negative sums), "signed" (the result and its sign as
+    the real and imaginary parts of a complex array), "mean" (the log-mean-exp), or
+    "norm" (the softmax normalizer: ``m`` and ``log|S|`` as real and imaginary parts,
+    always with kept axes).
     """
     import dask.array as da
 
     out_dtype = _out_dtype(mode, np.float64 if mode == "norm" else dtype)
     ndim = a.ndim if keepdims else a.ndim - len(axes)
-    meta_ns = array_namespace(a._meta) if mode not in _FIELDS else np
+    meta_ns = array_namespace(a._meta)
     return da.reduction(
         a,
         chunk=functools.partial(_chunk, inv_tau=1.0 / tau, count=mode == "mean"),
@@ -104,4 +110,4 @@ def reduce(a: Any, b: Any, axes: tuple[int, ...], tau: float, keepdims: bool, mo
 def normalizer(a: Any, axes: tuple[int, ...], tau: float, split_every: Any = None) -> tuple[Any, Any]:
     """The shift ``m`` and ``log|S|`` of each slice (kept axes), for softmax."""
     norm = reduce(a, None, axes, tau, True, "norm", np.float64, split_every)
-    return norm["m"], norm["log_total"]
+    return norm.real, norm.imag

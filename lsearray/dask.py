@@ -68,7 +68,7 @@ def logsumexp(
         return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
     mode = "signed" if return_sign else "lse"
     r = _dask_reduction.reduce(p.a, p.b, p.axes, p.tau, keepdims, mode, p.dtype, split_every)
-    return (r["res"], r["sign"]) if return_sign else r
+    return (r.real.astype(p.dtype), r.imag.astype(p.dtype)) if return_sign else r
 
 
 def logmeanexp(
