@@ -94,6 +94,19 @@ def _shifted(
     return a, finite_shift, top, dead, _scaled(live - finite_shift, inv_tau, xp)
 
 
+def _split_sums(
+    a: Any, b: Any, axes: tuple[int, ...], inv_tau: Any, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, Any]:
+    """``(a, shift, dead, w, t)``: `_shifted`'s ``a``, shift and nothing-slices, and the
+    sums of ``b exp(z)`` over the maximal terms (``w``) and over the others (``t``)."""
+    a, shift, top, dead, z = _shifted(a, b, axes, inv_tau, xp)
+    terms = xp.exp(z) if b is None else xp.exp(z) * b
+    zero = _const(0.0, terms, xp)
+    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
+    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    return a, shift, dead, w, t
+
+
 def logsumexp_signed(
     a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType
 ) -> tuple[Any, Any]:
@@ -112,13 +125,7 @@ def logsumexp_signed(
         return out, xp.zeros_like(out)
     complex_ = _is_complex(a, xp)
     inv_tau = 1.0 / tau
-    a, finite_shift, top, dead, z = _shifted(a, b, axes, inv_tau, xp)
-    terms = xp.exp(z)
-    if b is not None:
-        terms = terms * b
-    zero = _const(0.0, terms, xp)
-    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
-    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    a, finite_shift, dead, w, t = _split_sums(a, b, axes, inv_tau, xp)
     w_zero = w == 0
     w_safe = xp.where(w_zero, _const(1.0, w, xp), w)
     s = xp.where(t == 0, t, t / w_safe)
@@ -172,11 +179,7 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
     if _is_empty(x.shape, axes):
         return x
     inv_tau = 1.0 / tau
-    _, shift, top, dead, z = _shifted(x, None, axes, inv_tau, xp)
-    terms = xp.exp(z)
-    zero = _const(0.0, terms, xp)
-    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
-    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    _, shift, dead, w, t = _split_sums(x, None, axes, inv_tau, xp)
     w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
     log_total = xp.log1p(t / w_safe) + xp.log(w)
     # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
