@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import math
 import os
 import re
@@ -458,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = _parser().parse_args(argv)
+        if importlib.util.find_spec("dask") is None:
+            raise CommandError("the command line needs dask: pip install 'lsearray[dask]'")
         return args.run(args)
     except CommandError as exc:
         print(f"lsearray: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -258,3 +258,17 @@ def test_demo_keep(tmp_path, capsys):
 def test_demo_bad_input(argv, capsys):
     assert main(argv) == 2
     assert_one_error_line(capsys.readouterr().err)
+
+
+def test_without_dask_one_clear_line(monkeypatch, capsys):
+    """Installed without the [dask] extra, the command line says what to install."""
+    import importlib.util
+
+    from lsearray._cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "dask" else real(name, *a))
+    assert main(["demo", "--size", "2MB"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lsearray: error:") and "lsearray[dask]" in err[0]
