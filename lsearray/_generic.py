@@ -9,7 +9,9 @@ from typing import Any
 from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
-__all__ = ["log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "shaped", "softmax"]
+__all__ = [
+    "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "shaped", "softmax",
+]
 
 
 def _const(value: float, like: Any, xp: ModuleType) -> Any:
@@ -107,6 +109,17 @@ def _split_sums(
     return a, shift, dead, w, t
 
 
+def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
+    """``(log|w + t|, sign(w + t))`` for real ``w`` (the maximal terms' weight, kept
+    apart) and ``t`` (the rest), as ``log|w| + log1p(t / w)``; ``log|w|`` is read as 0
+    where ``w`` is 0, and callers mask those slices."""
+    w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
+    s = xp.where(t == 0, t, t / w_safe)
+    sign = xp.sign(s + 1) * xp.sign(w)
+    s = xp.where(s < -1, -s - 2, s)
+    return xp.log1p(s) + xp.log(xp.abs(w_safe)), sign
+
+
 def logsumexp_signed(
     a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType
 ) -> tuple[Any, Any]:
@@ -127,9 +140,9 @@ def logsumexp_signed(
     inv_tau = 1.0 / tau
     a, finite_shift, dead, w, t = _split_sums(a, b, axes, inv_tau, xp)
     w_zero = w == 0
-    w_safe = xp.where(w_zero, _const(1.0, w, xp), w)
-    s = xp.where(t == 0, t, t / w_safe)
     if complex_:
+        w_safe = xp.where(w_zero, _const(1.0, w, xp), w)
+        s = xp.where(t == 0, t, t / w_safe)
         phase = xp.exp(1j * (xp.imag(finite_shift) * inv_tau))
         sign = _sign(s + 1, xp) * _sign(w, xp) * phase
         out = finite_shift + _scaled(xp.log1p(s) + xp.log(w_safe), tau, xp)
@@ -140,9 +153,8 @@ def logsumexp_signed(
         out = xp.where(finite, out, _scaled(xp.log(total), tau, xp))
         sign = xp.where(finite, sign, _sign(total, xp))
     else:
-        sign = xp.sign(s + 1) * xp.sign(w)
-        s = xp.where(s < -1, -s - 2, s)
-        out = finite_shift + tau * (xp.log1p(s) + xp.log(xp.abs(w_safe)))
+        log_total, sign = log_abs_sum(w, t, xp)
+        out = finite_shift + tau * log_total
         out = xp.where(w_zero & (t == 0), _const(-math.inf, out, xp), out)
     out = xp.where(dead, _const(-math.inf, out, xp), out)
     sign = xp.where(dead, _const(0.0, sign, xp), sign)
@@ -180,8 +192,7 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
         return x
     inv_tau = 1.0 / tau
     _, shift, dead, w, t = _split_sums(x, None, axes, inv_tau, xp)
-    w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
-    log_total = xp.log1p(t / w_safe) + xp.log(w)
+    log_total, _ = log_abs_sum(w, t, xp)
     # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
     log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
     up = xp.any(x == math.inf, axis=axes, keepdims=True) & ~xp.any(

@@ -10,6 +10,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
 
 import lsecore
+from lsearray._generic import log_abs_sum
 
 __all__ = ["Partial", "finalize", "merge", "partial"]
 
@@ -120,11 +121,7 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
         return out.reshape(shape), sign.reshape(shape), log_total.reshape(shape)
     xp = array_namespace(p.m)
     w_zero = p.w == 0
-    w_safe = xp.where(w_zero, xp.ones_like(p.w), p.w)
-    s = xp.where(p.t == 0, p.t, p.t / w_safe)
-    sign = xp.sign(s + 1) * xp.sign(p.w)
-    s = xp.where(s < -1, -s - 2, s)
-    log_total = xp.log1p(s) + xp.log(xp.abs(w_safe))
+    log_total, sign = log_abs_sum(p.w, p.t, xp)
     if divisor is not None:
         log_total = log_total - xp.log(xp.abs(divisor))
         sign = sign * xp.sign(divisor)
