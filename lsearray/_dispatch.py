@@ -11,6 +11,11 @@ from array_api_compat import array_namespace, is_array_api_obj, is_dask_array, i
 __all__ = ["namespace"]
 
 
+def _is_real_ndarray(x: Any) -> bool:
+    """Whether ``x`` is a plain (not subclassed) NumPy array of a non-complex dtype."""
+    return type(x) is np.ndarray and x.dtype.kind != "c"
+
+
 def namespace(*xs: Any) -> ModuleType | None:
     """The array-API namespace of the array arguments, or None for the NumPy kernel.
 
@@ -26,6 +31,8 @@ def namespace(*xs: Any) -> ModuleType | None:
     >>> namespace(np.ones(3, dtype=complex)).__name__
     'array_api_compat.numpy'
     """
+    if all(x is None or _is_real_ndarray(x) for x in xs):  # the common case, quickly
+        return None
     arrays = [x for x in xs if x is not None and is_array_api_obj(x)]
     plain = [x for x in xs if x is not None and (isinstance(x, np.ndarray) or not is_array_api_obj(x))]
     complex_ = any(np.iscomplexobj(x) for x in plain)

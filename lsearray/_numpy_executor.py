@@ -10,6 +10,13 @@ from lsearray._validation import Prepared
 __all__ = ["Finalized", "reduce"]
 
 
+def _flat_float64(x: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` broadcast to ``shape`` as a new C-contiguous 1-d float64 array."""
+    flat = np.empty(shape)
+    flat[...] = x
+    return flat.ravel()
+
+
 class Finalized:
     """A finished reduction, shaped like the kept axes; the sum divided by ``divisor``
     (for means) when one is given.
@@ -33,12 +40,12 @@ class Finalized:
         t: np.ndarray,
         c: np.ndarray,
         tau: float,
-        divisor: np.ndarray | None = None,
+        divisor: np.ndarray | float | None = None,
     ):
         shape = m.shape
-        m, w, t, c = (np.ascontiguousarray(x).reshape(-1) for x in (m, w, t, c))
+        m, w, t, c = m.ravel(), w.ravel(), t.ravel(), c.ravel()  # contiguous, copies if need be
         if divisor is not None:
-            divisor = np.ascontiguousarray(np.broadcast_to(divisor, shape), np.float64).reshape(-1)
+            divisor = _flat_float64(divisor, shape)
         out, sign, log_total = np.empty_like(m), np.empty_like(m), np.empty_like(m)
         lsecore.finalize(m, w, t, c, tau, out, sign, log_total, divisor)
         self.m = m.reshape(shape)
@@ -55,7 +62,7 @@ class Finalized:
             return (w + t + c).reshape(self.m.shape)
 
 
-def reduce(p: Prepared, divisor: np.ndarray | None = None) -> Finalized:
+def reduce(p: Prepared, divisor: np.ndarray | float | None = None) -> Finalized:
     """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``;
     ``divisor`` (shaped like the result) divides the sum before its log.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,8 +11,8 @@ from array_api_compat import is_dask_namespace
 
 from lsearray import _generic
 from lsearray._dispatch import namespace
-from lsearray._numpy_executor import reduce
-from lsearray._validation import prepare, prepare_array_api
+from lsearray._numpy_executor import Finalized, reduce
+from lsearray._validation import Prepared, prepare, prepare_array_api
 
 __all__ = ["logmeanexp", "logsumexp"]
 
@@ -22,6 +23,20 @@ def _shaped(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, dtype: np.dtyp
     if keepdims:
         x = np.expand_dims(x, axes)
     return x[()] if x.ndim == 0 else x
+
+
+def _nan_where_negative(r: Finalized, p: Prepared) -> np.ndarray:
+    """``r.out``, nan where the sum is negative (only negative weights make one)."""
+    return r.out if p.b is None else np.where(r.sign < 0, np.nan, r.out)
+
+
+def _divisor(p: Prepared) -> np.ndarray | float:
+    """What a mean divides the sum by: the count, or the sum of the weights; nan for 0."""
+    if p.b is None:
+        count = math.prod((p.a.shape[k] for k in p.axes), start=1.0)
+        return count if count else math.nan
+    total = np.sum(p.b, axis=p.axes, dtype=np.float64)
+    return np.where(total == 0, np.nan, total)
 
 
 def logsumexp(
@@ -109,11 +124,9 @@ def logsumexp(
         return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
     p = prepare(a, b, axis, temperature, "logsumexp")
     r = reduce(p)
-    out = r.out
     if not return_sign:
-        out = np.where(r.sign < 0, np.nan, out)
-        return _shaped(out, p.axes, keepdims, p.dtype)
-    return _shaped(out, p.axes, keepdims, p.dtype), _shaped(r.sign, p.axes, keepdims, p.dtype)
+        return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
+    return _shaped(r.out, p.axes, keepdims, p.dtype), _shaped(r.sign, p.axes, keepdims, p.dtype)
 
 
 def logmeanexp(
@@ -179,10 +192,5 @@ def logmeanexp(
             out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
         return _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
     p = prepare(a, b, axis, temperature, "logmeanexp")
-    if p.b is None:
-        divisor = np.prod([p.a.shape[k] for k in p.axes], dtype=np.float64)
-    else:
-        divisor = np.sum(p.b, axis=p.axes, dtype=np.float64)
-    r = reduce(p, np.where(divisor == 0, np.nan, divisor))
-    out = np.where(r.sign < 0, np.nan, r.out)
-    return _shaped(np.asarray(out), p.axes, keepdims, p.dtype)
+    r = reduce(p, _divisor(p))
+    return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)

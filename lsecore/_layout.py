@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -46,6 +47,44 @@ def _sorted_dims(a: np.ndarray, b: np.ndarray | None, axes) -> list[_Dim]:
     return _coalesced(dims)
 
 
+def _empty_partials(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Partials ``(m, w, t, c)`` of empty slices: -inf, 0, 0, 0, each C-contiguous."""
+    parts = np.zeros((4, *shape))
+    parts[0].fill(-np.inf)
+    return tuple(parts)
+
+
+def _contiguous_run(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...]) -> bool:
+    """Whether ``a`` and ``b`` are C-contiguous and ``axes`` is one run of neighbours."""
+    return (
+        bool(axes)
+        and max(axes) - min(axes) + 1 == len(axes)
+        and a.flags.c_contiguous
+        and (b is None or b.flags.c_contiguous)
+    )
+
+
+def _reduce_contiguous_run(
+    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None, inv_tau: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`reduce_partials` for a C-contiguous ``a`` (and ``b``) reduced over neighbouring
+    axes: one kernel call on a reshaped view, the same view the general path builds."""
+    lo, hi = min(axes), max(axes) + 1
+    shape = a.shape
+    outer, size, inner = math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
+    if size == 1:  # nothing to reduce: vectorize across every kept element
+        outer, inner = 1, outer * inner
+    m, w, t, c = _empty_partials((outer, inner))
+    if a.size:
+        view = (outer, size, inner)
+        if b is None:
+            _kernel.accumulate(a.reshape(view), inv_tau, m, w, t, c)
+        else:
+            _kernel.accumulate_weighted(a.reshape(view), b.reshape(view), inv_tau, m, w, t, c)
+    out_shape = shape[:lo] + shape[hi:]
+    return m.reshape(out_shape), w.reshape(out_shape), t.reshape(out_shape), c.reshape(out_shape)
+
+
 def reduce_partials(
     a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None = None, inv_tau: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -76,6 +115,8 @@ def reduce_partials(
     >>> m, w
     (array([0., 2.]), array([1., 2.]))
     """
+    if _contiguous_run(a, b, axes):
+        return _reduce_contiguous_run(a, axes, b, inv_tau)
     ndim = a.ndim
     kept_axes = [k for k in range(ndim) if k not in axes]
     out_shape = tuple(a.shape[k] for k in kept_axes)
@@ -96,11 +137,7 @@ def reduce_partials(
     outer = kept.pop() if kept else _Dim(1, 0, 0, ())
 
     # Partials in the order of the kept dims, so each kernel call gets a C-contiguous block.
-    pshape = [d.size for d in kept] + [outer.size, inner.size]
-    m = np.full(pshape, -np.inf)
-    w = np.zeros(pshape)
-    t = np.zeros(pshape)
-    c = np.zeros(pshape)
+    m, w, t, c = _empty_partials((*(d.size for d in kept), outer.size, inner.size))
 
     if a.size:
         loop = kept + red
