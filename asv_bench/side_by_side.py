@@ -1,62 +1,147 @@
-"""Time lsearray.logsumexp beside scipy, a numpy two-pass recipe and torch in one process.
+"""Time lsearray beside scipy.special, torch, jax, a numpy two-pass recipe and x.sum() in one run.
 
 Usage::
 
-    python asv_bench/side_by_side.py [--size 2e7] [--threads 1] [--repeat 7] [--accuracy]
+    python asv_bench/side_by_side.py [--size 2e7] [--threads 1] [--repeat 7]
+        [--cases 1d,2d,short,tall,softmax,small] [--accuracy] [--plot PATH] [--quick]
+
+Cases (``--cases``, comma separated, default all); n is ``--size``:
+
+- ``1d``: logsumexp of a 1-D float64 and a float32 array of n elements;
+- ``2d``: logsumexp of a (n/1000, 1000) float64 array over axis 1 and over axis 0;
+- ``short``: logsumexp of many short rows, (n/20, 10) float64 over axis 1;
+- ``tall``: a tall reduction, (10, n/20) float64 over axis 0;
+- ``softmax``: softmax and log_softmax of (n/1000, 1000) float64 and float32 over axis 1;
+- ``small``: logsumexp and softmax of 10 float64 elements (call overhead, in microseconds).
+
+At the default n = 2e7 the 2-D shapes are (20000, 1000), (1e6, 10) and (10, 1e6).
+Contenders: lsearray; scipy.special; torch; jax (``jax.scipy.special.logsumexp``,
+``jax.nn.softmax``, ``jax.nn.log_softmax``, jitted, with ``jax_enable_x64`` so float64 stays
+float64, timed to ``block_until_ready``); the numpy two-pass recipe (max, then exp and sum);
+``x.sum()`` (one read of the input: the floor) and ``np.exp(x, out=y)`` (one read, one write
+and one exp per element). torch and jax are left out when not installed (or with
+``--no-torch`` / ``--no-jax``).
 
 Absolute times on shared machines drift, so every number in one table comes from one run:
 each round calls every contender once per case (in a rotating order), and the best of
-``--repeat`` rounds is reported, so drift hits all contenders alike. ``x.sum()`` (one read
-of the input) and ``np.exp(x, out=y)`` (one read, one write and one exp per element) are
-the physical references. A second table gives the peak extra memory of one call, traced by
-tracemalloc (numpy reports its allocations to it; memory a C kernel takes with malloc does
-not show). ``--accuracy`` adds the max ulp error against an mpmath reference (50 digits)
-on hard float64 inputs.
+``--repeat`` rounds is reported, so drift hits all contenders alike. Small cases loop until
+one sample takes ``--min-sample`` seconds. The tables give times and the ratios
+"other / lsearray" (how many times lsearray is faster) and "lsearray / floor". A memory table
+gives the peak extra memory of one call, traced by tracemalloc (numpy reports its
+allocations to it; memory a C kernel takes with malloc does not show). ``--accuracy`` adds
+the max ulp error against an mpmath reference (50 digits) on hard float64 inputs.
+
+``--plot PATH`` also writes a PNG of throughput (elements per second, log-log) against n,
+from 1e3 to ``--size`` (about 8 points), for 1-D float64 logsumexp: lsearray on one thread (and on
+``--threads`` threads when that is more than one), scipy, torch, jax, the two-pass recipe and
+``x.sum()``. It needs matplotlib (the ``bench`` extra), imported only then, with the Agg backend.
+
+``--quick`` is a smoke run: n = 1e5 unless ``--size`` is given, one round unless
+``--repeat`` is given, 2 ms samples unless ``--min-sample`` is given, 4 plot points.
 
 Thread limits go to every library: OMP_NUM_THREADS (and the BLAS variables) are set
 before numpy is imported, threadpoolctl.threadpool_limits(N) limits every OpenMP/BLAS pool
-loaded, and torch.set_num_threads(N) limits torch.
+loaded, and torch.set_num_threads(N) limits torch. jax (XLA) has no thread limit, so unless
+``--no-pin`` is given the process is pinned to N CPUs (os.sched_setaffinity) before jax is
+imported. The exit status is 1 when a contender raised (it is reported, not timed).
 """
+from __future__ import annotations
+
 import argparse
 import os
 import platform
 import sys
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["main"]
+__all__ = ["CASE_GROUPS", "main", "parse_args"]
+
+CASE_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small")
+DEFAULT_SIZE, QUICK_SIZE = 2e7, 1e5
+DEFAULT_REPEAT, DEFAULT_MIN_SAMPLE = 7, 0.02
+QUICK_MIN_SAMPLE = 0.002
+PLOT_POINTS, QUICK_PLOT_POINTS, PLOT_MIN_N = 8, 4, 1000
+SMALL_N = 10
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=float, default=2e7,
-                        help="number of elements of the 1-D cases (default 2e7)")
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with the ``--quick`` defaults filled in and ``--cases`` as a tuple."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="cases: 1d, 2d, short, tall, softmax, small (see the module docstring)")
+    parser.add_argument("--size", type=float, default=None,
+                        help=f"n: 1-D cases of n elements, 2-D cases (n/1000, 1000), (n/20, 10), "
+                             f"(10, n/20) (default {DEFAULT_SIZE:.0e}, {QUICK_SIZE:.0e} with "
+                             f"--quick)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for every library (default 1)")
-    parser.add_argument("--repeat", type=int, default=7,
-                        help="interleaved rounds; the best is reported (default 7)")
-    parser.add_argument("--min-sample", type=float, default=0.02, metavar="SECONDS",
-                        help="small cases loop until one sample takes this long (default 0.02)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help=f"interleaved rounds; the best is reported "
+                             f"(default {DEFAULT_REPEAT}, 1 with --quick)")
+    parser.add_argument("--min-sample", type=float, default=None, metavar="SECONDS",
+                        help=f"small cases loop until one sample takes this long "
+                             f"(default {DEFAULT_MIN_SAMPLE}, {QUICK_MIN_SAMPLE} with --quick)")
+    parser.add_argument("--cases", default=",".join(CASE_GROUPS),
+                        help="comma-separated subset of " + ",".join(CASE_GROUPS)
+                             + " (default all)")
     parser.add_argument("--accuracy", action="store_true",
                         help="also print max ulp errors against mpmath on hard float64 inputs")
+    parser.add_argument("--plot", metavar="PATH", default=None,
+                        help="write a PNG of 1-D float64 logsumexp throughput against n "
+                             "(needs matplotlib)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fast smoke run: smaller defaults for --size, --repeat, "
+                             "--min-sample and fewer plot points")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
+    parser.add_argument("--no-jax", action="store_true", help="leave jax out")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the process to --threads CPUs (jax then uses all)")
     args = parser.parse_args(argv)
+    if args.size is None:
+        args.size = QUICK_SIZE if args.quick else DEFAULT_SIZE
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else DEFAULT_REPEAT
+    if args.min_sample is None:
+        args.min_sample = QUICK_MIN_SAMPLE if args.quick else DEFAULT_MIN_SAMPLE
+    args.plot_points = QUICK_PLOT_POINTS if args.quick else PLOT_POINTS
     args.size = int(args.size)
-    if args.size < 1000:
-        parser.error(f"--size must be at least 1000 (rows of 1000), got {args.size}")
+    if args.size < PLOT_MIN_N:
+        parser.error(f"--size must be at least {PLOT_MIN_N} (rows of 1000), got {args.size}")
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    cases = tuple(c.strip() for c in args.cases.split(",") if c.strip())
+    unknown = [c for c in cases if c not in CASE_GROUPS]
+    if unknown or not cases:
+        parser.error(f"--cases expects a comma-separated subset of {','.join(CASE_GROUPS)}, "
+                     f"got {args.cases!r}")
+    args.cases = cases
     return args
 
 
+def pin_cpus(n: int) -> str:
+    """Restrict this process to ``n`` of its CPUs (Linux); say what was done."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity here)"
+    cpus = sorted(os.sched_getaffinity(0))
+    if n >= len(cpus):
+        return f"not pinned ({len(cpus)} CPUs allowed, {n} thread(s) asked)"
+    os.sched_setaffinity(0, cpus[:n])
+    return f"pinned to CPU(s) {cpus[:n]}"
+
+
 ARGS = parse_args() if __name__ == "__main__" else None
+PINNING = "not pinned"
 
 if ARGS is not None:
-    # Before numpy, scipy, lsearray or torch load their thread pools.
+    # Before numpy, scipy, lsearray, torch or jax load their thread pools.
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                  "BLIS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
         os.environ[_var] = str(ARGS.threads)
+    PINNING = "not pinned (--no-pin)" if ARGS.no_pin else pin_cpus(ARGS.threads)
 
 import tracemalloc  # noqa: E402
 
@@ -67,20 +152,75 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import lsearray  # noqa: E402
 
-torch = None
+torch: Any = None
 if ARGS is None or not ARGS.no_torch:
     try:
         import torch  # noqa: E402
     except ImportError:
         torch = None
 
+jax: Any = None
+jnp: Any = None
+if ARGS is None or not ARGS.no_jax:
+    try:
+        import jax  # noqa: E402
+        import jax.numpy as jnp  # noqa: E402
+        import jax.scipy.special  # noqa: E402, F401  (jax.scipy is not imported by jax)
+        jax.config.update("jax_enable_x64", True)
+    except ImportError:
+        jax = jnp = None
+
 MIB = 1024.0 * 1024.0
-FAILURES = {}  # (case, contender) -> error message
+FAILURES: dict[tuple[str, str], str] = {}  # (case, contender) -> error message
+FLOORS = ("x.sum()", "np.exp(x, out=y)")
+CONTENDER_ORDER = ("lsearray", "scipy", "torch", "jax", "numpy two-pass") + FLOORS
+SHORT_NAMES = {"numpy two-pass": "two-pass", "np.exp(x, out=y)": "np.exp"}
+LEGEND = ("two-pass: the numpy recipe (max, then exp and sum; softmax: exp(x - max) / sum); "
+          "x.sum(): one read of the input, the floor; np.exp: np.exp(x, out=y). "
+          "'other / lsearray' above 1: lsearray is that many times faster.")
+
+
+# ---------------------------------------------------------------------------- cases
+
+@dataclass(frozen=True)
+class Case:
+    """One row of a table: ``kind`` ('logsumexp', 'softmax' or 'log_softmax') of ``a`` over ``axis``."""
+    group: str
+    label: str
+    kind: str
+    a: np.ndarray
+    axis: int | None
+
+
+def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
+    """The selected cases; every 2-D array is a C-order view of the 1-D data (no copies)."""
+    rng = np.random.default_rng(seed)
+    x64 = rng.standard_normal(n) * 10.0
+    x32 = x64.astype(np.float32)
+    rows, short = n // 1000, n // 20
+    x2d = x64[: rows * 1000].reshape(rows, 1000)
+    x2d32 = x32[: rows * 1000].reshape(rows, 1000)
+    small = rng.standard_normal(SMALL_N) * 10.0
+    by_group = {
+        "1d": [Case("1d", f"1-D float64 n={n:.3g}", "logsumexp", x64, None),
+               Case("1d", f"1-D float32 n={n:.3g}", "logsumexp", x32, None)],
+        "2d": [Case("2d", f"2-D float64 ({rows}, 1000) axis=1", "logsumexp", x2d, 1),
+               Case("2d", f"2-D float64 ({rows}, 1000) axis=0", "logsumexp", x2d, 0)],
+        "short": [Case("short", f"short rows float64 ({short}, 10) axis=1", "logsumexp",
+                       x64[: short * 10].reshape(short, 10), 1)],
+        "tall": [Case("tall", f"tall float64 (10, {short}) axis=0", "logsumexp",
+                      x64[: short * 10].reshape(10, short), 0)],
+        "softmax": [Case("softmax", f"{kind} {a.dtype} ({rows}, 1000) axis=1", kind, a, 1)
+                    for kind in ("softmax", "log_softmax") for a in (x2d, x2d32)],
+        "small": [Case("small", f"logsumexp float64 n={SMALL_N}", "logsumexp", small, None),
+                  Case("small", f"softmax float64 n={SMALL_N}", "softmax", small, None)],
+    }
+    return [case for g in CASE_GROUPS if g in groups for case in by_group[g]]
 
 
 # ---------------------------------------------------------------------------- contenders
 
-def numpy_two_pass(a, axis=None):
+def numpy_two_pass(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     """max, then log(sum(exp(a - max))) + max: two reads and two input-sized temporaries."""
     m = np.max(a, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
@@ -88,32 +228,112 @@ def numpy_two_pass(a, axis=None):
     return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
 
 
-def torch_logsumexp(t, axis=None):
-    """torch.logsumexp over ``axis`` (all elements when None)."""
+def numpy_softmax(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """exp(a - max) / sum: the two-pass softmax recipe (finite input)."""
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def numpy_log_softmax(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """a - max - log(sum(exp(a - max))): the two-pass log_softmax recipe (finite input)."""
+    s = a - np.max(a, axis=axis, keepdims=True)
+    s -= np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    return s
+
+
+def torch_call(kind: str, t: Any, axis: int | None) -> Any:
+    """torch's logsumexp, softmax or log_softmax over ``axis`` (all elements when None)."""
     if axis is None:
-        return torch.logsumexp(t.reshape(-1), dim=0)
-    return torch.logsumexp(t, dim=axis)
+        t, axis = t.reshape(-1), 0
+    if kind == "logsumexp":
+        return torch.logsumexp(t, dim=axis)
+    return getattr(torch, kind)(t, dim=axis)
 
 
-def contenders(a, axis):
-    """(name, callable) for one case; the callables take no argument."""
-    y = np.empty_like(a)
-    fns = [
-        ("lsearray", lambda: lsearray.logsumexp(a, axis=axis)),
-        ("scipy", lambda: special.logsumexp(a, axis=axis)),
-        ("numpy two-pass", lambda: numpy_two_pass(a, axis=axis)),
-    ]
+def jax_function(kind: str) -> Callable[..., Any]:
+    """jax's logsumexp, softmax or log_softmax, taking ``axis=``."""
+    if kind == "logsumexp":
+        return jax.scipy.special.logsumexp
+    return getattr(jax.nn, kind)
+
+
+_JAX_ROOTS: dict[int, tuple[np.ndarray, Any]] = {}
+_JAX_CALLS: dict[tuple[Any, ...], Callable[[], Any]] = {}
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def jax_contender(kind: str, a: np.ndarray, axis: int | None) -> Callable[[], Any]:
+    """A no-argument jitted call on a device copy of ``a``.
+
+    The data ``a`` views (a C-contiguous slice of a 1-D array) is copied to jax once and
+    shared by every case; the jitted function slices and reshapes it, which XLA does in place.
+    Calls are cached, so each case compiles once.
+    """
+    root = _root(a)
+    if not a.flags.c_contiguous or root.ndim != 1:
+        raise ValueError("jax cases must be C-contiguous views of 1-D data")
+    start = (a.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // a.itemsize
+    key = (id(root), kind, start, a.shape, axis)
+    if key not in _JAX_CALLS:
+        if id(root) not in _JAX_ROOTS:  # the root is kept too, so its id stays unique
+            _JAX_ROOTS[id(root)] = (root, jnp.asarray(root))
+        xj = _JAX_ROOTS[id(root)][1]
+        stop, shape, fn = start + a.size, a.shape, jax_function(kind)
+        jitted = jax.jit(lambda x: fn(x[start:stop].reshape(shape), axis=axis))
+        _JAX_CALLS[key] = lambda: jitted(xj).block_until_ready()
+    return _JAX_CALLS[key]
+
+
+_OUT_BUFFERS: dict[tuple[int, str], np.ndarray] = {}
+
+
+def out_like(a: np.ndarray) -> np.ndarray:
+    """A shared uninitialized output buffer with ``a``'s shape and dtype (for np.exp)."""
+    key = (a.size, a.dtype.str)
+    if key not in _OUT_BUFFERS:
+        _OUT_BUFFERS[key] = np.empty(a.size, a.dtype)
+    return _OUT_BUFFERS[key].reshape(a.shape)
+
+
+def reference_contenders(case: Case) -> dict[str, Callable[[], Any]]:
+    """lsearray, scipy and the numpy two-pass recipe for ``case`` (the ones tracemalloc sees)."""
+    a, axis, kind = case.a, case.axis, case.kind
+    two_pass = {"logsumexp": numpy_two_pass, "softmax": numpy_softmax,
+                "log_softmax": numpy_log_softmax}[kind]
+    return {
+        "lsearray": lambda: getattr(lsearray, kind)(a, axis=axis),
+        "scipy": lambda: getattr(special, kind)(a, axis=axis),
+        "numpy two-pass": lambda: two_pass(a, axis=axis),
+    }
+
+
+def contenders(case: Case, floors: bool = True) -> dict[str, Callable[[], Any]]:
+    """name -> no-argument callable for ``case``, in CONTENDER_ORDER."""
+    a, axis, kind = case.a, case.axis, case.kind
+    fns = reference_contenders(case)
     if torch is not None:
         t = torch.from_numpy(a)  # shares memory, no copy
-        fns.append(("torch", lambda: torch_logsumexp(t, axis=axis)))
-    fns += [
-        ("x.sum()", lambda: a.sum(axis=axis)),
-        ("np.exp(x, out=y)", lambda: np.exp(a, out=y)),
-    ]
-    return fns
+        fns["torch"] = lambda: torch_call(kind, t, axis)
+    if jax is not None:
+        try:
+            fns["jax"] = jax_contender(kind, a, axis)
+        except Exception as exc:
+            FAILURES[case.label, "jax"] = f"{type(exc).__name__}: {exc}"
+    if floors:
+        y = out_like(a)
+        fns["x.sum()"] = lambda: a.sum(axis=axis)
+        fns["np.exp(x, out=y)"] = lambda: np.exp(a, out=y)
+    return {name: fns[name] for name in CONTENDER_ORDER if name in fns}
 
 
-def as_numpy(r):
+def as_numpy(r: Any) -> np.ndarray:
+    """A contender's result as a numpy array."""
     if torch is not None and isinstance(r, torch.Tensor):
         return r.numpy()
     return np.asarray(r)
@@ -121,7 +341,16 @@ def as_numpy(r):
 
 # ---------------------------------------------------------------------------- timing
 
-def calibrate(fn, min_sample):
+@dataclass
+class Timed:
+    """One timed callable: ``key`` (case, contender); ``threads`` None runs under the run's limit."""
+    key: tuple[str, str]
+    fn: Callable[[], Any]
+    threads: int | None = None
+    number: int = 1
+
+
+def calibrate(fn: Callable[[], Any], min_sample: float) -> int:
     """Calls per sample so that one sample takes at least ``min_sample`` seconds."""
     t0 = time.perf_counter()
     fn()
@@ -131,49 +360,70 @@ def calibrate(fn, min_sample):
     return int(min(10_000, max(1, np.ceil(min_sample / max(dt, 1e-7)))))
 
 
-def time_interleaved(cases, repeat, min_sample):
-    """Best seconds per call for every (case, contender), from interleaved rounds."""
-    plan = []  # (case label, name, fn, number)
-    for label, a, axis in cases:
-        for name, fn in contenders(a, axis):
+def prepare(plan: list[Timed], min_sample: float) -> list[Timed]:
+    """Warm every entry up (page in, compile, start pools) and calibrate it; drop failures."""
+    ready = []
+    for entry in plan:
+        with threadpool_limits(limits=entry.threads) if entry.threads else nullcontext():
             try:
-                fn()  # warm-up: page in, first-call imports, thread pool start
+                entry.fn()
             except Exception as exc:  # a failing contender is reported, not timed
-                FAILURES[label, name] = f"{type(exc).__name__}: {exc}"
+                FAILURES[entry.key] = f"{type(exc).__name__}: {exc}"
                 continue
-            plan.append((label, name, fn, calibrate(fn, min_sample)))
-    best = {(label, name): float("inf") for label, name, _, _ in plan}
+            entry.number = calibrate(entry.fn, min_sample)
+        ready.append(entry)
+    return ready
+
+
+def _sample(entry: Timed) -> float:
+    t0 = time.perf_counter()
+    for _ in range(entry.number):
+        entry.fn()
+    return (time.perf_counter() - t0) / entry.number
+
+
+def time_interleaved(plan: list[Timed], repeat: int, min_sample: float) -> dict[tuple[str, str], float]:
+    """Best seconds per call for every entry, from ``repeat`` interleaved rounds.
+
+    Each round calls every entry once, in an order rotated by one each round; entries with
+    their own ``threads`` run together under that limit.
+    """
+    plan = prepare(plan, min_sample)
+    best = {entry.key: float("inf") for entry in plan}
+    groups: dict[int | None, list[Timed]] = {}
+    for entry in plan:
+        groups.setdefault(entry.threads, []).append(entry)
+    order = list(groups)
     for rnd in range(repeat):
-        k = rnd % len(plan)
-        for label, name, fn, number in plan[k:] + plan[:k]:  # rotate the order each round
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            dt = (time.perf_counter() - t0) / number
-            best[label, name] = min(best[label, name], dt)
+        for threads in order[rnd % len(order):] + order[: rnd % len(order)]:
+            entries = groups[threads]
+            k = rnd % len(entries)
+            with threadpool_limits(limits=threads) if threads else nullcontext():
+                for entry in entries[k:] + entries[:k]:
+                    best[entry.key] = min(best[entry.key], _sample(entry))
     return best
 
 
-def check_agreement(cases):
-    """Max relative difference of each logsumexp contender from scipy, per case."""
-    diffs = {}
-    for label, a, axis in cases:
-        ref = np.asarray(special.logsumexp(a.astype(np.float64), axis=axis))
-        for name, fn in contenders(a, axis)[:-2]:
+def check_agreement(cases: list[Case]) -> dict[tuple[str, str], float | str]:
+    """max |r - ref| / max(|ref|, 1) of each contender against scipy in float64, per case."""
+    diffs: dict[tuple[str, str], float | str] = {}
+    for case in cases:
+        ref = np.asarray(getattr(special, case.kind)(case.a.astype(np.float64), axis=case.axis))
+        for name, fn in contenders(case, floors=False).items():
             try:
                 r = as_numpy(fn()).astype(np.float64)
             except Exception as exc:
-                FAILURES[label, name] = f"{type(exc).__name__}: {exc}"
-                diffs[label, name] = "failed"
+                FAILURES[case.label, name] = f"{type(exc).__name__}: {exc}"
+                diffs[case.label, name] = "failed"
                 continue
             if r.shape != ref.shape:
-                diffs[label, name] = f"shape {r.shape} != {ref.shape}"
+                diffs[case.label, name] = f"shape {r.shape} != {ref.shape}"
                 continue
-            diffs[label, name] = float(np.max(np.abs(r - ref) / np.maximum(np.abs(ref), 1e-300)))
+            diffs[case.label, name] = float(np.max(np.abs(r - ref) / np.maximum(np.abs(ref), 1.0)))
     return diffs
 
 
-def peak_extra_bytes(fn):
+def peak_extra_bytes(fn: Callable[[], Any]) -> int | None:
     """Peak memory traced by tracemalloc during one call above what was held before; None if it fails."""
     try:
         return _peak_extra_bytes(fn)
@@ -181,7 +431,7 @@ def peak_extra_bytes(fn):
         return None
 
 
-def _peak_extra_bytes(fn):
+def _peak_extra_bytes(fn: Callable[[], Any]) -> int:
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -196,7 +446,8 @@ def _peak_extra_bytes(fn):
 
 # ---------------------------------------------------------------------------- accuracy
 
-def accuracy_cases(seed):
+def accuracy_cases(seed: int) -> list[tuple[str, np.ndarray]]:
+    """Hard float64 logsumexp inputs: a dominant term, offsets near 700, ties."""
     rng = np.random.default_rng(seed)
     near40 = -40.0 + rng.uniform(-1.0, 1.0, 10_000)
     return [
@@ -209,7 +460,7 @@ def accuracy_cases(seed):
     ]
 
 
-def ulp_error(value, ref):
+def ulp_error(value: Any, ref: Any) -> float:
     """|value - ref| in units of the float64 spacing at ref."""
     from mpmath import mp
     value = float(value)
@@ -219,37 +470,45 @@ def ulp_error(value, ref):
     return float(abs(mp.mpf(value) - ref) / mp.mpf(float(ulp)))
 
 
-def run_accuracy(seed):
+def accuracy_contenders(a: np.ndarray) -> dict[str, Callable[[], Any]]:
+    """name -> no-argument logsumexp of ``a`` (float64) for the accuracy table."""
+    fns: dict[str, Callable[[], Any]] = {
+        "lsearray": lambda: lsearray.logsumexp(a),
+        "scipy": lambda: special.logsumexp(a),
+        "numpy two-pass": lambda: numpy_two_pass(a),
+    }
+    if torch is not None:
+        fns["torch"] = lambda: torch_call("logsumexp", torch.from_numpy(a), None)
+    if jax is not None:
+        fns["jax"] = lambda: jax.scipy.special.logsumexp(jnp.asarray(a))
+    return fns
+
+
+def run_accuracy(seed: int) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of max ulp errors against mpmath, with a final **max** row."""
     from mpmath import mp
     mp.dps = 50
-    names = ["lsearray", "scipy", "numpy two-pass"] + (["torch"] if torch is not None else [])
-    rows = []
+    names = list(accuracy_contenders(np.zeros(1)))
+    rows: list[list[Any]] = []
     for label, a in accuracy_cases(seed):
         ref = mp.log(mp.fsum(mp.exp(mp.mpf(float(x))) for x in a))
-        results = {
-            "lsearray": lambda: lsearray.logsumexp(a),
-            "scipy": lambda: special.logsumexp(a),
-            "numpy two-pass": lambda: numpy_two_pass(a),
-        }
-        if torch is not None:
-            results["torch"] = lambda: torch_logsumexp(torch.from_numpy(a)).item()
-        errs = []
-        for name in names:
+        errs: list[float | str] = []
+        for name, fn in accuracy_contenders(a).items():
             try:
-                errs.append(ulp_error(as_numpy(results[name]()), ref))
+                errs.append(ulp_error(as_numpy(fn()), ref))
             except Exception as exc:  # report, do not hide, a contender that fails
                 errs.append(f"error: {type(exc).__name__}: {exc}")
         rows.append([label, mp.nstr(ref, 17)] + errs)
-    worst = ["**max**", ""]
+    worst: list[Any] = ["**max**", ""]
     for j in range(len(names)):
         col = [r[2 + j] for r in rows]
         worst.append(next((c for c in col if isinstance(c, str)), max(col)))
-    rows = [[r[0], r[1]] + [fmt_ulp(c) for c in r[2:]] for r in rows + [worst]]
+    table = [[r[0], r[1]] + [fmt_ulp(c) for c in r[2:]] for r in rows + [worst]]
     header = ["case (float64)", "mpmath reference"] + [f"{n} ulp" for n in names]
-    return header, rows
+    return header, table
 
 
-def fmt_ulp(err):
+def fmt_ulp(err: float | str) -> str:
     if isinstance(err, str):
         return err
     return f"{err:.2f}" if err < 1000 else f"{err:.3g}"
@@ -257,120 +516,226 @@ def fmt_ulp(err):
 
 # ---------------------------------------------------------------------------- output
 
-def markdown(header, rows):
+def markdown(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table, the first column left-aligned and the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def ms(seconds):
-    return "—" if seconds is None or seconds == float("inf") else (f"{seconds * 1e3:.3f}" if seconds < 0.01
-                                        else f"{seconds * 1e3:.1f}")
+def fmt_time(seconds: float | None, scale: float) -> str:
+    """``seconds`` in units of 1/``scale`` seconds (1e3: ms, 1e6: µs); '—' when missing."""
+    if seconds is None or seconds == float("inf"):
+        return "—"
+    v = seconds * scale
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
 
 
-def ratio(num, den):
-    return "—" if num is None or den is None or den == 0 else f"{num / den:.2f}"
+def ratio(num: float | None, den: float | None) -> str:
+    """``num / den`` with two decimals; '—' when either is missing."""
+    if num is None or den is None or den == 0 or float("inf") in (num, den):
+        return "—"
+    return f"{num / den:.2f}"
 
 
-def describe_environment(args):
-    lines = [
-        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"lsearray {getattr(lsearray, '__version__', '?')}"
-        + (f", torch {torch.__version__}" if torch is not None else ", torch not installed"),
-        f"machine: {platform.machine()} {platform.processor() or ''}, "
-        f"{os.cpu_count()} CPUs visible; threads={args.threads}, repeat={args.repeat} "
-        f"(best of, interleaved), size={args.size:.3g}",
-    ]
+def time_table(cases: list[Case], best: dict[tuple[str, str], float], unit: str) -> str:
+    """Times and ratios of ``cases`` as one markdown table, in ``unit`` ('ms' or 'µs')."""
+    scale = {"ms": 1e3, "µs": 1e6}[unit]
+    names = [n for n in CONTENDER_ORDER if any((c.label, n) in best for c in cases)]
+    header = ["case"]
+    for name in names:
+        short = SHORT_NAMES.get(name, name)
+        header.append(f"{short} {unit}")
+        if name in FLOORS:
+            header.append(f"lsearray / {short}")
+        elif name != "lsearray":
+            header.append(f"{short} / lsearray")
+    rows = []
+    for case in cases:
+        t = {name: best.get((case.label, name)) for name in names}
+        ours = t.get("lsearray")
+        row = [case.label]
+        for name in names:
+            row.append(fmt_time(t[name], scale))
+            if name in FLOORS:
+                row.append(ratio(ours, t[name]))
+            elif name != "lsearray":
+                row.append(ratio(t[name], ours))
+        rows.append(row)
+    return markdown(header, rows)
+
+
+def memory_table(cases: list[Case]) -> str:
+    """Peak extra memory of one call of lsearray, scipy and the two-pass recipe, per case."""
+    names = ("lsearray", "scipy", "numpy two-pass")
+    rows = []
+    for case in cases:
+        fns = reference_contenders(case)
+        row = [case.label, f"{case.a.nbytes / MIB:.1f}"]
+        for name in names:
+            mem = peak_extra_bytes(fns[name])
+            if mem is None:
+                row += ["failed", "—"]
+            else:
+                row += [f"{mem / MIB:.3f}", f"{100.0 * mem / case.a.nbytes:.1f}%"]
+        rows.append(row)
+    header = ["case", "input MiB"]
+    for name in names:
+        header += [f"{name} MiB", f"{name} % of input"]
+    return markdown(header, rows)
+
+
+def describe_environment(args: argparse.Namespace) -> str:
+    """Versions, machine, thread pools and options of this run."""
+    versions = [f"python {platform.python_version()}", f"numpy {np.__version__}",
+                f"scipy {scipy.__version__}",
+                f"lsearray {getattr(lsearray, '__version__', '?')}",
+                f"torch {torch.__version__}" if torch is not None else "torch not used",
+                f"jax {jax.__version__} (x64)" if jax is not None else "jax not used"]
     pools = [f"{p['internal_api']}:{p['num_threads']}" for p in threadpool_info()]
     if torch is not None:
         pools.append(f"torch:{torch.get_num_threads()}")
-    lines.append("thread pools while timing: " + (", ".join(pools) or "none found"))
-    return "\n".join(lines)
+    return "\n".join([
+        ", ".join(versions),
+        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs "
+        f"visible, {PINNING}; threads={args.threads}, repeat={args.repeat} (best of, "
+        f"interleaved), size={args.size:.3g}, cases={','.join(args.cases)}"
+        + (", quick" if args.quick else ""),
+        "thread pools while timing: " + (", ".join(pools) or "none found"),
+    ])
 
 
-def main(args):
-    rng = np.random.default_rng(12345)
-    n = args.size
-    rows = n // 1000
-    x64 = rng.standard_normal(n) * 10.0
-    x32 = x64.astype(np.float32)
-    x2d = x64[: rows * 1000].reshape(rows, 1000)
-    cases = [
-        (f"1-D float64 n={n:.3g}", x64, None),
-        (f"1-D float32 n={n:.3g}", x32, None),
-        (f"2-D float64 ({rows}, 1000) axis=-1", x2d, -1),
-        (f"2-D float64 ({rows}, 1000) axis=0", x2d, 0),
-    ]
+def print_section(title: str, body: str) -> None:
+    print(title)
+    print()
+    print(body)
+    print()
 
+
+def report_agreement(diffs: dict[tuple[str, str], float | str]) -> None:
+    """Print the contenders that disagree with scipy beyond 1e-12 (1e-5 for float32)."""
+    bad = {k: v for k, v in diffs.items()
+           if isinstance(v, str) or v > (1e-5 if "float32" in k[0] else 1e-12)}
+    if bad:
+        print("WARNING: results disagree with scipy (max |r - ref| / max(|ref|, 1)):")
+        for (label, name), v in bad.items():
+            print(f"  {label}, {name}: {v}")
+    else:
+        print("All contenders agree with scipy (max |r - ref| / max(|ref|, 1) <= 1e-12, "
+              "1e-5 for float32).")
+    print()
+
+
+# ---------------------------------------------------------------------------- plot
+
+def plot_sizes(size: int, points: int) -> list[int]:
+    """About ``points`` sizes spaced evenly in log from 1e3 to ``size``."""
+    return sorted({int(round(v)) for v in np.geomspace(PLOT_MIN_N, size, points)})
+
+
+def throughput_plan(x: np.ndarray, sizes: list[int], threads: int) -> list[Timed]:
+    """1-D float64 logsumexp of ``x[:n]`` for every n, for every plotted contender."""
+    plan = []
+    for n in sizes:
+        case = Case("plot", f"n={n}", "logsumexp", x[:n], None)
+        fns = contenders(case)
+        for name in ("lsearray", "scipy", "torch", "jax", "numpy two-pass", "x.sum()"):
+            if name not in fns:
+                continue
+            if name == "lsearray":
+                plan.append(Timed((case.label, "lsearray, 1 thread"), fns[name], threads=1))
+                if threads > 1:
+                    plan.append(Timed((case.label, f"lsearray, {threads} threads"), fns[name]))
+            else:
+                plan.append(Timed((case.label, name), fns[name]))
+    return plan
+
+
+def run_plot(path: str, args: argparse.Namespace) -> None:
+    """Time the throughput series, print them as a table and draw them into ``path``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.random.default_rng(54321).standard_normal(args.size) * 10.0
+    sizes = plot_sizes(args.size, args.plot_points)
+    best = time_interleaved(throughput_plan(x, sizes, args.threads), args.repeat, args.min_sample)
+    series: dict[str, list[float | None]] = {}
+    for (label, name), seconds in best.items():
+        n = int(label[2:])
+        series.setdefault(name, [None] * len(sizes))[sizes.index(n)] = n / seconds
+
+    rows = [[name] + ["—" if v is None else f"{v / 1e6:.1f}" for v in values]
+            for name, values in series.items()]
+    print_section("Throughput, 1-D float64 logsumexp, million elements per second:",
+                  markdown(["contender"] + [f"n={n:.3g}" for n in sizes], rows))
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, values in series.items():
+        pts = [(n, v) for n, v in zip(sizes, values) if v is not None]
+        style = "--" if name == "x.sum()" else "-"
+        ax.loglog([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=name)
+    ax.set_xlabel("n (elements)")
+    ax.set_ylabel("elements per second")
+    threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+    ax.set_title(f"1-D float64 logsumexp throughput ({threads} unless named; "
+                 f"best of {args.repeat})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"Wrote {path}")
+    print()
+
+
+# ---------------------------------------------------------------------------- main
+
+TABLES = (
+    ("logsumexp, time per call (best of rounds):", ("1d", "2d", "short", "tall"), "ms"),
+    ("softmax and log_softmax, time per call (best of rounds):", ("softmax",), "ms"),
+    (f"small calls ({SMALL_N} elements), time per call (best of rounds):", ("small",), "µs"),
+)
+
+
+def run_tables(args: argparse.Namespace) -> None:
+    """Time the selected cases and print the time, agreement and memory tables."""
+    cases = make_cases(args.size, args.cases)
+    diffs = check_agreement(cases)
+    plan = [Timed((case.label, name), fn)
+            for case in cases for name, fn in contenders(case).items()]
+    best = time_interleaved(plan, args.repeat, args.min_sample)
+    for title, groups, unit in TABLES:
+        selected = [c for c in cases if c.group in groups]
+        if selected:
+            print_section(title, time_table(selected, best, unit))
+    print(LEGEND)
+    print()
+    report_agreement(diffs)
+    large = [c for c in cases if c.group != "small"]
+    if large:
+        print_section("Peak extra memory of one call (tracemalloc; C-level malloc is not "
+                      "traced):", memory_table(large))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the tables (and write the plot) for ``args``; 1 if a contender failed, else 0."""
     with threadpool_limits(limits=args.threads):
         if torch is not None:
             torch.set_num_threads(args.threads)
         print(describe_environment(args))
         print()
-
-        diffs = check_agreement(cases)
-        best = time_interleaved(cases, args.repeat, args.min_sample)
-
-        names = [name for name, _ in contenders(x64[:1000], None)]
-        header = ["case", "lsearray ms", "scipy ms", "ratio scipy/lsearray",
-                  "numpy two-pass ms", "ratio two-pass/lsearray"]
-        if torch is not None:
-            header += ["torch ms", "ratio torch/lsearray"]
-        header += ["x.sum() ms", "np.exp(x, out=y) ms", "lsearray/np.exp"]
-        table = []
-        for label, _, _ in cases:
-            t = {name: best.get((label, name)) for name in names}
-            t = {k: (None if v is None or v == float("inf") else v) for k, v in t.items()}
-            row = [label, ms(t["lsearray"]), ms(t["scipy"]), ratio(t["scipy"], t["lsearray"]),
-                   ms(t["numpy two-pass"]), ratio(t["numpy two-pass"], t["lsearray"])]
-            if torch is not None:
-                row += [ms(t["torch"]), ratio(t["torch"], t["lsearray"])]
-            row += [ms(t["x.sum()"]), ms(t["np.exp(x, out=y)"]),
-                    ratio(t["lsearray"], t["np.exp(x, out=y)"])]
-            table.append(row)
-        print("Time per call (best of rounds):")
-        print()
-        print(markdown(header, table))
-        print()
-
+        run_tables(args)
+        if args.plot:
+            run_plot(args.plot, args)
+        if args.accuracy:
+            print_section("Max ulp error against mpmath (mp.dps=50), float64:",
+                          markdown(*run_accuracy(seed=7)))
         if FAILURES:
-            print("FAILED (left out of the table):")
+            print("FAILED (left out of the tables):")
             for (label, name), msg in FAILURES.items():
                 print(f"  {label}, {name}: {msg}")
-            print()
-        bad = {k: v for k, v in diffs.items()
-               if isinstance(v, str) or v > (1e-5 if "float32" in k[0] else 1e-12)}
-        if bad:
-            print("WARNING: results disagree with scipy (max relative difference):")
-            for (label, name), v in bad.items():
-                print(f"  {label}, {name}: {v}")
-        else:
-            print("All contenders agree with scipy (relative difference <= 1e-12, 1e-5 float32).")
-        print()
-
-        mem_rows = []
-        for label, a, axis in cases[:2]:
-            mem = {name: peak_extra_bytes(fn) for name, fn in contenders(a, axis)[:3]}
-            row = [label, f"{a.nbytes / MIB:.1f}"]
-            for name in ("lsearray", "scipy", "numpy two-pass"):
-                if mem[name] is None:
-                    row += ["failed", "—"]
-                else:
-                    row += [f"{mem[name] / MIB:.3f}", f"{100.0 * mem[name] / a.nbytes:.1f}%"]
-            mem_rows.append(row)
-        print("Peak extra memory of one call (tracemalloc; C-level malloc is not traced):")
-        print()
-        print(markdown(["case", "input MiB", "lsearray MiB", "lsearray % of input",
-                        "scipy MiB", "scipy % of input", "numpy two-pass MiB",
-                        "two-pass % of input"], mem_rows))
-        print()
-
-        if args.accuracy:
-            header, acc_rows = run_accuracy(seed=7)
-            print("Max ulp error against mpmath (mp.dps=50), float64:")
-            print()
-            print(markdown(header, acc_rows))
             print()
     return 1 if FAILURES else 0
 

@@ -1,81 +1,107 @@
 """asv benchmarks: lsearray logsumexp, softmax, log_softmax, logmeanexp beside scipy.special.
 
-Every class limits BLAS/OpenMP pools to one thread in ``setup`` (threadpoolctl), so the
-``time_*`` (lsearray) and ``time_scipy_*`` (scipy.special, the reference) methods of a class
-run on the same data under the same conditions and can be read as ratios.
-``ThreadScaling`` is the one class that varies the thread count.
+Every class builds its seeded, cached input in ``setup`` (``common.py``) and then limits
+the OpenMP/BLAS pools with threadpoolctl: to the ``threads`` parameter (1 or 2) where a
+class has one, to one thread otherwise; ``teardown`` restores the limits. The ``time_*`` /
+``peakmem_*`` (lsearray) and ``time_scipy_*`` / ``peakmem_scipy_*`` (scipy.special, the
+reference) methods of a class run on the same data under the same limits, so asv results
+read as ratios. scipy is single-threaded: its ``threads=2`` rows repeat its ``threads=1``.
 """
 import numpy as np
 from scipy import special
 
 import lsearray
 
-from .common import SHAPE_2D, get_1d, get_2d, get_b, limit_threads, restore_threads
+from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, get_1d,
+                     get_2d, get_b, limit_threads, restore_threads)
 
-__all__ = ["Logsumexp1D", "Logsumexp2D", "LogsumexpWeighted", "LogsumexpTemperature",
-           "Logmeanexp", "Softmax", "ThreadScaling"]
+__all__ = ["Logsumexp1D", "Logsumexp2D", "LogsumexpLayout", "LogsumexpWeighted",
+           "LogsumexpTemperature", "Logmeanexp", "Softmax"]
 
 
-class _OneThread:
-    """Mixin: one thread for every pool while a benchmark runs."""
+class _Threads:
+    """Mixin: ``teardown`` restores the thread limits ``setup`` set with ``limit_threads``."""
 
     def teardown(self, *params):
         restore_threads(self)
 
 
-class Logsumexp1D(_OneThread):
-    """Full reduction of a 1-D array."""
-    params = [[10_000, 1_000_000, 20_000_000], ["float64", "float32"]]
-    param_names = ["size", "dtype"]
+class Logsumexp1D(_Threads):
+    """Full reduction of a 1-D array, from a 10-element call (overhead) to 2e7 elements."""
+    params = [DTYPES, [10, 10_000, 1_000_000, 20_000_000], THREADS]
+    param_names = ["dtype", "size", "threads"]
     timeout = 300
 
-    def setup(self, size, dtype):
+    def setup(self, dtype, size, threads):
         self.a = get_1d(size, dtype)
-        limit_threads(self, 1)
+        limit_threads(self, threads)
 
-    def time_logsumexp(self, size, dtype):
+    def time_logsumexp(self, dtype, size, threads):
         lsearray.logsumexp(self.a)
 
-    def time_scipy_logsumexp(self, size, dtype):
+    def time_scipy_logsumexp(self, dtype, size, threads):
         special.logsumexp(self.a)
 
-    def peakmem_logsumexp(self, size, dtype):
+    def peakmem_logsumexp(self, dtype, size, threads):
         lsearray.logsumexp(self.a)
 
-    def peakmem_scipy_logsumexp(self, size, dtype):
+    def peakmem_scipy_logsumexp(self, dtype, size, threads):
         special.logsumexp(self.a)
 
 
-class Logsumexp2D(_OneThread):
-    """Reduction of a (2000, 5000) array over axis 0, axis 1 or all, C or F order."""
-    params = [[0, 1, None], ["C", "F"], ["float64", "float32"]]
-    param_names = ["axis", "order", "dtype"]
+class Logsumexp2D(_Threads):
+    """Reduction of a C-order 2-D array over axis 0 or 1.
 
-    def setup(self, axis, order, dtype):
-        self.a = get_2d(SHAPE_2D, dtype, order)
-        limit_threads(self, 1)
+    Shapes: (20000, 1000) rows of 1000; (1_000_000, 10) many short rows (axis 1) or ten
+    long strided columns (axis 0); (10, 1_000_000) a tall reduction of ten rows (axis 0)
+    or ten long contiguous rows (axis 1).
+    """
+    params = [DTYPES, [SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL], [1, 0], THREADS]
+    param_names = ["dtype", "shape", "axis", "threads"]
+    timeout = 300
 
-    def time_logsumexp(self, axis, order, dtype):
+    def setup(self, dtype, shape, axis, threads):
+        self.a = get_2d(shape, dtype)
+        limit_threads(self, threads)
+
+    def time_logsumexp(self, dtype, shape, axis, threads):
         lsearray.logsumexp(self.a, axis=axis)
 
-    def time_scipy_logsumexp(self, axis, order, dtype):
+    def time_scipy_logsumexp(self, dtype, shape, axis, threads):
         special.logsumexp(self.a, axis=axis)
 
-    def time_logsumexp_keepdims(self, axis, order, dtype):
+    def peakmem_logsumexp(self, dtype, shape, axis, threads):
+        lsearray.logsumexp(self.a, axis=axis)
+
+    def peakmem_scipy_logsumexp(self, dtype, shape, axis, threads):
+        special.logsumexp(self.a, axis=axis)
+
+
+class LogsumexpLayout(_Threads):
+    """C against F order (20000, 1000) float64, over axis 0, 1 or all, with keepdims; one thread."""
+    params = [["C", "F"], [1, 0, None]]
+    param_names = ["order", "axis"]
+
+    def setup(self, order, axis):
+        self.a = get_2d(SHAPE_ROWS, "float64", order)
+        limit_threads(self, 1)
+
+    def time_logsumexp(self, order, axis):
+        lsearray.logsumexp(self.a, axis=axis)
+
+    def time_scipy_logsumexp(self, order, axis):
+        special.logsumexp(self.a, axis=axis)
+
+    def time_logsumexp_keepdims(self, order, axis):
         lsearray.logsumexp(self.a, axis=axis, keepdims=True)
 
-    def peakmem_logsumexp(self, axis, order, dtype):
-        lsearray.logsumexp(self.a, axis=axis)
 
-    def peakmem_scipy_logsumexp(self, axis, order, dtype):
-        special.logsumexp(self.a, axis=axis)
-
-
-class LogsumexpWeighted(_OneThread):
+class LogsumexpWeighted(_Threads):
     """Weights ``b`` and ``return_sign`` on a 1-D (1e6) array and a (2000, 5000) array over axis 1.
 
     ``weights`` is 'none', 'positive' (b in [0.5, 1.5)) or 'signed' (b in [-1, 1), where
     ``return_sign=False`` gives nan for negative totals: that is still a valid timing).
+    One thread.
     """
     params = [["1d", "2d-axis1"], ["none", "positive", "signed"], [False, True]]
     param_names = ["case", "weights", "return_sign"]
@@ -107,8 +133,8 @@ class LogsumexpWeighted(_OneThread):
         special.logsumexp(self.a, **self.kw)
 
 
-class LogsumexpTemperature(_OneThread):
-    """``temperature`` on a 1-D (1e6) array and a (2000, 5000) array over axis -1.
+class LogsumexpTemperature(_Threads):
+    """``temperature`` on a 1-D (1e6) array and a (2000, 5000) array over axis -1; one thread.
 
     scipy has no temperature: its comparison is the recipe ``T * logsumexp(a / T)``.
     """
@@ -135,75 +161,62 @@ class LogsumexpTemperature(_OneThread):
         temperature * special.logsumexp(self.a / temperature, axis=self.axis)
 
 
-class Logmeanexp(_OneThread):
-    """``logmeanexp`` on a (2000, 5000) array; scipy's recipe is ``logsumexp(a) - log(n)``."""
-    params = [[0, 1, None]]
-    param_names = ["axis"]
+class Logmeanexp(_Threads):
+    """``logmeanexp`` of a (20000, 1000) array; scipy's recipe is ``logsumexp(a) - log(n)``."""
+    params = [DTYPES, [1, 0, None], THREADS]
+    param_names = ["dtype", "axis", "threads"]
 
-    def setup(self, axis):
-        self.a = get_2d(SHAPE_2D)
-        self.n = self.a.size if axis is None else self.a.shape[axis]
-        limit_threads(self, 1)
-
-    def time_logmeanexp(self, axis):
-        lsearray.logmeanexp(self.a, axis=axis)
-
-    def time_scipy_logmeanexp(self, axis):
-        special.logsumexp(self.a, axis=axis) - np.log(self.n)
-
-
-class Softmax(_OneThread):
-    """``softmax`` and ``log_softmax`` of a (2000, 5000) array over axis -1."""
-    params = [["float64", "float32"], ["C", "F"]]
-    param_names = ["dtype", "order"]
-
-    def setup(self, dtype, order):
-        self.a = get_2d(SHAPE_2D, dtype, order)
-        limit_threads(self, 1)
-
-    def time_softmax(self, dtype, order):
-        lsearray.softmax(self.a, axis=-1)
-
-    def time_scipy_softmax(self, dtype, order):
-        special.softmax(self.a, axis=-1)
-
-    def time_log_softmax(self, dtype, order):
-        lsearray.log_softmax(self.a, axis=-1)
-
-    def time_scipy_log_softmax(self, dtype, order):
-        special.log_softmax(self.a, axis=-1)
-
-    def time_softmax_temperature(self, dtype, order):
-        lsearray.softmax(self.a, axis=-1, temperature=0.5)
-
-    def peakmem_softmax(self, dtype, order):
-        lsearray.softmax(self.a, axis=-1)
-
-    def peakmem_scipy_softmax(self, dtype, order):
-        special.softmax(self.a, axis=-1)
-
-    def peakmem_log_softmax(self, dtype, order):
-        lsearray.log_softmax(self.a, axis=-1)
-
-    def peakmem_scipy_log_softmax(self, dtype, order):
-        special.log_softmax(self.a, axis=-1)
-
-
-class ThreadScaling:
-    """lsearray alone on 1, 2 and 4 threads (OpenMP via threadpoolctl): 2e7 1-D and 2-D axis 1."""
-    params = [["1d-2e7", "2d-axis1"], [1, 2, 4]]
-    param_names = ["case", "threads"]
-    timeout = 300
-
-    def setup(self, case, threads):
-        if case == "1d-2e7":
-            self.a, self.axis = get_1d(20_000_000), None
-        else:
-            self.a, self.axis = get_2d(SHAPE_2D), 1
+    def setup(self, dtype, axis, threads):
+        self.a = get_2d(SHAPE_ROWS, dtype)
+        self.log_n = np.log(self.a.size if axis is None else self.a.shape[axis])
         limit_threads(self, threads)
 
-    def teardown(self, case, threads):
-        restore_threads(self)
+    def time_logmeanexp(self, dtype, axis, threads):
+        lsearray.logmeanexp(self.a, axis=axis)
 
-    def time_logsumexp(self, case, threads):
-        lsearray.logsumexp(self.a, axis=self.axis)
+    def time_scipy_logmeanexp(self, dtype, axis, threads):
+        special.logsumexp(self.a, axis=axis) - self.log_n
+
+    def peakmem_logmeanexp(self, dtype, axis, threads):
+        lsearray.logmeanexp(self.a, axis=axis)
+
+    def peakmem_scipy_logmeanexp(self, dtype, axis, threads):
+        special.logsumexp(self.a, axis=axis) - self.log_n
+
+
+class Softmax(_Threads):
+    """``softmax`` and ``log_softmax`` of a (20000, 1000) array over axis 1."""
+    params = [DTYPES, THREADS]
+    param_names = ["dtype", "threads"]
+    timeout = 300
+
+    def setup(self, dtype, threads):
+        self.a = get_2d(SHAPE_ROWS, dtype)
+        limit_threads(self, threads)
+
+    def time_softmax(self, dtype, threads):
+        lsearray.softmax(self.a, axis=1)
+
+    def time_scipy_softmax(self, dtype, threads):
+        special.softmax(self.a, axis=1)
+
+    def time_log_softmax(self, dtype, threads):
+        lsearray.log_softmax(self.a, axis=1)
+
+    def time_scipy_log_softmax(self, dtype, threads):
+        special.log_softmax(self.a, axis=1)
+
+    def time_softmax_temperature(self, dtype, threads):
+        lsearray.softmax(self.a, axis=1, temperature=0.5)
+
+    def peakmem_softmax(self, dtype, threads):
+        lsearray.softmax(self.a, axis=1)
+
+    def peakmem_scipy_softmax(self, dtype, threads):
+        special.softmax(self.a, axis=1)
+
+    def peakmem_log_softmax(self, dtype, threads):
+        lsearray.log_softmax(self.a, axis=1)
+
+    def peakmem_scipy_log_softmax(self, dtype, threads):
+        special.log_softmax(self.a, axis=1)

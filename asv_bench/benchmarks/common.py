@@ -8,11 +8,16 @@ try:
 except ImportError:  # threadpoolctl is a [bench] extra; without it nothing is limited
     threadpool_limits = None
 
-__all__ = ["SEED", "SHAPE_2D", "get_1d", "get_2d", "get_b", "limit_threads",
-           "restore_threads"]
+__all__ = ["DTYPES", "SEED", "SHAPE_2D", "SHAPE_ROWS", "SHAPE_SHORT", "SHAPE_TALL", "THREADS",
+           "get_1d", "get_2d", "get_b", "limit_threads", "restore_threads"]
 
 SEED = 20240607
-SHAPE_2D = (2000, 5000)
+SHAPE_2D = (2000, 5000)  # the weighted and temperature cases
+SHAPE_ROWS = (20000, 1000)  # 2e7 elements in rows of 1000
+SHAPE_SHORT = (1_000_000, 10)  # many short rows
+SHAPE_TALL = (10, 1_000_000)  # a tall reduction over axis 0
+DTYPES = ["float64", "float32"]
+THREADS = [1, 2]
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,0 +1,79 @@
+"""The benchmark suite cannot silently rot: asv_bench/side_by_side.py runs, asv finds the suite."""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+__all__ = []
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ASV_DIR = ROOT / "asv_bench"
+SCRIPT = ASV_DIR / "side_by_side.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def has(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def run_script(*args):
+    """Run side_by_side.py on a small quick case; its CompletedProcess (exit status checked)."""
+    cmd = [sys.executable, str(SCRIPT), "--size", "2e4", "--repeat", "1", "--quick", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert out.returncode == 0, f"{' '.join(cmd)} exited {out.returncode}\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+def test_side_by_side_prints_every_table():
+    out = run_script().stdout
+    for title in ("logsumexp, time per call", "softmax and log_softmax, time per call",
+                  "small calls (10 elements), time per call", "Peak extra memory of one call"):
+        assert title in out
+    for header in ("| case | lsearray ms | scipy ms | scipy / lsearray |", "two-pass / lsearray",
+                   "lsearray / x.sum()", "lsearray / np.exp", "| case | lsearray µs |"):
+        assert header in out
+    for name, installed in (("torch", has("torch")), ("jax", has("jax"))):
+        assert (f"{name} ms" in out) == installed
+    for case in ("1-D float64 n=2e+04", "1-D float32 n=2e+04", "2-D float64 (20, 1000) axis=1",
+                 "2-D float64 (20, 1000) axis=0", "short rows float64 (1000, 10) axis=1",
+                 "tall float64 (10, 1000) axis=0", "softmax float64 (20, 1000) axis=1",
+                 "log_softmax float32 (20, 1000) axis=1", "logsumexp float64 n=10",
+                 "softmax float64 n=10"):
+        assert f"| {case} |" in out
+    assert "All contenders agree with scipy" in out
+    assert "FAILED" not in out
+
+
+@pytest.mark.skipif(not has("matplotlib"), reason="--plot needs matplotlib (the bench extra)")
+def test_side_by_side_plot_writes_a_png(tmp_path):
+    png = tmp_path / "throughput.png"
+    out = run_script("--cases", "small", "--plot", str(png)).stdout
+    assert "| logsumexp float64 n=10 |" in out
+    assert "| 1-D float64 n=2e+04 |" not in out and "| softmax float64 (20" not in out
+    assert "Throughput, 1-D float64 logsumexp" in out
+    assert "| lsearray, 1 thread |" in out and "| x.sum() |" in out
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_side_by_side_rejects_unknown_cases():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--cases", "1d,nope"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2
+    assert "--cases expects" in out.stderr and "nope" in out.stderr
+
+
+def test_asv_config_is_strict_json():
+    conf = json.loads((ASV_DIR / "asv.conf.json").read_text())
+    assert conf["benchmark_dir"] == "benchmarks"
+
+
+@pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
+def test_asv_finds_the_suite():
+    cmd = [sys.executable, "-m", "asv", "check", "-E", f"existing:{sys.executable}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ASV_DIR)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "No problems found" in out.stdout
