@@ -1,10 +1,11 @@
 """Log-sum-exp partials of 3-D strided views, accumulated in one read with OpenMP threads."""
 
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, NAN, isnan
+from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads", "merge"]
+__all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads", "merge", "normalize",
+           "simd"]
 
 ctypedef fused a_t:
     float
@@ -17,11 +18,18 @@ ctypedef fused b_t:
 cdef extern from "_lse_blocks.h" nogil:
     int LSE_TILE
     int lse_max_threads()
+    int lse_simd_avx512()
+    void lse_normalize_d(const double *a, Py_ssize_t ar, Py_ssize_t ai, double *out,
+                         Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
+                         const double *m, const double *s, double inv_tau, int log_mode)
+    void lse_normalize_f(const float *a, Py_ssize_t ar, Py_ssize_t ai, float *out,
+                         Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
+                         const double *m, const double *s, double inv_tau, int log_mode)
     void lse_merge(double *m, double *w, double *t, double *c,
                    double m2, double w2, double t2, double c2, double inv_tau)
-    void lse_log_abs_sum(double w, double t, double c, double *lh, double *ll, double *sign)
-    double lse_shift_add(double m, double tau, double lh, double ll)
-    double lse_div_dd(double x, double d, double *lo)
+    void lse_finalize(Py_ssize_t n, const double *m, const double *w, const double *t,
+                      const double *c, const double *divisor, double tau,
+                      double *out, double *sign, double *log_sum)
     void lse_row_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
     void lse_row_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
@@ -50,6 +58,9 @@ cdef extern from "_lse_blocks.h" nogil:
 cdef enum:
     # Below this many elements a call runs on one thread: waking a team costs more.
     MIN_PARALLEL = 1 << 16
+    # Rows up to this long are reduced as columns of a tile of rows, vectorized across
+    # the rows: a row of its own would be too short for the vector loops.
+    SHORT_ROW = 32
 
 cdef struct View:
     # A 3-D strided view (outer, reduced, inner); strides in elements.
@@ -101,6 +112,10 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
     Threads take whole output tiles when there are enough of them; otherwise each
     thread reduces a slice of the reduced axis into its own partials, merged after.
     """
+    if va.n2 == 1 and va.n1 <= SHORT_ROW and va.n0 > 1:
+        # Many short rows: the rows become the columns of one (n1, n0) view.
+        va = View(1, va.n1, va.n0, 0, va.s1, va.s0)
+        vb = View(1, vb.n1, vb.n0, 0, vb.s1, vb.s0)
     cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
     cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
     cdef Py_ssize_t ntasks = va.n0 * ntiles
@@ -197,36 +212,29 @@ def accumulate_weighted(const a_t[:, :, :] a, const b_t[:, :, :] b, double inv_t
 
 
 def finalize(const double[::1] m, const double[::1] w, const double[::1] t,
-             const double[::1] c, double tau,
-             double[::1] out, double[::1] sign, double[::1] log_sum,
+             const double[::1] c, double tau, double[::1] out,
+             double[::1] sign=None, double[::1] log_sum=None,
              const double[::1] divisor=None):
     """Turn partials into ``out = m + tau log|S|``, ``sign = sign(S)`` and
     ``log_sum = log|S|`` for the scaled sum ``S = (w + t + c) / divisor``.
 
-    The division (for means) is carried in double-double, so that it costs no
-    accuracy. A slice whose max is -inf (empty, all -inf, or all weights zero) has a
-    zero total: ``-inf`` with sign 0.  A nan result has a nan sign.
+    ``sign``, ``log_sum`` and ``divisor`` are optional. The division (for means) is
+    carried in double-double, so that it costs no accuracy. A slice whose max is -inf
+    (empty, all -inf, or all weights zero) has a zero total: ``-inf`` with sign 0. A
+    nan result has a nan sign.
     """
-    cdef Py_ssize_t j
-    cdef double sg, lh, ll, lg, res, wj, tj, cj, lw, lt
+    cdef Py_ssize_t n = m.shape[0]
+    for name, x in (("w", w), ("t", t), ("c", c), ("out", out), ("sign", sign),
+                    ("log_sum", log_sum), ("divisor", divisor)):
+        if x is not None and x.shape[0] != n:
+            raise ValueError(f"{name} must have the length of m ({n}), got {x.shape[0]}")
+    if n == 0:
+        return
     with nogil:
-        for j in range(m.shape[0]):
-            wj, tj, cj = w[j], t[j], c[j]
-            if divisor is not None:
-                wj = lse_div_dd(wj, divisor[j], &lw)
-                tj = lse_div_dd(tj, divisor[j], &lt)
-                cj = cj / divisor[j] + lw + lt
-            lse_log_abs_sum(wj, tj, cj, &lh, &ll, &sg)
-            lg = lh + ll
-            res = lse_shift_add(m[j], tau, lh, ll)
-            if m[j] == -INFINITY and not isnan(lg):
-                res = -INFINITY
-                sg = 0.0
-            if isnan(res):
-                sg = NAN
-            out[j] = res
-            sign[j] = sg
-            log_sum[j] = lg
+        lse_finalize(n, &m[0], &w[0], &t[0], &c[0],
+                     NULL if divisor is None else &divisor[0], tau, &out[0],
+                     NULL if sign is None else &sign[0],
+                     NULL if log_sum is None else &log_sum[0])
 
 
 def merge(double[::1] m, double[::1] w, double[::1] t, double[::1] c,
@@ -245,6 +253,63 @@ def merge(double[::1] m, double[::1] w, double[::1] t, double[::1] c,
     with nogil:
         for j in range(m.shape[0]):
             lse_merge(&m[j], &w[j], &t[j], &c[j], m2[j], w2[j], t2[j], c2[j], inv_tau)
+
+
+def normalize(const a_t[:, :, :] a, a_t[:, :, :] out, const double[:, ::1] m,
+              const double[:, ::1] s, double inv_tau, bint log_mode):
+    """Write the softmax (or, with ``log_mode``, log_softmax) of ``a`` over its middle
+    axis into ``out``, from the reduction's max ``m`` and sum ``s`` (its log with
+    ``log_mode``).
+
+    ``out[o, r, i]`` is ``exp((a[o, r, i] - m[o, i]) * inv_tau) / s[o, i]`` (nan where
+    ``m`` is infinite), or ``(a[o, r, i] - m[o, i]) * inv_tau - s[o, i]``; computed in
+    float64 and rounded once to ``out``'s dtype.
+
+    Parameters
+    ----------
+    a : (n0, n1, n2) float32 or float64 memoryview, any strides      # IN
+    out : memoryview of a's shape and dtype, any strides, not overlapping a   # OUT
+    m, s : (n0, n2) C-contiguous float64 arrays                      # IN
+    inv_tau : float
+    log_mode : bool
+    """
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2]
+    cdef Py_ssize_t k, o, r0, r1, per, nchunks
+    cdef Py_ssize_t isz = sizeof(a_t)
+    cdef Py_ssize_t ar = a.strides[1] // isz, ai = a.strides[2] // isz
+    cdef Py_ssize_t orr = out.strides[1] // isz, oi = out.strides[2] // isz
+    cdef int nt = lse_max_threads()
+    if out.shape[0] != n0 or out.shape[1] != n1 or out.shape[2] != n2:
+        raise ValueError(f"out must have the shape of a {(n0, n1, n2)}, got "
+                         f"{(out.shape[0], out.shape[1], out.shape[2])}")
+    if m.shape[0] != n0 or m.shape[1] != n2 or s.shape[0] != n0 or s.shape[1] != n2:
+        raise ValueError(f"m and s must have shape {(n0, n2)}, got "
+                         f"{(m.shape[0], m.shape[1])} and {(s.shape[0], s.shape[1])}")
+    if n0 * n1 * n2 == 0:
+        return
+    if n0 * n1 * n2 < MIN_PARALLEL:
+        nt = 1
+    nchunks = nt if n0 < nt and n1 >= nt else 1
+    per = (n1 + nchunks - 1) // nchunks
+    with nogil:
+        for k in prange(n0 * nchunks, num_threads=nt, schedule="static"):
+            o = k // nchunks
+            r0 = (k % nchunks) * per
+            r1 = min(r0 + per, n1)
+            if r0 < r1:
+                if a_t is double:
+                    lse_normalize_d(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
+                                    n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
+                else:
+                    lse_normalize_f(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
+                                    n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
+
+
+def simd():
+    """The vector loops that large unweighted reductions run: ``"avx512"`` or
+    ``"generic"`` (the portable loops, compiled for x86-64-v3, v4 and baseline where
+    the compiler can; ``LSECORE_SIMD=generic`` in the environment selects them)."""
+    return "avx512" if lse_simd_avx512() else "generic"
 
 
 def max_threads():

@@ -125,15 +125,12 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
-/* Dekker's two-product, without FMA: x * y = p + *e exactly (for |x|, |y| < 2^995);
- * *e = 0 when p is not finite. */
+/* The two-product: x * y = p + *e exactly (for |x|, |y| < 2^995); *e = 0 when p is not
+ * finite.  fma is one instruction where the CPU has it (x86-64-v3 and up, aarch64). */
 LSE_INLINE double lse_two_prod(double x, double y, double *e)
 {
-    const double split = 134217729.0;            /* 2^27 + 1 */
     double p = x * y;
-    double xs = x * split, xh = xs - (xs - x), xl = x - xh;
-    double ys = y * split, yh = ys - (ys - y), yl = y - yh;
-    *e = isfinite(p) ? ((xh * yh - p) + xh * yl + xl * yh) + xl * yl : 0.0;
+    *e = isfinite(p) ? fma(x, y, -p) : 0.0;
     return p;
 }
 
@@ -154,9 +151,19 @@ static inline double lse_exp_dd(double x, double *lo)
     double tl = kd * ln2_lo;
     double r = rh - tl;
     double rl = (rh - r) - tl;
-    double q = 1.0 / 1307674368000.0;
-    double f = 87178291200.0;
-    for (int k = 14; k >= 3; k--) { q = q * r + 1.0 / f; f /= k; }
+    double q = 1.0 / 1307674368000.0;            /* 1/15!, then down to 1/3! */
+    q = q * r + 1.0 / 87178291200.0;
+    q = q * r + 1.0 / 6227020800.0;
+    q = q * r + 1.0 / 479001600.0;
+    q = q * r + 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
     double r2l, r2h = lse_two_prod(r, r, &r2l);
     double h = 1.0 + r;
     double l = (1.0 - h) + r;
@@ -165,7 +172,7 @@ static inline double lse_exp_dd(double x, double *lo)
     double small = l + l2 + 0.5 * r2l + r * r2h * q + rl * (1.0 + r);
     double p = h2 + small;
     double plo = (h2 - p) + small;
-    double scale = ldexp(1.0, (int)kd);
+    double scale = lse_asdouble((uint64_t)((int64_t)kd + 1023) << 52);  /* |kd| <= 1022 */
     *lo = plo * scale;
     return p * scale;
 }
@@ -214,7 +221,8 @@ LSE_INLINE void lse_merge(double *m, double *w, double *t, double *c,
 }
 
 /*
- * LSE_DEFINE(SUF, A_T, B_T) defines, for input a of type A_T and weights b of type B_T:
+ * LSE_DEFINE(SUF, A_T, B_T) defines, for input a of type A_T and weights b of type B_T,
+ * the portable loops (lse_row_generic_SUF, lse_cols_generic_SUF):
  *
  * lse_row_SUF(a, sa, b, sb, n, inv_tau, &m, &w, &t)
  *     merges the partial of a[0], a[sa], ... a[(n-1) sa] (strides in elements, any sign)
@@ -302,7 +310,7 @@ LSE_INLINE void lse_row_impl_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptr
     }                                                                                     \
 }                                                                                         \
                                                                                           \
-LSE_CLONES void lse_row_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb,     \
+LSE_CLONES void lse_row_generic_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb,     \
                               ptrdiff_t n, double inv_tau,                                \
                               double *m, double *w, double *t, double *c)                 \
 {                                                                                         \
@@ -353,7 +361,7 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
     for (ptrdiff_t j = 0; j < nj; j++) { tt[j] = s[j]; ct[j] = -c[j]; }                   \
 }                                                                                         \
                                                                                           \
-LSE_CLONES void lse_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                  \
+LSE_CLONES void lse_cols_generic_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                  \
                                const B_T *b, ptrdiff_t br, ptrdiff_t bi,                  \
                                ptrdiff_t nr, ptrdiff_t ni, double inv_tau,                \
                                double *m, double *w, double *t, double *c)                \
@@ -378,37 +386,166 @@ LSE_DEFINE(ff, float, float)
 LSE_DEFINE(fd, float, double)
 LSE_DEFINE(df, double, float)
 
+#include "_lse_avx512.h"
+
 /*
- * log|w + t + c| as *lh + *ll (about 2^-60 relative) and the sign of w + t + c.
- * *lh is libm's log1p of (|w| - 1) + t near 1, so that w = 1 and a t below one ulp of 1
- * keep t, and its log elsewhere; *ll is one Newton step against exp(*lh) in double-double.
+ * lse_row_SUF and lse_cols_SUF: the AVX-512 loops where the CPU has them and the input
+ * is unweighted (and, for rows, contiguous), the portable ones otherwise.
  */
-LSE_INLINE void lse_log_abs_sum(double w, double t, double c,
-                                double *lh, double *ll, double *sign)
+#ifdef LSE_HAVE_AVX512
+#define LSE_DISPATCH(SUF, A_T, FAST)                                                      \
+void lse_row_##SUF##SUF(const A_T *a, ptrdiff_t sa, const A_T *b, ptrdiff_t sb,           \
+                        ptrdiff_t n, double inv_tau,                                      \
+                        double *m, double *w, double *t, double *c)                       \
+{                                                                                         \
+    if (b == NULL && sa == 1 && lse_use_avx512())                                         \
+        lse512_row_##FAST(a, n, inv_tau, m, w, t, c);                                     \
+    else                                                                                  \
+        lse_row_generic_##SUF##SUF(a, sa, b, sb, n, inv_tau, m, w, t, c);                 \
+}                                                                                         \
+                                                                                          \
+void lse_cols_##SUF##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                        \
+                         const A_T *b, ptrdiff_t br, ptrdiff_t bi,                        \
+                         ptrdiff_t nr, ptrdiff_t ni, double inv_tau,                      \
+                         double *m, double *w, double *t, double *c)                      \
+{                                                                                         \
+    if (b == NULL && lse_use_avx512())                                                    \
+        lse512_cols_##FAST(a, sr, si, nr, ni, inv_tau, m, w, t, c);                       \
+    else                                                                                  \
+        lse_cols_generic_##SUF##SUF(a, sr, si, b, br, bi, nr, ni, inv_tau, m, w, t, c);   \
+}
+LSE_DISPATCH(d, double, d)
+LSE_DISPATCH(f, float, f)
+#else
+#define lse_row_dd lse_row_generic_dd
+#define lse_row_ff lse_row_generic_ff
+#define lse_cols_dd lse_cols_generic_dd
+#define lse_cols_ff lse_cols_generic_ff
+#endif
+/* Whether the AVX-512 loops run (1) or the portable ones (0). */
+static inline int lse_simd_avx512(void)
+{
+#ifdef LSE_HAVE_AVX512
+    return lse_use_avx512();
+#else
+    return 0;
+#endif
+}
+
+#define lse_row_fd lse_row_generic_fd
+#define lse_row_df lse_row_generic_df
+#define lse_cols_fd lse_cols_generic_fd
+#define lse_cols_df lse_cols_generic_df
+
+/*
+ * lse_normalize_SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, inv_tau, log_mode) writes
+ * the output pass of softmax or log_softmax over an (nr, ni) slice reduced over r:
+ *     log_mode 0: out[r, i] = exp((a[r, i] - m[i]) inv_tau) / s[i]  (s the sum),
+ *                 nan where m[i] is +-inf;
+ *     log_mode 1: out[r, i] = (a[r, i] - m[i]) inv_tau - s[i]        (s its log).
+ * Strides are in elements; out never aliases a.
+ */
+#define LSE_NORMALIZE_DEFINE(SUF, A_T, FAST)                                              \
+LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai,        \
+                                         A_T *out, ptrdiff_t or_, ptrdiff_t oi,           \
+                                         ptrdiff_t nr, ptrdiff_t ni, const double *m,     \
+                                         const double *s, double inv_tau, int log_mode)   \
+{                                                                                         \
+    for (ptrdiff_t r = 0; r < nr; r++)                                                    \
+        for (ptrdiff_t i = 0; i < ni; i++) {                                              \
+            double z = ((double)a[r * ar + i * ai] - m[i]) * inv_tau;                     \
+            double v;                                                                     \
+            if (log_mode) v = z - s[i];                                                   \
+            else v = isfinite(m[i]) ? lse_exp_nonpos(z) / s[i] : NAN;                     \
+            out[r * or_ + i * oi] = (A_T)v;                                               \
+        }                                                                                 \
+}                                                                                         \
+                                                                                          \
+LSE_CLONES void lse_normalize_generic_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai,     \
+                                            A_T *out, ptrdiff_t or_, ptrdiff_t oi,        \
+                                            ptrdiff_t nr, ptrdiff_t ni, const double *m,  \
+                                            const double *s, double inv_tau, int log_mode) \
+{                                                                                         \
+    if (ni == 1 && ar == 1 && or_ == 1)                                                   \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, inv_tau, log_mode);    \
+    else if (ai == 1 && oi == 1)                                                          \
+        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, inv_tau, log_mode); \
+    else                                                                                  \
+        lse_normalize_impl_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, inv_tau, log_mode); \
+}                                                                                         \
+                                                                                          \
+void lse_normalize_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai, A_T *out,              \
+                         ptrdiff_t or_, ptrdiff_t oi, ptrdiff_t nr, ptrdiff_t ni,         \
+                         const double *m, const double *s, double inv_tau, int log_mode)  \
+{                                                                                         \
+    LSE_NORMALIZE_FAST(FAST)                                                              \
+    lse_normalize_generic_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, inv_tau, log_mode); \
+}
+
+#ifdef LSE_HAVE_AVX512
+#define LSE_NORMALIZE_FAST(FAST)                                                          \
+    if (!log_mode && ni == 1 && ar == 1 && or_ == 1 && isfinite(m[0])                     \
+        && lse_use_avx512()) {                                                            \
+        lse512_softmax_##FAST(a, out, nr, m[0], inv_tau, s[0]);                           \
+        return;                                                                           \
+    }
+#else
+#define LSE_NORMALIZE_FAST(FAST)
+#endif
+
+LSE_NORMALIZE_DEFINE(d, double, d)
+LSE_NORMALIZE_DEFINE(f, float, f)
+
+/*
+ * log|w + t + c| as *lh + *ll (about 2^-60 relative) and the sign of w + t + c, in two
+ * steps so that a loop can run the libm calls of many partials before their Newton steps.
+ *
+ * lse_log_abs_start sets *lh to libm's log1p of (|w| - 1) + t near 1, so that w = 1 and
+ * a t below one ulp of w keep t, and to its log elsewhere; the sum as *h + *l for the
+ * Newton step, or *h = nan when *lh is final (an infinite, nan or zero sum).
+ * lse_log_abs_newton returns *ll: one Newton step against exp(*lh) in double-double.
+ */
+LSE_INLINE void lse_log_abs_start(double w, double t, double c,
+                                  double *lh, double *h, double *l, double *sign)
 {
     double s = w + t;
     double lo = isfinite(s) ? lse_two_sum_err(w, t, s) + c : 0.0;
     double total = s + lo;
     *sign = total > 0 ? 1.0 : (total < 0 ? -1.0 : (total == 0 ? 0.0 : NAN));
     if (total < 0) { w = -w; t = -t; c = -c; s = -s; lo = -lo; }
-    *ll = 0.0;
     if (!isfinite(s) || s == 0.0) {                  /* inf, nan, or only c is left */
         *lh = isfinite(s) ? log(fabs(lo)) : log(s);
+        *h = NAN;
         return;
     }
-    double h = s, l = lo;                            /* the sum as h + l */
+    *h = s;
+    *l = lo;
     if (s >= 0.5 && s <= 2.0) {
         double v = w - 1.0;
         double u = v + t;
         double ulo = lse_two_sum_err(v, t, u) + c;
         *lh = log1p(u);
-        h = 1.0 + u;
-        l = lse_two_sum_err(1.0, u, h) + ulo;
+        *h = 1.0 + u;
+        *l = lse_two_sum_err(1.0, u, *h) + ulo;
     } else {
         *lh = log(s);
     }
-    double el, eh = lse_exp_dd(*lh, &el);
-    *ll = ((h - eh) + (l - el)) / eh;
+}
+
+LSE_INLINE double lse_log_abs_newton(double lh, double h, double l)
+{
+    if (isnan(h)) return 0.0;
+    double el, eh = lse_exp_dd(lh, &el);
+    return ((h - eh) + (l - el)) / eh;
+}
+
+/* Both steps for one partial. */
+LSE_INLINE void lse_log_abs_sum(double w, double t, double c,
+                                double *lh, double *ll, double *sign)
+{
+    double h, l;
+    lse_log_abs_start(w, t, c, lh, &h, &l, sign);
+    *ll = lse_log_abs_newton(*lh, h, l);
 }
 
 /* x / d as a quotient plus *lo, the rest of the exact quotient to about 2^-104. */
@@ -427,6 +564,49 @@ LSE_INLINE double lse_shift_add(double m, double tau, double lh, double ll)
     double pe, p = lse_two_prod(tau, lh, &pe);
     double s = m + p;
     return s + (lse_two_sum_err(m, p, s) + pe + tau * ll);
+}
+
+/*
+ * Finalize n partials: out[j] = m[j] + tau log|S_j|, sign[j] = sign(S_j) and
+ * log_sum[j] = log|S_j| for S_j = (w[j] + t[j] + c[j]) / divisor[j] (sign, log_sum and
+ * divisor may be NULL).  A max of -inf (an empty or all -inf slice, or zero weights) is
+ * a zero sum: -inf with sign 0; a nan result has a nan sign.
+ */
+LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, const double *t,
+                             const double *c, const double *divisor, double tau,
+                             double *out, double *sign, double *log_sum)
+{
+    enum { CHUNK = 128 };
+    double lh[CHUNK], h[CHUNK], l[CHUNK], sg[CHUNK];
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += CHUNK) {
+        ptrdiff_t nc = n - j0 < CHUNK ? n - j0 : CHUNK;
+        for (ptrdiff_t k = 0; k < nc; k++) {     /* the libm calls */
+            ptrdiff_t j = j0 + k;
+            double wj = w[j], tj = t[j], cj = c[j];
+            if (divisor != NULL) {
+                double lw, lt;
+                wj = lse_div_dd(wj, divisor[j], &lw);
+                tj = lse_div_dd(tj, divisor[j], &lt);
+                cj = cj / divisor[j] + lw + lt;
+            }
+            lse_log_abs_start(wj, tj, cj, lh + k, h + k, l + k, sg + k);
+        }
+        for (ptrdiff_t k = 0; k < nc; k++) {     /* independent Newton steps */
+            ptrdiff_t j = j0 + k;
+            double ll = lse_log_abs_newton(lh[k], h[k], l[k]);
+            double lg = lh[k] + ll;
+            double res = lse_shift_add(m[j], tau, lh[k], ll);
+            double sj = sg[k];
+            if (m[j] == -INFINITY && !isnan(lg)) {
+                res = -INFINITY;
+                sj = 0.0;
+            }
+            if (isnan(res)) sj = NAN;
+            out[j] = res;
+            if (sign != NULL) sign[j] = sj;
+            if (log_sum != NULL) log_sum[j] = lg;
+        }
+    }
 }
 
 #endif

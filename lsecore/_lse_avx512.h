@@ -1,0 +1,421 @@
+/* AVX-512 kernels: a table-driven exp and the unweighted row, column and output loops. */
+#ifndef LSECORE_LSE_AVX512_H
+#define LSECORE_LSE_AVX512_H
+
+/*
+ * Included by _lse_blocks.h after its scalar algebra.  Every function here is compiled for
+ * x86-64-v4 only and called only after lse_use_avx512() said the CPU (and the OS) has
+ * AVX-512; other builds and CPUs keep the portable loops of _lse_blocks.h.
+ */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(LSE_NO_AVX512)
+#define LSE_HAVE_AVX512 1
+#include <immintrin.h>
+#include <stdlib.h>
+
+#define LSE_SHORT 32          /* rows of a tile of non-contiguous columns per copy */
+#define LSE512 static __attribute__((target("arch=x86-64-v4")))
+#define LSE512_INLINE static inline __attribute__((always_inline, target("arch=x86-64-v4")))
+
+/*
+ * Whether the AVX-512 loops run: the CPU has them and LSECORE_SIMD is not "generic"
+ * (which keeps the portable loops, so that they can be tested on any machine).
+ */
+static inline int lse_use_avx512(void)
+{
+    static int use = -1;                         /* racy but idempotent */
+    if (use < 0) {
+        const char *env = getenv("LSECORE_SIMD");
+        int generic = env != NULL && strcmp(env, "generic") == 0;
+        __builtin_cpu_init();
+        use = !generic && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    }
+    return use;
+}
+
+/* 2^(j/16) = LSE_T_HI[j] + LSE_T_LO[j], j < 16, to about 2^-107. */
+static const double LSE_T_HI[16] = {
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+static const double LSE_T_LO[16] = {
+    0x0.0p+0, 0x1.8a62e4adc610bp-54, -0x1.19041b9d78a76p-55, 0x1.9b07eb6c70573p-54,
+    0x1.6f46ad23182e4p-55, 0x1.ada0911f09ebcp-55, 0x1.d4397afec42e2p-56, 0x1.6324c054647adp-54,
+    -0x1.bdd3413b26456p-54, -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54, 0x1.c7c46b071f2bep-56,
+    0x1.7a1cd345dcc81p-54, 0x1.11065895048ddp-55, 0x1.2ed02d75b3707p-55, -0x1.e9c23179c2893p-54};
+
+/* The tables and constants of the exp, loaded into registers once per loop. */
+typedef struct {
+    __m512d thi0, thi1, tlo0, tlo1;
+} lse512_tab;
+
+LSE512_INLINE lse512_tab lse512_tables(void)
+{
+    lse512_tab k;
+    k.thi0 = _mm512_loadu_pd(LSE_T_HI);
+    k.thi1 = _mm512_loadu_pd(LSE_T_HI + 8);
+    k.tlo0 = _mm512_loadu_pd(LSE_T_LO);
+    k.tlo1 = _mm512_loadu_pd(LSE_T_LO + 8);
+    return k;
+}
+
+/*
+ * exp(d) for d <= 0, -inf or nan.  d = (16 q + j) ln2/16 + r with |r| <= ln2/32, so
+ * exp(d) = 2^q (T_j + T_j p(r)) with the table T_j = 2^(j/16) in double-double and
+ * p(r) = expm1(r) by its degree-7 Taylor polynomial (truncation below 2^-59).  r carries
+ * one rounding of about 2^-59, T_j p one of 2^-58: the error is below 0.52 ulp.  2^q is
+ * applied by scalef, so results below 2^-1022 are correctly rounded subnormals, -inf
+ * gives 0 and nan stays nan.  exp(0) is exactly 1.
+ */
+LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
+{
+    const __m512d shift = _mm512_set1_pd(0x1.8p52);
+    d = _mm512_max_pd(_mm512_set1_pd(-750.0), d);    /* nan (the second operand) stays */
+    __m512d kd = _mm512_fmadd_pd(d, _mm512_set1_pd(0x1.71547652b82fep+4), shift);
+    __m512i j = _mm512_castpd_si512(kd);             /* low 4 bits: k mod 16 */
+    kd = _mm512_sub_pd(kd, shift);
+    __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-5), d);
+    r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.abc9e3b39803fp-60), r);
+    __m512d th = _mm512_permutex2var_pd(k->thi0, j, k->thi1);
+    __m512d tl = _mm512_permutex2var_pd(k->tlo0, j, k->tlo1);
+    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 5040.0), _mm512_set1_pd(1.0 / 720.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 120.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
+    __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
+    __m512d e = _mm512_add_pd(th, _mm512_fmadd_pd(th, p, tl));
+    return _mm512_scalef_pd(e, _mm512_mul_pd(kd, _mm512_set1_pd(0.0625)));
+}
+
+/*
+ * exp(d) to about 2^-34 relative, for float32 data: the table's leading parts and a
+ * degree-4 polynomial (truncation below 4e-11).  A float32 result is rounded from a
+ * float64 sum of these, so its error stays within 0.5 ulp plus 2^-10 ulp.
+ */
+LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k)
+{
+    const __m512d shift = _mm512_set1_pd(0x1.8p52);
+    d = _mm512_max_pd(_mm512_set1_pd(-750.0), d);
+    __m512d kd = _mm512_fmadd_pd(d, _mm512_set1_pd(0x1.71547652b82fep+4), shift);
+    __m512i j = _mm512_castpd_si512(kd);
+    kd = _mm512_sub_pd(kd, shift);
+    __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-5), d);
+    __m512d th = _mm512_permutex2var_pd(k->thi0, j, k->thi1);
+    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 24.0), _mm512_set1_pd(1.0 / 6.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
+    __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
+    return _mm512_scalef_pd(_mm512_fmadd_pd(th, p, th), _mm512_mul_pd(kd, _mm512_set1_pd(0.0625)));
+}
+
+/* Kahan's add of e into (*s, *c); the sum is *s - *c.  Terms are in [0, 1] or nan. */
+LSE512_INLINE void lse512_kahan(__m512d *s, __m512d *c, __m512d e)
+{
+    __m512d y = _mm512_sub_pd(e, *c);
+    __m512d u = _mm512_add_pd(*s, y);
+    *c = _mm512_sub_pd(_mm512_sub_pd(u, *s), y);
+    *s = u;
+}
+
+/* The term e of x, or 0 where x is the max m (then counted in *top). */
+LSE512_INLINE __m512d lse512_off_max(__m512d x, __m512d m, __m512d e, uint64_t *top)
+{
+    __mmask8 k = _mm512_cmp_pd_mask(x, m, _CMP_EQ_OQ);
+    *top += (uint64_t)__builtin_popcount((unsigned)k);
+    return _mm512_maskz_mov_pd((__mmask8)~k, e);
+}
+
+/* Add the lanes of the Kahan sums (s - c) into the partial's compensated sum (*t, *tc). */
+LSE512_INLINE void lse512_flush(__m512d s, __m512d c, double *t, double *tc)
+{
+    double sl[8], cl[8];
+    _mm512_storeu_pd(sl, s);
+    _mm512_storeu_pd(cl, c);
+    for (int l = 0; l < 8; l++) {
+        lse_neumaier(t, tc, sl[l]);
+        lse_neumaier(t, tc, -cl[l]);
+    }
+}
+
+/* The max of n contiguous float64 (n >= 1), nan ignored (-inf when all are nan). */
+LSE512_INLINE double lse512_max_d(const double *a, ptrdiff_t n)
+{
+    __m512d m0 = _mm512_set1_pd(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    ptrdiff_t i = 0;
+    for (; i + 32 <= n; i += 32) {               /* max(x, m) is m when x is nan */
+        m0 = _mm512_max_pd(_mm512_loadu_pd(a + i), m0);
+        m1 = _mm512_max_pd(_mm512_loadu_pd(a + i + 8), m1);
+        m2 = _mm512_max_pd(_mm512_loadu_pd(a + i + 16), m2);
+        m3 = _mm512_max_pd(_mm512_loadu_pd(a + i + 24), m3);
+    }
+    for (; i < n; i += 8) {
+        __mmask8 k = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+        m0 = _mm512_max_pd(_mm512_mask_loadu_pd(m0, k, a + i), m0);
+    }
+    return _mm512_reduce_max_pd(_mm512_max_pd(_mm512_max_pd(m0, m1), _mm512_max_pd(m2, m3)));
+}
+
+/* The max of n contiguous float32 (n >= 1), nan ignored. */
+LSE512_INLINE double lse512_max_f(const float *a, ptrdiff_t n)
+{
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    ptrdiff_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        m0 = _mm512_max_ps(_mm512_loadu_ps(a + i), m0);
+        m1 = _mm512_max_ps(_mm512_loadu_ps(a + i + 16), m1);
+        m2 = _mm512_max_ps(_mm512_loadu_ps(a + i + 32), m2);
+        m3 = _mm512_max_ps(_mm512_loadu_ps(a + i + 48), m3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        m0 = _mm512_max_ps(_mm512_mask_loadu_ps(m0, k, a + i), m0);
+    }
+    return (double)_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+}
+
+/* Prefetch the n elements (bytes) from p into L2 while a block's exp pass runs. */
+LSE512_INLINE void lse512_prefetch(const char *p, ptrdiff_t i)
+{
+    _mm_prefetch(p + i, _MM_HINT_T1);
+}
+
+/*
+ * Add exp((a_i - m) inv_tau) over n contiguous float64 (m >= every a_i, or 0 for an all
+ * -inf block) to the partial: the count of a_i == m to *w, the others' terms to the
+ * compensated sum (*t, *tc).  The next block (pf_bytes from pf) is prefetched meanwhile.
+ * Maximal terms stay out of the Kahan sums: a 1 added to a lane that holds only tiny
+ * terms would take their rounding error with it.
+ */
+LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
+                                double *w, double *t, double *tc,
+                                const char *pf, ptrdiff_t pf_bytes)
+{
+    const lse512_tab k = lse512_tables();
+    const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
+    const int unit = inv_tau == 1.0;
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    __m512d c0 = s0, c1 = s0, c2 = s0, c3 = s0;
+    uint64_t top = 0;
+    ptrdiff_t i = 0;
+#define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
+    for (; i + 32 <= n; i += 32) {
+        if (i * 8 < pf_bytes) {
+            lse512_prefetch(pf, i * 8);
+            lse512_prefetch(pf, i * 8 + 64);
+            lse512_prefetch(pf, i * 8 + 128);
+            lse512_prefetch(pf, i * 8 + 192);
+        }
+        __m512d x0 = _mm512_loadu_pd(a + i), x1 = _mm512_loadu_pd(a + i + 8);
+        __m512d x2 = _mm512_loadu_pd(a + i + 16), x3 = _mm512_loadu_pd(a + i + 24);
+        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, lse512_exp(LSE512_D(x0), &k), &top));
+        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, lse512_exp(LSE512_D(x1), &k), &top));
+        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, lse512_exp(LSE512_D(x2), &k), &top));
+        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, lse512_exp(LSE512_D(x3), &k), &top));
+    }
+    for (; i < n; i += 8) {                      /* masked-off lanes read -inf: exp 0 */
+        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+        __m512d x = _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), km, a + i);
+        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, lse512_exp(LSE512_D(x), &k), &top));
+    }
+#undef LSE512_D
+    *w += (double)top;
+    lse512_flush(s0, c0, t, tc);
+    lse512_flush(s1, c1, t, tc);
+    lse512_flush(s2, c2, t, tc);
+    lse512_flush(s3, c3, t, tc);
+}
+
+/*
+ * lse512_sum_d for float32 input.  Each lane adds at most LSE_ROW_BLOCK / 32 terms below
+ * 1 (the maximal ones are counted apart) without compensation: a relative error below
+ * 2^-44 of the block's sum t, far below float32's resolution even where the result is
+ * log1p(t) for a tiny t.
+ */
+LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
+                                double *w, double *t, double *tc,
+                                const char *pf, ptrdiff_t pf_bytes)
+{
+    const lse512_tab k = lse512_tables();
+    const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
+    const int unit = inv_tau == 1.0;
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    uint64_t top = 0;
+    ptrdiff_t i = 0;
+#define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
+#define LSE512_LD(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
+    for (; i + 32 <= n; i += 32) {
+        if (i * 4 < pf_bytes) {
+            lse512_prefetch(pf, i * 4);
+            lse512_prefetch(pf, i * 4 + 64);
+        }
+        __m512d x0 = LSE512_LD(a + i), x1 = LSE512_LD(a + i + 8);
+        __m512d x2 = LSE512_LD(a + i + 16), x3 = LSE512_LD(a + i + 24);
+        s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(LSE512_D(x0), &k), &top));
+        s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(LSE512_D(x1), &k), &top));
+        s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(LSE512_D(x2), &k), &top));
+        s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(LSE512_D(x3), &k), &top));
+    }
+    for (; i < n; i += 8) {
+        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+        __m512d x = _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm256_set1_ps(-INFINITY), km, a + i));
+        s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(LSE512_D(x), &k), &top));
+    }
+#undef LSE512_LD
+#undef LSE512_D
+    *w += (double)top;
+    __m512d z = _mm512_setzero_pd();
+    lse512_flush(s0, z, t, tc);
+    lse512_flush(s1, z, t, tc);
+    lse512_flush(s2, z, t, tc);
+    lse512_flush(s3, z, t, tc);
+}
+
+/*
+ * The row and column drivers for float64 (SUF d, A_T double, exp lse512_exp) and
+ * float32 (SUF f, A_T float, exp lse512_exp_f32): the same block structure and partial
+ * algebra as the portable lse_row_generic / lse_cols_generic, whose loops also take the
+ * rare blocks with a +inf max.
+ */
+#define LSE512_DEFINE(SUF, A_T, EXP, LOAD8)                                      \
+                                                                                          \
+LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,                   \
+                             double *m, double *w, double *t, double *c)                  \
+{                                                                                         \
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
+        ptrdiff_t len = n - i0 < LSE_ROW_BLOCK ? n - i0 : LSE_ROW_BLOCK;                  \
+        ptrdiff_t next = n - i0 - len < LSE_ROW_BLOCK ? n - i0 - len : LSE_ROW_BLOCK;     \
+        const A_T *ab = a + i0;                                                           \
+        double bm = lse512_max_##SUF(ab, len);                                            \
+        if (bm == INFINITY || *m == INFINITY) {                                           \
+            lse_row_generic_##SUF##SUF(ab, 1, NULL, 0, len, inv_tau, m, w, t, c);         \
+            continue;                                                                     \
+        }                                                                                 \
+        if (bm > *m) {                                                                    \
+            lse_rescale(w, t, c, (*m - bm) * inv_tau);                                    \
+            *m = bm;                                                                      \
+        }                                                                                 \
+        /* An all -inf (or nan) partial so far: exp(a - 0) is 0, or nan for nan. */       \
+        lse512_sum_##SUF(ab, len, *m == -INFINITY ? 0.0 : *m, inv_tau, w, t, c,              \
+                         (const char *)(ab + len), next * (ptrdiff_t)sizeof(A_T));        \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+/* The columns j < nj <= LSE_TILE of a[r sr + j], r < nr. */                              \
+LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t nr,       \
+                                          ptrdiff_t nj, double inv_tau,                   \
+                                          double *mt, double *wt, double *tt, double *ct) \
+{                                                                                         \
+    const lse512_tab k = lse512_tables();                                                 \
+    const __m512d iv = _mm512_set1_pd(inv_tau), ninf = _mm512_set1_pd(-INFINITY);         \
+    const __m512d one = _mm512_set1_pd(1.0);                                              \
+    const int nv = (int)((nj + 7) / 8);                                                   \
+    __mmask8 km[LSE_TILE / 8];                                                            \
+    for (int v = 0; v < nv; v++)                                                          \
+        km[v] = nj - 8 * v >= 8 ? 0xff : (__mmask8)((1u << (nj - 8 * v)) - 1);            \
+    for (ptrdiff_t r0 = 0; r0 < nr; r0 += LSE_TILE_ROWS) {                                \
+        ptrdiff_t r1 = nr - r0 < LSE_TILE_ROWS ? nr : r0 + LSE_TILE_ROWS;                 \
+        __m512d bm[LSE_TILE / 8];                                                         \
+        for (int v = 0; v < nv; v++) bm[v] = ninf;                                        \
+        for (ptrdiff_t r = r0; r < r1; r++)                                               \
+            for (int v = 0; v < nv; v++)                                                  \
+                bm[v] = _mm512_max_pd(LOAD8(ninf, km[v], a + r * sr + 8 * v), bm[v]);     \
+        for (int v = 0; v < nv; v++) {                                                    \
+            double *m = mt + 8 * v, *w = wt + 8 * v, *t = tt + 8 * v, *c = ct + 8 * v;    \
+            __m512d mo = _mm512_mask_loadu_pd(ninf, km[v], m);                            \
+            __mmask8 inf = _mm512_mask_cmp_pd_mask(km[v], bm[v], _mm512_set1_pd(INFINITY), \
+                                                   _CMP_EQ_OQ)                            \
+                           | _mm512_mask_cmp_pd_mask(km[v], mo, _mm512_set1_pd(INFINITY), \
+                                                     _CMP_EQ_OQ);                         \
+            if (inf) {                                                                    \
+                lse_cols_generic_##SUF##SUF(a + r0 * sr + 8 * v, sr, 1, NULL, 0, 0,       \
+                                            r1 - r0, nj - 8 * v < 8 ? nj - 8 * v : 8,     \
+                                            inv_tau, m, w, t, c);                         \
+                continue;                                                                 \
+            }                                                                             \
+            __mmask8 up = _mm512_mask_cmp_pd_mask(km[v], bm[v], mo, _CMP_GT_OQ);          \
+            __mmask8 fresh = up & _mm512_cmp_pd_mask(mo, ninf, _CMP_EQ_OQ);               \
+            for (int l = 0; l < 8; l++)                                                   \
+                if ((up & ~fresh) >> l & 1) {                                             \
+                    double bl[8];                                                         \
+                    _mm512_storeu_pd(bl, bm[v]);                                          \
+                    lse_rescale(w + l, t + l, c + l, (m[l] - bl[l]) * inv_tau);           \
+                }                                                                         \
+            __m512d zero = _mm512_setzero_pd();                                           \
+            /* From an all -inf partial: exp(-inf) = 0 scales w, t and c (nan stays). */  \
+            __m512d wv = _mm512_mask_loadu_pd(zero, km[v], w);                            \
+            __m512d tv = _mm512_mask_loadu_pd(zero, km[v], t);                            \
+            __m512d cv = _mm512_mask_loadu_pd(zero, km[v], c);                            \
+            wv = _mm512_mask_mul_pd(wv, fresh, wv, zero);                                 \
+            tv = _mm512_mask_mul_pd(tv, fresh, tv, zero);                                 \
+            cv = _mm512_mask_mul_pd(cv, fresh, cv, zero);                                 \
+            __m512d mn = _mm512_mask_blend_pd(up, mo, bm[v]);                             \
+            __m512d me = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(mn, ninf, _CMP_EQ_OQ),   \
+                                              mn, zero);                                  \
+            __m512d s = tv, cc = _mm512_sub_pd(zero, cv);                                 \
+            for (ptrdiff_t r = r0; r < r1; r++) {                                         \
+                const A_T *p = a + r * sr + 8 * v;                                        \
+                __m512d x = LOAD8(ninf, km[v], p);                                        \
+                __mmask8 top = _mm512_cmp_pd_mask(x, mn, _CMP_EQ_OQ);                     \
+                __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, me), iv), &k);            \
+                wv = _mm512_mask_add_pd(wv, top, wv, one);                                \
+                lse512_kahan(&s, &cc, _mm512_maskz_mov_pd((__mmask8)~top, e));            \
+            }                                                                             \
+            _mm512_mask_storeu_pd(m, km[v], mn);                                          \
+            _mm512_mask_storeu_pd(w, km[v], wv);                                          \
+            _mm512_mask_storeu_pd(t, km[v], s);                                           \
+            _mm512_mask_storeu_pd(c, km[v], _mm512_sub_pd(zero, cc));                     \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+/* Columns that are not contiguous (si != 1, such as many short rows taken as columns) */ \
+/* are copied, LSE_SHORT rows of a tile at a time, into a contiguous buffer. */             \
+LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_t nr,     \
+                              ptrdiff_t ni, double inv_tau,                               \
+                              double *m, double *w, double *t, double *c)                 \
+{                                                                                         \
+    A_T buf[LSE_SHORT * LSE_TILE];                                                        \
+    for (ptrdiff_t j0 = 0; j0 < ni; j0 += LSE_TILE) {                                     \
+        ptrdiff_t nj = ni - j0 < LSE_TILE ? ni - j0 : LSE_TILE;                           \
+        double *mj = m + j0, *wj = w + j0, *tj = t + j0, *cj = c + j0;                    \
+        if (si == 1 && nj == LSE_TILE)  /* unrolled across the tile */                    \
+            lse512_cols_impl_##SUF(a + j0, sr, nr, LSE_TILE, inv_tau, mj, wj, tj, cj);    \
+        else if (si == 1)                                                                 \
+            lse512_cols_impl_##SUF(a + j0, sr, nr, nj, inv_tau, mj, wj, tj, cj);          \
+        else                                                                              \
+            for (ptrdiff_t r0 = 0; r0 < nr; r0 += LSE_SHORT) {                            \
+                ptrdiff_t nb = nr - r0 < LSE_SHORT ? nr - r0 : LSE_SHORT;                 \
+                for (ptrdiff_t j = 0; j < nj; j++)                                        \
+                    for (ptrdiff_t r = 0; r < nb; r++)                                    \
+                        buf[r * LSE_TILE + j] = a[(j0 + j) * si + (r0 + r) * sr];         \
+                lse512_cols_impl_##SUF(buf, LSE_TILE, nb, nj, inv_tau, mj, wj, tj, cj);   \
+            }                                                                             \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+/* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite). */           \
+LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m,           \
+                                 double inv_tau, double s)                                \
+{                                                                                         \
+    const lse512_tab k = lse512_tables();                                                 \
+    const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
+    const __m512d sv = _mm512_set1_pd(s), ninf = _mm512_set1_pd(-INFINITY);               \
+    for (ptrdiff_t i = 0; i < n; i += 8) {                                                \
+        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
+        __m512d x = LOAD8(ninf, km, a + i);                                               \
+        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                     \
+        LSE512_STORE_##SUF(out + i, km, _mm512_div_pd(e, sv));                            \
+    }                                                                                     \
+}
+
+#define LSE512_LOAD8_d(src, k, p) _mm512_mask_loadu_pd((src), (k), (p))
+#define LSE512_STORE_d(p, k, v) _mm512_mask_storeu_pd((p), (k), (v))
+#define LSE512_LOAD8_f(src, k, p) \
+    _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm512_cvtpd_ps(src), (k), (p)))
+#define LSE512_STORE_f(p, k, v) _mm256_mask_storeu_ps((p), (k), _mm512_cvtpd_ps(v))
+
+LSE512_DEFINE(d, double, lse512_exp, LSE512_LOAD8_d)
+LSE512_DEFINE(f, float, lse512_exp_f32, LSE512_LOAD8_f)
+
+#endif
+#endif
