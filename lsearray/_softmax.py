@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,22 +11,55 @@ from array_api_compat import is_dask_namespace
 
 from lsearray import _generic
 from lsearray._dispatch import namespace
-from lsearray._numpy_executor import reduce
-from lsearray._validation import prepare, prepare_array_api
+from lsearray._numpy_executor import Finalized, reduce
+from lsearray._validation import Prepared, prepare, prepare_array_api
+from lsecore import _kernel
 
 __all__ = ["log_softmax", "softmax"]
 
 
-def _shifted(x: Any, axis: Any, temperature: Any, func: str):
-    """``(a - m) / tau`` in float64 with the reduction's partials, kept axes expanded."""
-    p = prepare(x, None, axis, temperature, func)
+def _shifted(p: Prepared) -> tuple[Finalized, np.ndarray]:
+    """The reduction of ``p`` and ``(a - m) / tau`` in float64, kept axes expanded."""
     r = reduce(p)
     m = np.expand_dims(r.m, p.axes)
     with np.errstate(invalid="ignore"):
         z = np.subtract(p.a, m, dtype=np.float64)
     if p.tau != 1.0:
         z *= 1.0 / p.tau
-    return p, r, z
+    return r, z
+
+
+def _as_3d(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+    """``a`` as a C-contiguous array whose reduced axes are neighbours (``a`` itself, or
+    its transpose for Fortran order) and the 3-D shape (before, reduced, after) of the
+    run; None for other layouts."""
+    if not a.flags.c_contiguous and a.flags.f_contiguous:
+        a, axes = a.T, tuple(a.ndim - 1 - k for k in axes)
+    if not (a.flags.c_contiguous and axes and max(axes) - min(axes) + 1 == len(axes)):
+        return None
+    lo, hi = min(axes), max(axes) + 1
+    return a, (math.prod(a.shape[:lo]), math.prod(a.shape[lo:hi]), math.prod(a.shape[hi:]))
+
+
+def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode: bool) -> Any:
+    """softmax (or log_softmax) of a prepared NumPy input with a 3-D view: the
+    reduction's one read, then one kernel pass that reads ``a`` again and writes the
+    result, with no other temporaries the size of ``a``."""
+    a3, (n0, n1, n2) = view
+    r = reduce(p)
+    m, s = r.m, r.log_total if log_mode else r.total
+    if a3 is not p.a:  # the transpose of a Fortran-ordered input: so are the partials
+        m, s = m.T, s.T
+    out = np.empty_like(a3)
+    _kernel.normalize(
+        a3.reshape(n0, n1, n2),
+        out.reshape(n0, n1, n2),
+        np.ascontiguousarray(m, np.float64).reshape(n0, n2),
+        np.ascontiguousarray(s, np.float64).reshape(n0, n2),
+        1.0 / p.tau,
+        log_mode,
+    )
+    return _result(out if a3 is p.a else out.T, p)
 
 
 def _array_api(x: Any, axis: Any, temperature: Any, func: str, xp: Any) -> Any:
@@ -43,7 +77,7 @@ def _array_api(x: Any, axis: Any, temperature: Any, func: str, xp: Any) -> Any:
     return _generic.shaped(z, (), True, p.dtype, xp)
 
 
-def _result(z: np.ndarray, p) -> Any:
+def _result(z: np.ndarray, p: Prepared) -> Any:
     z = z.astype(p.dtype, copy=False).reshape(p.shape)
     return z[()] if z.ndim == 0 else z
 
@@ -82,7 +116,11 @@ def softmax(x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: f
     xp = namespace(x)
     if xp is not None:
         return _array_api(x, axis, temperature, "softmax", xp)
-    p, r, z = _shifted(x, axis, temperature, "softmax")
+    p = prepare(x, None, axis, temperature, "softmax")
+    view = _as_3d(p.a, p.axes)
+    if view is not None:
+        return _fused(p, view, log_mode=False)
+    r, z = _shifted(p)
     np.exp(z, out=z)
     with np.errstate(invalid="ignore"):
         z /= np.expand_dims(r.total, p.axes)
@@ -124,6 +162,10 @@ def log_softmax(
     xp = namespace(x)
     if xp is not None:
         return _array_api(x, axis, temperature, "log_softmax", xp)
-    p, r, z = _shifted(x, axis, temperature, "log_softmax")
+    p = prepare(x, None, axis, temperature, "log_softmax")
+    view = _as_3d(p.a, p.axes)
+    if view is not None:
+        return _fused(p, view, log_mode=True)
+    r, z = _shifted(p)
     z -= np.expand_dims(r.log_total, p.axes)
     return _result(z, p)

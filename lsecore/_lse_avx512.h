@@ -125,16 +125,38 @@ LSE512_INLINE __m512d lse512_off_max(__m512d x, __m512d m, __m512d e, uint64_t *
     return _mm512_maskz_mov_pd((__mmask8)~k, e);
 }
 
-/* Add the lanes of the Kahan sums (s - c) into the partial's compensated sum (*t, *tc). */
-LSE512_INLINE void lse512_flush(__m512d s, __m512d c, double *t, double *tc)
+/* Knuth's two-sum, lane by lane: *u + *e = x + y exactly. */
+LSE512_INLINE void lse512_two_sum(__m512d x, __m512d y, __m512d *u, __m512d *e)
 {
-    double sl[8], cl[8];
-    _mm512_storeu_pd(sl, s);
-    _mm512_storeu_pd(cl, c);
-    for (int l = 0; l < 8; l++) {
-        lse_neumaier(t, tc, sl[l]);
-        lse_neumaier(t, tc, -cl[l]);
-    }
+    __m512d s = _mm512_add_pd(x, y);
+    __m512d yy = _mm512_sub_pd(s, x);
+    *e = _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(s, yy)), _mm512_sub_pd(y, yy));
+    *u = s;
+}
+
+/* Merge the Kahan sums s2 - c2 into s - c with no rounding error but that of the c's. */
+LSE512_INLINE void lse512_merge_sums(__m512d *s, __m512d *c, __m512d s2, __m512d c2)
+{
+    __m512d u, e;
+    lse512_two_sum(*s, s2, &u, &e);
+    *c = _mm512_sub_pd(_mm512_add_pd(*c, c2), e);
+    *s = u;
+}
+
+/* Add the four Kahan sums s_k - c_k into the partial's compensated sum (*t, *tc): the
+ * vectors, then their lanes, merged by two-sums in registers. */
+LSE512_INLINE void lse512_flush(__m512d s0, __m512d c0, __m512d s1, __m512d c1,
+                                __m512d s2, __m512d c2, __m512d s3, __m512d c3,
+                                double *t, double *tc)
+{
+    lse512_merge_sums(&s0, &c0, s1, c1);
+    lse512_merge_sums(&s2, &c2, s3, c3);
+    lse512_merge_sums(&s0, &c0, s2, c2);
+    lse512_merge_sums(&s0, &c0, _mm512_shuffle_f64x2(s0, s0, 0x4e), _mm512_shuffle_f64x2(c0, c0, 0x4e));
+    lse512_merge_sums(&s0, &c0, _mm512_shuffle_f64x2(s0, s0, 0xb1), _mm512_shuffle_f64x2(c0, c0, 0xb1));
+    lse512_merge_sums(&s0, &c0, _mm512_permute_pd(s0, 0x55), _mm512_permute_pd(c0, 0x55));
+    lse_neumaier(t, tc, _mm512_cvtsd_f64(s0));
+    lse_neumaier(t, tc, -_mm512_cvtsd_f64(c0));
 }
 
 /* The max of n contiguous float64 (n >= 1), nan ignored (-inf when all are nan). */
@@ -219,10 +241,7 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
     }
 #undef LSE512_D
     *w += (double)top;
-    lse512_flush(s0, c0, t, tc);
-    lse512_flush(s1, c1, t, tc);
-    lse512_flush(s2, c2, t, tc);
-    lse512_flush(s3, c3, t, tc);
+    lse512_flush(s0, c0, s1, c1, s2, c2, s3, c3, t, tc);
 }
 
 /*
@@ -264,10 +283,7 @@ LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double in
 #undef LSE512_D
     *w += (double)top;
     __m512d z = _mm512_setzero_pd();
-    lse512_flush(s0, z, t, tc);
-    lse512_flush(s1, z, t, tc);
-    lse512_flush(s2, z, t, tc);
-    lse512_flush(s3, z, t, tc);
+    lse512_flush(s0, z, s1, z, s2, z, s3, z, t, tc);
 }
 
 /*
@@ -393,26 +409,38 @@ LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_
     }                                                                                     \
 }                                                                                         \
                                                                                           \
-/* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite). */           \
+/* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite).  Masked */  \
+/* loads and stores only for the tail: they are slow on some CPUs. */                     \
 LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m,           \
                                  double inv_tau, double s)                                \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
     const __m512d sv = _mm512_set1_pd(s), ninf = _mm512_set1_pd(-INFINITY);               \
-    for (ptrdiff_t i = 0; i < n; i += 8) {                                                \
-        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
-        __m512d x = LOAD8(ninf, km, a + i);                                               \
-        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                     \
+    ptrdiff_t i = 0;                                                                      \
+    for (; i + 8 <= n; i += 8) {                                                          \
+        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(LOAD8(ninf, 0xff, a + i), mv), iv), &k); \
+        LSE512_STORE_##SUF(out + i, 0xff, _mm512_div_pd(e, sv));                          \
+    }                                                                                     \
+    if (i < n) {                                                                          \
+        __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
+        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(LOAD8(ninf, km, a + i), mv), iv), &k); \
         LSE512_STORE_##SUF(out + i, km, _mm512_div_pd(e, sv));                            \
     }                                                                                     \
 }
 
-#define LSE512_LOAD8_d(src, k, p) _mm512_mask_loadu_pd((src), (k), (p))
-#define LSE512_STORE_d(p, k, v) _mm512_mask_storeu_pd((p), (k), (v))
+/* Load or store 8 elements as float64 lanes, under a mask unless it is the constant 0xff. */
+#define LSE512_LOAD8_d(src, k, p) \
+    (__builtin_constant_p(k) && (k) == 0xff ? _mm512_loadu_pd(p) : _mm512_mask_loadu_pd((src), (k), (p)))
+#define LSE512_STORE_d(p, k, v) \
+    (__builtin_constant_p(k) && (k) == 0xff ? _mm512_storeu_pd((p), (v)) \
+                                             : _mm512_mask_storeu_pd((p), (k), (v)))
 #define LSE512_LOAD8_f(src, k, p) \
-    _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm512_cvtpd_ps(src), (k), (p)))
-#define LSE512_STORE_f(p, k, v) _mm256_mask_storeu_ps((p), (k), _mm512_cvtpd_ps(v))
+    _mm512_cvtps_pd(__builtin_constant_p(k) && (k) == 0xff \
+                    ? _mm256_loadu_ps(p) : _mm256_mask_loadu_ps(_mm512_cvtpd_ps(src), (k), (p)))
+#define LSE512_STORE_f(p, k, v) \
+    (__builtin_constant_p(k) && (k) == 0xff ? _mm256_storeu_ps((p), _mm512_cvtpd_ps(v)) \
+                                             : _mm256_mask_storeu_ps((p), (k), _mm512_cvtpd_ps(v)))
 
 LSE512_DEFINE(d, double, lse512_exp, LSE512_LOAD8_d)
 LSE512_DEFINE(f, float, lse512_exp_f32, LSE512_LOAD8_f)
