@@ -46,6 +46,10 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     reduction's one read, then one kernel pass that reads ``a`` again and writes the
     result, with no other temporaries the size of ``a``."""
     a3, (n0, n1, n2) = view
+    if n2 == 1 and n0 > 1:  # rows: each reduced and written while in cache
+        out = np.empty_like(a3)
+        _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), 1.0 / p.tau, log_mode)
+        return _result(out if a3 is p.a else out.T, p)
     r = reduce(p)
     m, s = r.m, r.log_total if log_mode else r.total
     if a3 is not p.a:  # the transpose of a Fortran-ordered input: so are the partials

@@ -5,7 +5,7 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads", "merge", "normalize",
-           "simd"]
+           "simd", "softmax_rows"]
 
 ctypedef fused a_t:
     float
@@ -18,10 +18,16 @@ ctypedef fused b_t:
 cdef extern from "_lse_blocks.h" nogil:
     int LSE_TILE
     int lse_max_threads()
+    int lse_thread_num()
     int lse_simd_avx512()
     void lse_normalize_d(const double *a, Py_ssize_t ar, Py_ssize_t ai, double *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          const double *m, const double *s, double inv_tau, int log_mode)
+    int LSE_ROW_BLOCK
+    void lse_softmax_row_d(const double *a, double *out, double *buf, Py_ssize_t n,
+                           double inv_tau, int log_mode)
+    void lse_softmax_row_f(const float *a, float *out, double *buf, Py_ssize_t n,
+                           double inv_tau, int log_mode)
     void lse_normalize_f(const float *a, Py_ssize_t ar, Py_ssize_t ai, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          const double *m, const double *s, double inv_tau, int log_mode)
@@ -303,6 +309,49 @@ def normalize(const a_t[:, :, :] a, a_t[:, :, :] out, const double[:, ::1] m,
                 else:
                     lse_normalize_f(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
                                     n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
+
+
+def softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double inv_tau, bint log_mode):
+    """Write the softmax (or, with ``log_mode``, log_softmax) of each row of ``a`` into
+    ``out``: each row is reduced and then written while it is still in cache, so ``a``
+    is read from memory once.
+
+    Same values as `normalize` with the partials of `accumulate` and `finalize`: the
+    row's sum ``w + t + c``, or its log.
+
+    Parameters
+    ----------
+    a : (n0, n1) C-contiguous float32 or float64 memoryview           # IN
+    out : (n0, n1) C-contiguous memoryview of a's dtype, not overlapping a   # OUT
+    inv_tau : float
+    log_mode : bool
+    """
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], o
+    cdef int nt = lse_max_threads()
+    cdef double *buf = NULL
+    cdef double *tbuf
+    if out.shape[0] != n0 or out.shape[1] != n1:
+        raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
+                         f"{(out.shape[0], out.shape[1])}")
+    if n0 * n1 == 0:
+        return
+    if n0 * n1 < MIN_PARALLEL:
+        nt = 1
+    if n1 <= LSE_ROW_BLOCK and not log_mode:
+        # A row's exps, one row per thread: at most LSE_ROW_BLOCK doubles each.
+        buf = <double *> malloc(nt * n1 * sizeof(double))
+        if buf == NULL:
+            raise MemoryError()
+    try:
+        with nogil:
+            for o in prange(n0, num_threads=nt, schedule="static"):
+                tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
+                if a_t is double:
+                    lse_softmax_row_d(&a[o, 0], &out[o, 0], tbuf, n1, inv_tau, log_mode)
+                else:
+                    lse_softmax_row_f(&a[o, 0], &out[o, 0], tbuf, n1, inv_tau, log_mode)
+    finally:
+        free(buf)
 
 
 def simd():

@@ -299,7 +299,10 @@ LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,         
 {                                                                                         \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
         ptrdiff_t len = n - i0 < LSE_ROW_BLOCK ? n - i0 : LSE_ROW_BLOCK;                  \
+        /* The next block, or after the last one the next row if rows follow each */       \
+        /* other (a prefetch past the end of the data is harmless: it never faults). */     \
         ptrdiff_t next = n - i0 - len < LSE_ROW_BLOCK ? n - i0 - len : LSE_ROW_BLOCK;     \
+        next = next > 0 ? next : len;                                                     \
         const A_T *ab = a + i0;                                                           \
         double bm = lse512_max_##SUF(ab, len);                                            \
         if (bm == INFINITY || *m == INFINITY) {                                           \
@@ -407,6 +410,50 @@ LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_
                 lse512_cols_impl_##SUF(buf, LSE_TILE, nb, nj, inv_tau, mj, wj, tj, cj);   \
             }                                                                             \
     }                                                                                     \
+}                                                                                         \
+                                                                                          \
+/* softmax of a row of n <= LSE_ROW_BLOCK contiguous elements into out in two passes */ \
+/* over memory: the max, then the exps (kept in buf, n doubles) with their sum, and */    \
+/* out_i = buf_i / s from cache.  The sum is (w + t) + tc as the finalizer's total. */     \
+/* The next row, if rows follow each other, is prefetched meanwhile. */                   \
+/* Returns 0, writing nothing, when the max is not finite (the portable loops decide). */ \
+LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n, \
+                                         double inv_tau)                                  \
+{                                                                                         \
+    const lse512_tab k = lse512_tables();                                                 \
+    double m = lse512_max_##SUF(a, n);                                                    \
+    if (!(m > -INFINITY && m < INFINITY)) return 0;                                       \
+    const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
+    const __m512d ninf = _mm512_set1_pd(-INFINITY);                                       \
+    __m512d s[4], c[4];                                                                   \
+    for (int l = 0; l < 4; l++) s[l] = c[l] = _mm512_setzero_pd();                        \
+    uint64_t top = 0;                                                                     \
+    ptrdiff_t i = 0;                                                                      \
+    for (; i + 32 <= n; i += 32)                                                          \
+        for (int l = 0; l < 4; l++) {                                                     \
+            __m512d x = LOAD8(ninf, 0xff, a + i + 8 * l);                                 \
+            __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                 \
+            _mm512_storeu_pd(buf + i + 8 * l, e);                                         \
+            lse512_kahan(s + l, c + l, lse512_off_max(x, mv, e, &top));                   \
+            lse512_prefetch((const char *)(a + n), (i + 8 * l) * (ptrdiff_t)sizeof(A_T)); \
+        }                                                                                 \
+    for (; i < n; i += 8) {                                                               \
+        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
+        __m512d x = LOAD8(ninf, km, a + i);                                               \
+        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                     \
+        _mm512_mask_storeu_pd(buf + i, km, e);                                            \
+        lse512_kahan(s, c, lse512_off_max(x, mv, e, &top));                               \
+    }                                                                                     \
+    double t = 0.0, tc = 0.0;                                                             \
+    lse512_flush(s[0], c[0], s[1], c[1], s[2], c[2], s[3], c[3], &t, &tc);                \
+    const __m512d sv = _mm512_set1_pd(((double)top + t) + tc);                            \
+    for (i = 0; i + 8 <= n; i += 8)                                                       \
+        LSE512_STORE_##SUF(out + i, 0xff, _mm512_div_pd(_mm512_loadu_pd(buf + i), sv));  \
+    if (i < n) {                                                                          \
+        __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
+        LSE512_STORE_##SUF(out + i, km, _mm512_div_pd(_mm512_maskz_loadu_pd(km, buf + i), sv)); \
+    }                                                                                     \
+    return 1;                                                                             \
 }                                                                                         \
                                                                                           \
 /* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite).  Masked */  \

@@ -10,6 +10,16 @@
 #include <omp.h>
 #endif
 
+/* The number of the calling thread in its OpenMP team; 0 without OpenMP. */
+static inline int lse_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* The number of threads OpenMP would use (OMP_NUM_THREADS, threadpoolctl); 1 without OpenMP. */
 static inline int lse_max_threads(void)
 {
@@ -466,8 +476,12 @@ LSE_CLONES void lse_normalize_generic_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_
                                             ptrdiff_t nr, ptrdiff_t ni, const double *m,  \
                                             const double *s, double inv_tau, int log_mode) \
 {                                                                                         \
-    if (ni == 1 && ar == 1 && or_ == 1)                                                   \
-        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, inv_tau, log_mode);    \
+    if (ni == 1 && ar == 1 && or_ == 1 && log_mode)      /* literal modes: vectorized */  \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, inv_tau, 1);           \
+    else if (ni == 1 && ar == 1 && or_ == 1)                                              \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, inv_tau, 0);           \
+    else if (ai == 1 && oi == 1 && log_mode)                                              \
+        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, inv_tau, 1);       \
     else if (ai == 1 && oi == 1)                                                          \
         lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, inv_tau, log_mode); \
     else                                                                                  \
@@ -495,6 +509,7 @@ void lse_normalize_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai, A_T *out,    
 
 LSE_NORMALIZE_DEFINE(d, double, d)
 LSE_NORMALIZE_DEFINE(f, float, f)
+
 
 /*
  * log|w + t + c| as *lh + *ll (about 2^-60 relative) and the sign of w + t + c, in two
@@ -608,5 +623,40 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
         }
     }
 }
+
+/*
+ * softmax (log_mode 0) or log_softmax (1) of one contiguous row of n elements into out:
+ * the row's partial, its sum (or the log of it, as the finalizer computes it), then the
+ * output pass while the row is still in cache.  With AVX-512, a softmax row of at most
+ * LSE_ROW_BLOCK elements keeps its exps in buf (NULL: none) instead of computing them
+ * twice.
+ */
+#ifdef LSE_HAVE_AVX512
+#define LSE_SOFTMAX_BUFFERED(SUF)                                                         \
+    if (!log_mode && buf != NULL && n <= LSE_ROW_BLOCK && lse_use_avx512()                \
+        && lse512_softmax_buffered_##SUF(a, out, buf, n, inv_tau))                        \
+        return;
+#else
+#define LSE_SOFTMAX_BUFFERED(SUF)
+#endif
+#define LSE_SOFTMAX_ROW_DEFINE(SUF, A_T)                                                  \
+void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,             \
+                           double inv_tau, int log_mode)                                  \
+{                                                                                         \
+    LSE_SOFTMAX_BUFFERED(SUF)                                                             \
+    double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s;                                   \
+    lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c);                        \
+    if (log_mode) {                                                                       \
+        double lh, ll, sg;                                                                \
+        lse_log_abs_sum(w, t, c, &lh, &ll, &sg);                                          \
+        s = lh + ll;                                                                      \
+    } else {                                                                              \
+        s = w + t + c;                                                                    \
+    }                                                                                     \
+    lse_normalize_##SUF(a, 1, 0, out, 1, 0, n, 1, &m, &s, inv_tau, log_mode);             \
+}
+
+LSE_SOFTMAX_ROW_DEFINE(d, double)
+LSE_SOFTMAX_ROW_DEFINE(f, float)
 
 #endif
