@@ -25,12 +25,14 @@ class Finalized:
     ----------
     m : ndarray
         The max over each slice (the shift).
-    log_total : ndarray
-        ``log|total|``, accurate when ``total`` is within an ulp of 1.
+    log_total : ndarray or None
+        ``log|total|``, accurate when ``total`` is within an ulp of 1; None unless
+        asked for.
     out : ndarray
         ``m + tau * log_total``: the log-sum-exp (float64).
-    sign : ndarray
-        The sign of the total: -1, 0, +1, or nan for a nan result.
+    sign : ndarray or None
+        The sign of the total: -1, 0, +1, or nan for a nan result; None unless asked
+        for.
     """
 
     def __init__(
@@ -41,18 +43,23 @@ class Finalized:
         c: np.ndarray,
         tau: float,
         divisor: np.ndarray | float | None = None,
+        *,
+        sign: bool = True,
+        log_total: bool = True,
     ):
         shape = m.shape
         m, w, t, c = m.ravel(), w.ravel(), t.ravel(), c.ravel()  # contiguous, copies if need be
         if divisor is not None:
             divisor = _flat_float64(divisor, shape)
-        out, sign, log_total = np.empty_like(m), np.empty_like(m), np.empty_like(m)
-        lsecore.finalize(m, w, t, c, tau, out, sign, log_total, divisor)
+        out = np.empty_like(m)
+        sign_ = np.empty_like(m) if sign else None
+        log_total_ = np.empty_like(m) if log_total else None
+        lsecore.finalize(m, w, t, c, tau, out, sign_, log_total_, divisor)
         self.m = m.reshape(shape)
         self._sum = (w, t, c)
-        self.log_total = log_total.reshape(shape)
         self.out = out.reshape(shape)
-        self.sign = sign.reshape(shape)
+        self.sign = None if sign_ is None else sign_.reshape(shape)
+        self.log_total = None if log_total_ is None else log_total_.reshape(shape)
 
     @property
     def total(self) -> np.ndarray:
@@ -62,9 +69,16 @@ class Finalized:
             return (w + t + c).reshape(self.m.shape)
 
 
-def reduce(p: Prepared, divisor: np.ndarray | float | None = None) -> Finalized:
+def reduce(
+    p: Prepared,
+    divisor: np.ndarray | float | None = None,
+    *,
+    sign: bool = True,
+    log_total: bool = True,
+) -> Finalized:
     """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``;
-    ``divisor`` (shaped like the result) divides the sum before its log.
+    ``divisor`` (shaped like the result) divides the sum before its log. ``sign`` and
+    ``log_total`` say whether the result needs those arrays.
 
     Examples
     --------
@@ -73,4 +87,5 @@ def reduce(p: Prepared, divisor: np.ndarray | float | None = None) -> Finalized:
     >>> float(r.out), float(r.sign)
     (0.6931471805599453, 1.0)
     """
-    return Finalized(*lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau), p.tau, divisor)
+    partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau)
+    return Finalized(*partials, p.tau, divisor, sign=sign, log_total=log_total)

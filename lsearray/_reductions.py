@@ -9,6 +9,8 @@ import numpy as np
 
 from array_api_compat import is_dask_namespace
 
+import lsecore
+
 from lsearray import _generic
 from lsearray._dispatch import namespace
 from lsearray._numpy_executor import Finalized, reduce
@@ -123,7 +125,11 @@ def logsumexp(
         out = _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
         return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
     p = prepare(a, b, axis, temperature, "logsumexp")
-    r = reduce(p)
+    if p.b is None and not return_sign:  # positive: no sign to ask for
+        out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau)
+        if out is not None:
+            return _shaped(out, p.axes, keepdims, p.dtype)
+    r = reduce(p, sign=return_sign or p.b is not None, log_total=False)
     if not return_sign:
         return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
     return _shaped(r.out, p.axes, keepdims, p.dtype), _shaped(r.sign, p.axes, keepdims, p.dtype)
@@ -192,5 +198,9 @@ def logmeanexp(
             out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
         return _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
     p = prepare(a, b, axis, temperature, "logmeanexp")
-    r = reduce(p, _divisor(p))
+    if p.b is None:
+        out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, _divisor(p))
+        if out is not None:
+            return _shaped(out, p.axes, keepdims, p.dtype)
+    r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False)
     return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)

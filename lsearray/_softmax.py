@@ -50,7 +50,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
         out = np.empty_like(a3)
         _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), 1.0 / p.tau, log_mode)
         return _result(out if a3 is p.a else out.T, p)
-    r = reduce(p)
+    r = reduce(p, sign=False, log_total=log_mode)
     m, s = r.m, r.log_total if log_mode else r.total
     if a3 is not p.a:  # the transpose of a Fortran-ordered input: so are the partials
         m, s = m.T, s.T

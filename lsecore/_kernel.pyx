@@ -5,7 +5,7 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads", "merge", "normalize",
-           "simd", "softmax_rows"]
+           "reduce_finalized", "simd", "softmax_rows"]
 
 ctypedef fused a_t:
     float
@@ -173,6 +173,52 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
     return 0
 
 
+cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double divisor,
+                     double *out) except -1 nogil:
+    """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
+    as it is complete: ``out[o, i] = tau log(S / divisor)`` (no division when
+    ``divisor`` is 0), written to the (n0, n2) C-contiguous ``out``, with partials only
+    per tile.  Returns False, doing nothing, where threads would split the reduced axis
+    (the caller then takes the partials path).
+    """
+    if va.n2 == 1 and va.n1 <= SHORT_ROW and va.n0 > 1:
+        va = View(1, va.n1, va.n0, 0, va.s1, va.s0)
+    cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
+    cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
+    cdef Py_ssize_t ntasks = va.n0 * ntiles
+    cdef int nt = lse_max_threads()
+    cdef Py_ssize_t k, o, i0, i1, j, T = LSE_TILE
+    cdef double *buf
+    cdef double *p
+    if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
+        nt = 1
+    if nt > 1 and ntasks < 2 * nt and va.n1 >= 2 * nt:
+        return False
+    # Per thread: the tile's m, w, t, c and divisors.
+    buf = <double *> malloc(5 * nt * T * sizeof(double))
+    if buf == NULL:
+        with gil:
+            raise MemoryError()
+    for k in prange(ntasks, num_threads=nt, schedule="static"):
+        p = buf + 5 * T * lse_thread_num()
+        o = k // ntiles
+        i0 = (k % ntiles) * tile
+        i1 = min(i0 + tile, va.n2)
+        for j in range(i1 - i0):
+            p[j] = -INFINITY
+            p[T + j] = 0.0
+            p[2 * T + j] = 0.0
+            p[3 * T + j] = 0.0
+            p[4 * T + j] = divisor
+        _block(a, &va, <const a_t *> NULL, &va, o, 0, va.n1, i0, i1, inv_tau,
+               p - i0, p + T - i0, p + 2 * T - i0, p + 3 * T - i0)
+        lse_finalize(i1 - i0, p, p + T, p + 2 * T, p + 3 * T,
+                     NULL if divisor == 0.0 else p + 4 * T, tau,
+                     out + o * va.n2 + i0, NULL, NULL)
+    free(buf)
+    return True
+
+
 cdef inline View _view(const Py_ssize_t *shape, const Py_ssize_t *strides,
                        Py_ssize_t itemsize) noexcept:
     cdef View v
@@ -181,8 +227,9 @@ cdef inline View _view(const Py_ssize_t *shape, const Py_ssize_t *strides,
     return v
 
 
-def accumulate(const a_t[:, :, :] a, double inv_tau,
-               double[:, ::1] m, double[:, ::1] w, double[:, ::1] t, double[:, ::1] c):
+def accumulate(const a_t[:, :, :] a not None, double inv_tau,
+               double[:, ::1] m not None, double[:, ::1] w not None,
+               double[:, ::1] t not None, double[:, ::1] c not None):
     """Merge the log-sum-exp partials of ``a`` over its middle axis into ``m, w, t``.
 
     Parameters
@@ -203,9 +250,40 @@ def accumulate(const a_t[:, :, :] a, double inv_tau,
              &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0])
 
 
-def accumulate_weighted(const a_t[:, :, :] a, const b_t[:, :, :] b, double inv_tau,
-                        double[:, ::1] m, double[:, ::1] w, double[:, ::1] t,
-                        double[:, ::1] c):
+def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
+                     double[:, ::1] out not None, double divisor=0.0):
+    """The log-sum-exp of ``a`` over its middle axis, finalized into ``out`` tile by
+    tile, without partial arrays: ``out[o, i] = tau log(S[o, i] / divisor)`` for the sum
+    ``S`` of ``exp(a[o, :, i] * inv_tau)`` shifted by its max, plus the max (as
+    `finalize` computes it; ``divisor`` 0 divides by nothing).
+
+    Returns False, leaving ``out`` unwritten, where the work would be split along the
+    reduced axis between threads (few long reductions): use `accumulate` there.
+
+    Parameters
+    ----------
+    a : (n0, n1, n2) float32 or float64 memoryview, any strides, n1 > 0   # IN
+    inv_tau, tau : float
+    out : (n0, n2) C-contiguous float64 array                        # OUT
+    divisor : float
+    """
+    cdef View va = _view(a.shape, a.strides, sizeof(a_t))
+    cdef bint done
+    if out.shape[0] != a.shape[0] or out.shape[1] != a.shape[2]:
+        raise ValueError(f"out must have shape {(a.shape[0], a.shape[2])}, got "
+                         f"{(out.shape[0], out.shape[1])}")
+    if a.shape[1] == 0:
+        raise ValueError("reduce_finalized needs a non-empty reduced axis")
+    if a.shape[0] == 0 or a.shape[2] == 0:
+        return True
+    with nogil:
+        done = _run_final(&a[0, 0, 0], va, inv_tau, tau, divisor, &out[0, 0])
+    return done
+
+
+def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not None,
+                        double inv_tau, double[:, ::1] m not None, double[:, ::1] w not None,
+                        double[:, ::1] t not None, double[:, ::1] c not None):
     """Like `accumulate` with the weights ``b`` (same shape as ``a``, any strides,
     zero strides for broadcast weights)."""
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
@@ -217,8 +295,9 @@ def accumulate_weighted(const a_t[:, :, :] a, const b_t[:, :, :] b, double inv_t
              &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0])
 
 
-def finalize(const double[::1] m, const double[::1] w, const double[::1] t,
-             const double[::1] c, double tau, double[::1] out,
+def finalize(const double[::1] m not None, const double[::1] w not None,
+             const double[::1] t not None, const double[::1] c not None, double tau,
+             double[::1] out not None,
              double[::1] sign=None, double[::1] log_sum=None,
              const double[::1] divisor=None):
     """Turn partials into ``out = m + tau log|S|``, ``sign = sign(S)`` and
@@ -243,9 +322,9 @@ def finalize(const double[::1] m, const double[::1] w, const double[::1] t,
                      NULL if log_sum is None else &log_sum[0])
 
 
-def merge(double[::1] m, double[::1] w, double[::1] t, double[::1] c,
-          const double[::1] m2, const double[::1] w2, const double[::1] t2,
-          const double[::1] c2, double inv_tau):
+def merge(double[::1] m not None, double[::1] w not None, double[::1] t not None,
+          double[::1] c not None, const double[::1] m2 not None, const double[::1] w2 not None,
+          const double[::1] t2 not None, const double[::1] c2 not None, double inv_tau):
     """Merge the partials ``(m2, w2, t2, c2)`` into ``(m, w, t, c)``, elementwise.
 
     The merge is associative and commutative, so partials of blocks, threads and
@@ -261,8 +340,9 @@ def merge(double[::1] m, double[::1] w, double[::1] t, double[::1] c,
             lse_merge(&m[j], &w[j], &t[j], &c[j], m2[j], w2[j], t2[j], c2[j], inv_tau)
 
 
-def normalize(const a_t[:, :, :] a, a_t[:, :, :] out, const double[:, ::1] m,
-              const double[:, ::1] s, double inv_tau, bint log_mode):
+def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
+              const double[:, ::1] m not None, const double[:, ::1] s not None, double inv_tau,
+              bint log_mode):
     """Write the softmax (or, with ``log_mode``, log_softmax) of ``a`` over its middle
     axis into ``out``, from the reduction's max ``m`` and sum ``s`` (its log with
     ``log_mode``).
@@ -311,7 +391,8 @@ def normalize(const a_t[:, :, :] a, a_t[:, :, :] out, const double[:, ::1] m,
                                     n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
 
 
-def softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double inv_tau, bint log_mode):
+def softmax_rows(const a_t[:, ::1] a not None, a_t[:, ::1] out not None, double inv_tau,
+                 bint log_mode):
     """Write the softmax (or, with ``log_mode``, log_softmax) of each row of ``a`` into
     ``out``: each row is reduced and then written while it is still in cache, so ``a``
     is read from memory once.

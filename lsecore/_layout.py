@@ -11,7 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from lsecore import _kernel
 
-__all__ = ["reduce_partials"]
+__all__ = ["reduce_finalized", "reduce_partials"]
 
 
 class _Dim(NamedTuple):
@@ -83,6 +83,33 @@ def _reduce_contiguous_run(
             _kernel.accumulate_weighted(a.reshape(view), b.reshape(view), inv_tau, m, w, t, c)
     out_shape = shape[:lo] + shape[hi:]
     return m.reshape(out_shape), w.reshape(out_shape), t.reshape(out_shape), c.reshape(out_shape)
+
+
+def reduce_finalized(
+    a: np.ndarray, axes: tuple[int, ...], inv_tau: float, tau: float, divisor: float = 0.0
+) -> np.ndarray | None:
+    """The unweighted log-sum-exp of ``a`` over ``axes`` (divided by ``divisor`` before
+    the log unless it is 0), finalized tile by tile, with no partial arrays; None where
+    this path does not apply (an empty reduction, a layout that is not a C-contiguous run
+    of axes, or threads splitting the reduced axis): use `reduce_partials` there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reduce_finalized(np.zeros((2, 4)), (1,), 1.0, 1.0)
+    array([1.38629436, 1.38629436])
+    """
+    if not _contiguous_run(a, None, axes) or a.size == 0:
+        return None
+    lo, hi = min(axes), max(axes) + 1
+    shape = a.shape
+    outer, size, inner = math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
+    if size == 1:  # nothing to reduce: vectorize across every kept element
+        outer, inner = 1, outer * inner
+    out = np.empty((outer, inner))
+    if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, divisor):
+        return None
+    return out.reshape(shape[:lo] + shape[hi:])
 
 
 def reduce_partials(

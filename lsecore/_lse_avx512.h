@@ -89,9 +89,10 @@ LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
 }
 
 /*
- * exp(d) to about 2^-34 relative, for float32 data: the table's leading parts and a
- * degree-4 polynomial (truncation below 4e-11).  A float32 result is rounded from a
- * float64 sum of these, so its error stays within 0.5 ulp plus 2^-10 ulp.
+ * exp(d) to about 2^-50 relative where it matters (d > -20), for float32 data: the
+ * table's leading parts, one reduction constant, and a degree-6 polynomial (truncation
+ * below 2^-51).  Enough for a float32 result within 1 ulp even where the max and the
+ * log of the sum nearly cancel (a result of 1e-7 has ulps of 2^-46).
  */
 LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k)
 {
@@ -102,7 +103,9 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k)
     kd = _mm512_sub_pd(kd, shift);
     __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-5), d);
     __m512d th = _mm512_permutex2var_pd(k->thi0, j, k->thi1);
-    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 24.0), _mm512_set1_pd(1.0 / 6.0));
+    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 720.0), _mm512_set1_pd(1.0 / 120.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
     __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
     return _mm512_scalef_pd(_mm512_fmadd_pd(th, p, th), _mm512_mul_pd(kd, _mm512_set1_pd(0.0625)));
@@ -245,45 +248,115 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
 }
 
 /*
- * lse512_sum_d for float32 input.  Each lane adds at most LSE_ROW_BLOCK / 32 terms below
- * 1 (the maximal ones are counted apart) without compensation: a relative error below
- * 2^-44 of the block's sum t, far below float32's resolution even where the result is
- * log1p(t) for a tiny t.
+ * lse512_sum_d for float32 input, with the cheaper lse512_exp_f32.  Each lane adds 64
+ * terms below 1 (the maximal ones are counted apart) without compensation, a relative
+ * error below 2^-47; the chunks' sums then merge by exact two-sums.
  */
 LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
                                 double *w, double *t, double *tc,
                                 const char *pf, ptrdiff_t pf_bytes)
 {
+    enum { CHUNK = 2048 };                       /* 64 terms a lane */
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
     const int unit = inv_tau == 1.0;
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    __m512d z = _mm512_setzero_pd(), S = z, C = z;
     uint64_t top = 0;
-    ptrdiff_t i = 0;
 #define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
 #define LSE512_LD(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
-    for (; i + 32 <= n; i += 32) {
-        if (i * 4 < pf_bytes) {
-            lse512_prefetch(pf, i * 4);
-            lse512_prefetch(pf, i * 4 + 64);
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += CHUNK) {
+        ptrdiff_t i = i0, end = n - i0 < CHUNK ? n : i0 + CHUNK;
+        __m512d s0 = z, s1 = z, s2 = z, s3 = z;
+        for (; i + 32 <= end; i += 32) {
+            if (i * 4 < pf_bytes) {
+                lse512_prefetch(pf, i * 4);
+                lse512_prefetch(pf, i * 4 + 64);
+            }
+            __m512d x0 = LSE512_LD(a + i), x1 = LSE512_LD(a + i + 8);
+            __m512d x2 = LSE512_LD(a + i + 16), x3 = LSE512_LD(a + i + 24);
+            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(LSE512_D(x0), &k), &top));
+            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(LSE512_D(x1), &k), &top));
+            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(LSE512_D(x2), &k), &top));
+            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(LSE512_D(x3), &k), &top));
         }
-        __m512d x0 = LSE512_LD(a + i), x1 = LSE512_LD(a + i + 8);
-        __m512d x2 = LSE512_LD(a + i + 16), x3 = LSE512_LD(a + i + 24);
-        s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(LSE512_D(x0), &k), &top));
-        s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(LSE512_D(x1), &k), &top));
-        s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(LSE512_D(x2), &k), &top));
-        s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(LSE512_D(x3), &k), &top));
-    }
-    for (; i < n; i += 8) {
-        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
-        __m512d x = _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm256_set1_ps(-INFINITY), km, a + i));
-        s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(LSE512_D(x), &k), &top));
+        for (; i < end; i += 8) {
+            __mmask8 km = end - i >= 8 ? 0xff : (__mmask8)((1u << (end - i)) - 1);
+            __m512d x = _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm256_set1_ps(-INFINITY), km, a + i));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(LSE512_D(x), &k), &top));
+        }
+        lse512_merge_sums(&S, &C, s0, z);
+        lse512_merge_sums(&S, &C, s1, z);
+        lse512_merge_sums(&S, &C, s2, z);
+        lse512_merge_sums(&S, &C, s3, z);
     }
 #undef LSE512_LD
 #undef LSE512_D
     *w += (double)top;
-    __m512d z = _mm512_setzero_pd();
-    lse512_flush(s0, z, s1, z, s2, z, s3, z, t, tc);
+    lse512_flush(S, C, z, z, z, z, z, z, t, tc);
+}
+
+/* exp(x) as hi + *lo to about 2^-60, lane by lane, for |x| < 708: lse_exp_dd's steps. */
+LSE512_INLINE __m512d lse512_exp_dd(__m512d x, __m512d *lo)
+{
+    const __m512d one = _mm512_set1_pd(1.0), half = _mm512_set1_pd(0.5);
+    __m512d kd = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep0)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d rh = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa3800p-1), x);
+    __m512d tl = _mm512_mul_pd(kd, _mm512_set1_pd(0x1.ef35793c76730p-45));
+    __m512d r = _mm512_sub_pd(rh, tl);
+    __m512d rl = _mm512_sub_pd(_mm512_sub_pd(rh, r), tl);
+    static const double inv_fact[13] = {
+        1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
+        1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
+        1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0};
+    __m512d q = _mm512_set1_pd(inv_fact[0]);
+    for (int i = 1; i < 13; i++) q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(inv_fact[i]));
+    __m512d r2h = _mm512_mul_pd(r, r);
+    __m512d r2l = _mm512_fmsub_pd(r, r, r2h);
+    __m512d h = _mm512_add_pd(one, r);
+    __m512d l = _mm512_add_pd(_mm512_sub_pd(one, h), r);
+    __m512d hr = _mm512_mul_pd(half, r2h);
+    __m512d h2, l2;
+    lse512_two_sum(h, hr, &h2, &l2);
+    __m512d small = _mm512_add_pd(_mm512_add_pd(l, l2), _mm512_mul_pd(half, r2l));
+    small = _mm512_add_pd(small, _mm512_mul_pd(_mm512_mul_pd(r, r2h), q));
+    small = _mm512_add_pd(small, _mm512_mul_pd(rl, _mm512_add_pd(one, r)));
+    __m512d p = _mm512_add_pd(h2, small);
+    __m512d plo = _mm512_add_pd(_mm512_sub_pd(h2, p), small);
+    *lo = _mm512_scalef_pd(plo, kd);
+    return _mm512_scalef_pd(p, kd);
+}
+
+/*
+ * The finalizer's Newton steps for n <= 8 partials at once: from lh (libm's log), the
+ * sum h + l and the max m, res = m + tau (lh + ll) and lg = lh + ll, as
+ * lse_log_abs_newton and lse_shift_add compute them.  Returns the mask of the lanes it
+ * computed: those with a sum, |lh| < 708 and a finite m; the caller does the others.
+ */
+LSE512 __mmask8 lse512_newton(ptrdiff_t n, const double *lh, const double *h, const double *l,
+                              const double *m, double tau, double *res, double *lg)
+{
+    __mmask8 km = n >= 8 ? 0xff : (__mmask8)((1u << n) - 1);
+    __m512d zero = _mm512_setzero_pd();
+    __m512d vlh = _mm512_maskz_loadu_pd(km, lh), vh = _mm512_maskz_loadu_pd(km, h);
+    __m512d vl = _mm512_maskz_loadu_pd(km, l), vm = _mm512_maskz_loadu_pd(km, m);
+    __m512d lim = _mm512_set1_pd(708.0), big = _mm512_set1_pd(0x1.fffffffffffffp1023);
+    __mmask8 ok = km & _mm512_cmp_pd_mask(vh, vh, _CMP_ORD_Q)
+                  & _mm512_cmp_pd_mask(_mm512_abs_pd(vlh), lim, _CMP_LT_OQ)
+                  & _mm512_cmp_pd_mask(_mm512_abs_pd(vm), big, _CMP_LE_OQ);
+    if (!ok) return 0;
+    vlh = _mm512_mask_blend_pd(ok, zero, vlh);
+    __m512d el, eh = lse512_exp_dd(vlh, &el);
+    __m512d ll = _mm512_div_pd(_mm512_add_pd(_mm512_sub_pd(vh, eh), _mm512_sub_pd(vl, el)), eh);
+    __m512d tv = _mm512_set1_pd(tau);
+    __m512d p = _mm512_mul_pd(tv, vlh);
+    __m512d pe = _mm512_fmsub_pd(tv, vlh, p);
+    __m512d sum, err;
+    lse512_two_sum(vm, p, &sum, &err);
+    __m512d r = _mm512_add_pd(sum, _mm512_add_pd(_mm512_add_pd(err, pe), _mm512_mul_pd(tv, ll)));
+    _mm512_mask_storeu_pd(res, ok, r);
+    _mm512_mask_storeu_pd(lg, ok, _mm512_add_pd(vlh, ll));
+    return ok;
 }
 
 /*

@@ -606,11 +606,21 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
             }
             lse_log_abs_start(wj, tj, cj, lh + k, h + k, l + k, sg + k);
         }
+        unsigned char done[CHUNK] = {0};         /* Newton steps done 8 at a time */
+        double rv[CHUNK], lgv[CHUNK];
+#ifdef LSE_HAVE_AVX512
+        if (lse_use_avx512())
+            for (ptrdiff_t k = 0; k < nc; k += 8) {
+                unsigned ok = lse512_newton(nc - k, lh + k, h + k, l + k, m + j0 + k, tau,
+                                            rv + k, lgv + k);
+                for (int i = 0; i < 8; i++) done[k + i] = ok >> i & 1;
+            }
+#endif
         for (ptrdiff_t k = 0; k < nc; k++) {     /* independent Newton steps */
             ptrdiff_t j = j0 + k;
-            double ll = lse_log_abs_newton(lh[k], h[k], l[k]);
-            double lg = lh[k] + ll;
-            double res = lse_shift_add(m[j], tau, lh[k], ll);
+            double ll = done[k] ? 0.0 : lse_log_abs_newton(lh[k], h[k], l[k]);
+            double lg = done[k] ? lgv[k] : lh[k] + ll;
+            double res = done[k] ? rv[k] : lse_shift_add(m[j], tau, lh[k], ll);
             double sj = sg[k];
             if (m[j] == -INFINITY && !isnan(lg)) {
                 res = -INFINITY;

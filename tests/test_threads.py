@@ -39,7 +39,7 @@ def _big(shape, order, seed):
 
 # (shape, order, axis): each lands on one of the kernel's schedules for 2-3 threads:
 # a reduced axis split between threads (one long row; few long rows; few long columns),
-# rows shared out, and column tiles shared out.
+# rows shared out, column tiles shared out, and short rows taken as column tiles.
 CASES = [
     ((300_000,), "C", None),
     ((3, 100_000), "C", 1),
@@ -48,6 +48,9 @@ CASES = [
     ((300, 2000), "C", 0),
     ((300, 2000), "F", 1),
     ((40, 50, 60), "C", (0, 2)),
+    # short rows (<= 32 long), reduced as the columns of a transposed view: tiles shared out
+    ((100_000, 12), "C", 1),
+    ((100_000, 12), "F", 1),
 ]
 
 
