@@ -17,6 +17,9 @@ from lsecore import _kernel
 
 __all__ = ["log_softmax", "softmax"]
 
+# Below this many elements a single row is not worth splitting between threads.
+_ONE_THREAD = 1 << 16
+
 
 def _shifted(p: Prepared) -> tuple[Finalized, np.ndarray]:
     """The reduction of ``p`` and ``(a - m) / tau`` in float64, kept axes expanded."""
@@ -46,7 +49,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     reduction's one read, then one kernel pass that reads ``a`` again and writes the
     result, with no other temporaries the size of ``a``."""
     a3, (n0, n1, n2) = view
-    if n2 == 1 and n0 > 1:  # rows: each reduced and written while in cache
+    if n2 == 1 and (n0 > 1 or n1 < _ONE_THREAD):  # rows: reduced and written while in cache
         out = np.empty_like(a3)
         _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), 1.0 / p.tau, log_mode)
         return _result(out if a3 is p.a else out.T, p)

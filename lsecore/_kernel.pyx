@@ -1,5 +1,7 @@
 """Log-sum-exp partials of 3-D strided views, accumulated in one read with OpenMP threads."""
 
+import numpy as np
+
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
@@ -391,22 +393,8 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
                                     n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
 
 
-def softmax_rows(const a_t[:, ::1] a not None, a_t[:, ::1] out not None, double inv_tau,
-                 bint log_mode):
-    """Write the softmax (or, with ``log_mode``, log_softmax) of each row of ``a`` into
-    ``out``: each row is reduced and then written while it is still in cache, so ``a``
-    is read from memory once.
-
-    Same values as `normalize` with the partials of `accumulate` and `finalize`: the
-    row's sum ``w + t + c``, or its log.
-
-    Parameters
-    ----------
-    a : (n0, n1) C-contiguous float32 or float64 memoryview           # IN
-    out : (n0, n1) C-contiguous memoryview of a's dtype, not overlapping a   # OUT
-    inv_tau : float
-    log_mode : bool
-    """
+cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double inv_tau,
+                       bint log_mode) except -1:
     cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], o
     cdef int nt = lse_max_threads()
     cdef double *buf = NULL
@@ -415,7 +403,7 @@ def softmax_rows(const a_t[:, ::1] a not None, a_t[:, ::1] out not None, double 
         raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
                          f"{(out.shape[0], out.shape[1])}")
     if n0 * n1 == 0:
-        return
+        return 0
     if n0 * n1 < MIN_PARALLEL:
         nt = 1
     if n1 <= LSE_ROW_BLOCK and not log_mode:
@@ -433,6 +421,32 @@ def softmax_rows(const a_t[:, ::1] a not None, a_t[:, ::1] out not None, double 
                     lse_softmax_row_f(&a[o, 0], &out[o, 0], tbuf, n1, inv_tau, log_mode)
     finally:
         free(buf)
+    return 0
+
+
+def softmax_rows(a, out, double inv_tau, bint log_mode):
+    """Write the softmax (or, with ``log_mode``, log_softmax) of each row of ``a`` into
+    ``out``: each row is reduced and then written while it is still in cache, so ``a``
+    is read from memory once.
+
+    Same values as `normalize` with the partials of `accumulate` and `finalize`: the
+    row's sum ``w + t + c``, or its log.
+
+    Parameters
+    ----------
+    a : (n0, n1) C-contiguous float32 or float64 ndarray              # IN
+    out : (n0, n1) C-contiguous ndarray of a's dtype, not overlapping a   # OUT
+    inv_tau : float
+    log_mode : bool
+    """
+    # Typed by hand rather than by a fused def: its dispatch would cost small calls more
+    # than the work.
+    if a.dtype == np.float64:
+        _softmax_rows[double](a, out, inv_tau, log_mode)
+    elif a.dtype == np.float32:
+        _softmax_rows[float](a, out, inv_tau, log_mode)
+    else:
+        raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 
 
 def simd():

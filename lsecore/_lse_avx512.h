@@ -521,10 +521,10 @@ LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, pt
     lse512_flush(s[0], c[0], s[1], c[1], s[2], c[2], s[3], c[3], &t, &tc);                \
     const __m512d sv = _mm512_set1_pd(((double)top + t) + tc);                            \
     for (i = 0; i + 8 <= n; i += 8)                                                       \
-        LSE512_STORE_##SUF(out + i, 0xff, _mm512_div_pd(_mm512_loadu_pd(buf + i), sv));  \
+        LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(_mm512_loadu_pd(buf + i), sv)); \
     if (i < n) {                                                                          \
         __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
-        LSE512_STORE_##SUF(out + i, km, _mm512_div_pd(_mm512_maskz_loadu_pd(km, buf + i), sv)); \
+        LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(_mm512_maskz_loadu_pd(km, buf + i), sv)); \
     }                                                                                     \
     return 1;                                                                             \
 }                                                                                         \
@@ -552,6 +552,10 @@ LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m, 
 /* Load or store 8 elements as float64 lanes, under a mask unless it is the constant 0xff. */
 #define LSE512_LOAD8_d(src, k, p) \
     (__builtin_constant_p(k) && (k) == 0xff ? _mm512_loadu_pd(p) : _mm512_mask_loadu_pd((src), (k), (p)))
+/* e / s for the softmax: a division for float64 results; for float32 ones a product
+ * with the reciprocal, whose float64 error is far below their rounding. */
+#define LSE512_DIV_d(e, s) _mm512_div_pd((e), (s))
+#define LSE512_DIV_f(e, s) _mm512_mul_pd((e), _mm512_div_pd(_mm512_set1_pd(1.0), (s)))
 #define LSE512_STORE_d(p, k, v) \
     (__builtin_constant_p(k) && (k) == 0xff ? _mm512_storeu_pd((p), (v)) \
                                              : _mm512_mask_storeu_pd((p), (k), (v)))
