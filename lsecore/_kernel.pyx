@@ -315,13 +315,19 @@ def finalize(const double[::1] m not None, const double[::1] w not None,
                     ("log_sum", log_sum), ("divisor", divisor)):
         if x is not None and x.shape[0] != n:
             raise ValueError(f"{name} must have the length of m ({n}), got {x.shape[0]}")
+    cdef const double *dp = NULL
+    cdef double *sp = NULL
+    cdef double *lp = NULL
     if n == 0:
         return
+    if divisor is not None:
+        dp = &divisor[0]
+    if sign is not None:
+        sp = &sign[0]
+    if log_sum is not None:
+        lp = &log_sum[0]
     with nogil:
-        lse_finalize(n, &m[0], &w[0], &t[0], &c[0],
-                     NULL if divisor is None else &divisor[0], tau, &out[0],
-                     NULL if sign is None else &sign[0],
-                     NULL if log_sum is None else &log_sum[0])
+        lse_finalize(n, &m[0], &w[0], &t[0], &c[0], dp, tau, &out[0], sp, lp)
 
 
 def merge(double[::1] m not None, double[::1] w not None, double[::1] t not None,
