@@ -198,7 +198,7 @@ LSE512_INLINE double lse512_max_f(const float *a, ptrdiff_t n)
     return (double)_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
 }
 
-/* Prefetch the n elements (bytes) from p into L2 while a block's exp pass runs. */
+/* Prefetch the cache line at byte offset i from p into L2 while a block's exp pass runs. */
 LSE512_INLINE void lse512_prefetch(const char *p, ptrdiff_t i)
 {
     _mm_prefetch(p + i, _MM_HINT_T1);
