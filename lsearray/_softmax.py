@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from lsearray._dispatch import namespace
 from lsearray._numpy_executor import Finalized, reduce
 from lsearray._validation import Prepared, prepare, prepare_array_api
 from lsecore import _kernel
+from lsecore._layout import run_view
 
 __all__ = ["log_softmax", "softmax"]
 
@@ -40,8 +40,7 @@ def _as_3d(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int,
         a, axes = a.T, tuple(a.ndim - 1 - k for k in axes)
     if not (a.flags.c_contiguous and axes and max(axes) - min(axes) + 1 == len(axes)):
         return None
-    lo, hi = min(axes), max(axes) + 1
-    return a, (math.prod(a.shape[:lo]), math.prod(a.shape[lo:hi]), math.prod(a.shape[hi:]))
+    return a, run_view(a.shape, axes)
 
 
 def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode: bool) -> Any:

@@ -11,7 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from lsecore import _kernel
 
-__all__ = ["reduce_finalized", "reduce_partials"]
+__all__ = ["reduce_finalized", "reduce_partials", "run_view"]
 
 
 class _Dim(NamedTuple):
@@ -64,16 +64,32 @@ def _contiguous_run(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...]) 
     )
 
 
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` without the reduced ``axes``."""
+    return tuple(n for k, n in enumerate(shape) if k not in axes)
+
+
+def run_view(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, int]:
+    """The 3-D view (outer, reduced, inner) of a C-contiguous array of ``shape`` reduced
+    over the neighbouring ``axes``; with nothing to reduce, every kept element is inner,
+    so that the kernel vectorizes across them.
+
+    Examples
+    --------
+    >>> run_view((2, 3, 4, 5), (1, 2))
+    (2, 12, 5)
+    """
+    lo, hi = min(axes), max(axes) + 1
+    outer, size, inner = math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
+    return (1, 1, outer * inner) if size == 1 else (outer, size, inner)
+
+
 def _reduce_contiguous_run(
     a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None, inv_tau: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`reduce_partials` for a C-contiguous ``a`` (and ``b``) reduced over neighbouring
     axes: one kernel call on a reshaped view, the same view the general path builds."""
-    lo, hi = min(axes), max(axes) + 1
-    shape = a.shape
-    outer, size, inner = math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
-    if size == 1:  # nothing to reduce: vectorize across every kept element
-        outer, inner = 1, outer * inner
+    outer, size, inner = run_view(a.shape, axes)
     m, w, t, c = _empty_partials((outer, inner))
     if a.size:
         view = (outer, size, inner)
@@ -81,7 +97,7 @@ def _reduce_contiguous_run(
             _kernel.accumulate(a.reshape(view), inv_tau, m, w, t, c)
         else:
             _kernel.accumulate_weighted(a.reshape(view), b.reshape(view), inv_tau, m, w, t, c)
-    out_shape = shape[:lo] + shape[hi:]
+    out_shape = _kept_shape(a.shape, axes)
     return m.reshape(out_shape), w.reshape(out_shape), t.reshape(out_shape), c.reshape(out_shape)
 
 
@@ -101,15 +117,11 @@ def reduce_finalized(
     """
     if not _contiguous_run(a, None, axes) or a.size == 0:
         return None
-    lo, hi = min(axes), max(axes) + 1
-    shape = a.shape
-    outer, size, inner = math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
-    if size == 1:  # nothing to reduce: vectorize across every kept element
-        outer, inner = 1, outer * inner
+    outer, size, inner = run_view(a.shape, axes)
     out = np.empty((outer, inner))
     if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, divisor):
         return None
-    return out.reshape(shape[:lo] + shape[hi:])
+    return out.reshape(_kept_shape(a.shape, axes))
 
 
 def reduce_partials(

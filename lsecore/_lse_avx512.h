@@ -305,12 +305,8 @@ LSE512_INLINE __m512d lse512_exp_dd(__m512d x, __m512d *lo)
     __m512d tl = _mm512_mul_pd(kd, _mm512_set1_pd(0x1.ef35793c76730p-45));
     __m512d r = _mm512_sub_pd(rh, tl);
     __m512d rl = _mm512_sub_pd(_mm512_sub_pd(rh, r), tl);
-    static const double inv_fact[13] = {
-        1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
-        1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
-        1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0};
-    __m512d q = _mm512_set1_pd(inv_fact[0]);
-    for (int i = 1; i < 13; i++) q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(inv_fact[i]));
+    __m512d q = _mm512_set1_pd(LSE_INV_FACT[15]);
+    for (int k = 14; k >= 3; k--) q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(LSE_INV_FACT[k]));
     __m512d r2h = _mm512_mul_pd(r, r);
     __m512d r2l = _mm512_fmsub_pd(r, r, r2h);
     __m512d h = _mm512_add_pd(one, r);

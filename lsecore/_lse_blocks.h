@@ -68,6 +68,12 @@ static inline int lse_max_threads(void)
 LSE_INLINE uint64_t lse_asuint64(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
 LSE_INLINE double lse_asdouble(uint64_t u) { double x; memcpy(&x, &u, sizeof x); return x; }
 
+/* 1/k!, the Taylor coefficients of the exps below. */
+static const double LSE_INV_FACT[16] = {
+    1.0, 1.0, 1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0,
+    1.0 / 40320.0, 1.0 / 362880.0, 1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0,
+    1.0 / 6227020800.0, 1.0 / 87178291200.0, 1.0 / 1307674368000.0};
+
 /*
  * exp(x) for x <= 0, -inf or nan, without a libm call: x = k ln2 + r, |r| <= ln2/2,
  * exp(r) by a degree-13 Taylor polynomial (truncation below 5e-18) whose leading 1 + r is
@@ -89,18 +95,8 @@ LSE_INLINE double lse_exp_nonpos(double x)
     double tl = kd * ln2_lo;
     double r = rh - tl;
     double rl = (rh - r) - tl;                   /* r + rl = x - k ln2 to about 2^-100 */
-    double q = 1.0 / 6227020800.0;
-    q = q * r + 1.0 / 479001600.0;
-    q = q * r + 1.0 / 39916800.0;
-    q = q * r + 1.0 / 3628800.0;
-    q = q * r + 1.0 / 362880.0;
-    q = q * r + 1.0 / 40320.0;
-    q = q * r + 1.0 / 5040.0;
-    q = q * r + 1.0 / 720.0;
-    q = q * r + 1.0 / 120.0;
-    q = q * r + 1.0 / 24.0;
-    q = q * r + 1.0 / 6.0;
-    q = q * r + 0.5;
+    double q = LSE_INV_FACT[13];
+    for (int k = 12; k >= 2; k--) q = q * r + LSE_INV_FACT[k];
     double hi = 1.0 + r;                         /* exp(r) = 1 + r + (rl + r^2 q): */
     double lo = (1.0 - hi) + r;                  /* the leading sum kept exactly, one */
     double p = hi + (lo + (rl + (r * r) * q));   /* rounding at the end */
@@ -161,19 +157,8 @@ static inline double lse_exp_dd(double x, double *lo)
     double tl = kd * ln2_lo;
     double r = rh - tl;
     double rl = (rh - r) - tl;
-    double q = 1.0 / 1307674368000.0;            /* 1/15!, then down to 1/3! */
-    q = q * r + 1.0 / 87178291200.0;
-    q = q * r + 1.0 / 6227020800.0;
-    q = q * r + 1.0 / 479001600.0;
-    q = q * r + 1.0 / 39916800.0;
-    q = q * r + 1.0 / 3628800.0;
-    q = q * r + 1.0 / 362880.0;
-    q = q * r + 1.0 / 40320.0;
-    q = q * r + 1.0 / 5040.0;
-    q = q * r + 1.0 / 720.0;
-    q = q * r + 1.0 / 120.0;
-    q = q * r + 1.0 / 24.0;
-    q = q * r + 1.0 / 6.0;
+    double q = LSE_INV_FACT[15];                 /* 1/15!, then down to 1/3! */
+    for (int k = 14; k >= 3; k--) q = q * r + LSE_INV_FACT[k];
     double r2l, r2h = lse_two_prod(r, r, &r2l);
     double h = 1.0 + r;
     double l = (1.0 - h) + r;
