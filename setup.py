@@ -49,7 +49,7 @@ extensions = [
         "lsecore._kernel",
         ["lsecore/_kernel.pyx"],
         include_dirs=[np.get_include(), "lsecore"],
-        depends=["lsecore/_lse_blocks.h", "lsecore/_lse_avx512.h"],
+        depends=["lsecore/_lse_blocks.h", "lsecore/_lse_avx512.h", "lsecore/_lse_scan.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         extra_compile_args=optimize + compile_openmp,
         extra_link_args=link_openmp,

@@ -2,7 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
+from lsearray._scan import logcumsumexp
 from lsearray._softmax import log_softmax, softmax
 
 try:
@@ -10,4 +12,6 @@ try:
 except PackageNotFoundError:  # imported from a source tree that is not installed
     __version__ = "unknown"
 
-__all__ = ["__version__", "log_softmax", "logmeanexp", "logsumexp", "softmax"]
+__all__ = [
+    "__version__", "log_softmax", "logaddexp", "logcumsumexp", "logmeanexp", "logsumexp", "softmax",
+]

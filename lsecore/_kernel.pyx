@@ -6,8 +6,8 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "finalize", "max_threads", "merge", "normalize",
-           "reduce_finalized", "simd", "softmax_rows"]
+__all__ = ["accumulate", "accumulate_weighted", "finalize", "logaddexp", "max_threads", "merge",
+           "normalize", "reduce_finalized", "scan", "simd", "softmax_rows"]
 
 ctypedef fused a_t:
     float
@@ -63,6 +63,22 @@ cdef extern from "_lse_blocks.h" nogil:
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
                      double *m, double *w, double *t, double *c)
 
+cdef extern from "_lse_scan.h" nogil:
+    void lse_scan_row_d(const double *a, Py_ssize_t sa, double *out, Py_ssize_t so,
+                        Py_ssize_t n, double tau)
+    void lse_scan_row_f(const float *a, Py_ssize_t sa, float *out, Py_ssize_t so,
+                        Py_ssize_t n, double tau)
+    void lse_scan_cols_d(const double *a, Py_ssize_t sr, Py_ssize_t si, double *out,
+                         Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
+                         double tau)
+    void lse_scan_cols_f(const float *a, Py_ssize_t sr, Py_ssize_t si, float *out,
+                         Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
+                         double tau)
+    void lse_logaddexp_d(const double *x, Py_ssize_t sx, const double *y, Py_ssize_t sy,
+                         double *out, Py_ssize_t so, Py_ssize_t n, double tau)
+    void lse_logaddexp_f(const float *x, Py_ssize_t sx, const float *y, Py_ssize_t sy,
+                         float *out, Py_ssize_t so, Py_ssize_t n, double tau)
+
 cdef enum:
     # Below this many elements a call runs on one thread: waking a team costs more.
     MIN_PARALLEL = 1 << 16
@@ -74,6 +90,16 @@ cdef struct View:
     # A 3-D strided view (outer, reduced, inner); strides in elements.
     Py_ssize_t n0, n1, n2
     Py_ssize_t s0, s1, s2
+
+
+cdef inline bint _short_rows(View v) noexcept nogil:
+    """Whether ``v`` is many rows (n0 > 1, n2 == 1) of at most SHORT_ROW elements."""
+    return v.n2 == 1 and v.n1 <= SHORT_ROW and v.n0 > 1
+
+
+cdef inline View _transposed(View v) noexcept nogil:
+    """The rows of ``v`` (n0, n1, 1) as the columns of one (1, n1, n0) view."""
+    return View(1, v.n1, v.n0, 0, v.s1, v.s0)
 
 
 cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *vb,
@@ -120,10 +146,8 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
     Threads take whole output tiles when there are enough of them; otherwise each
     thread reduces a slice of the reduced axis into its own partials, merged after.
     """
-    if va.n2 == 1 and va.n1 <= SHORT_ROW and va.n0 > 1:
-        # Many short rows: the rows become the columns of one (n1, n0) view.
-        va = View(1, va.n1, va.n0, 0, va.s1, va.s0)
-        vb = View(1, vb.n1, vb.n0, 0, vb.s1, vb.s0)
+    if _short_rows(va):
+        va, vb = _transposed(va), _transposed(vb)
     cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
     cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
     cdef Py_ssize_t ntasks = va.n0 * ntiles
@@ -183,8 +207,8 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double d
     per tile.  Returns False, doing nothing, where threads would split the reduced axis
     (the caller then takes the partials path).
     """
-    if va.n2 == 1 and va.n1 <= SHORT_ROW and va.n0 > 1:
-        va = View(1, va.n1, va.n0, 0, va.s1, va.s0)
+    if _short_rows(va):
+        va = _transposed(va)
     cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
     cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
     cdef Py_ssize_t ntasks = va.n0 * ntiles
@@ -453,6 +477,97 @@ def softmax_rows(a, out, double inv_tau, bint log_mode):
         _softmax_rows[float](a, out, inv_tau, log_mode)
     else:
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
+
+
+cdef int _scan_run(const a_t *a, View va, a_t *out, View vo, double tau) except -1 nogil:
+    """Scan a 3-D view along its middle axis into the view ``out`` of the same shape.
+
+    Threads take whole lanes (or tiles of neighbouring lanes) when there are enough
+    elements; a lane itself is one sequential pass.
+    """
+    if _short_rows(va):
+        va, vo = _transposed(va), _transposed(vo)
+    cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
+    cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
+    cdef Py_ssize_t ntasks = va.n0 * ntiles
+    cdef int nt = lse_max_threads()
+    cdef Py_ssize_t k, o, i0, nj
+    if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
+        nt = 1
+    for k in prange(ntasks, num_threads=nt, schedule="static"):
+        o = k // ntiles
+        i0 = (k % ntiles) * tile
+        nj = min(tile, va.n2 - i0)
+        if a_t is double:
+            if tile == 1:
+                lse_scan_row_d(a + o * va.s0, va.s1, out + o * vo.s0, vo.s1, va.n1, tau)
+            else:
+                lse_scan_cols_d(a + o * va.s0 + i0 * va.s2, va.s1, va.s2,
+                                out + o * vo.s0 + i0 * vo.s2, vo.s1, vo.s2, va.n1, nj, tau)
+        else:
+            if tile == 1:
+                lse_scan_row_f(a + o * va.s0, va.s1, out + o * vo.s0, vo.s1, va.n1, tau)
+            else:
+                lse_scan_cols_f(a + o * va.s0 + i0 * va.s2, va.s1, va.s2,
+                                out + o * vo.s0 + i0 * vo.s2, vo.s1, vo.s2, va.n1, nj, tau)
+    return 0
+
+
+def scan(const a_t[:, :, :] a not None, a_t[:, :, :] out not None, double tau):
+    """Write the running log-sum-exp of ``a`` along its middle axis into ``out``:
+    ``out[o, r, i] = tau log(sum(exp(a[o, :r + 1, i] / tau)))``.
+
+    Each lane carries the partial ``(m, w, t, c)`` of its prefix (see ``_lse_blocks.h``),
+    rescaled in double-double when the max moves up, and every output is finalized from
+    it as `finalize` does, then rounded once to ``out``'s dtype. -inf adds nothing; a nan
+    makes the rest of its lane nan, and a +inf the rest +inf (or nan after a nan).
+
+    Parameters
+    ----------
+    a : (n0, n1, n2) float32 or float64 memoryview, any strides          # IN
+    out : memoryview of a's shape and dtype, any strides; may be a itself   # OUT
+    tau : float
+        The temperature, positive and finite.
+    """
+    cdef View va = _view(a.shape, a.strides, sizeof(a_t))
+    cdef View vo = _view(out.shape, out.strides, sizeof(a_t))
+    if va.n0 != vo.n0 or va.n1 != vo.n1 or va.n2 != vo.n2:
+        raise ValueError(f"out must have the shape of a {(va.n0, va.n1, va.n2)}, got "
+                         f"{(vo.n0, vo.n1, vo.n2)}")
+    if va.n0 * va.n1 * va.n2 == 0:
+        return
+    with nogil:
+        _scan_run(&a[0, 0, 0], va, &out[0, 0, 0], vo, tau)
+
+
+def logaddexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out not None,
+              double tau):
+    """Write ``tau log(exp(x1 / tau) + exp(x2 / tau))`` into ``out``, elementwise.
+
+    The two-term partial is finalized as `finalize` does, with the difference of the
+    arguments carried in double-double, and rounded once to ``out``'s dtype. Equal
+    infinities give that infinity; a nan gives nan.
+
+    Parameters
+    ----------
+    x1, x2 : float32 or float64 memoryviews of out's length, any strides (0 too)   # IN
+    out : memoryview of x1's dtype, any strides                        # OUT
+    tau : float
+        The temperature, positive and finite.
+    """
+    cdef Py_ssize_t n = out.shape[0], isz = sizeof(a_t)
+    if x1.shape[0] != n or x2.shape[0] != n:
+        raise ValueError(f"x1 and x2 must have the length of out ({n}), got "
+                         f"{x1.shape[0]} and {x2.shape[0]}")
+    if n == 0:
+        return
+    with nogil:
+        if a_t is double:
+            lse_logaddexp_d(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
+                            &out[0], out.strides[0] // isz, n, tau)
+        else:
+            lse_logaddexp_f(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
+                            &out[0], out.strides[0] // isz, n, tau)
 
 
 def simd():

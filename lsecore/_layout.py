@@ -1,17 +1,18 @@
-"""Map a reduction over any axes of a strided array onto the kernel's 3-D views, without copies."""
+"""Map reductions, scans and elementwise calls on strided arrays onto the kernel's views, without copies."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from lsecore import _kernel
 
-__all__ = ["reduce_finalized", "reduce_partials", "run_view"]
+__all__ = ["logaddexp", "logcumsumexp", "reduce_finalized", "reduce_partials", "run_view"]
 
 
 class _Dim(NamedTuple):
@@ -205,3 +206,109 @@ def reduce_partials(
         for p in (m, w, t, c)
     )
     return m, w, t, c
+
+
+def _scan_views(
+    a: np.ndarray, out: np.ndarray, axis: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of 3-D views (outer, ``axis``, inner) of ``a`` and ``out`` (same shape, any
+    strides) that together cover both arrays, for the kernel's scan."""
+    kept_axes = [k for k in range(a.ndim) if k != axis]
+    # Kept axes walk forwards in a (out follows): only the scanned axis keeps its direction.
+    index = tuple(
+        slice(None, None, -1) if k != axis and a.strides[k] < 0 else slice(None) for k in range(a.ndim)
+    )
+    a, out = a[index], out[index]
+    kept = _sorted_dims(a, out, kept_axes)
+    scanned = _Dim(a.shape[axis], a.strides[axis], out.strides[axis], (axis,))
+    # Lanes side by side in memory are scanned together, a row of a tile of them at a time.
+    column_mode = bool(kept) and (scanned.size == 1 or kept[-1].a_stride < abs(scanned.a_stride))
+    inner = kept.pop() if column_mode else _Dim(1, 0, 0, ())
+    outer = kept.pop() if kept else _Dim(1, 0, 0, ())
+    dims = kept + [outer, scanned, inner]
+    shape = [d.size for d in dims]
+    av = as_strided(a, shape, [d.a_stride for d in dims], writeable=False)
+    ov = as_strided(out, shape, [d.b_stride for d in dims])
+    for loop_index in itertools.product(*(range(d.size) for d in kept)):
+        yield av[loop_index], ov[loop_index]
+
+
+def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
+    """The running log-sum-exp ``tau log(cumsum(exp(a / tau)))`` of ``a`` along ``axis``
+    (None: of ``a`` flattened in C order), in one read and no temporaries but the result.
+
+    Parameters
+    ----------
+    a : ndarray of float32 or float64, native byte order, any strides
+        The input; it is only read.
+    axis : int or None
+        A normalized (non-negative) axis of ``a``, or None.
+    tau : float
+        The temperature, positive and finite.
+
+    Returns
+    -------
+    out : ndarray of a's dtype
+        ``a``'s shape (``(a.size,)`` for ``axis=None``), in ``a``'s memory order. Each
+        element is rounded once from the finalized partial of its prefix: within an ulp of
+        the exact value unless the max and the log cancel. -inf adds nothing, and a nan or
+        +inf makes the rest of its lane nan or +inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> logcumsumexp(np.array([0.0, -50.0, 0.0]), 0, 1.0)
+    array([0.00000000e+00, 1.92874985e-22, 6.93147181e-01])
+    """
+    if axis is None:
+        if a.flags.c_contiguous:
+            a, axis = a.reshape(-1), 0
+        else:  # flattened into the result, then scanned where it lies
+            out = np.empty(a.size, a.dtype)
+            out.reshape(a.shape)[...] = a
+            _kernel.scan(out.reshape(1, -1, 1), out.reshape(1, -1, 1), tau)
+            return out
+    out = np.empty_like(a, subok=False)
+    if a.size:
+        for av, ov in _scan_views(a, out, axis):
+            _kernel.scan(av, ov, tau)
+    return out
+
+
+def logaddexp(x1: Any, x2: Any, tau: float, dtype: np.dtype) -> np.ndarray:
+    """``tau log(exp(x1 / tau) + exp(x2 / tau))``, elementwise with broadcasting.
+
+    Parameters
+    ----------
+    x1, x2 : array_like of real numbers, broadcastable
+        Read as ``dtype`` (cast in small buffers where they differ: other dtypes, byte
+        orders or alignments); only read.
+    tau : float
+        The temperature, positive and finite.
+    dtype : float32 or float64
+        The dtype of the result; the computation runs in float64 and rounds once.
+
+    Returns
+    -------
+    out : ndarray of dtype
+        The broadcast shape, in the inputs' memory order (0-d for 0-d inputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> logaddexp(np.array([0.0, np.inf, -np.inf]), np.array([-50.0, np.inf, -np.inf]), 1.0,
+    ...           np.dtype(np.float64))
+    array([1.92874985e-22,            inf,           -inf])
+    """
+    it = np.nditer(
+        [x1, x2, None],
+        flags=["external_loop", "buffered", "grow_inner", "zerosize_ok"],
+        op_flags=[["readonly"], ["readonly"], ["writeonly", "allocate"]],
+        op_dtypes=[dtype, dtype, dtype],
+        casting="same_kind",
+        buffersize=1 << 13,
+    )
+    with it:
+        for u, v, o in it:
+            _kernel.logaddexp(u, v, o, tau)
+        return it.operands[2]

@@ -180,17 +180,23 @@ LSE_INLINE void lse_add_scaled(double *t, double *c, double x, double fh, double
     *c += e + x * fl;
 }
 
-/* Rescale the partial's sum by exp(d), d < 0, when its max moves up by -d: the
+/* Rescale the partial's sum by the factor fh + fl < 1 when its max moves up: the
  * maximal terms join t. */
-LSE_INLINE void lse_rescale(double *w, double *t, double *c, double d)
+LSE_INLINE void lse_rescale_by(double *w, double *t, double *c, double fh, double fl)
 {
-    double fl, fh = lse_exp_dd(d, &fl);
     double e, p = lse_two_prod(*t, fh, &e);
     double cc = *c * fh + e + *t * fl;
     *t = p;
     *c = cc;
     lse_add_scaled(t, c, *w, fh, fl);
     *w = 0.0;
+}
+
+/* Rescale the partial's sum by exp(d), d < 0, when its max moves up by -d. */
+LSE_INLINE void lse_rescale(double *w, double *t, double *c, double d)
+{
+    double fl, fh = lse_exp_dd(d, &fl);
+    lse_rescale_by(w, t, c, fh, fl);
 }
 
 /* Merge the partial (m2, w2, t2, c2) into (*m, *w, *t, *c). Associative and commutative. */
