@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from lsearray._matmul import logmatmulexp
 from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
 from lsearray._scan import logcumsumexp
@@ -13,5 +14,6 @@ except PackageNotFoundError:  # imported from a source tree that is not installe
     __version__ = "unknown"
 
 __all__ = [
-    "__version__", "log_softmax", "logaddexp", "logcumsumexp", "logmeanexp", "logsumexp", "softmax",
+    "__version__", "log_softmax", "logaddexp", "logcumsumexp", "logmatmulexp", "logmeanexp",
+    "logsumexp", "softmax",
 ]

@@ -156,6 +156,11 @@ def logsumexp_signed(
         log_total, sign = log_abs_sum(w, t, xp)
         out = finite_shift + tau * log_total
         out = xp.where(w_zero & (t == 0), _const(-math.inf, out, xp), out)
+        # A +inf maximum makes the total w's infinity, whatever the other terms (which may
+        # overflow to inf themselves and make t / w nan).
+        w_inf = xp.isinf(w)
+        out = xp.where(w_inf, _const(math.inf, out, xp), out)
+        sign = xp.where(w_inf, xp.sign(w), sign)
     out = xp.where(dead, _const(-math.inf, out, xp), out)
     sign = xp.where(dead, _const(0.0, sign, xp), sign)
     sign = xp.where(xp.isnan(out), _const(math.nan, sign, xp), sign)

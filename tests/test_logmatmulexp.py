@@ -1,0 +1,476 @@
+"""logmatmulexp on every backend against its definition: out[.., i, j] = lse_k(a[.., i, k] + b[.., k, j]).
+
+References: `brute` evaluates the definition with the whole (.., n, k, m) array of sums and
+scipy.special.logsumexp over k (nan, +inf and -inf as the definition gives them); `mp_product`
+evaluates it in mpmath from the exact float inputs; gradients are checked against the closed form
+d out_ij / d a_ik = d out_ij / d b_kj = softmax over k of a_ik + b_kj.
+"""
+
+import math
+import tracemalloc
+import warnings
+
+import mpmath
+import numpy as np
+import pytest
+import scipy.special
+
+from lsearray import _matmul, logmatmulexp
+from backends import assert_values, make_backend
+
+inf = math.inf
+nan = math.nan
+
+
+def brute(a, b):
+    """The definition, in float64, elementwise: logsumexp over k of the (.., n, k, m) sums."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    shape = np.matmul(np.ones(a.shape), np.ones(b.shape)).shape
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z = a2[..., :, :, None] + b2[..., None, :, :]
+        if z.shape[-2] == 0:
+            return np.full(shape, -inf)
+        return scipy.special.logsumexp(z, axis=-2).reshape(shape)
+
+
+def mp_product(a, b, dps=50):
+    """The definition in mpmath for 2-D arrays of finite floats and -inf: every float read exactly,
+    sums exact."""
+    n, k = a.shape
+    m = b.shape[1]
+    out = np.empty((n, m), dtype=object)
+    with mpmath.workdps(dps):
+        rows = [[mpmath.mpf(float(x)) for x in row] for row in a]
+        cols = [[mpmath.mpf(float(x)) for x in col] for col in b.T]
+        for i in range(n):
+            for j in range(m):
+                terms = [x + y for x, y in zip(rows[i], cols[j])]
+                top = max(terms)
+                if mpmath.isinf(top):
+                    out[i, j] = top
+                    continue
+                out[i, j] = top + mpmath.log(mpmath.fsum(mpmath.exp(t - top) for t in terms))
+    return out
+
+
+def max_ulp(got, exact, dtype):
+    """The largest |got - exact| in units of the spacing of max(|exact|, 1) in dtype."""
+    worst = 0.0
+    for g, e in zip(np.asarray(got, dtype=np.float64).ravel().tolist(), exact.ravel().tolist()):
+        with mpmath.workdps(50):
+            unit = float(np.spacing(np.asarray(max(abs(float(e)), 1.0), dtype=dtype)))
+            worst = max(worst, float(abs(mpmath.mpf(g) - e)) / unit)
+    return worst
+
+
+def softmax_grads(a, b, g):
+    """Closed-form gradients of sum(g * out) for 2-D a, b: softmax over k of a_ik + b_kj."""
+    with np.errstate(all="ignore"):
+        z = a[:, :, None] + b[None, :, :]
+        w = np.nan_to_num(np.exp(z - brute(a, b)[:, None, :]))  # all -inf slices: weight 0
+    return np.einsum("ij,ikj->ik", g, w), np.einsum("ij,ikj->kj", g, w)
+
+
+def data(shape, seed=0, scale=4.0):
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+
+def special_values():
+    """a (5, 6) and b (6, 7) holding rows and columns that are all -inf, hold nan, hold +inf,
+    +inf facing -inf (nan by the definition), and -inf masks."""
+    a, b = data((5, 6), seed=1), data((6, 7), seed=2)
+    a[0] = -inf                 # an all -inf row
+    a[1, 2] = nan
+    a[2, 3] = inf
+    a[2, 0] = 800.0             # beside +inf, its exp overflows too
+    a[3, [0, 4]] = -inf         # a masked row
+    b[:, 0] = -inf              # an all -inf column
+    b[1, 1] = nan
+    b[3, 2] = -inf              # faces a[2, 3] = +inf: nan in row 2
+    b[5, 3] = inf               # faces a[0, 5] = -inf: nan in row 0
+    b[[0, 2], 4] = -inf
+    b[4, 5] = inf               # faces a[3, 4] = -inf: nan in row 3
+    return a, b
+
+
+def adversarial(seed, n=6, k=9, m=5, gap=300.0):
+    """Row maxima of a at k = 0 and column maxima of b at k = 1, ``gap`` above the rest, so
+    that the result is moderate while the shifted product underflows or loses its digits."""
+    a, b = data((n, k), seed=seed, scale=2.0), data((k, m), seed=seed + 1, scale=2.0)
+    a[:, 0] += gap
+    b[1, :] += gap
+    return a - gap, b
+
+
+SHAPES = [
+    ((3, 4), (4, 5)),
+    ((4,), (4, 3)),
+    ((3, 4), (4,)),
+    ((4,), (4,)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+    ((3, 4), (2, 4, 2)),
+    ((1, 1), (1, 1)),
+    ((2, 3, 0), (0, 4)),
+    ((0, 3), (3, 2)),
+    ((2, 0, 3, 2), (1, 2, 4)),
+]
+SHAPE_IDS = [f"{sa}@{sb}".replace(" ", "") for sa, sb in SHAPES]
+KEEP = {((3, 4), (4, 5)), ((4,), (4,)), ((2, 1, 3, 4), (5, 4, 2)), ((2, 3, 0), (0, 4))}
+
+
+# ---- values, shapes, dtypes on every backend ---------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shapes", SHAPES, ids=SHAPE_IDS)
+def test_matches_definition(xp, shapes, dtype):
+    xp.subset(shapes in KEEP and dtype == "float64",
+              jax_keep=(shapes, dtype) in ((SHAPES[0], "float64"), (SHAPES[4], "float32")))
+    a, b = data(shapes[0], seed=3).astype(dtype), data(shapes[1], seed=4).astype(dtype)
+    A, B = xp.make(a), xp.make(b)
+    out = logmatmulexp(A, B)
+    expected = brute(a, b)
+    xp.check(out, A, dtype, expected.shape, scalar=True)
+    assert_values(xp.to_numpy(out), expected, dtype)
+
+
+def test_special_values_follow_the_definition(xp):
+    a, b = special_values()
+    A, B = xp.make(a), xp.make(b)
+    out = logmatmulexp(A, B)
+    xp.check(out, A, "float64", (5, 7))
+    got, expected = xp.to_numpy(out), brute(a, b)
+    assert_values(got, expected, "float64")
+    assert np.isnan(expected).any() and np.isposinf(expected).any()
+    # the all -inf row 0 and column 0 give -inf, not nan, against rows and columns free of nan and +inf
+    clean_rows = ~np.any(np.isnan(a) | (a == inf), axis=1)
+    clean_cols = ~np.any(np.isnan(b) | (b == inf), axis=0)
+    assert clean_rows.sum() == 3 and clean_cols.sum() == 4
+    assert np.all(got[0, clean_cols] == -inf) and np.all(got[clean_rows, 0] == -inf)
+
+
+def test_rows_and_columns_on_different_scales(xp):
+    xp.subset(False)
+    # the shifted product exp(a - max) @ exp(b - max) is exp(-800) + exp(-800): 0 in float64
+    A, B = xp.make(np.array([[0.0, -800.0]])), xp.make(np.array([[-800.0], [0.0]]))
+    got = xp.to_numpy(logmatmulexp(A, B))
+    with mpmath.workdps(50):
+        exact = mpmath.mpf(-800) + mpmath.log(2)
+    assert max_ulp(got, np.array([exact]), np.float64) <= 0.5
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_different_scales_against_mpmath(xp, dtype):
+    xp.subset(dtype == "float64", jax_keep=False)    # jax: test_jax_gradients_are_the_softmax
+    a, b = adversarial(seed=5, gap=300.0)
+    a[2, 3:] = -inf                               # masks next to the large gap
+    b[4:, 1] = -inf
+    a, b = a.astype(dtype), b.astype(dtype)
+    got = xp.to_numpy(logmatmulexp(xp.make(a), xp.make(b)))
+    exact = mp_product(a.astype(np.float64), b.astype(np.float64))
+    # NumPy computes float32 in float64; the array-API code in float32
+    bound = 0.5 + 1e-6 if (dtype == "float32" and xp.name.startswith("numpy")) else 4.0
+    assert max_ulp(got, exact, dtype) <= bound
+
+
+def _accuracy_cases():
+    rng = np.random.default_rng(7)
+    cases = {}
+    for sigma in (1.0, 30.0, 1000.0):
+        cases[f"normal-{sigma:g}"] = (rng.standard_normal((7, 20)) * sigma,
+                                      rng.standard_normal((20, 6)) * sigma)
+    cases["gap-300"] = adversarial(seed=8, n=7, k=20, m=6, gap=300.0)
+    cases["gap-40-result-near-0"] = adversarial(seed=9, n=7, k=20, m=6, gap=40.0)
+    cases["spread-result-near-0"] = (rng.standard_normal((7, 20)) * 10,
+                                     rng.standard_normal((20, 6)) * 10 - 35)
+    cases["uniform-800"] = (rng.uniform(-800, 0, (7, 20)), rng.uniform(-800, 0, (20, 6)))
+    cases["offset-200"] = (rng.standard_normal((7, 20)) * 5 + 200, rng.standard_normal((20, 6)) * 5 - 200)
+    with np.errstate(divide="ignore"):
+        cases["log-stochastic"] = (np.log(rng.dirichlet(np.full(20, 0.3), size=7)),
+                                   np.log(rng.dirichlet(np.full(6, 0.3), size=20)))
+    return cases
+
+
+ACCURACY = _accuracy_cases()
+
+
+@pytest.mark.parametrize("case", sorted(ACCURACY))
+def test_numpy_accuracy_against_mpmath(case):
+    a, b = ACCURACY[case]
+    exact = mp_product(a, b)
+    assert max_ulp(logmatmulexp(a, b), exact, np.float64) <= 4.0
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    exact32 = mp_product(a32.astype(np.float64), b32.astype(np.float64))
+    assert max_ulp(logmatmulexp(a32, b32), exact32, np.float32) <= 0.5 + 1e-6
+
+
+def test_long_inner_axis_against_mpmath():
+    a, b = data((3, 3000), seed=10, scale=3.0), data((3000, 2), seed=11, scale=3.0)
+    assert max_ulp(logmatmulexp(a, b), mp_product(a, b, dps=30), np.float64) <= 4.0
+
+
+@pytest.mark.parametrize("a_dtype,b_dtype", [("int64", "int64"), ("bool", "float32"), ("float32", "float64"),
+                                             ("int32", "float32")])
+def test_dtypes(xp, a_dtype, b_dtype):
+    xp.subset((a_dtype, b_dtype) == ("int64", "int64"), jax_keep=False)
+    a = np.arange(-3, 3).reshape(2, 3) % 2 if a_dtype == "bool" else np.arange(-3, 3).reshape(2, 3)
+    b = np.arange(12).reshape(3, 4) % 5
+    A, B = xp.make(a.astype(a_dtype)), xp.make(b.astype(b_dtype))
+    out = logmatmulexp(A, B)
+    ns = xp.namespace(A)
+    if b_dtype == "int64":
+        dtype = xp.default_float(A)
+    elif xp.name == "array_api_strict":  # it does not mix kinds: the integer or bool counts as float64
+        dtype = xp.dtype_name(ns.result_type(ns.float64, B.dtype))
+    else:  # as the namespace promotes
+        dtype = xp.dtype_name(ns.result_type(A.dtype, B.dtype))
+    xp.check(out, A, dtype, (2, 4))
+    assert_values(xp.to_numpy(out), brute(a.astype(a_dtype), b.astype(b_dtype)), dtype)
+
+
+def test_half_precision_keeps_its_dtype(xp):
+    xp.subset(True, jax_keep=False)
+    a, b = data((3, 5), seed=12).astype(np.float16), data((5, 2), seed=13).astype(np.float16)
+    A, B = xp.make(a, "float16"), xp.make(b, "float16")
+    out = logmatmulexp(A, B)
+    xp.check(out, A, "float16", (3, 2))
+    assert_values(xp.to_numpy(out), brute(a, b), "float16")
+
+
+def test_lists_and_two_vectors():
+    got = logmatmulexp([[0, 1]], [[1.0], [2.0]])
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    assert got[0, 0] == pytest.approx(math.log(math.e + math.e ** 3), rel=1e-15)
+    scalar = logmatmulexp(np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32))
+    assert isinstance(scalar, np.float32) and scalar == np.float32(math.log(3))
+
+
+# ---- the tiles ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """Tiles of a few elements, so that every loop (batch, rows, columns, k) runs several times."""
+    monkeypatch.setattr(_matmul, "_TILE", 12)
+    monkeypatch.setattr(_matmul, "_ROWS", 3)
+    monkeypatch.setattr(_matmul, "_COLS", 2)
+    monkeypatch.setattr(_matmul, "_K_TILE", 4)
+
+
+def test_small_tiles(xp, small_tiles):
+    xp.subset(xp.name == "dask")
+    a, b = data((2, 1, 7, 9), seed=14), data((3, 9, 5), seed=15)
+    a[0, 0, 1] = -inf
+    b[1, :, 2] = -inf
+    a[1, 0, 4, 2], b[2, 6, 3] = nan, inf
+    a[1, 0, 5, 0] += 400.0                      # entries to recompute, in several tiles
+    b[0, 3, :] += 400.0
+    A, B = xp.make(a), xp.make(b)
+    out = logmatmulexp(A, B)
+    xp.check(out, A, "float64", (2, 3, 7, 5))
+    assert_values(xp.to_numpy(out), brute(a, b), "float64")
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_only_entries_the_product_misses_are_recomputed(monkeypatch, library):
+    backend = make_backend(library)
+    counts = []
+    recompute, gathered = _matmul._recompute, _matmul._gathered
+
+    def spy_numpy(r, bad, a, b):
+        counts.append(int(bad.sum()))
+        recompute(r, bad, a, b)
+
+    def spy_array_api(a, b, bad, xp):
+        counts.append(int(xp.sum(xp.astype(bad, xp.int64))))
+        return gathered(a, b, bad, xp)
+
+    monkeypatch.setattr(_matmul, "_recompute", spy_numpy)
+    monkeypatch.setattr(_matmul, "_gathered", spy_array_api)
+
+    def check(a, b):
+        got = backend.to_numpy(logmatmulexp(backend.make(a), backend.make(b)))
+        assert_values(got, brute(a, b), "float64")
+
+    a, b = data((5, 6), seed=28), data((6, 7), seed=29)
+    a[0], a[1, 2], a[3, [0, 4]] = -inf, nan, -inf         # -inf and nan come out of the product
+    b[:, 0], b[1, 1], b[[0, 2], 4] = -inf, nan, -inf
+    check(a, b)
+    assert counts == []
+    a[2, 3] = inf                                          # +inf or nan: only the exact sum tells
+    check(a, b)
+    assert counts == [5]                                   # row 2 against the 5 columns of finite max
+    counts.clear()
+    check(*adversarial(seed=30, n=6, k=9, m=5, gap=300.0))
+    assert counts == [30]
+    counts.clear()
+    # result 400 + log 2, shifted product 2 exp(-650): its log is within 2 |result|, but the
+    # product is below smallest_normal / eps**2 (2**-918), where the threshold takes over
+    check(np.array([[1050.0, 400.0]]), np.array([[-650.0], [0.0]]))
+    assert counts == [1]
+
+
+def test_many_small_matrices_share_a_tile():
+    assert _matmul._tiles(_matmul._shapes((300, 2, 3), (300, 3, 4))).batch > 1
+    a, b = data((300, 2, 3), seed=16), data((1, 3, 4), seed=17)
+    a[7, 1] = -inf
+    b[0, 0, 0] += 900.0
+    assert_values(logmatmulexp(a, b), brute(a, b), "float64")
+
+
+def test_memory_is_the_result_plus_tiles():
+    a, b = data((3000, 200), seed=18), data((200, 3000), seed=19)
+    result = 3000 * 3000 * 8                    # exp(a) @ exp(b) alone would be another one
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = logmatmulexp(a, b)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (3000, 3000)
+    assert peak < result + 48 * 2**20, f"peak {peak / 2**20:.1f} MiB for a {result / 2**20:.1f} MiB result"
+    rows = np.random.default_rng(0).integers(0, 3000, 5)
+    assert_values(out[rows, :7], brute(a[rows], b[:, :7]), "float64")
+
+
+def test_inputs_are_not_written():
+    a, b = special_values()
+    a0, b0 = a.copy(), b.copy()
+    logmatmulexp(a, b)
+    logmatmulexp(np.asfortranarray(a), b[:, ::-1])
+    assert np.array_equal(a, a0, equal_nan=True) and np.array_equal(b, b0, equal_nan=True)
+
+
+# ---- dask -------------------------------------------------------------------------------------------
+
+def test_dask_merges_chunks_of_k():
+    da = pytest.importorskip("dask.array")
+    a, b = data((2, 6, 10), seed=20), data((10, 5), seed=21)
+    a[0, 1] = -inf
+    a[1, 2, 0] += 500.0
+    b[7, :] += 500.0
+    A = da.from_array(a, chunks=(1, 4, 3))
+    B = da.from_array(b, chunks=(4, 2))
+    out = logmatmulexp(A, B)
+    assert isinstance(out, da.Array) and out.dtype == np.float64 and out.shape == (2, 6, 5)
+    assert_values(out.compute(scheduler="synchronous"), brute(a, b), "float64")
+    mixed = logmatmulexp(A.astype(np.float32), b.astype(np.float32))   # a NumPy b joins the graph
+    assert isinstance(mixed, da.Array) and mixed.dtype == np.float32
+    assert_values(mixed.compute(scheduler="synchronous"), brute(a.astype(np.float32), b.astype(np.float32)),
+                  "float32")
+
+
+# ---- gradients ------------------------------------------------------------------------------------
+
+def _gradient_inputs():
+    a, b = adversarial(seed=22, n=4, k=6, m=5, gap=300.0)    # some entries recomputed exactly
+    a[2] = -inf                                               # zero gradient, not nan
+    b[:, 3] = -inf
+    a[0, 4] = -inf
+    g = data((4, 5), seed=23, scale=1.0)
+    return a, b, g
+
+
+def test_torch_gradients_are_the_softmax():
+    torch = pytest.importorskip("torch")
+    a, b, g = _gradient_inputs()
+    ga, gb = softmax_grads(a, b, g)
+    A = torch.tensor(a, requires_grad=True)
+    B = torch.tensor(b, requires_grad=True)
+    out = logmatmulexp(A, B)
+    assert out.requires_grad and out.dtype == torch.float64
+    assert_values(out.detach().numpy(), brute(a, b), "float64")
+    (out * torch.tensor(g)).sum().backward()
+    assert_values(A.grad.numpy(), ga, "float64", "d/da")
+    assert_values(B.grad.numpy(), gb, "float64", "d/db")
+    A32, B32 = (torch.tensor(x, dtype=torch.float32, requires_grad=True) for x in (a, b))
+    (logmatmulexp(A32, B32) * torch.tensor(g, dtype=torch.float32)).sum().backward()
+    assert A32.grad.dtype == torch.float32
+    assert_values(A32.grad.numpy(), ga, "float32", "d/da float32")
+
+
+def test_torch_gradcheck():
+    torch = pytest.importorskip("torch")
+    a = torch.tensor(data((3, 4), seed=24, scale=1.0), requires_grad=True)
+    b = torch.tensor(data((2, 4, 2), seed=25, scale=1.0), requires_grad=True)
+    assert torch.autograd.gradcheck(logmatmulexp, (a, b), eps=1e-6, atol=1e-7, rtol=1e-5)
+    v = torch.tensor(data((4,), seed=26, scale=1.0), requires_grad=True)
+    assert torch.autograd.gradcheck(logmatmulexp, (a, v), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def _jax():
+    """jax (64-bit types on, as the backend fixture sets them) and jax.numpy."""
+    jnp = make_backend("jax").lib
+    import jax
+
+    return jax, jnp
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_jax_gradients_are_the_softmax(jit):
+    jax, jnp = _jax()
+    a, b, g = _gradient_inputs()
+    ga, gb = softmax_grads(a, b, g)
+
+    def loss(x, y):
+        out = logmatmulexp(x, y)
+        return jnp.sum(out * jnp.asarray(g)), out
+
+    grad = jax.grad(loss, argnums=(0, 1), has_aux=True)
+    (da_, db_), out = (jax.jit(grad) if jit else grad)(jnp.asarray(a), jnp.asarray(b))
+    assert max_ulp(np.asarray(out)[np.isfinite(out)], mp_product(a, b)[np.isfinite(brute(a, b))],
+                   np.float64) <= 4.0
+    assert np.array_equal(np.isfinite(out), np.isfinite(brute(a, b)))
+    assert_values(np.asarray(da_), ga, "float64", "d/da")
+    assert_values(np.asarray(db_), gb, "float64", "d/db")
+
+
+def test_jax_jit_values():
+    jax, jnp = _jax()
+    a, b = special_values()
+    c, d = adversarial(seed=27, gap=300.0)
+    f = jax.jit(logmatmulexp)
+    assert_values(np.asarray(f(jnp.asarray(a), jnp.asarray(b))), brute(a, b), "float64")
+    assert_values(np.asarray(f(jnp.asarray(c), jnp.asarray(d))), brute(c, d), "float64")
+    assert max_ulp(np.asarray(f(jnp.asarray(c), jnp.asarray(d))), mp_product(c, d), np.float64) <= 4.0
+
+
+# ---- bad input --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sa,sb,match", [
+    ((3, 4), (5, 2), r"a with shape \(3, 4\) and b with shape \(5, 2\) do not align: "
+                     r"a's last axis has 4 elements, b's second-to-last 5"),
+    ((4,), (3,), r"a with shape \(4,\) and b with shape \(3,\) do not align: a's last axis has 4 "
+                 r"elements, b's only axis 3"),
+    ((2, 3, 4), (3, 4, 5), r"a with shape \(2, 3, 4\) and b with shape \(3, 4, 5\) do not broadcast: "
+                           r"batch dimensions \(2,\) and \(3,\)"),
+    ((), (3,), r"logmatmulexp: a must have at least one dimension; got a 0-d array"),
+    ((3,), (), r"logmatmulexp: b must have at least one dimension; got a 0-d array"),
+])
+def test_bad_shapes(xp, sa, sb, match):
+    xp.subset(sa == (3, 4))
+    A, B = xp.make(np.zeros(sa)), xp.make(np.zeros(sb))
+    with pytest.raises(ValueError, match=match):
+        logmatmulexp(A, B)
+
+
+def test_complex_input(xp):
+    xp.subset(True, jax_keep=False)
+    A = xp.make(np.zeros((2, 3)), "complex128")
+    B = xp.make(np.zeros((3, 2)))
+    message = "logmatmulexp: complex input is not supported; {} has dtype .*complex128"
+    with pytest.raises(TypeError, match=message.format("a")):
+        logmatmulexp(A, B)
+    with pytest.raises(TypeError, match=message.format("b")):
+        logmatmulexp(xp.make(np.zeros((2, 3))), xp.make(np.zeros((3, 2)), "complex128"))
+
+
+def test_non_numeric_input():
+    with pytest.raises(TypeError, match="logmatmulexp expects a of a real numeric dtype"):
+        logmatmulexp(np.array([["x", "y"]]), np.zeros((2, 1)))
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="arrays of one library expected"):
+        logmatmulexp(np.zeros((2, 2)), torch.zeros((2, 2)))
