@@ -3,8 +3,10 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from lsearray._matmul import logmatmulexp
+from lsearray._online import OnlineLogSumExp
 from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
+from lsearray._sampling import categorical, gumbel_softmax
 from lsearray._scan import logcumsumexp
 from lsearray._softmax import log_softmax, softmax
 
@@ -14,6 +16,6 @@ except PackageNotFoundError:  # imported from a source tree that is not installe
     __version__ = "unknown"
 
 __all__ = [
-    "__version__", "log_softmax", "logaddexp", "logcumsumexp", "logmatmulexp", "logmeanexp",
-    "logsumexp", "softmax",
+    "OnlineLogSumExp", "__version__", "categorical", "gumbel_softmax", "log_softmax", "logaddexp",
+    "logcumsumexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
 ]

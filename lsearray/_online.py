@@ -1,0 +1,331 @@
+"""OnlineLogSumExp: a streaming log-sum-exp over batches, built on the partial algebra."""
+
+from __future__ import annotations
+
+import math
+import operator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
+
+from lsearray._dispatch import namespace
+from lsearray._partials import Partial, finalize, merge, partial
+from lsearray._validation import _temperature, prepare, prepare_array_api
+
+__all__ = ["OnlineLogSumExp"]
+
+
+def _library(xp: ModuleType | None) -> str:
+    """A short name of the array library behind ``xp`` (None: NumPy's kernel path)."""
+    return "numpy" if xp is None else xp.__name__.removeprefix("array_api_compat.")
+
+
+def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
+    return (p.m, p.w, p.t, p.c)
+
+
+class OnlineLogSumExp:
+    r"""A streaming log-sum-exp: ``tau * log(sum(b * exp(a / tau)))`` over batches.
+
+    Each batch is reduced over ``axis`` to the partial ``(max, scaled sum)`` of the
+    log-sum-exp partial algebra, in one read (NumPy batches by the lsecore kernel),
+    and merged into the state; nothing else of a batch is kept. Accumulators of
+    parts of the data merge in any order or tree (to the same result but for
+    rounding), and pickle mid-stream, so a stream can be split between processes
+    or machines.
+
+    Parameters
+    ----------
+    axis : int or None, optional
+        The axis of each batch that the stream runs along: the result is the
+        log-sum-exp of the batches concatenated along it, so batches must agree in
+        the other axes. None reduces every axis of every batch (a scalar result;
+        batches of any shapes).
+    temperature : float, optional
+        :math:`\tau > 0`, as in `logsumexp`.
+
+    Attributes
+    ----------
+    axis : int or None
+    temperature : float
+    count : int
+        The number of elements seen in each slice of the result: the summed length
+        of the batches along ``axis`` (their sizes for ``axis=None``), weights aside.
+
+    Notes
+    -----
+    For NumPy batches the result equals `logsumexp` of the concatenated batches
+    (with their weights) to within an ulp or two: the kernel's merges carry their
+    rescaling in double-double, so the number of batches costs no accuracy. Other
+    libraries merge in their own floating point. NumPy state is float64 whatever the
+    batches' dtype; other libraries keep it in the batches' computation dtype
+    (float32 for float16 and bfloat16). The result has the batches' promoted dtype,
+    in their library and on their device. Batches of torch, jax, array-api-strict
+    and other array API libraries work the same way; dask batches give a lazy result.
+    A pickled accumulator holds its state as the library's arrays (float64 NumPy
+    arrays for NumPy batches).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsearray import OnlineLogSumExp, logsumexp
+    >>> acc = OnlineLogSumExp(axis=0)
+    >>> for batch in np.array_split(np.arange(12.0).reshape(6, 2), 3):
+    ...     _ = acc.update(batch)
+    >>> acc
+    <OnlineLogSumExp axis=0 temperature=1.0 count=6 shape=(2,) dtype=float64 library=numpy>
+    >>> acc.result()
+    array([10.14540731, 11.14540731])
+    >>> logsumexp(np.arange(12.0).reshape(6, 2), axis=0)
+    array([10.14540731, 11.14540731])
+
+    Parts of a stream merge; weights may be negative:
+
+    >>> left = OnlineLogSumExp(axis=None).update([0.0, 1.0])
+    >>> right = OnlineLogSumExp(axis=None).update([2.0], b=[-1.0])
+    >>> left.merge(right).result(return_sign=True)
+    (np.float64(1.3004026126953767), np.float64(-1.0))
+    >>> float(OnlineLogSumExp(axis=None).update([0.0, 0.0]).result(mean=True))
+    0.0
+    """
+
+    def __init__(self, axis: int | None = 0, *, temperature: float = 1.0) -> None:
+        if axis is not None:
+            try:
+                axis = operator.index(axis)
+            except TypeError:
+                raise TypeError(
+                    f"OnlineLogSumExp: axis must be an int or None; got {type(axis).__name__}"
+                ) from None
+        self._axis = axis
+        self._tau = _temperature(temperature, "OnlineLogSumExp")
+        self._count = 0
+        self._shape: tuple[int, ...] | None = None  # the result's shape, once a batch is seen
+        self._dtype: Any = None  # the result's dtype
+        self._state: tuple[Any, Any, Any, Any] | None = None  # the partial (m, w, t, c)
+        self._weight: Any = 0  # the sum of the weights (the count where none were given)
+
+    @property
+    def axis(self) -> int | None:
+        return self._axis
+
+    @property
+    def temperature(self) -> float:
+        return self._tau
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        head = f"<OnlineLogSumExp axis={self._axis!r} temperature={self._tau!r} count={self._count}"
+        if self._state is None:
+            return head + ">"
+        dtype = getattr(self._dtype, "name", self._dtype)
+        return f"{head} shape={self._shape} dtype={dtype} library={_library(self._namespace())}>"
+
+    def _namespace(self) -> ModuleType | None:
+        """The state's namespace: None for NumPy (the kernel path)."""
+        m = self._state[0]
+        return None if isinstance(m, np.ndarray) else array_namespace(m)
+
+    def _check_like(self, xp: ModuleType | None, shape: tuple[int, ...], device: Any, what: str,
+                    func: str) -> None:
+        """TypeError for another library than the state's, ValueError for another shape or device."""
+        if self._state is None:
+            return
+        mine = self._namespace()
+        if xp is not mine:
+            raise TypeError(
+                f"{func}: the accumulator holds {_library(mine)} arrays; got {what} of {_library(xp)}"
+            )
+        if shape != self._shape:
+            where = "every axis" if self._axis is None else f"axis {self._axis}"
+            raise ValueError(
+                f"{func}: batches must agree in their shape without {where}: expected {self._shape}, "
+                f"got {what} with {shape}"
+            )
+        if xp is not None and device is not None and device_of(self._state[0]) not in (None, device):
+            raise ValueError(
+                f"{func}: the accumulator is on device {device_of(self._state[0])}; got {what} on {device}"
+            )
+
+    def _absorb(self, part: Partial, weight: Any, count: int, shape: tuple[int, ...], dtype: Any,
+                xp: ModuleType | None) -> None:
+        """Merge the partial ``part`` (shaped like the result) into the state."""
+        if self._state is None:
+            self._dtype = dtype
+        elif xp is None:
+            self._dtype = np.result_type(self._dtype, dtype)
+            part = merge([Partial(*self._state), part], 1.0 / self._tau)
+        else:
+            self._dtype = xp.result_type(self._dtype, dtype)
+            compute = xp.result_type(self._state[0].dtype, part.m.dtype)
+            parts = [Partial(*(xp.astype(x, compute) for x in p)) for p in (self._state, _fields(part))]
+            with np.errstate(all="ignore"):
+                part = merge(parts, 1.0 / self._tau)
+        self._state = (part.m, part.w, part.t, part.c)
+        self._weight = self._weight + weight
+        self._count += count
+        self._shape = shape
+
+    def update(self, batch: Any, b: Any = None) -> OnlineLogSumExp:
+        """Reduce ``batch`` (weights ``b``) over the axis and merge it into the state.
+
+        Parameters
+        ----------
+        batch : array_like or array API array
+            Real values of the first batch's library, agreeing with the earlier
+            batches in the shape without the axis; a 0-d batch is one element.
+        b : array_like, optional
+            Weights broadcast against ``batch``, as in `logsumexp`: an element of
+            weight 0 is left out, negative weights subtract.
+
+        Returns
+        -------
+        self : OnlineLogSumExp
+
+        Raises
+        ------
+        TypeError
+            If the batch is complex, or of another array library than the first.
+        ValueError
+            If its shape without the axis differs from the earlier batches'.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from lsearray import OnlineLogSumExp
+        >>> acc = OnlineLogSumExp(axis=-1).update(np.zeros((2, 3))).update(np.zeros((2, 1)))
+        >>> acc.result()
+        array([1.38629436, 1.38629436])
+        """
+        func = "OnlineLogSumExp.update"
+        xp = namespace(batch, b)
+        if xp is None:
+            p = prepare(batch, b, self._axis, self._tau, func)
+        else:
+            p, compute = prepare_array_api(batch, b, self._axis, self._tau, func, xp)
+            if xp.isdtype(compute, "complex floating"):
+                raise TypeError(f"{func}: complex input is not supported; got dtype {compute}")
+        shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
+        self._check_like(xp, shape, None if xp is None else device_of(p.a),
+                         f"a batch of shape {p.shape}", func)
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            part = partial(p.a, p.b, p.axes, 1.0 / self._tau)
+        reshape = np.reshape if xp is None else xp.reshape
+        part = Partial(*(reshape(x, shape) for x in _fields(part)))
+        count = math.prod(p.a.shape[k] for k in p.axes)
+        if p.b is None:
+            weight = count
+        elif xp is None:
+            weight = np.sum(p.b, axis=p.axes, dtype=np.float64)
+        else:
+            weight = xp.sum(p.b, axis=p.axes)
+        self._absorb(part, weight, count, shape, p.dtype, xp)
+        return self
+
+    def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
+        """Merge the state of ``other`` (left unchanged) into this accumulator.
+
+        Parameters
+        ----------
+        other : OnlineLogSumExp
+            An accumulator with the same axis and temperature, of batches of the
+            same library and shape without the axis.
+
+        Returns
+        -------
+        self : OnlineLogSumExp
+
+        Raises
+        ------
+        TypeError
+            If ``other`` is not an OnlineLogSumExp, or holds another library's arrays.
+        ValueError
+            If the axes, temperatures or shapes differ.
+
+        Examples
+        --------
+        >>> from lsearray import OnlineLogSumExp
+        >>> a = OnlineLogSumExp(axis=None).update([1.0, 2.0])
+        >>> b = OnlineLogSumExp(axis=None).update([3.0])
+        >>> float(a.merge(b).result()), a.count
+        (3.40760596444438, 3)
+        """
+        func = "OnlineLogSumExp.merge"
+        if not isinstance(other, OnlineLogSumExp):
+            raise TypeError(f"{func} expects an OnlineLogSumExp; got {type(other).__name__}")
+        if (other._axis, other._tau) != (self._axis, self._tau):
+            raise ValueError(
+                f"{func}: accumulators must have the same axis and temperature; this one has axis="
+                f"{self._axis!r}, temperature={self._tau!r}, the other axis={other._axis!r}, "
+                f"temperature={other._tau!r}"
+            )
+        if other._state is None:
+            return self
+        xp = other._namespace()
+        device = None if xp is None else device_of(other._state[0])
+        self._check_like(xp, other._shape, device, f"an accumulator of shape {other._shape}", func)
+        self._absorb(Partial(*other._state), other._weight, other._count, other._shape, other._dtype, xp)
+        return self
+
+    def result(self, return_sign: bool = False, *, mean: bool = False) -> Any:
+        """The log-sum-exp of everything seen, with scipy's special values.
+
+        Parameters
+        ----------
+        return_sign : bool, optional
+            If True, return ``(log|s|, sign(s))`` for the sum ``s``; otherwise a
+            negative sum (only negative weights make one) gives nan.
+        mean : bool, optional
+            If True, divide the sum by the sum of the weights (an element of an
+            unweighted batch weighs 1, so this is the count without weights) before
+            the log: the stream's `logmeanexp`; nan where that sum is 0 or its sign
+            differs from the sum's.
+
+        Returns
+        -------
+        res : array or scalar
+            Shaped like the batches without the axis, in their library and promoted
+            dtype; a NumPy scalar for a 0-d NumPy result. ``-inf`` (sign 0) with
+            nothing seen, as a NumPy float64 scalar while no batch has told the
+            library.
+        sgn : array or scalar
+            Only with ``return_sign``: +1, -1, 0 for a zero sum, nan for a nan result.
+
+        Examples
+        --------
+        >>> from lsearray import OnlineLogSumExp
+        >>> acc = OnlineLogSumExp(axis=None, temperature=0.5)
+        >>> acc.result(return_sign=True)
+        (np.float64(-inf), np.float64(0.0))
+        >>> float(acc.update([0.0, 0.0]).result())
+        0.34657359027997264
+        """
+        if self._state is None:
+            out = np.float64(math.nan if mean else -math.inf)
+            return (out, np.float64(math.nan if mean else 0.0)) if return_sign else out
+        xp = self._namespace()
+        part = Partial(*self._state)
+        divisor = None
+        if mean:
+            ns = array_namespace(part.m) if xp is None else xp
+            weight = ns.asarray(self._weight, dtype=part.m.dtype, device=device_of(part.m))
+            divisor = ns.where(weight == 0, ns.full_like(weight, math.nan), weight)
+        with np.errstate(all="ignore"):
+            out, sign, _ = finalize(part, self._tau, divisor)
+        ns = array_namespace(out)
+        if mean:
+            out = ns.where(ns.isnan(divisor), divisor, out)
+            sign = ns.where(ns.isnan(divisor), divisor, sign)
+        if not return_sign:
+            out = ns.where(sign < 0, ns.full_like(out, math.nan), out)
+        if xp is None:
+            out, sign = (np.asarray(x, dtype=self._dtype)[()] for x in (out, sign))
+        else:
+            out, sign = (x if x.dtype == self._dtype else xp.astype(x, self._dtype) for x in (out, sign))
+        return (out, sign) if return_sign else out

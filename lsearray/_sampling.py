@@ -1,0 +1,369 @@
+"""Sampling by the Gumbel-max trick: categorical draws and the Gumbel-softmax relaxation."""
+
+from __future__ import annotations
+
+import math
+import operator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
+from array_api_compat import is_dask_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
+from numpy.lib.array_utils import normalize_axis_index
+
+from lsearray._dispatch import namespace
+from lsearray._softmax import softmax
+from lsearray._validation import _as_real_array, _temperature, prepare, prepare_array_api
+
+__all__ = ["categorical", "gumbel_softmax"]
+
+
+def _type_name(x: Any) -> str:
+    return f"{type(x).__module__}.{type(x).__qualname__}"
+
+
+def _is_seed(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _floating(logits: Any, axis: Any, func: str) -> tuple[Any, ModuleType, Any, int]:
+    """``(x, xp, dtype, ax)``: the logits as a real floating array of their namespace
+    (float64 for NumPy input, float32 for float16/bfloat16 elsewhere), that namespace,
+    the dtype of a floating result and the normalized axis of the categories."""
+    xp = namespace(logits)
+    if xp is None:
+        p = prepare(_as_real_array(logits, "logits", func), None, None, 1.0, func)
+        x = np.asarray(p.a, dtype=np.float64).reshape(p.shape)
+        xp = array_namespace(x)
+    else:
+        p, compute = prepare_array_api(logits, None, None, 1.0, func, xp)
+        if xp.isdtype(compute, "complex floating"):
+            raise TypeError(f"{func}: complex logits are not supported; got dtype {compute}")
+        x = xp.reshape(p.a, p.shape)
+    if x.ndim == 0:
+        raise ValueError(f"{func}: logits must have at least one axis (the categories); got a 0-d array")
+    try:
+        ax = normalize_axis_index(operator.index(axis), x.ndim)
+    except TypeError:
+        raise TypeError(f"{func}: axis must be an int; got {type(axis).__name__}") from None
+    return x, xp, p.dtype, ax
+
+
+def _numpy_generator(rng: Any, kind: str, func: str) -> np.random.Generator:
+    """A NumPy Generator from anything `numpy.random.default_rng` accepts."""
+    try:
+        return np.random.default_rng(rng)
+    except TypeError:
+        raise TypeError(
+            f"{func}: rng for {kind} logits must be a numpy.random.Generator, a seed (int) or None; "
+            f"got {_type_name(rng)}"
+        ) from None
+
+
+def _from_uniform(u: Any, xp: ModuleType) -> Any:
+    """``-log(-log(u))`` with ``u`` moved from [0, 1) into [tiny, 1), so never infinite."""
+    u = xp.maximum(u, xp.asarray(xp.finfo(u.dtype).smallest_normal, dtype=u.dtype, device=device_of(u)))
+    return -xp.log(-xp.log(u))
+
+
+def _torch_gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+    import torch
+
+    if rng is None or isinstance(rng, torch.Generator):
+        generator = rng
+    elif _is_seed(rng):
+        generator = torch.Generator(device=like.device).manual_seed(int(rng))
+    else:
+        raise TypeError(
+            f"{func}: rng for torch logits must be a torch.Generator, a seed (int) or None; "
+            f"got {_type_name(rng)}"
+        )
+    if generator is not None and generator.device.type != like.device.type:
+        raise ValueError(
+            f"{func}: rng is a torch.Generator on {generator.device} but the logits are on {like.device}"
+        )
+    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+    return _from_uniform(u, array_namespace(u))
+
+
+def _jax_gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+    import jax
+
+    if rng is None:
+        key = jax.random.key(int(np.random.default_rng().integers(2**63)))
+    elif _is_seed(rng):
+        key = jax.random.key(int(rng))
+    elif isinstance(rng, jax.Array) and (
+        jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key)
+        or (rng.dtype == np.uint32 and rng.ndim == 1)
+    ):
+        key = rng
+    else:
+        raise TypeError(
+            f"{func}: rng for jax logits must be a PRNG key (jax.random.key or jax.random.PRNGKey), "
+            f"a seed (int) or None; got {_type_name(rng)}"
+        )
+    return jax.random.gumbel(key, shape, like.dtype)
+
+
+def _dask_gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+    import dask.array as da
+
+    try:
+        generator = da.random.default_rng(rng)
+    except TypeError:
+        raise TypeError(
+            f"{func}: rng for dask logits must be a numpy or dask Generator, a seed (int) or None; "
+            f"got {_type_name(rng)}"
+        ) from None
+    # The trailing axes are the logits' (broadcast): take their chunks where the sizes agree.
+    lead = len(shape) - like.ndim
+    chunks = tuple(
+        like.chunks[k - lead] if k >= lead and like.shape[k - lead] == n else "auto"
+        for k, n in enumerate(shape)
+    )
+    u = generator.random(shape, chunks=chunks)
+    return _from_uniform(u, array_namespace(u)).astype(like.dtype)
+
+
+def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+    """Standard Gumbel noise ``-log(-log(U))``, ``U`` uniform in (0, 1), of ``shape``, in the
+    namespace, dtype and device of ``like``: drawn by torch's and jax's own generators and
+    dask's lazy one; NumPy's, moved to the device, for every other namespace."""
+    xp = array_namespace(like)
+    if is_torch_namespace(xp):
+        return _torch_gumbel(shape, like, rng, func)
+    if is_jax_namespace(xp):
+        return _jax_gumbel(shape, like, rng, func)
+    if is_dask_namespace(xp):
+        return _dask_gumbel(shape, like, rng, func)
+    kind = "numpy" if is_numpy_namespace(xp) else xp.__name__
+    g = _from_uniform(_numpy_generator(rng, kind, func).random(shape), np)
+    return xp.asarray(g, dtype=like.dtype, device=device_of(like))
+
+
+def _readable(x: Any, xp: ModuleType) -> bool:
+    """Whether the values of ``x`` can be read now (not lazy, not being traced)."""
+    if is_dask_namespace(xp):
+        return False
+    if is_jax_namespace(xp):
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    return True
+
+
+def _first(mask: Any, xp: ModuleType) -> tuple[int, ...]:
+    """The index of the first True element of ``mask`` (C order)."""
+    i = int(xp.argmax(xp.reshape(xp.astype(mask, xp.int8), (-1,))))
+    return tuple(int(k) for k in np.unravel_index(i, tuple(mask.shape)))
+
+
+def _check_slices(x: Any, ax: int, axis: Any, xp: ModuleType) -> None:
+    """ValueError for nan logits or a slice with no category of positive probability."""
+    nan = xp.any(xp.isnan(x), axis=ax)
+    dead = xp.all(x == -math.inf, axis=ax)
+    if not bool(xp.any(nan | dead)):
+        return
+    bad, what = (nan, "contain nan") if bool(xp.any(nan)) else (
+        dead, "are all -inf: no category has positive probability")
+    index = _first(bad, xp)
+    where = f"logits row {index}" if index else "logits"
+    raise ValueError(f"categorical: {where} along axis {axis} {what}")
+
+
+def _result_shape(shape: Any, batch: tuple[int, ...], logits_shape: tuple[int, ...], axis: Any) -> tuple:
+    """``shape`` as a tuple, checked: the logits' batch shape must broadcast to it."""
+    if shape is None:
+        return batch
+    shape = (operator.index(shape),) if _is_seed(shape) else tuple(operator.index(n) for n in shape)
+    try:
+        ok = min(shape, default=0) >= 0 and np.broadcast_shapes(batch, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"categorical: shape {shape} is not broadcast-compatible with the logits: logits of shape "
+            f"{logits_shape} without axis {axis} have shape {batch}, which does not broadcast to {shape}"
+        )
+    return shape
+
+
+def _shifted(x: Any, ax: int, xp: ModuleType) -> Any:
+    """``x`` minus its max along ``ax``: the max's elements 0, so Gumbel noise added to them
+    keeps its precision; where the max is +inf, the +inf elements 0 and the others -inf."""
+    m = xp.max(x, axis=ax, keepdims=True)
+    shifted = x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    top = xp.where(x == m, xp.zeros_like(x), xp.full_like(x, -math.inf))
+    return xp.where(m == math.inf, top, shifted)
+
+
+def _default_int(x: Any, xp: ModuleType) -> Any:
+    """``x`` in the namespace's default integer dtype; a NumPy scalar for 0-d NumPy."""
+    dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(x))["integral"]
+    if is_numpy_namespace(xp):
+        return np.asarray(x, dtype=dtype)[()]
+    return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+def _stop_gradient(y: Any, xp: ModuleType) -> Any:
+    if is_torch_namespace(xp):
+        return y.detach()
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.lax.stop_gradient(y)
+    return y
+
+
+def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = None, rng: Any = None) -> Any:
+    r"""Draw category indices with probabilities ``softmax(logits)`` along ``axis``.
+
+    By the Gumbel-max trick: ``argmax(logits + G, axis)`` with independent standard
+    Gumbel noise ``G = -log(-log(U))``, ``U`` uniform in (0, 1), draws index ``i``
+    with probability ``exp(logits[i]) / sum(exp(logits))`` exactly; the logits need
+    not be normalized. Works on every backend and returns the input's kind of array.
+
+    Parameters
+    ----------
+    logits : array_like or array API array
+        Unnormalized log-probabilities, of a real dtype, with at least one axis.
+    axis : int, optional
+        The axis of the categories.
+    shape : tuple of ints, optional
+        The shape of the result, as in `jax.random.categorical`: the logits' shape
+        without ``axis`` (the batch shape) must broadcast to it, and extra leading
+        axes are independent draws. By default the batch shape: one draw per slice.
+    rng : optional
+        The source of randomness, by the logits' library:
+
+        - NumPy (and lists): a `numpy.random.Generator`, or anything
+          `numpy.random.default_rng` accepts (an int seed, None for fresh entropy);
+        - torch: a `torch.Generator` on the logits' device, an int seed, or None
+          (torch's default generator);
+        - jax: a PRNG key (`jax.random.key` or `jax.random.PRNGKey`), an int seed,
+          or None (a key from fresh entropy, fixed at trace time under `jax.jit`);
+        - dask: a NumPy or dask Generator, an int seed or None; the noise is a lazy
+          dask random array chunked like the logits;
+        - any other namespace (array-api-strict, CuPy, ...): as for NumPy; the noise
+          is drawn by NumPy and moved to the logits' device.
+
+    Returns
+    -------
+    index : array or scalar
+        Indices into ``axis``, of shape ``shape``, in the namespace's default integer
+        dtype, on the logits' device; a NumPy scalar for a single NumPy draw.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` is not broadcast-compatible, ``axis`` has no categories, the
+        logits hold nan, or a slice is all ``-inf`` (no category has positive
+        probability). The value checks run where the values can be read: not while
+        `jax.jit` traces the call, nor on lazy dask arrays, where such slices give an
+        arbitrary index.
+    TypeError
+        If ``rng`` is not a kind the logits' library draws from.
+
+    Notes
+    -----
+    The logits are shifted by their max along ``axis`` first (which changes no
+    probability), so the noise keeps its precision at large logits. A slice holding
+    ``+inf`` draws one of its ``+inf`` categories, uniformly, with probability 1: the
+    limit of finite logits growing together. Float32 logits draw float32 noise on
+    torch and jax (their own generators' convention); NumPy computes in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsearray import categorical
+    >>> draws = categorical(np.log([0.2, 0.3, 0.5]), shape=(100_000,), rng=0)
+    >>> draws.shape, draws.dtype
+    ((100000,), dtype('int64'))
+    >>> (np.bincount(draws) / draws.size).round(2)
+    array([0.2, 0.3, 0.5])
+    >>> categorical([[0.0, -np.inf], [-np.inf, 5.0]], rng=1)
+    array([0, 1])
+    """
+    x, xp, _, ax = _floating(logits, axis, "categorical")
+    k = x.shape[ax]
+    if k == 0:
+        raise ValueError(
+            f"categorical: logits of shape {tuple(x.shape)} have no categories along axis {axis}"
+        )
+    batch = tuple(x.shape[:ax]) + tuple(x.shape[ax + 1:])
+    out_shape = _result_shape(shape, batch, tuple(x.shape), axis)
+    if _readable(x, xp):
+        _check_slices(x, ax, axis, xp)
+    lead = len(out_shape) - len(batch)
+    noise_shape = (*out_shape[:lead + ax], k, *out_shape[lead + ax:])
+    z = _shifted(x, ax, xp) + _gumbel(noise_shape, x, rng, "categorical")
+    return _default_int(xp.argmax(z, axis=lead + ax), xp)
+
+
+def gumbel_softmax(
+    logits: Any, axis: int = -1, *, temperature: float = 1.0, hard: bool = False, rng: Any = None
+) -> Any:
+    r"""Draw a Gumbel-softmax (concrete) sample: ``softmax((logits + G) / temperature)``.
+
+    The continuous relaxation of `categorical` (Jang et al., 2016; Maddison et al.,
+    2016): ``G`` is standard Gumbel noise, and as the temperature goes to 0 the
+    sample tends to the one-hot vector of a categorical draw. Differentiable in the
+    logits on torch and jax.
+
+    Parameters
+    ----------
+    logits : array_like or array API array
+        Unnormalized log-probabilities, of a real dtype, with at least one axis.
+    axis : int, optional
+        The axis of the categories.
+    temperature : float, optional
+        :math:`\tau > 0`: small values give nearly one-hot samples, large values
+        nearly uniform ones.
+    hard : bool, optional
+        If True, return the one-hot vector of the sample's argmax along ``axis``. On
+        torch and jax this is the straight-through estimator,
+        ``one_hot + (y - stop_gradient(y))``: the value is exactly one-hot and the
+        gradient is the soft sample's.
+    rng : optional
+        As for `categorical`.
+
+    Returns
+    -------
+    y : array
+        The sample, of the logits' shape, on their device; floating logits keep
+        their dtype, integer ones give the default floating dtype. It sums to 1
+        along ``axis``; as `softmax`, a slice holding nan or ``+inf``, or only
+        ``-inf``, is all nan.
+
+    Raises
+    ------
+    ValueError
+        If ``temperature`` is not positive and finite.
+    TypeError
+        If ``rng`` is not a kind the logits' library draws from.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsearray import gumbel_softmax
+    >>> y = gumbel_softmax(np.zeros((2, 3), np.float32), temperature=0.5, rng=0)
+    >>> y.shape, y.dtype, bool(np.allclose(y.sum(axis=-1), 1.0))
+    ((2, 3), dtype('float32'), True)
+    >>> gumbel_softmax([[0.0, -np.inf, -np.inf], [-np.inf, -np.inf, 3.0]], hard=True, rng=0)
+    array([[1., 0., 0.],
+           [0., 0., 1.]])
+    """
+    tau = _temperature(temperature, "gumbel_softmax")
+    x, xp, dtype, ax = _floating(logits, axis, "gumbel_softmax")
+    y = softmax(x + _gumbel(tuple(x.shape), x, rng, "gumbel_softmax"), axis=ax, temperature=tau)
+    out = y if y.dtype == dtype else xp.astype(y, dtype)
+    if not hard:
+        return out
+    k = y.shape[ax]
+    index = xp.argmax(y, axis=ax, keepdims=True)
+    positions = xp.reshape(xp.arange(k, device=device_of(y)), (k,) + (1,) * (y.ndim - ax - 1))
+    one_hot = xp.astype(positions == index, dtype)
+    return one_hot + (out - _stop_gradient(out, xp))

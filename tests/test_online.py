@@ -1,0 +1,408 @@
+"""OnlineLogSumExp: a stream of batches (random sizes, empty and all -inf ones, weights with signs,
+temperature), merged in any tree and pickled mid-stream, equals the log-sum-exp of the concatenated
+data computed by mpmath (within 2 ulp) or scipy; special values, dtypes, backends and errors."""
+
+import itertools
+import math
+import pickle
+import re
+
+import mpmath
+import numpy as np
+import pytest
+import scipy.special
+
+from lsearray import OnlineLogSumExp
+from backends import tolerances
+from reference import MP_DPS, mp_logsumexp, slow_logmeanexp, slow_logsumexp, ulp_error
+
+inf, nan = np.inf, np.nan
+ULPS = 2
+
+
+def _stream(seed, rows=240, cols=3, scale=20.0):
+    """Data (rows plus some all -inf rows, cols) and its cut into batches of random sizes, some
+    empty, one all -inf; the batches concatenate to the data."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(rows, cols)) * scale + rng.normal(size=cols) * scale
+    data = np.insert(data, rng.integers(0, rows, 4), -inf, axis=0)  # all -inf rows ...
+    data = np.concatenate([data[:50], np.full((3, cols), -inf), data[50:]])  # ... and an all -inf batch
+    cuts = np.sort(np.concatenate([rng.integers(0, data.shape[0], 10), [50, 50, 53, 53]]))
+    return data, np.split(data, cuts)
+
+
+def _mp_columns(data, b=None, temperature=1.0):
+    """mpmath's (value, sign, condition) of each column, from the finite elements."""
+    out = []
+    for j in range(data.shape[1]):
+        keep = np.isfinite(data[:, j])
+        out.append(mp_logsumexp(data[keep, j], None if b is None else b[keep, j], temperature))
+    return out
+
+
+def _assert_ulps(got, data, b=None, temperature=1.0, dtype=np.float64):
+    got = np.asarray(got, dtype=np.float64)
+    for j, (value, _, cond) in enumerate(_mp_columns(data, b, temperature)):
+        err = ulp_error(got[j], value, dtype)
+        assert err <= ULPS * max(1.0, float(cond)), f"column {j}: {err:.2f} ulp (condition {cond})"
+
+
+# --------------------------------------------------------------------------------------------
+# Accuracy of a stream against the concatenation
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("temperature", [1.0, 0.3, 7.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_stream_is_logsumexp_of_the_concatenation(seed, temperature):
+    data, batches = _stream(seed)
+    assert any(b.shape[0] == 0 for b in batches) and any(
+        b.shape[0] and np.all(b == -inf) for b in batches)
+    acc = OnlineLogSumExp(axis=0, temperature=temperature)
+    for batch in batches:
+        assert acc.update(batch) is acc
+    assert acc.count == data.shape[0]
+    out = acc.result()
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (3,)
+    _assert_ulps(out, data, temperature=temperature)
+
+
+def test_float32_batches_are_computed_in_float64():
+    data, batches = _stream(2, scale=3.0)
+    acc = OnlineLogSumExp(axis=0)
+    for batch in batches:
+        acc.update(batch.astype(np.float32))
+    out = acc.result()
+    assert out.dtype == np.float32
+    # Within one float32 ulp of the exact log-sum-exp of the float32 values: one rounding at the end.
+    data32 = data.astype(np.float32).astype(np.float64)
+    for j, (value, _, _) in enumerate(_mp_columns(data32)):
+        assert ulp_error(out[j], value, np.float32) <= 1.0
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_signed_weights(seed):
+    data, batches = _stream(seed, scale=2.0)
+    rng = np.random.default_rng(seed)
+    b = rng.uniform(-0.4, 1.0, size=data.shape)
+    b[rng.integers(0, data.shape[0], 10), 0] = 0.0
+    acc = OnlineLogSumExp(axis=0, temperature=0.8)
+    start = 0
+    for batch in batches:
+        acc.update(batch, b=b[start:start + batch.shape[0]])
+        start += batch.shape[0]
+    out, sign = acc.result(return_sign=True)
+    expected = _mp_columns(data, b, 0.8)
+    np.testing.assert_array_equal(sign, [s for _, s, _ in expected])
+    _assert_ulps(out, data, b, 0.8)
+
+
+def test_negative_total_is_nan_without_return_sign():
+    acc = OnlineLogSumExp(axis=None).update([0.0, 1.0]).update([2.0, -inf], b=[-1.0, 5.0])
+    assert np.isnan(acc.result())
+    out, sign = acc.result(return_sign=True)
+    expected, expected_sign = slow_logsumexp([0.0, 1.0, 2.0], b=[1.0, 1.0, -1.0], return_sign=True)
+    assert sign == expected_sign == -1.0
+    assert math.isclose(out, expected, rel_tol=1e-15)
+
+
+def test_tiny_terms_are_not_lost():
+    # logsumexp([0, -50]) is log1p(exp(-50)), not 0: the sum is carried without its maximal term.
+    acc = OnlineLogSumExp(axis=None)
+    for x in [0.0, -50.0, -60.0, -50.0]:
+        acc.update(x)
+    expected = mp_logsumexp(np.array([0.0, -50.0, -60.0, -50.0]))[0]
+    assert ulp_error(acc.result(), expected, np.float64) <= 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Merging and pickling
+# --------------------------------------------------------------------------------------------
+
+def _accumulators(batches, groups, temperature):
+    accs = [OnlineLogSumExp(axis=0, temperature=temperature) for _ in range(groups)]
+    for k, batch in enumerate(batches):
+        accs[k % groups].update(batch)
+    return accs
+
+
+def _merge_tree(accs, order, shape):
+    """Merge the accumulators in ``order``: "chain" left to right, "pairs" as a balanced tree."""
+    accs = [pickle.loads(pickle.dumps(accs[k])) for k in order]  # fresh copies: merge mutates
+    if shape == "chain":
+        root = accs[0]
+        for acc in accs[1:]:
+            root.merge(acc)
+        return root
+    while len(accs) > 1:
+        accs = [accs[i].merge(accs[i + 1]) if i + 1 < len(accs) else accs[i] for i in range(0, len(accs), 2)]
+    return accs[0]
+
+
+@pytest.mark.parametrize("tree", ["chain", "pairs"])
+def test_merge_trees_in_any_order(tree):
+    data, batches = _stream(5)
+    accs = _accumulators(batches, 4, 0.5) + [OnlineLogSumExp(axis=0, temperature=0.5)]  # one empty
+    for order in itertools.islice(itertools.permutations(range(5)), 0, 120, 17):
+        root = _merge_tree(accs, order, tree)
+        assert root.count == data.shape[0]
+        _assert_ulps(root.result(), data, temperature=0.5)
+
+
+def test_merge_leaves_the_other_unchanged_and_into_an_empty_one():
+    a = OnlineLogSumExp(axis=None).update([1.0, 2.0])
+    b = OnlineLogSumExp(axis=None).update([3.0])
+    before = b.result()
+    empty = OnlineLogSumExp(axis=None)
+    assert empty.merge(a) is empty and empty.result() == a.result()
+    assert a.merge(b).result() == pytest.approx(scipy.special.logsumexp([1.0, 2.0, 3.0]), rel=1e-15)
+    assert b.result() == before and b.count == 1 and a.count == 3
+    empty.update([5.0])
+    assert a.count == 3 and empty.count == 3  # no state shared
+    assert a.result() == pytest.approx(scipy.special.logsumexp([1.0, 2.0, 3.0]), rel=1e-15)
+
+
+def test_pickle_mid_stream():
+    data, batches = _stream(6)
+    acc = OnlineLogSumExp(axis=0, temperature=2.0)
+    for batch in batches[:6]:
+        acc.update(batch)
+    copy = pickle.loads(pickle.dumps(acc))
+    values = [x for v in vars(copy).values() for x in (v if isinstance(v, tuple) else (v,))]
+    state = [v for v in values if isinstance(v, np.ndarray)]
+    assert len(state) == 4 and all(v.dtype == np.float64 for v in state)
+    assert repr(copy) == repr(acc)
+    for batch in batches[6:]:
+        acc.update(batch)
+        copy.update(batch)
+    np.testing.assert_array_equal(copy.result(), acc.result())
+    _assert_ulps(copy.result(), data, temperature=2.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Special values, means, shapes and dtypes
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("batches, b", [
+    ([[0.0, 1.0], [inf, 2.0]], None),
+    ([[0.0, 1.0], [nan, 2.0]], None),
+    ([[0.0, 1.0], [nan, 2.0]], [[1.0, 1.0], [0.0, 1.0]]),
+    ([[inf, 1.0], [inf]], [[1.0, 1.0], [-1.0]]),
+    ([[-inf], [-inf, -inf]], None),
+    ([[], [-inf]], None),
+    ([[1.0, 2.0], [3.0]], [[1.0, -1.0], [0.0]]),
+])
+def test_special_values_as_scipy(batches, b):
+    acc = OnlineLogSumExp(axis=0)
+    for k, batch in enumerate(batches):
+        acc.update(np.array(batch), b=None if b is None else np.array(b[k]))
+    flat = np.concatenate([np.array(x, dtype=float) for x in batches])
+    weights = None if b is None else np.concatenate([np.array(x, dtype=float) for x in b])
+    out, sign = acc.result(return_sign=True)
+    expected, expected_sign = slow_logsumexp(flat, b=weights, return_sign=True)
+    np.testing.assert_allclose([out, sign], [expected, expected_sign], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(acc.result(), slow_logsumexp(flat, b=weights), rtol=1e-15, atol=0)
+
+
+def test_nothing_seen():
+    acc = OnlineLogSumExp()
+    out, sign = acc.result(return_sign=True)
+    assert isinstance(out, np.float64) and out == -inf and sign == 0.0
+    assert np.isnan(acc.result(mean=True)) and acc.count == 0
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mean(weighted):
+    data, batches = _stream(7, scale=1.5)
+    # Weights in eighths: their float64 sums are exact, so the divisor is.
+    b = np.random.default_rng(7).integers(1, 16, size=data.shape) / 8.0 if weighted else None
+    acc = OnlineLogSumExp(axis=0, temperature=0.9)
+    start = 0
+    for batch in batches:
+        acc.update(batch, b=None if b is None else b[start:start + batch.shape[0]])
+        start += batch.shape[0]
+    out = acc.result(mean=True)
+    weights = np.ones(data.shape) if b is None else b
+    for j, (value, _, _) in enumerate(_mp_columns(data, weights, 0.9)):
+        # -inf rows add to the count (and their weights to the weights' sum), not to the sum.
+        with mpmath.workdps(MP_DPS):
+            mean = value - mpmath.mpf(0.9) * mpmath.log(mpmath.fsum(weights[:, j].tolist()))
+            error = float(abs(mpmath.mpf(float(out[j])) - mean))
+        # The result is max + tau log(S / n), two terms that may cancel: the error is in ulps of the
+        # larger term.
+        assert error <= ULPS * np.spacing(max(abs(float(mean)), np.max(data[:, j])))
+    np.testing.assert_allclose(out, slow_logmeanexp(data, axis=0, b=b, temperature=0.9), rtol=1e-14)
+
+
+def test_mean_of_empty_and_zero_weights_is_nan():
+    assert np.isnan(OnlineLogSumExp().update(np.zeros((0, 2))).result(mean=True)).all()
+    acc = OnlineLogSumExp(axis=None).update([1.0, 2.0], b=[1.0, -1.0])
+    assert np.isnan(acc.result(mean=True))
+
+
+def test_axis_none_takes_batches_of_any_shape():
+    rng = np.random.default_rng(8)
+    batches = [rng.normal(size=s) for s in [(3, 4), (5,), (), (2, 0), (2, 2, 2)]]
+    acc = OnlineLogSumExp(axis=None)
+    for batch in batches:
+        acc.update(batch)
+    out = acc.result()
+    assert isinstance(out, np.float64) and acc.count == 12 + 5 + 1 + 8
+    flat = np.concatenate([x.ravel() for x in batches])
+    assert ulp_error(out, mp_logsumexp(flat)[0], np.float64) <= ULPS
+
+
+@pytest.mark.parametrize("axis", [1, -1])
+def test_axis_of_3d_batches(axis):
+    rng = np.random.default_rng(9)
+    batches = [rng.normal(size=(2, n, 3) if axis == 1 else (2, 3, n)) * 5 for n in (4, 0, 1, 7)]
+    acc = OnlineLogSumExp(axis=axis)
+    for batch in batches:
+        acc.update(batch)
+    out = acc.result()
+    expected = scipy.special.logsumexp(np.concatenate(batches, axis=axis), axis=axis)
+    assert out.shape == expected.shape and acc.count == 12
+    np.testing.assert_allclose(out, expected, rtol=4e-16, atol=0)
+
+
+def test_scalar_batches_along_axis_0():
+    acc = OnlineLogSumExp()
+    for x in [1.0, 2.0, [3.0, 4.0]]:
+        acc.update(x)
+    assert acc.result() == pytest.approx(scipy.special.logsumexp([1.0, 2.0, 3.0, 4.0]), rel=1e-15)
+
+
+def test_result_dtype_promotes_over_batches():
+    acc = OnlineLogSumExp(axis=None).update(np.ones(3, np.float16))
+    assert acc.result().dtype == np.float16
+    assert acc.update(np.ones(2, np.float32)).result().dtype == np.float32
+    assert acc.update([1, 2]).result().dtype == np.float64
+    assert OnlineLogSumExp(axis=None).update([True, False]).result().dtype == np.float64
+
+
+def test_batches_are_not_written():
+    batch = np.arange(6.0).reshape(3, 2)
+    batch.flags.writeable = False
+    OnlineLogSumExp().update(batch, b=np.ones(2)).update(batch[::-1])
+    np.testing.assert_array_equal(batch, np.arange(6.0).reshape(3, 2))
+
+
+def test_repr():
+    acc = OnlineLogSumExp(axis=-1, temperature=0.5)
+    assert repr(acc) == "<OnlineLogSumExp axis=-1 temperature=0.5 count=0>"
+    acc.update(np.zeros((4, 3), np.float32))
+    assert repr(acc) == ("<OnlineLogSumExp axis=-1 temperature=0.5 count=3 shape=(4,) dtype=float32 "
+                         "library=numpy>")
+
+
+# --------------------------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_backends(xp, dtype):
+    xp.subset(dtype == "float64")
+    data, batches = _stream(10, rows=60, scale=5.0)
+    if xp.name == "jax":  # eager jax compiles every operation for every new shape: fewer shapes
+        batches = [np.full((2, 3), -inf), np.zeros((0, 3)), data[:20], data[20:40], data[40:]]
+        data = np.concatenate(batches)
+    b = np.random.default_rng(10).uniform(-0.2, 1.0, size=data.shape)
+    acc = OnlineLogSumExp(axis=0, temperature=0.7)
+    start = 0
+    for k, batch in enumerate(batches):
+        weights = b[start:start + batch.shape[0]]
+        start += batch.shape[0]
+        acc.update(xp.make(batch, dtype), b=xp.make(weights, dtype))
+        if k == 3:
+            acc = pickle.loads(pickle.dumps(acc))
+    like = xp.make(data[:1, :], dtype)
+    out, sign = acc.result(return_sign=True)
+    xp.check(out, like, dtype, (3,))
+    xp.check(sign, like, dtype, (3,), what="sign")
+    data_d = data.astype(dtype).astype(np.float64)
+    b_d = b.astype(dtype).astype(np.float64)
+    expected, expected_sign = slow_logsumexp(data_d, axis=0, b=b_d, temperature=0.7, return_sign=True)
+    np.testing.assert_allclose(xp.to_numpy(out), expected, **tolerances(dtype))
+    np.testing.assert_array_equal(xp.to_numpy(sign), expected_sign)
+    assert acc.count == data.shape[0]
+
+
+def test_backends_axis_none_and_mean(xp):
+    xp.subset(True, jax_keep=False)
+    batches = [np.array([[0.0, 1.0], [2.0, 3.0]]), np.array([4.0]), np.array([])]
+    acc = OnlineLogSumExp(axis=None)
+    for batch in batches:
+        acc.update(xp.make(batch))
+    like = xp.make(batches[0])
+    flat = np.concatenate([x.ravel() for x in batches])
+    xp.check(acc.result(), like, "float64", (), scalar=True)
+    np.testing.assert_allclose(xp.to_numpy(acc.result()), scipy.special.logsumexp(flat), rtol=1e-14)
+    xp.check(acc.result(mean=True), like, "float64", (), scalar=True)
+    np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)),
+                               scipy.special.logsumexp(flat) - math.log(flat.size), rtol=1e-14)
+
+
+def test_backends_merge(xp):
+    xp.subset(True, jax_keep=False)
+    data, batches = _stream(11, rows=40)
+    accs = [OnlineLogSumExp(axis=0), OnlineLogSumExp(axis=0)]
+    for k, batch in enumerate(batches):
+        accs[k % 2].update(xp.make(batch))
+    out = accs[1].merge(accs[0]).result()
+    xp.check(out, xp.make(data), "float64", (3,))
+    np.testing.assert_allclose(xp.to_numpy(out), scipy.special.logsumexp(data, axis=0), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+def test_batch_shape_mismatch():
+    acc = OnlineLogSumExp(axis=0).update(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=re.escape(
+            "batches must agree in their shape without axis 0: expected (3,), got a batch of shape "
+            "(2, 4) with (4,)")):
+        acc.update(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=re.escape("expected (3,), got a batch of shape (3,) with ()")):
+        acc.update(np.zeros(3))
+    assert acc.count == 2
+
+
+def test_batches_of_another_library():
+    torch = pytest.importorskip("torch")
+    acc = OnlineLogSumExp(axis=0).update(np.zeros(3))
+    with pytest.raises(TypeError, match="accumulator holds numpy arrays; got a batch of shape .* of torch"):
+        acc.update(torch.zeros(3))
+    other = OnlineLogSumExp(axis=0).update(torch.zeros(3))
+    with pytest.raises(TypeError, match="holds numpy arrays; got an accumulator of shape \\(\\) of torch"):
+        acc.merge(other)
+    with pytest.raises(TypeError, match="arrays of one library"):
+        acc.update(np.zeros(3), b=torch.ones(3))
+
+
+@pytest.mark.parametrize("other, message", [
+    (OnlineLogSumExp(axis=1), r"same axis and temperature; this one has axis=0, temperature=1.0, the other "
+                              r"axis=1, temperature=1.0"),
+    (OnlineLogSumExp(axis=0, temperature=2.0), r"the other axis=0, temperature=2.0"),
+    (OnlineLogSumExp(axis=0).update(np.zeros((1, 4))),
+     r"expected \(3,\), got an accumulator of shape \(4,\)"),
+])
+def test_merge_mismatch(other, message):
+    acc = OnlineLogSumExp(axis=0).update(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=message):
+        acc.merge(other)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="expects an OnlineLogSumExp; got list"):
+        OnlineLogSumExp().merge([1.0])
+    with pytest.raises(ValueError, match="temperature must be positive and finite; got 0.0"):
+        OnlineLogSumExp(temperature=0)
+    with pytest.raises(TypeError, match="axis must be an int or None; got tuple"):
+        OnlineLogSumExp(axis=(0, 1))
+    with pytest.raises(TypeError, match="complex input is not supported"):
+        OnlineLogSumExp().update(np.ones(2, complex))
+    message = "b with shape (4,) does not broadcast against a with shape (3,)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        OnlineLogSumExp().update(np.ones(3), b=np.ones(4))
+    with pytest.raises(np.exceptions.AxisError):
+        OnlineLogSumExp(axis=2).update(np.ones((2, 2)))
