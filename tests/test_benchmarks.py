@@ -31,10 +31,16 @@ def run_script(*args):
 def test_side_by_side_prints_every_table():
     out = run_script().stdout
     for title in ("logsumexp, time per call", "softmax and log_softmax, time per call",
-                  "small calls (10 elements), time per call", "Peak extra memory of one call"):
+                  "small calls (10 elements), time per call", "Peak extra memory of one call",
+                  "logaddexp, time per call", "logcumsumexp, time per call", "logmatmulexp, time per call",
+                  "Peak extra memory of one logmatmulexp call"):
         assert title in out
     for header in ("| case | lsearray ms | scipy ms | scipy / lsearray |", "two-pass / lsearray",
-                   "lsearray / x.sum()", "lsearray / np.exp", "| case | lsearray µs |"):
+                   "lsearray / x.sum()", "lsearray / np.exp", "| case | lsearray µs |",
+                   "| case | lsearray ms | np.logaddexp ms | np.logaddexp / lsearray |",
+                   "| accumulate ms | accumulate / lsearray |",
+                   "| naive ms | naive / lsearray | shifted ms | shifted / lsearray |",
+                   "| naive numpy MiB | naive numpy % of input | shifted numpy MiB |"):
         assert header in out
     for name, installed in (("torch", has("torch")), ("jax", has("jax"))):
         assert (f"{name} ms" in out) == installed
@@ -42,10 +48,26 @@ def test_side_by_side_prints_every_table():
                  "2-D float64 (20, 1000) axis=0", "short rows float64 (1000, 10) axis=1",
                  "tall float64 (10, 1000) axis=0", "softmax float64 (20, 1000) axis=1",
                  "log_softmax float32 (20, 1000) axis=1", "logsumexp float64 n=10",
-                 "softmax float64 n=10"):
+                 "softmax float64 n=10", "logaddexp float64 n=1e+04", "logcumsumexp 1-D float64 n=1e+04",
+                 "logcumsumexp float64 (1000, 10) axis=0", "logcumsumexp float64 (1000, 10) axis=1",
+                 "logmatmulexp float64 (63, 63) @ (63, 63)"):
         assert f"| {case} |" in out
-    assert "All contenders agree with scipy" in out
+    assert "All contenders agree with the reference" in out
     assert "FAILED" not in out
+
+
+def test_side_by_side_relatives_alone_with_accuracy():
+    out = run_script("--cases", "relatives", "--accuracy").stdout
+    assert "| logsumexp float64 n=10 |" not in out and "| 1-D float64 n=2e+04 |" not in out
+    assert "| logcumsumexp 1-D float64 n=1e+04 |" in out
+    assert ("accumulate / lsearray | torch ms | torch / lsearray |" in out) == has("torch")
+    assert "jax ms" not in out
+    assert "Max ulp error against mpmath" in out
+    assert "logcumsumexp, max ulp error over the prefixes against mpmath" in out
+    assert "| case (float64) | mpmath, last prefix | lsearray ulp | np.logaddexp.accumulate ulp |" in out
+    assert "| [0, 1e4 x (-50)] | 1.9287498479639178e-18 |" in out
+    assert "All contenders agree with the reference" in out
+    assert "error:" not in out and "FAILED" not in out
 
 
 @pytest.mark.skipif(not has("matplotlib"), reason="--plot needs matplotlib (the bench extra)")
@@ -77,3 +99,15 @@ def test_asv_finds_the_suite():
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ASV_DIR)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "No problems found" in out.stdout
+
+
+@pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
+def test_asv_runs_the_relatives_quick():
+    """Every relatives benchmark runs once (asv --quick), on its smallest parameters."""
+    smallest = r"^bench_relatives\..*\((1000000|500|'float64', '2d-axis1')\)$"
+    cmd = [sys.executable, "-m", "asv", "run", "-E", f"existing:{sys.executable}", "--quick", "--dry-run",
+           "--show-stderr", "--bench", smallest]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ASV_DIR)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Running 10 total benchmarks" in out.stdout
+    assert "failed" not in out.stdout

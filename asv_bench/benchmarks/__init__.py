@@ -1,1 +1,1 @@
-"""asv benchmark suite for lsearray (logsumexp, softmax, log_softmax, logmeanexp)."""
+"""asv benchmark suite for lsearray: logsumexp, softmax, log_softmax, logmeanexp and the relatives."""

@@ -12,21 +12,14 @@ from scipy import special
 
 import lsearray
 
-from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, get_1d,
-                     get_2d, get_b, limit_threads, restore_threads)
+from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, ThreadLimited,
+                     get_1d, get_2d, get_b, limit_threads, restore_threads)
 
 __all__ = ["Logsumexp1D", "Logsumexp2D", "LogsumexpLayout", "LogsumexpWeighted",
            "LogsumexpTemperature", "Logmeanexp", "Softmax"]
 
 
-class _Threads:
-    """Mixin: ``teardown`` restores the thread limits ``setup`` set with ``limit_threads``."""
-
-    def teardown(self, *params):
-        restore_threads(self)
-
-
-class Logsumexp1D(_Threads):
+class Logsumexp1D(ThreadLimited):
     """Full reduction of a 1-D array, from a 10-element call (overhead) to 2e7 elements."""
     params = [DTYPES, [10, 10_000, 1_000_000, 20_000_000], THREADS]
     param_names = ["dtype", "size", "threads"]
@@ -49,7 +42,7 @@ class Logsumexp1D(_Threads):
         special.logsumexp(self.a)
 
 
-class Logsumexp2D(_Threads):
+class Logsumexp2D(ThreadLimited):
     """Reduction of a C-order 2-D array over axis 0 or 1.
 
     Shapes: (20000, 1000) rows of 1000; (1_000_000, 10) many short rows (axis 1) or ten
@@ -77,7 +70,7 @@ class Logsumexp2D(_Threads):
         special.logsumexp(self.a, axis=axis)
 
 
-class LogsumexpLayout(_Threads):
+class LogsumexpLayout(ThreadLimited):
     """C against F order (20000, 1000) float64, over axis 0, 1 or all, with keepdims; one thread."""
     params = [["C", "F"], [1, 0, None]]
     param_names = ["order", "axis"]
@@ -96,7 +89,7 @@ class LogsumexpLayout(_Threads):
         lsearray.logsumexp(self.a, axis=axis, keepdims=True)
 
 
-class LogsumexpWeighted(_Threads):
+class LogsumexpWeighted(ThreadLimited):
     """Weights ``b`` and ``return_sign`` on a 1-D (1e6) array and a (2000, 5000) array over axis 1.
 
     ``weights`` is 'none', 'positive' (b in [0.5, 1.5)) or 'signed' (b in [-1, 1), where
@@ -133,7 +126,7 @@ class LogsumexpWeighted(_Threads):
         special.logsumexp(self.a, **self.kw)
 
 
-class LogsumexpTemperature(_Threads):
+class LogsumexpTemperature(ThreadLimited):
     """``temperature`` on a 1-D (1e6) array and a (2000, 5000) array over axis -1; one thread.
 
     scipy has no temperature: its comparison is the recipe ``T * logsumexp(a / T)``.
@@ -161,7 +154,7 @@ class LogsumexpTemperature(_Threads):
         temperature * special.logsumexp(self.a / temperature, axis=self.axis)
 
 
-class Logmeanexp(_Threads):
+class Logmeanexp(ThreadLimited):
     """``logmeanexp`` of a (20000, 1000) array; scipy's recipe is ``logsumexp(a) - log(n)``."""
     params = [DTYPES, [1, 0, None], THREADS]
     param_names = ["dtype", "axis", "threads"]
@@ -184,7 +177,7 @@ class Logmeanexp(_Threads):
         special.logsumexp(self.a, axis=axis) - self.log_n
 
 
-class Softmax(_Threads):
+class Softmax(ThreadLimited):
     """``softmax`` and ``log_softmax`` of a (20000, 1000) array over axis 1."""
     params = [DTYPES, THREADS]
     param_names = ["dtype", "threads"]

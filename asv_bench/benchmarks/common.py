@@ -8,12 +8,13 @@ try:
 except ImportError:  # threadpoolctl is a [bench] extra; without it nothing is limited
     threadpool_limits = None
 
-__all__ = ["DTYPES", "SEED", "SHAPE_2D", "SHAPE_ROWS", "SHAPE_SHORT", "SHAPE_TALL", "THREADS",
-           "get_1d", "get_2d", "get_b", "limit_threads", "restore_threads"]
+__all__ = ["DTYPES", "SEED", "SHAPE_2D", "SHAPE_ROWS", "SHAPE_SCAN", "SHAPE_SHORT", "SHAPE_TALL", "THREADS",
+           "ThreadLimited", "get_1d", "get_2d", "get_b", "get_second", "limit_threads", "restore_threads"]
 
 SEED = 20240607
 SHAPE_2D = (2000, 5000)  # the weighted and temperature cases
 SHAPE_ROWS = (20000, 1000)  # 2e7 elements in rows of 1000
+SHAPE_SCAN = (1000, 10000)  # logcumsumexp down columns of 1000 (axis 0), along rows of 10000 (axis 1)
 SHAPE_SHORT = (1_000_000, 10)  # many short rows
 SHAPE_TALL = (10, 1_000_000)  # a tall reduction over axis 0
 DTYPES = ["float64", "float32"]
@@ -36,6 +37,15 @@ def get_2d(shape=SHAPE_2D, dtype="float64", order="C"):
     a = rng.standard_normal(shape, dtype=np.dtype(dtype).type)
     a *= 10
     return np.asarray(a, order=order)
+
+
+@functools.lru_cache(maxsize=None)
+def get_second(shape, dtype="float64"):
+    """A second operand: standard normal values scaled by 10 with ``shape`` (int or tuple), seeded apart."""
+    rng = np.random.default_rng(SEED + 3)
+    a = rng.standard_normal(shape, dtype=np.dtype(dtype).type)
+    a *= 10
+    return a
 
 
 @functools.lru_cache(maxsize=None)
@@ -62,3 +72,10 @@ def restore_threads(bench):
     if limits is not None:
         limits.restore_original_limits()
         bench._threadpool_limits = None
+
+
+class ThreadLimited:
+    """Mixin: ``teardown`` restores the thread limits ``setup`` set with ``limit_threads``."""
+
+    def teardown(self, *params):
+        restore_threads(self)

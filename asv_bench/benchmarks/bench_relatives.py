@@ -1,0 +1,93 @@
+"""asv benchmarks: lsearray logaddexp, logcumsumexp and logmatmulexp beside their numpy recipes.
+
+Every class builds its seeded, cached input in ``setup`` (``common.py``) and limits the
+OpenMP/BLAS pools to one thread with threadpoolctl; ``teardown`` restores the limits. The
+``time_*`` / ``peakmem_*`` (lsearray) and ``time_numpy_*``, ``time_naive_*``, ``time_shifted_*``
+(the numpy references) methods of a class run on the same data under the same limits, so asv
+results read as ratios.
+"""
+import numpy as np
+
+import lsearray
+
+from .common import DTYPES, SHAPE_SCAN, ThreadLimited, get_1d, get_2d, get_second, limit_threads
+
+__all__ = ["Logaddexp", "Logcumsumexp", "Logmatmulexp"]
+
+
+def _shifted_logmatmulexp(a, b):
+    """``ma + mb + log(exp(a - ma) @ exp(b - mb))``, ma the row maxima of a, mb the column maxima of b."""
+    ma, mb = a.max(-1, keepdims=True), b.max(-2, keepdims=True)
+    return ma + mb + np.log(np.exp(a - ma) @ np.exp(b - mb))
+
+
+class Logaddexp(ThreadLimited):
+    """Elementwise ``logaddexp`` of two 1-D float64 arrays; numpy's is ``np.logaddexp``."""
+    params = [[1_000_000, 10_000_000]]
+    param_names = ["size"]
+
+    def setup(self, size):
+        self.x1, self.x2 = get_1d(size), get_second(size)
+        limit_threads(self, 1)
+
+    def time_logaddexp(self, size):
+        lsearray.logaddexp(self.x1, self.x2)
+
+    def time_numpy_logaddexp(self, size):
+        np.logaddexp(self.x1, self.x2)
+
+
+class Logcumsumexp(ThreadLimited):
+    """Running log-sum-exp of a 1-D (1e7) array and of a (1000, 10000) array along axis 0 or 1.
+
+    numpy's is ``np.logaddexp.accumulate``, one sequential ``logaddexp`` per element.
+    """
+    params = [DTYPES, ["1d", "2d-axis0", "2d-axis1"]]
+    param_names = ["dtype", "case"]
+
+    def setup(self, dtype, case):
+        if case == "1d":
+            self.a, self.axis = get_1d(10_000_000, dtype), 0
+        else:
+            self.a, self.axis = get_2d(SHAPE_SCAN, dtype), int(case.removeprefix("2d-axis"))
+        limit_threads(self, 1)
+
+    def time_logcumsumexp(self, dtype, case):
+        lsearray.logcumsumexp(self.a, axis=self.axis)
+
+    def time_numpy_logcumsumexp(self, dtype, case):
+        np.logaddexp.accumulate(self.a, axis=self.axis)
+
+
+class Logmatmulexp(ThreadLimited):
+    """``logmatmulexp`` of two (n, n) float64 arrays; one BLAS thread.
+
+    The references: the naive ``log(exp(a) @ exp(b))`` (which overflows beyond about 700) and
+    the shifted one-shot ``ma + mb + log(exp(a - ma) @ exp(b - mb))`` (which underflows where
+    the maxima of a row and a column sit at different k).
+    """
+    params = [[500, 2000]]
+    param_names = ["n"]
+    timeout = 300
+
+    def setup(self, n):
+        self.a, self.b = get_2d((n, n)), get_second((n, n))
+        limit_threads(self, 1)
+
+    def time_logmatmulexp(self, n):
+        lsearray.logmatmulexp(self.a, self.b)
+
+    def time_naive_logmatmulexp(self, n):
+        np.log(np.exp(self.a) @ np.exp(self.b))
+
+    def time_shifted_logmatmulexp(self, n):
+        _shifted_logmatmulexp(self.a, self.b)
+
+    def peakmem_logmatmulexp(self, n):
+        lsearray.logmatmulexp(self.a, self.b)
+
+    def peakmem_naive_logmatmulexp(self, n):
+        np.log(np.exp(self.a) @ np.exp(self.b))
+
+    def peakmem_shifted_logmatmulexp(self, n):
+        _shifted_logmatmulexp(self.a, self.b)
