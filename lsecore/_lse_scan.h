@@ -6,8 +6,11 @@
 
 /*
  * A scan carries the partial (m, w, t, c) of its prefix and finalizes it after every
- * element.  The partials of a block of outputs are kept in small arrays and finalized
- * together by lse_finalize, whose libm calls and Newton steps then run many at a time.
+ * element.  A block of a row (or a row of a tile of lanes) is done in three passes: the
+ * running max gives every element's term or rescale factor, which are then computed
+ * together (8 at a time with AVX-512), merged into the partials in order, and the
+ * partials finalized together by lse_finalize, whose libm calls and Newton steps then
+ * run many at a time.
  */
 #define LSE_SCAN_BLOCK 128  /* outputs of a row finalized together */
 
@@ -27,40 +30,76 @@ LSE_INLINE double lse_term_dd(double x, double y, double tau, double inv_tau, do
     return eh;
 }
 
-/*
- * Merge the term exp(x / tau) into the running partial (m, w, t, c), for any x: a new max
- * rescales the sum (the old maximal terms join t), a tie adds to w, a smaller term goes
- * into the compensated sum.  -inf adds nothing; nan and +inf make the rest nan and +inf,
- * as the exact sums do (lse_finalize reads them so).
- */
-LSE_INLINE void lse_scan_step(double x, double tau, double inv_tau,
-                              double *m, double *w, double *t, double *c)
+#ifdef LSE_HAVE_AVX512
+/* lse_term_dd of n pairs (x[k] <= y[k]), 8 at a time; lanes whose quotient is outside
+ * lse512_exp_dd's range (or not finite) are redone by lse_term_dd. */
+LSE512 void lse512_terms(ptrdiff_t n, const double *x, const double *y, double tau,
+                         double inv_tau, double *e, double *lo)
 {
-    double lo, e;
+    const __m512d tv = _mm512_set1_pd(tau), iv = _mm512_set1_pd(inv_tau);
+    for (ptrdiff_t k = 0; k < n; k += 8) {
+        __mmask8 km = n - k >= 8 ? 0xff : (__mmask8)((1u << (n - k)) - 1);
+        __m512d xv = _mm512_maskz_loadu_pd(km, x + k), yv = _mm512_maskz_loadu_pd(km, y + k);
+        __m512d d, dl, el;
+        lse512_two_sum(xv, _mm512_sub_pd(_mm512_setzero_pd(), yv), &d, &dl);
+        __m512d zh = _mm512_mul_pd(d, iv);
+        __m512d zl = _mm512_mul_pd(_mm512_add_pd(_mm512_fnmadd_pd(zh, tv, d), dl), iv);
+        __mmask8 ok = _mm512_cmp_pd_mask(zh, _mm512_set1_pd(-708.0), _CMP_GT_OQ)
+                    & _mm512_cmp_pd_mask(zh, _mm512_set1_pd(708.0), _CMP_LT_OQ);
+        __m512d eh = lse512_exp_dd(zh, &el);
+        _mm512_mask_storeu_pd(e + k, km, eh);
+        _mm512_mask_storeu_pd(lo + k, km, _mm512_fmadd_pd(eh, zl, el));
+        for (unsigned bad = km & ~ok; bad; bad &= bad - 1) {
+            ptrdiff_t i = k + __builtin_ctz(bad);
+            e[i] = lse_term_dd(x[i], y[i], tau, inv_tau, lo + i);
+        }
+    }
+}
+#endif
+
+/* e[k] + lo[k] = exp((x[k] - y[k]) / tau) for n pairs x[k] <= y[k], as lse_term_dd. */
+LSE_INLINE void lse_terms(ptrdiff_t n, const double *x, const double *y, double tau,
+                          double inv_tau, double *e, double *lo)
+{
+#ifdef LSE_HAVE_AVX512
+    if (lse_use_avx512()) {
+        lse512_terms(n, x, y, tau, inv_tau, e, lo);
+        return;
+    }
+#endif
+    for (ptrdiff_t k = 0; k < n; k++) e[k] = lse_term_dd(x[k], y[k], tau, inv_tau, lo + k);
+}
+
+/*
+ * The pair whose term the element x brings to the running partial of max m: exp((m - x)
+ * / tau), the rescale, for a new max; exp((x - m) / tau) otherwise (unused for a tie).
+ */
+LSE_INLINE void lse_scan_pair(double x, double m, double *lo_arg, double *hi_arg)
+{
+    *lo_arg = x > m ? m : x;
+    *hi_arg = x > m ? x : m;
+}
+
+/*
+ * Merge the element x, whose term (or rescale factor) lse_scan_pair's pair gave as e + lo,
+ * into the running partial (m, w, t, c): a new max rescales the sum (the old maximal
+ * terms join t), a tie adds to w, a smaller term goes into the compensated sum.  -inf adds
+ * nothing; nan and +inf make the rest nan and +inf, as the exact sums do (lse_finalize
+ * reads them so).
+ */
+LSE_INLINE void lse_scan_apply(double x, double e, double lo,
+                               double *m, double *w, double *t, double *c)
+{
     if (x > *m) {
-        e = lse_term_dd(*m, x, tau, inv_tau, &lo);
         lse_rescale_by(w, t, c, e, lo);
         *m = x;
         *w = 1.0;
     } else if (x == *m) {
         *w += 1.0;
     } else {
-        e = lse_term_dd(x, *m, tau, inv_tau, &lo);
         lse_neumaier(t, c, e);
         *c += lo;
     }
-}
-
-/* The partial of the two terms exp(x / tau) and exp(y / tau); equal infinities give a
- * term of 1, not nan. */
-LSE_INLINE void lse_pair_partial(double x, double y, double tau, double inv_tau,
-                                 double *m, double *w, double *t, double *c)
-{
-    double hi = x > y ? x : y, lo = x > y ? y : x;
-    *m = hi;
-    *w = 1.0;
-    *c = 0.0;
-    *t = x == y ? 1.0 : lse_term_dd(lo, hi, tau, inv_tau, c);
 }
 
 /*
@@ -84,11 +123,19 @@ LSE_INLINE void lse_scan_row_impl_##SUF(const A_T *a, ptrdiff_t sa, A_T *out, pt
 {                                                                                         \
     double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, inv_tau = 1.0 / tau;                 \
     double pm[LSE_SCAN_BLOCK], pw[LSE_SCAN_BLOCK], pt[LSE_SCAN_BLOCK], pc[LSE_SCAN_BLOCK]; \
-    double res[LSE_SCAN_BLOCK];                                                           \
+    double x[LSE_SCAN_BLOCK], ya[LSE_SCAN_BLOCK], yb[LSE_SCAN_BLOCK];                     \
+    double e[LSE_SCAN_BLOCK], lo[LSE_SCAN_BLOCK], res[LSE_SCAN_BLOCK];                    \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_SCAN_BLOCK) {                                \
         ptrdiff_t len = n - i0 < LSE_SCAN_BLOCK ? n - i0 : LSE_SCAN_BLOCK;                \
+        double mk = m;                           /* the running max, ahead of the sums */ \
         for (ptrdiff_t k = 0; k < len; k++) {                                             \
-            lse_scan_step((double)a[(i0 + k) * sa], tau, inv_tau, &m, &w, &t, &c);        \
+            x[k] = (double)a[(i0 + k) * sa];                                              \
+            lse_scan_pair(x[k], mk, ya + k, yb + k);                                      \
+            mk = x[k] > mk ? x[k] : mk;                                                   \
+        }                                                                                 \
+        lse_terms(len, ya, yb, tau, inv_tau, e, lo);                                      \
+        for (ptrdiff_t k = 0; k < len; k++) {                                             \
+            lse_scan_apply(x[k], e[k], lo[k], &m, &w, &t, &c);                            \
             pm[k] = m;                                                                    \
             pw[k] = w;                                                                    \
             pt[k] = t;                                                                    \
@@ -111,6 +158,7 @@ LSE_INLINE void lse_scan_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t s
                                          ptrdiff_t nr, ptrdiff_t nj, double tau)          \
 {                                                                                         \
     double m[LSE_TILE], w[LSE_TILE], t[LSE_TILE], c[LSE_TILE], res[LSE_TILE];             \
+    double x[LSE_TILE], ya[LSE_TILE], yb[LSE_TILE], e[LSE_TILE], lo[LSE_TILE];            \
     double inv_tau = 1.0 / tau;                                                           \
     for (ptrdiff_t j = 0; j < nj; j++) {                                                  \
         m[j] = -INFINITY;                                                                 \
@@ -118,8 +166,13 @@ LSE_INLINE void lse_scan_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t s
     }                                                                                     \
     for (ptrdiff_t r = 0; r < nr; r++) {                                                  \
         const A_T *ar = a + r * sr;                                                       \
+        for (ptrdiff_t j = 0; j < nj; j++) {                                              \
+            x[j] = (double)ar[j * si];                                                    \
+            lse_scan_pair(x[j], m[j], ya + j, yb + j);                                    \
+        }                                                                                 \
+        lse_terms(nj, ya, yb, tau, inv_tau, e, lo);                                       \
         for (ptrdiff_t j = 0; j < nj; j++)                                                \
-            lse_scan_step((double)ar[j * si], tau, inv_tau, m + j, w + j, t + j, c + j);  \
+            lse_scan_apply(x[j], e[j], lo[j], m + j, w + j, t + j, c + j);                \
         lse_finalize(nj, m, w, t, c, NULL, tau, res, NULL, NULL);                         \
         for (ptrdiff_t j = 0; j < nj; j++) out[r * or_ + j * oi] = (A_T)res[j];           \
     }                                                                                     \
@@ -143,12 +196,21 @@ LSE_CLONES void lse_logaddexp_##SUF(const A_T *x, ptrdiff_t sx, const A_T *y, pt
                                     A_T *out, ptrdiff_t so, ptrdiff_t n, double tau)      \
 {                                                                                         \
     double pm[LSE_SCAN_BLOCK], pw[LSE_SCAN_BLOCK], pt[LSE_SCAN_BLOCK], pc[LSE_SCAN_BLOCK]; \
-    double res[LSE_SCAN_BLOCK], inv_tau = 1.0 / tau;                                      \
+    double lo[LSE_SCAN_BLOCK], res[LSE_SCAN_BLOCK], inv_tau = 1.0 / tau;                  \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_SCAN_BLOCK) {                                \
         ptrdiff_t len = n - i0 < LSE_SCAN_BLOCK ? n - i0 : LSE_SCAN_BLOCK;                \
-        for (ptrdiff_t k = 0; k < len; k++)                                               \
-            lse_pair_partial((double)x[(i0 + k) * sx], (double)y[(i0 + k) * sy], tau,     \
-                             inv_tau, pm + k, pw + k, pt + k, pc + k);                    \
+        for (ptrdiff_t k = 0; k < len; k++) {    /* the pair's partial: max, 1, term */   \
+            double u = (double)x[(i0 + k) * sx], v = (double)y[(i0 + k) * sy];            \
+            pm[k] = u > v ? u : v;                                                        \
+            lo[k] = u > v ? v : u;                                                        \
+            pw[k] = 1.0;                                                                  \
+        }                                                                                 \
+        lse_terms(len, lo, pm, tau, inv_tau, pt, pc);                                     \
+        for (ptrdiff_t k = 0; k < len; k++)      /* equal infinities: a term of 1 */      \
+            if (lo[k] == pm[k]) {                                                         \
+                pt[k] = 1.0;                                                              \
+                pc[k] = 0.0;                                                              \
+            }                                                                             \
         lse_finalize(len, pm, pw, pt, pc, NULL, tau, res, NULL, NULL);                    \
         for (ptrdiff_t k = 0; k < len; k++) out[(i0 + k) * so] = (A_T)res[k];             \
     }                                                                                     \
