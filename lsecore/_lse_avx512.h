@@ -323,35 +323,92 @@ LSE512_INLINE __m512d lse512_exp_dd(__m512d x, __m512d *lo)
     return _mm512_scalef_pd(p, kd);
 }
 
+/* x / d as q + *lo, lane by lane, as lse_div_dd (lanes whose q is not finite are the caller's). */
+LSE512_INLINE __m512d lse512_div_dd(__m512d x, __m512d d, __m512d *lo)
+{
+    __m512d q = _mm512_div_pd(x, d);
+    __m512d p = _mm512_mul_pd(q, d);
+    __m512d pe = _mm512_fmsub_pd(q, d, p);
+    *lo = _mm512_div_pd(_mm512_sub_pd(_mm512_sub_pd(x, p), pe), d);
+    return q;
+}
+
+/* Knuth's two-sum error of s = x + y, lane by lane. */
+LSE512_INLINE __m512d lse512_two_sum_err(__m512d x, __m512d y, __m512d s)
+{
+    __m512d yy = _mm512_sub_pd(s, x);
+    return _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(s, yy)), _mm512_sub_pd(y, yy));
+}
+
 /*
- * The finalizer's Newton steps for n <= 8 partials at once: from lh (libm's log), the
- * sum h + l and the max m, res = m + tau (lh + ll) and lg = lh + ll, as
- * lse_log_abs_newton and lse_shift_add compute them.  Returns the mask of the lanes it
- * computed: those with a sum, |lh| < 708 and a finite m; the caller does the others.
+ * lse_finalize for n <= 8 partials at once: lse_log_abs_start, lse_log_abs_newton and
+ * lse_shift_add lane by lane, with a vector log in place of libm's.  s = 2^e mant with
+ * mant in [0.75, 1.5] (mant - 1 = u exactly, from the partial, near s = 1), and
+ * log mant = 2 atanh(f), f = (mant - 1) / (mant + 1), |f| <= 1/5, by its series to
+ * f^15 (truncation below 2^-40 relative): the Newton step against exp in double-double
+ * squares that error away.  Computes the lanes with a positive finite sum, a finite max
+ * and |log S| < 708, and returns their mask; the caller does the others.
  */
-LSE512 __mmask8 lse512_newton(ptrdiff_t n, const double *lh, const double *h, const double *l,
-                              const double *m, double tau, double *res, double *lg)
+LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, const double *t,
+                                const double *c, const double *divisor, double tau,
+                                double *out, double *sign, double *log_sum)
 {
     __mmask8 km = n >= 8 ? 0xff : (__mmask8)((1u << n) - 1);
-    __m512d zero = _mm512_setzero_pd();
-    __m512d vlh = _mm512_maskz_loadu_pd(km, lh), vh = _mm512_maskz_loadu_pd(km, h);
-    __m512d vl = _mm512_maskz_loadu_pd(km, l), vm = _mm512_maskz_loadu_pd(km, m);
-    __m512d lim = _mm512_set1_pd(708.0), big = _mm512_set1_pd(0x1.fffffffffffffp1023);
-    __mmask8 ok = km & _mm512_cmp_pd_mask(vh, vh, _CMP_ORD_Q)
-                  & _mm512_cmp_pd_mask(_mm512_abs_pd(vlh), lim, _CMP_LT_OQ)
-                  & _mm512_cmp_pd_mask(_mm512_abs_pd(vm), big, _CMP_LE_OQ);
+    const __m512d one = _mm512_set1_pd(1.0), big = _mm512_set1_pd(0x1.fffffffffffffp1023);
+    __m512d vm = _mm512_maskz_loadu_pd(km, m), vw = _mm512_maskz_loadu_pd(km, w);
+    __m512d vt = _mm512_maskz_loadu_pd(km, t), vc = _mm512_maskz_loadu_pd(km, c);
+    if (divisor != NULL) {
+        __m512d d = _mm512_mask_loadu_pd(one, km, divisor), lw, lt;
+        vw = lse512_div_dd(vw, d, &lw);
+        vt = lse512_div_dd(vt, d, &lt);
+        vc = _mm512_add_pd(_mm512_add_pd(_mm512_div_pd(vc, d), lw), lt);
+    }
+    __m512d s = _mm512_add_pd(vw, vt);
+    __m512d lo = _mm512_add_pd(lse512_two_sum_err(vw, vt, s), vc);
+    __mmask8 ok = km & _mm512_cmp_pd_mask(s, _mm512_setzero_pd(), _CMP_GT_OQ)
+                  & _mm512_cmp_pd_mask(s, big, _CMP_LE_OQ)
+                  & _mm512_cmp_pd_mask(_mm512_abs_pd(vm), big, _CMP_LE_OQ)
+                  & _mm512_cmp_pd_mask(_mm512_add_pd(s, lo), _mm512_setzero_pd(), _CMP_GT_OQ);
     if (!ok) return 0;
-    vlh = _mm512_mask_blend_pd(ok, zero, vlh);
-    __m512d el, eh = lse512_exp_dd(vlh, &el);
-    __m512d ll = _mm512_div_pd(_mm512_add_pd(_mm512_sub_pd(vh, eh), _mm512_sub_pd(vl, el)), eh);
+    s = _mm512_mask_blend_pd(ok, one, s);
+    /* Near 1, the sum as 1 + u + ulo, as lse_log_abs_start has it. */
+    __m512d v = _mm512_sub_pd(vw, one);
+    __m512d u = _mm512_add_pd(v, vt);
+    __m512d ulo = _mm512_add_pd(lse512_two_sum_err(v, vt, u),
+                                _mm512_add_pd(lse512_two_sum_err(vw, _mm512_set1_pd(-1.0), v), vc));
+    __m512d h1 = _mm512_add_pd(one, u);
+    __mmask8 near = _mm512_cmp_pd_mask(s, _mm512_set1_pd(0.5), _CMP_GE_OQ)
+                    & _mm512_cmp_pd_mask(s, _mm512_set1_pd(2.0), _CMP_LE_OQ);
+    __m512d h = _mm512_mask_blend_pd(near, s, h1);
+    __m512d l = _mm512_mask_blend_pd(near, lo, _mm512_add_pd(lse512_two_sum_err(one, u, h1), ulo));
+    /* The approximate log. */
+    __m512d e = _mm512_getexp_pd(s);
+    __m512d mant = _mm512_getmant_pd(s, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+    __mmask8 hi = _mm512_cmp_pd_mask(mant, _mm512_set1_pd(1.5), _CMP_GT_OQ);
+    mant = _mm512_mask_mul_pd(mant, hi, mant, _mm512_set1_pd(0.5));
+    e = _mm512_mask_add_pd(e, hi, e, one);
+    __mmask8 mid = near & _mm512_cmp_pd_mask(e, _mm512_setzero_pd(), _CMP_EQ_OQ);
+    __m512d num = _mm512_mask_blend_pd(mid, _mm512_sub_pd(mant, one), u);
+    __m512d f = _mm512_div_pd(num, _mm512_add_pd(num, _mm512_set1_pd(2.0)));
+    __m512d f2 = _mm512_mul_pd(f, f);
+    __m512d q = _mm512_set1_pd(1.0 / 15.0);
+    for (int k = 13; k >= 3; k -= 2) q = _mm512_fmadd_pd(q, f2, _mm512_set1_pd(1.0 / k));
+    __m512d lm = _mm512_mul_pd(_mm512_add_pd(f, f), _mm512_fmadd_pd(q, f2, one));
+    __m512d lh = _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.62e42fefa39efp-1), lm);
+    ok &= _mm512_cmp_pd_mask(_mm512_abs_pd(lh), _mm512_set1_pd(708.0), _CMP_LT_OQ);
+    if (!ok) return 0;
+    /* One Newton step, then m + tau (lh + ll) rounded once, as lse_shift_add. */
+    __m512d el, eh = lse512_exp_dd(_mm512_mask_blend_pd(ok, _mm512_setzero_pd(), lh), &el);
+    __m512d ll = _mm512_div_pd(_mm512_add_pd(_mm512_sub_pd(h, eh), _mm512_sub_pd(l, el)), eh);
     __m512d tv = _mm512_set1_pd(tau);
-    __m512d p = _mm512_mul_pd(tv, vlh);
-    __m512d pe = _mm512_fmsub_pd(tv, vlh, p);
+    __m512d p = _mm512_mul_pd(tv, lh);
+    __m512d pe = _mm512_fmsub_pd(tv, lh, p);
     __m512d sum, err;
     lse512_two_sum(vm, p, &sum, &err);
     __m512d r = _mm512_add_pd(sum, _mm512_add_pd(_mm512_add_pd(err, pe), _mm512_mul_pd(tv, ll)));
-    _mm512_mask_storeu_pd(res, ok, r);
-    _mm512_mask_storeu_pd(lg, ok, _mm512_add_pd(vlh, ll));
+    _mm512_mask_storeu_pd(out, ok, r);
+    if (sign != NULL) _mm512_mask_storeu_pd(sign, ok, one);
+    if (log_sum != NULL) _mm512_mask_storeu_pd(log_sum, ok, _mm512_add_pd(lh, ll));
     return ok;
 }
 
@@ -407,6 +464,11 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
         for (ptrdiff_t r = r0; r < r1; r++)                                               \
             for (int v = 0; v < nv; v++)                                                  \
                 bm[v] = _mm512_max_pd(LOAD8(ninf, km[v], a + r * sr + 8 * v), bm[v]);     \
+        /* Each vector's running partial, then the rows' terms added to all of them */    \
+        /* at once: nv independent chains of Kahan sums rather than one at a time. */       \
+        __m512d mn[LSE_TILE / 8], me[LSE_TILE / 8], wv[LSE_TILE / 8];                     \
+        __m512d sv[LSE_TILE / 8], cv[LSE_TILE / 8];                                       \
+        unsigned direct = 0;                                                              \
         for (int v = 0; v < nv; v++) {                                                    \
             double *m = mt + 8 * v, *w = wt + 8 * v, *t = tt + 8 * v, *c = ct + 8 * v;    \
             __m512d mo = _mm512_mask_loadu_pd(ninf, km[v], m);                            \
@@ -414,12 +476,14 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                                                    _CMP_EQ_OQ)                            \
                            | _mm512_mask_cmp_pd_mask(km[v], mo, _mm512_set1_pd(INFINITY), \
                                                      _CMP_EQ_OQ);                         \
+            mn[v] = me[v] = wv[v] = sv[v] = cv[v] = _mm512_setzero_pd();                  \
             if (inf) {                                                                    \
                 lse_cols_generic_##SUF##SUF(a + r0 * sr + 8 * v, sr, 1, NULL, 0, 0,       \
                                             r1 - r0, nj - 8 * v < 8 ? nj - 8 * v : 8,     \
                                             inv_tau, m, w, t, c);                         \
                 continue;                                                                 \
             }                                                                             \
+            direct |= 1u << v;                                                            \
             __mmask8 up = _mm512_mask_cmp_pd_mask(km[v], bm[v], mo, _CMP_GT_OQ);          \
             __mmask8 fresh = up & _mm512_cmp_pd_mask(mo, ninf, _CMP_EQ_OQ);               \
             for (int l = 0; l < 8; l++)                                                   \
@@ -430,29 +494,34 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                 }                                                                         \
             __m512d zero = _mm512_setzero_pd();                                           \
             /* From an all -inf partial: exp(-inf) = 0 scales w, t and c (nan stays). */  \
-            __m512d wv = _mm512_mask_loadu_pd(zero, km[v], w);                            \
-            __m512d tv = _mm512_mask_loadu_pd(zero, km[v], t);                            \
-            __m512d cv = _mm512_mask_loadu_pd(zero, km[v], c);                            \
-            wv = _mm512_mask_mul_pd(wv, fresh, wv, zero);                                 \
-            tv = _mm512_mask_mul_pd(tv, fresh, tv, zero);                                 \
-            cv = _mm512_mask_mul_pd(cv, fresh, cv, zero);                                 \
-            __m512d mn = _mm512_mask_blend_pd(up, mo, bm[v]);                             \
-            __m512d me = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(mn, ninf, _CMP_EQ_OQ),   \
-                                              mn, zero);                                  \
-            __m512d s = tv, cc = _mm512_sub_pd(zero, cv);                                 \
-            for (ptrdiff_t r = r0; r < r1; r++) {                                         \
-                const A_T *p = a + r * sr + 8 * v;                                        \
-                __m512d x = LOAD8(ninf, km[v], p);                                        \
-                __mmask8 top = _mm512_cmp_pd_mask(x, mn, _CMP_EQ_OQ);                     \
-                __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, me), iv), &k);            \
-                wv = _mm512_mask_add_pd(wv, top, wv, one);                                \
-                lse512_kahan(&s, &cc, _mm512_maskz_mov_pd((__mmask8)~top, e));            \
-            }                                                                             \
-            _mm512_mask_storeu_pd(m, km[v], mn);                                          \
-            _mm512_mask_storeu_pd(w, km[v], wv);                                          \
-            _mm512_mask_storeu_pd(t, km[v], s);                                           \
-            _mm512_mask_storeu_pd(c, km[v], _mm512_sub_pd(zero, cc));                     \
+            __m512d w0 = _mm512_mask_loadu_pd(zero, km[v], w);                            \
+            __m512d t0 = _mm512_mask_loadu_pd(zero, km[v], t);                            \
+            __m512d c0 = _mm512_mask_loadu_pd(zero, km[v], c);                            \
+            wv[v] = _mm512_mask_mul_pd(w0, fresh, w0, zero);                              \
+            sv[v] = _mm512_mask_mul_pd(t0, fresh, t0, zero);                              \
+            cv[v] = _mm512_sub_pd(zero, _mm512_mask_mul_pd(c0, fresh, c0, zero));         \
+            mn[v] = _mm512_mask_blend_pd(up, mo, bm[v]);                                  \
+            me[v] = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(mn[v], ninf, _CMP_EQ_OQ),     \
+                                         mn[v], zero);                                    \
         }                                                                                 \
+        for (ptrdiff_t r = r0; r < r1; r++)                                               \
+            for (int v = 0; v < nv; v++) {                                                \
+                __m512d x = LOAD8(ninf, km[v], a + r * sr + 8 * v);                       \
+                /* the next tile (a prefetch past the end of the data never faults) */    \
+                lse512_prefetch((const char *)(a + r * sr + 8 * v), 8 * LSE_TILE * sizeof(A_T)); \
+                __mmask8 top = _mm512_cmp_pd_mask(x, mn[v], _CMP_EQ_OQ);                  \
+                __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, me[v]), iv), &k);         \
+                wv[v] = _mm512_mask_add_pd(wv[v], top, wv[v], one);                       \
+                lse512_kahan(sv + v, cv + v, _mm512_maskz_mov_pd((__mmask8)~top, e));     \
+            }                                                                             \
+        for (int v = 0; v < nv; v++)                                                      \
+            if (direct >> v & 1) {                                                        \
+                _mm512_mask_storeu_pd(mt + 8 * v, km[v], mn[v]);                          \
+                _mm512_mask_storeu_pd(wt + 8 * v, km[v], wv[v]);                          \
+                _mm512_mask_storeu_pd(tt + 8 * v, km[v], sv[v]);                          \
+                _mm512_mask_storeu_pd(ct + 8 * v, km[v],                                  \
+                                      _mm512_sub_pd(_mm512_setzero_pd(), cv[v]));         \
+            }                                                                             \
     }                                                                                     \
 }                                                                                         \
                                                                                           \

@@ -527,9 +527,9 @@ LSE_INLINE void lse_log_abs_start(double w, double t, double c,
     *h = s;
     *l = lo;
     if (s >= 0.5 && s <= 2.0) {
-        double v = w - 1.0;
+        double v = w - 1.0;                      /* inexact for w < 0.5 (a mean's) */
         double u = v + t;
-        double ulo = lse_two_sum_err(v, t, u) + c;
+        double ulo = lse_two_sum_err(v, t, u) + (lse_two_sum_err(w, -1.0, v) + c);
         *lh = log1p(u);
         *h = 1.0 + u;
         *l = lse_two_sum_err(1.0, u, *h) + ulo;
@@ -572,15 +572,10 @@ LSE_INLINE double lse_shift_add(double m, double tau, double lh, double ll)
     return s + (lse_two_sum_err(m, p, s) + pe + tau * ll);
 }
 
-/*
- * Finalize n partials: out[j] = m[j] + tau log|S_j|, sign[j] = sign(S_j) and
- * log_sum[j] = log|S_j| for S_j = (w[j] + t[j] + c[j]) / divisor[j] (sign, log_sum and
- * divisor may be NULL).  A max of -inf (an empty or all -inf slice, or zero weights) is
- * a zero sum: -inf with sign 0; a nan result has a nan sign.
- */
-LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, const double *t,
-                             const double *c, const double *divisor, double tau,
-                             double *out, double *sign, double *log_sum)
+/* lse_finalize with libm's logs, run for a chunk of partials before their Newton steps. */
+static void lse_finalize_portable(ptrdiff_t n, const double *m, const double *w,
+                                  const double *t, const double *c, const double *divisor,
+                                  double tau, double *out, double *sign, double *log_sum)
 {
     enum { CHUNK = 128 };
     double lh[CHUNK], h[CHUNK], l[CHUNK], sg[CHUNK];
@@ -597,21 +592,11 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
             }
             lse_log_abs_start(wj, tj, cj, lh + k, h + k, l + k, sg + k);
         }
-        unsigned char done[CHUNK] = {0};         /* Newton steps done 8 at a time */
-        double rv[CHUNK], lgv[CHUNK];
-#ifdef LSE_HAVE_AVX512
-        if (lse_use_avx512())
-            for (ptrdiff_t k = 0; k < nc; k += 8) {
-                unsigned ok = lse512_newton(nc - k, lh + k, h + k, l + k, m + j0 + k, tau,
-                                            rv + k, lgv + k);
-                for (int i = 0; i < 8; i++) done[k + i] = ok >> i & 1;
-            }
-#endif
         for (ptrdiff_t k = 0; k < nc; k++) {     /* independent Newton steps */
             ptrdiff_t j = j0 + k;
-            double ll = done[k] ? 0.0 : lse_log_abs_newton(lh[k], h[k], l[k]);
-            double lg = done[k] ? lgv[k] : lh[k] + ll;
-            double res = done[k] ? rv[k] : lse_shift_add(m[j], tau, lh[k], ll);
+            double ll = lse_log_abs_newton(lh[k], h[k], l[k]);
+            double lg = lh[k] + ll;
+            double res = lse_shift_add(m[j], tau, lh[k], ll);
             double sj = sg[k];
             if (m[j] == -INFINITY && !isnan(lg)) {
                 res = -INFINITY;
@@ -623,6 +608,39 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
             if (log_sum != NULL) log_sum[j] = lg;
         }
     }
+}
+
+/*
+ * Finalize n partials: out[j] = m[j] + tau log|S_j|, sign[j] = sign(S_j) and
+ * log_sum[j] = log|S_j| for S_j = (w[j] + t[j] + c[j]) / divisor[j] (sign, log_sum and
+ * divisor may be NULL).  A max of -inf (an empty or all -inf slice, or zero weights) is
+ * a zero sum: -inf with sign 0; a nan result has a nan sign.  With AVX-512, 8 at a
+ * time, and the rare partials that the vector code leaves by the portable code.
+ */
+LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, const double *t,
+                             const double *c, const double *divisor, double tau,
+                             double *out, double *sign, double *log_sum)
+{
+#ifdef LSE_HAVE_AVX512
+    if (lse_use_avx512()) {
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += 8) {
+            ptrdiff_t nk = n - j0 < 8 ? n - j0 : 8;
+            const double *dj = divisor != NULL ? divisor + j0 : NULL;
+            double *sj = sign != NULL ? sign + j0 : NULL, *lj = log_sum != NULL ? log_sum + j0 : NULL;
+            unsigned rest = ((1u << nk) - 1) & ~(unsigned)lse512_finalize(
+                nk, m + j0, w + j0, t + j0, c + j0, dj, tau, out + j0, sj, lj);
+            for (; rest; rest &= rest - 1) {
+                ptrdiff_t j = j0 + __builtin_ctz(rest);
+                lse_finalize_portable(1, m + j, w + j, t + j, c + j,
+                                      divisor != NULL ? divisor + j : NULL, tau, out + j,
+                                      sign != NULL ? sign + j : NULL,
+                                      log_sum != NULL ? log_sum + j : NULL);
+            }
+        }
+        return;
+    }
+#endif
+    lse_finalize_portable(n, m, w, t, c, divisor, tau, out, sign, log_sum);
 }
 
 /*

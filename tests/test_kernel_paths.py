@@ -9,6 +9,7 @@ long double's 64 bits); mpmath (tests/reference.py) checks that oracle and the c
 
 import math
 import os
+from fractions import Fraction
 import platform
 import subprocess
 import sys
@@ -255,7 +256,7 @@ def test_other_loops_pass_accuracy_and_edge_cases_in_subprocess(mode):
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
            "tests/test_accuracy.py", "tests/test_edge_cases.py", "tests/test_kernel_paths.py",
            # the tests of this file that start processes of their own, or need no second run
-           "-k", "not in_subprocess and not read_once and not finalize"]
+           "-k", "not in_subprocess and not read_once"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, (f"LSECORE_SIMD={env.get('LSECORE_SIMD')!r}:\n"
                                  + out.stdout[-6000:] + out.stderr[-2000:])
@@ -959,6 +960,71 @@ def test_finalize_optional_outputs_give_the_same_out():
     _kernel.finalize(m, w, t, c, 1.0, out, divisor=np.full(n, 12.0))
     mean_ref = np.asarray(ld_lse_rows(a) - np.log(LD(12)), dtype=LD)
     assert_no_failures(ulp_failures(out, mean_ref, np.float64, max_ulp=1.5, label="divisor"))
+
+
+def _finalize_grid():
+    """Partials (m, w, t, c, divisor) whose sums cross every branch of the finalizer: sums
+    near 1 (1 + u with u down to 1e-300, either side), at the edges 0.5, 0.75, 1.5 and 2
+    and an ulp either side, across the exponent range, subnormal, and with divisors."""
+    rng = _rng("finalize-grid")
+    sums = [1.0, 0.5, 0.75, 1.5, 2.0, 3.0, 1e-300, 5e-324, 1e-310, 1e300, 1.7e308]
+    sums += [np.nextafter(x, d) for x in (0.5, 0.75, 1.5, 2.0) for d in (0.0, 3.0)]
+    sums += list(10.0 ** rng.uniform(-300, 300, 60)) + list(rng.uniform(0.4, 2.2, 60))
+    rows = []
+    for s in sums:
+        rows.append((0.0, s, 0.0))                            # no maximal term
+        if s < 1e300:
+            rows.append((1.0, s, 0.0))                        # w = 1: the sum is 1 + s
+            rows.append((1.0, s, -s * 2.0 ** -60))
+            rows.append((3.0, s, 0.0))
+    for k in range(1, 64):
+        u = 2.0 ** -k * rng.uniform(1.0, 2.0)
+        rows.append((1.0, u, 0.0))
+        rows.append((1.0, -u, 0.0))                           # signed weights: 1 - u
+        rows.append((0.5, 0.5 + u, u * 2.0 ** -58))
+    rows += [(1.0, 1e-300, 0.0), (1.0, -1e-300, 0.0), (2.0, -1.0, 1e-30)]
+    w, t, c = (np.array([r[i] for r in rows]) for i in range(3))
+    m = rng.choice([0.0, -1.0, 3.5, 1e5, -700.0], size=w.size)
+    divisor = rng.choice([1.0, 3.0, 12.0, 1e6], size=w.size)
+    return m, w, t, c, divisor
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.3, 7.0])
+@pytest.mark.parametrize("with_divisor", [False, True], ids=["sum", "mean"])
+def test_finalize_against_mpmath_across_branches(tau, with_divisor):
+    """out = m + tau log S and log_sum = log S within 1 ulp of mpmath (log S within 1 ulp of
+    itself even where it is 1e-300), on both the vector and the portable finalizer."""
+    m, w, t, c, divisor = _finalize_grid()
+    n = m.size
+    out, sign, log_sum = np.empty(n), np.empty(n), np.empty(n)
+    _kernel.finalize(m, w, t, c, tau, out, sign, log_sum, divisor if with_divisor else None)
+    failures = []
+    with mpmath.workdps(40):
+        for j in range(n):
+            # S exactly as a fraction, then log1p(S - 1) near 1 (1 + 1e-300 has no
+            # 40-digit float)
+            total = Fraction(w[j]) + Fraction(t[j]) + Fraction(c[j])
+            if with_divisor:
+                total /= Fraction(divisor[j])
+                if abs(total) < Fraction(np.finfo(np.float64).smallest_normal):
+                    continue                                  # S / d is subnormal
+            if total == 0:
+                exp_log, exp_out, exp_sign = -mpmath.inf, -mpmath.inf, 0.0
+            else:
+                x = abs(total) - 1
+                exp_log = (mpmath.log1p(mpmath.mpf(x.numerator) / x.denominator) if abs(x) < 0.5
+                           else mpmath.log(mpmath.mpf(abs(total).numerator) / abs(total).denominator))
+                exp_out = mpmath.mpf(m[j]) + mpmath.mpf(tau) * exp_log
+                exp_sign = 1.0 if total > 0 else -1.0
+            e_log = ulp_error(log_sum[j], exp_log, np.float64)
+            # where m and tau log S cancel, the error is bounded by ulps of the larger
+            scale = max(abs(exp_out), abs(mpmath.mpf(m[j])), abs(tau * exp_log))
+            e_out = (ulp_error(out[j], exp_out, np.float64) if abs(exp_out) >= scale / 4
+                     else abs(out[j] - exp_out) / np.spacing(float(scale)))
+            if e_log > 1.0 or e_out > 1.0 or sign[j] != exp_sign:
+                failures.append(f"w={w[j]!r} t={t[j]!r} c={c[j]!r} d={divisor[j]!r} m={m[j]!r}: "
+                                f"log_sum {e_log:.3g} ulp, out {e_out:.3g} ulp, sign {sign[j]}")
+    assert_no_failures(failures)
 
 
 def test_finalize_closed_forms():
