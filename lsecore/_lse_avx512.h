@@ -44,9 +44,18 @@ static const double LSE_T_LO[16] = {
     -0x1.bdd3413b26456p-54, -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54, 0x1.c7c46b071f2bep-56,
     0x1.7a1cd345dcc81p-54, 0x1.11065895048ddp-55, 0x1.2ed02d75b3707p-55, -0x1.e9c23179c2893p-54};
 
+/* The bits of LSE_T_HI[j] less j << 48: adding the bits of k = 16 q + j shifted left by 48
+ * then gives the bits of 2^q LSE_T_HI[j] (q in the exponent field, j's bits cancelled). */
+static const uint64_t LSE_T_BITS[16] = {
+    0x3ff0000000000000ULL, 0x3fefb5586cf9890fULL, 0x3fef72b83c7d517bULL, 0x3fef387a6e756238ULL,
+    0x3fef06fe0a31b715ULL, 0x3feedea64c123422ULL, 0x3feebfdad5362a27ULL, 0x3feeab07dd485429ULL,
+    0x3feea09e667f3bcdULL, 0x3feea11473eb0187ULL, 0x3feeace5422aa0dbULL, 0x3feec49182a3f090ULL,
+    0x3feee89f995ad3adULL, 0x3fef199bdd85529cULL, 0x3fef5818dcfba487ULL, 0x3fefa4afa2a490daULL};
+
 /* The tables and constants of the exp, loaded into registers once per loop. */
 typedef struct {
     __m512d thi0, thi1, tlo0, tlo1;
+    __m512i tbits0, tbits1;
 } lse512_tab;
 
 LSE512_INLINE lse512_tab lse512_tables(void)
@@ -56,6 +65,8 @@ LSE512_INLINE lse512_tab lse512_tables(void)
     k.thi1 = _mm512_loadu_pd(LSE_T_HI + 8);
     k.tlo0 = _mm512_loadu_pd(LSE_T_LO);
     k.tlo1 = _mm512_loadu_pd(LSE_T_LO + 8);
+    k.tbits0 = _mm512_loadu_si512(LSE_T_BITS);
+    k.tbits1 = _mm512_loadu_si512(LSE_T_BITS + 8);
     return k;
 }
 
@@ -92,23 +103,29 @@ LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
  * exp(d) to about 2^-50 relative where it matters (d > -20), for float32 data: the
  * table's leading parts, one reduction constant, and a degree-6 polynomial (truncation
  * below 2^-51).  Enough for a float32 result within 1 ulp even where the max and the
- * log of the sum nearly cancel (a result of 1e-7 has ulps of 2^-46).
+ * log of the sum nearly cancel (a result of 1e-7 has ulps of 2^-46).  d is rounded to
+ * k ln2 / 16 by a shift of 1.5 2^48, and 2^(k/16) = 2^q T_j built from the bits of k
+ * and LSE_T_BITS by integer adds, which needs 2^q normal: d below -708 is taken as
+ * -708, a term of 3e-308 that no sum of float32 terms (with the max's 1) can see
+ * (an all -inf slice has a max of -inf, which the finalizer turns into -inf whatever
+ * its sum).  nan stays nan.
  */
 LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k)
 {
-    const __m512d shift = _mm512_set1_pd(0x1.8p52);
-    d = _mm512_max_pd(_mm512_set1_pd(-750.0), d);
-    __m512d kd = _mm512_fmadd_pd(d, _mm512_set1_pd(0x1.71547652b82fep+4), shift);
-    __m512i j = _mm512_castpd_si512(kd);
-    kd = _mm512_sub_pd(kd, shift);
-    __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-5), d);
-    __m512d th = _mm512_permutex2var_pd(k->thi0, j, k->thi1);
+    const __m512d shift = _mm512_set1_pd(0x1.8p48);
+    d = _mm512_max_pd(_mm512_set1_pd(-708.0), d);    /* nan (the second operand) stays */
+    __m512d kd = _mm512_fmadd_pd(d, _mm512_set1_pd(0x1.71547652b82fep0), shift);
+    __m512i kb = _mm512_castpd_si512(kd);            /* low bits: k, two's complement */
+    kd = _mm512_sub_pd(kd, shift);                   /* k / 16 */
+    __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-1), d);
+    __m512i tb = _mm512_permutex2var_epi64(k->tbits0, kb, k->tbits1);
+    __m512d th = _mm512_castsi512_pd(_mm512_add_epi64(tb, _mm512_slli_epi64(kb, 48)));
     __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 720.0), _mm512_set1_pd(1.0 / 120.0));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
     __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
-    return _mm512_scalef_pd(_mm512_fmadd_pd(th, p, th), _mm512_mul_pd(kd, _mm512_set1_pd(0.0625)));
+    return _mm512_fmadd_pd(th, p, th);
 }
 
 /* Kahan's add of e into (*s, *c); the sum is *s - *c.  Terms are in [0, 1] or nan. */
@@ -120,13 +137,17 @@ LSE512_INLINE void lse512_kahan(__m512d *s, __m512d *c, __m512d e)
     *s = u;
 }
 
-/* The term e of x, or 0 where x is the max m (then counted in *top). */
-LSE512_INLINE __m512d lse512_off_max(__m512d x, __m512d m, __m512d e, uint64_t *top)
+/* The term e of x, or 0 where x is the max m; the others (nan included) are counted in
+ * *others, so that the maxima of v vectors are 8 v - *others. */
+LSE512_INLINE __m512d lse512_off_max(__m512d x, __m512d m, __m512d e, uint64_t *others)
 {
-    __mmask8 k = _mm512_cmp_pd_mask(x, m, _CMP_EQ_OQ);
-    *top += (uint64_t)__builtin_popcount((unsigned)k);
-    return _mm512_maskz_mov_pd((__mmask8)~k, e);
+    __mmask8 k = _mm512_cmp_pd_mask(x, m, _CMP_NEQ_UQ);
+    *others += (uint64_t)__builtin_popcount((unsigned)k);
+    return _mm512_maskz_mov_pd(k, e);
 }
+
+/* The lanes of the vectors that cover n elements. */
+#define LSE512_LANES(n) ((uint64_t)((n) + 7) & ~(uint64_t)7)
 
 /* Knuth's two-sum, lane by lane: *u + *e = x + y exactly. */
 LSE512_INLINE void lse512_two_sum(__m512d x, __m512d y, __m512d *u, __m512d *e)
@@ -211,16 +232,15 @@ LSE512_INLINE void lse512_prefetch(const char *p, ptrdiff_t i)
  * Maximal terms stay out of the Kahan sums: a 1 added to a lane that holds only tiny
  * terms would take their rounding error with it.
  */
-LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
-                                double *w, double *t, double *tc,
-                                const char *pf, ptrdiff_t pf_bytes)
+LSE512_INLINE void lse512_sum_d_impl(const double *a, ptrdiff_t n, double m, double inv_tau,
+                                     double *w, double *t, double *tc,
+                                     const char *pf, ptrdiff_t pf_bytes, const int unit)
 {
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
-    const int unit = inv_tau == 1.0;
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
     __m512d c0 = s0, c1 = s0, c2 = s0, c3 = s0;
-    uint64_t top = 0;
+    uint64_t others = 0;
     ptrdiff_t i = 0;
 #define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
     for (; i + 32 <= n; i += 32) {
@@ -232,19 +252,30 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
         }
         __m512d x0 = _mm512_loadu_pd(a + i), x1 = _mm512_loadu_pd(a + i + 8);
         __m512d x2 = _mm512_loadu_pd(a + i + 16), x3 = _mm512_loadu_pd(a + i + 24);
-        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, lse512_exp(LSE512_D(x0), &k), &top));
-        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, lse512_exp(LSE512_D(x1), &k), &top));
-        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, lse512_exp(LSE512_D(x2), &k), &top));
-        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, lse512_exp(LSE512_D(x3), &k), &top));
+        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, lse512_exp(LSE512_D(x0), &k), &others));
+        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, lse512_exp(LSE512_D(x1), &k), &others));
+        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, lse512_exp(LSE512_D(x2), &k), &others));
+        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, lse512_exp(LSE512_D(x3), &k), &others));
     }
     for (; i < n; i += 8) {                      /* masked-off lanes read -inf: exp 0 */
         __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
         __m512d x = _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), km, a + i);
-        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, lse512_exp(LSE512_D(x), &k), &top));
+        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, lse512_exp(LSE512_D(x), &k), &others));
     }
 #undef LSE512_D
-    *w += (double)top;
+    *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(s0, c0, s1, c1, s2, c2, s3, c3, t, tc);
+}
+
+/* The unit temperature's loop apart, so that no test of it is left in the loop. */
+LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
+                                double *w, double *t, double *tc,
+                                const char *pf, ptrdiff_t pf_bytes)
+{
+    if (inv_tau == 1.0)
+        lse512_sum_d_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 1);
+    else
+        lse512_sum_d_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 0);
 }
 
 /*
@@ -252,16 +283,15 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
  * terms below 1 (the maximal ones are counted apart) without compensation, a relative
  * error below 2^-47; the chunks' sums then merge by exact two-sums.
  */
-LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
-                                double *w, double *t, double *tc,
-                                const char *pf, ptrdiff_t pf_bytes)
+LSE512_INLINE void lse512_sum_f_impl(const float *a, ptrdiff_t n, double m, double inv_tau,
+                                     double *w, double *t, double *tc,
+                                     const char *pf, ptrdiff_t pf_bytes, const int unit)
 {
     enum { CHUNK = 2048 };                       /* 64 terms a lane */
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
-    const int unit = inv_tau == 1.0;
     __m512d z = _mm512_setzero_pd(), S = z, C = z;
-    uint64_t top = 0;
+    uint64_t others = 0;
 #define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
 #define LSE512_LD(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CHUNK) {
@@ -274,15 +304,15 @@ LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double in
             }
             __m512d x0 = LSE512_LD(a + i), x1 = LSE512_LD(a + i + 8);
             __m512d x2 = LSE512_LD(a + i + 16), x3 = LSE512_LD(a + i + 24);
-            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(LSE512_D(x0), &k), &top));
-            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(LSE512_D(x1), &k), &top));
-            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(LSE512_D(x2), &k), &top));
-            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(LSE512_D(x3), &k), &top));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(LSE512_D(x0), &k), &others));
+            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(LSE512_D(x1), &k), &others));
+            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(LSE512_D(x2), &k), &others));
+            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(LSE512_D(x3), &k), &others));
         }
         for (; i < end; i += 8) {
             __mmask8 km = end - i >= 8 ? 0xff : (__mmask8)((1u << (end - i)) - 1);
             __m512d x = _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm256_set1_ps(-INFINITY), km, a + i));
-            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(LSE512_D(x), &k), &top));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(LSE512_D(x), &k), &others));
         }
         lse512_merge_sums(&S, &C, s0, z);
         lse512_merge_sums(&S, &C, s1, z);
@@ -291,8 +321,18 @@ LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double in
     }
 #undef LSE512_LD
 #undef LSE512_D
-    *w += (double)top;
+    *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(S, C, z, z, z, z, z, z, t, tc);
+}
+
+LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
+                                double *w, double *t, double *tc,
+                                const char *pf, ptrdiff_t pf_bytes)
+{
+    if (inv_tau == 1.0)
+        lse512_sum_f_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 1);
+    else
+        lse512_sum_f_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 0);
 }
 
 /* exp(x) as hi + *lo to about 2^-60, lane by lane, for |x| < 708: lse_exp_dd's steps. */
@@ -565,14 +605,14 @@ LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, pt
     const __m512d ninf = _mm512_set1_pd(-INFINITY);                                       \
     __m512d s[4], c[4];                                                                   \
     for (int l = 0; l < 4; l++) s[l] = c[l] = _mm512_setzero_pd();                        \
-    uint64_t top = 0;                                                                     \
+    uint64_t others = 0;                                                                  \
     ptrdiff_t i = 0;                                                                      \
     for (; i + 32 <= n; i += 32)                                                          \
         for (int l = 0; l < 4; l++) {                                                     \
             __m512d x = LOAD8(ninf, 0xff, a + i + 8 * l);                                 \
             __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                 \
             _mm512_storeu_pd(buf + i + 8 * l, e);                                         \
-            lse512_kahan(s + l, c + l, lse512_off_max(x, mv, e, &top));                   \
+            lse512_kahan(s + l, c + l, lse512_off_max(x, mv, e, &others));                \
             lse512_prefetch((const char *)(a + n), (i + 8 * l) * (ptrdiff_t)sizeof(A_T)); \
         }                                                                                 \
     for (; i < n; i += 8) {                                                               \
@@ -580,11 +620,11 @@ LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, pt
         __m512d x = LOAD8(ninf, km, a + i);                                               \
         __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                     \
         _mm512_mask_storeu_pd(buf + i, km, e);                                            \
-        lse512_kahan(s, c, lse512_off_max(x, mv, e, &top));                               \
+        lse512_kahan(s, c, lse512_off_max(x, mv, e, &others));                            \
     }                                                                                     \
     double t = 0.0, tc = 0.0;                                                             \
     lse512_flush(s[0], c[0], s[1], c[1], s[2], c[2], s[3], c[3], &t, &tc);                \
-    const __m512d sv = _mm512_set1_pd(((double)top + t) + tc);                            \
+    const __m512d sv = _mm512_set1_pd(((double)(LSE512_LANES(n) - others) + t) + tc);     \
     for (i = 0; i + 8 <= n; i += 8)                                                       \
         LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(_mm512_loadu_pd(buf + i), sv)); \
     if (i < n) {                                                                          \

@@ -739,14 +739,31 @@ def test_tiny_terms_next_to_the_max(a, exact, dtype):
         assert max(ulp_error(g, exact, dtype) for g in got) <= 1.0
 
 
+@pytest.mark.parametrize("n", [3, 40, 20000])
+def test_float32_terms_far_below_the_max(n):
+    """float32 terms 708 to 1e30 below the max (and -inf) change nothing: the float32
+    loops take exp(d) for d < -708 as exp(-708), below what a sum holding the max's 1 can
+    see.  The result is the max's own log-sum-exp and the softmax gives them 0."""
+    rng = _rng(f"far-below-{n}")
+    top = rng.normal(size=3).astype(np.float32)
+    far = np.concatenate([-rng.uniform(708.5, 745.0, n), [-1e30, -np.inf]]) + top[0]
+    a = rng.permutation(np.concatenate([top, far.astype(np.float32)])).astype(np.float32)
+    exact = mp_logsumexp(top)[0]
+    for layout, got in [("row", lsearray.logsumexp(a)),
+                        ("columns", lsearray.logsumexp(np.stack([a, a], axis=1), axis=0)[1])]:
+        assert ulp_error(got, exact, np.float32) <= 1.0, layout
+    sm = lsearray.softmax(a)
+    assert np.all(sm[np.isin(a, top, invert=True)] == 0.0)
+    ref = np.exp(top.astype(np.float64) - float(exact))
+    np.testing.assert_allclose(np.sort(sm[np.isin(a, top)]), np.sort(ref), rtol=2e-7)
+
+
 @pytest.mark.parametrize("n", [10, 100, 1000, 20000])
 def test_float32_result_near_zero(n):
     """float32 data whose log-sum-exp is near 0 (the max cancels against log of the sum):
-    with float64 sums of accurate terms the float32 result is within 1 ulp.
-
-    The portable loops are (<= 0.5 ulp here); the AVX-512 float32 loops, whose exp
-    (lse512_exp_f32) is accurate to about 2^-34 relative, are off by up to ~140 ulp: an
-    error of 2^-34 in log(sum) is many float32 ulps of a result near 1e-7.
+    with float64 sums of accurate terms the float32 result is within 1 ulp.  The float32
+    loops' exp (lse512_exp_f32, about 2^-50 relative) is what this needs: an error of
+    2^-44 in log(sum) is already ten float32 ulps of a result near 3e-7.
     """
     rng = _rng(f"near-zero-{n}")
     failures = []
