@@ -149,6 +149,16 @@ LSE512_INLINE __m512d lse512_off_max(__m512d x, __m512d m, __m512d e, uint64_t *
 /* The lanes of the vectors that cover n elements. */
 #define LSE512_LANES(n) ((uint64_t)((n) + 7) & ~(uint64_t)7)
 
+/* (x - m) inv_tau, with no product at a unit temperature (unit a constant of the loop). */
+LSE512_INLINE __m512d lse512_scaled(__m512d x, __m512d m, __m512d iv, const int unit)
+{
+    return unit ? _mm512_sub_pd(x, m) : _mm512_mul_pd(_mm512_sub_pd(x, m), iv);
+}
+
+/* F(args..., 1) at a unit temperature, else F(args..., 0): F's loops are then compiled
+ * twice, neither testing the temperature. */
+#define LSE512_BY_UNIT(inv_tau, F, ...) ((inv_tau) == 1.0 ? F(__VA_ARGS__, 1) : F(__VA_ARGS__, 0))
+
 /* Knuth's two-sum, lane by lane: *u + *e = x + y exactly. */
 LSE512_INLINE void lse512_two_sum(__m512d x, __m512d y, __m512d *u, __m512d *e)
 {
@@ -230,11 +240,11 @@ LSE512_INLINE void lse512_prefetch(const char *p, ptrdiff_t i)
  * -inf block) to the partial: the count of a_i == m to *w, the others' terms to the
  * compensated sum (*t, *tc).  The next block (pf_bytes from pf) is prefetched meanwhile.
  * Maximal terms stay out of the Kahan sums: a 1 added to a lane that holds only tiny
- * terms would take their rounding error with it.
+ * terms would take their rounding error with it.  unit: inv_tau is 1 (LSE512_BY_UNIT).
  */
-LSE512_INLINE void lse512_sum_d_impl(const double *a, ptrdiff_t n, double m, double inv_tau,
-                                     double *w, double *t, double *tc,
-                                     const char *pf, ptrdiff_t pf_bytes, const int unit)
+LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
+                                double *w, double *t, double *tc,
+                                const char *pf, ptrdiff_t pf_bytes, const int unit)
 {
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
@@ -242,7 +252,6 @@ LSE512_INLINE void lse512_sum_d_impl(const double *a, ptrdiff_t n, double m, dou
     __m512d c0 = s0, c1 = s0, c2 = s0, c3 = s0;
     uint64_t others = 0;
     ptrdiff_t i = 0;
-#define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
     for (; i + 32 <= n; i += 32) {
         if (i * 8 < pf_bytes) {
             lse512_prefetch(pf, i * 8);
@@ -252,47 +261,36 @@ LSE512_INLINE void lse512_sum_d_impl(const double *a, ptrdiff_t n, double m, dou
         }
         __m512d x0 = _mm512_loadu_pd(a + i), x1 = _mm512_loadu_pd(a + i + 8);
         __m512d x2 = _mm512_loadu_pd(a + i + 16), x3 = _mm512_loadu_pd(a + i + 24);
-        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, lse512_exp(LSE512_D(x0), &k), &others));
-        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, lse512_exp(LSE512_D(x1), &k), &others));
-        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, lse512_exp(LSE512_D(x2), &k), &others));
-        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, lse512_exp(LSE512_D(x3), &k), &others));
+        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, lse512_exp(lse512_scaled(x0, mv, iv, unit), &k), &others));
+        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, lse512_exp(lse512_scaled(x1, mv, iv, unit), &k), &others));
+        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, lse512_exp(lse512_scaled(x2, mv, iv, unit), &k), &others));
+        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, lse512_exp(lse512_scaled(x3, mv, iv, unit), &k), &others));
     }
     for (; i < n; i += 8) {                      /* masked-off lanes read -inf: exp 0 */
         __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
         __m512d x = _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), km, a + i);
-        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, lse512_exp(LSE512_D(x), &k), &others));
+        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, lse512_exp(lse512_scaled(x, mv, iv, unit), &k), &others));
     }
-#undef LSE512_D
     *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(s0, c0, s1, c1, s2, c2, s3, c3, t, tc);
 }
 
-/* The unit temperature's loop apart, so that no test of it is left in the loop. */
-LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
-                                double *w, double *t, double *tc,
-                                const char *pf, ptrdiff_t pf_bytes)
-{
-    if (inv_tau == 1.0)
-        lse512_sum_d_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 1);
-    else
-        lse512_sum_d_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 0);
-}
+
 
 /*
  * lse512_sum_d for float32 input, with the cheaper lse512_exp_f32.  Each lane adds 64
  * terms below 1 (the maximal ones are counted apart) without compensation, a relative
  * error below 2^-47; the chunks' sums then merge by exact two-sums.
  */
-LSE512_INLINE void lse512_sum_f_impl(const float *a, ptrdiff_t n, double m, double inv_tau,
-                                     double *w, double *t, double *tc,
-                                     const char *pf, ptrdiff_t pf_bytes, const int unit)
+LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
+                                double *w, double *t, double *tc,
+                                const char *pf, ptrdiff_t pf_bytes, const int unit)
 {
     enum { CHUNK = 2048 };                       /* 64 terms a lane */
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
     __m512d z = _mm512_setzero_pd(), S = z, C = z;
     uint64_t others = 0;
-#define LSE512_D(x) (unit ? _mm512_sub_pd((x), mv) : _mm512_mul_pd(_mm512_sub_pd((x), mv), iv))
 #define LSE512_LD(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CHUNK) {
         ptrdiff_t i = i0, end = n - i0 < CHUNK ? n : i0 + CHUNK;
@@ -304,15 +302,15 @@ LSE512_INLINE void lse512_sum_f_impl(const float *a, ptrdiff_t n, double m, doub
             }
             __m512d x0 = LSE512_LD(a + i), x1 = LSE512_LD(a + i + 8);
             __m512d x2 = LSE512_LD(a + i + 16), x3 = LSE512_LD(a + i + 24);
-            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(LSE512_D(x0), &k), &others));
-            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(LSE512_D(x1), &k), &others));
-            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(LSE512_D(x2), &k), &others));
-            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(LSE512_D(x3), &k), &others));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(lse512_scaled(x0, mv, iv, unit), &k), &others));
+            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(lse512_scaled(x1, mv, iv, unit), &k), &others));
+            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(lse512_scaled(x2, mv, iv, unit), &k), &others));
+            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(lse512_scaled(x3, mv, iv, unit), &k), &others));
         }
         for (; i < end; i += 8) {
             __mmask8 km = end - i >= 8 ? 0xff : (__mmask8)((1u << (end - i)) - 1);
             __m512d x = _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm256_set1_ps(-INFINITY), km, a + i));
-            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(LSE512_D(x), &k), &others));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(lse512_scaled(x, mv, iv, unit), &k), &others));
         }
         lse512_merge_sums(&S, &C, s0, z);
         lse512_merge_sums(&S, &C, s1, z);
@@ -320,20 +318,10 @@ LSE512_INLINE void lse512_sum_f_impl(const float *a, ptrdiff_t n, double m, doub
         lse512_merge_sums(&S, &C, s3, z);
     }
 #undef LSE512_LD
-#undef LSE512_D
     *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(S, C, z, z, z, z, z, z, t, tc);
 }
 
-LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
-                                double *w, double *t, double *tc,
-                                const char *pf, ptrdiff_t pf_bytes)
-{
-    if (inv_tau == 1.0)
-        lse512_sum_f_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 1);
-    else
-        lse512_sum_f_impl(a, n, m, inv_tau, w, t, tc, pf, pf_bytes, 0);
-}
 
 /* exp(x) as hi + *lo to about 2^-60, lane by lane, for |x| < 708: lse_exp_dd's steps. */
 LSE512_INLINE __m512d lse512_exp_dd(__m512d x, __m512d *lo)
@@ -480,15 +468,17 @@ LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,         
             *m = bm;                                                                      \
         }                                                                                 \
         /* An all -inf (or nan) partial so far: exp(a - 0) is 0, or nan for nan. */       \
-        lse512_sum_##SUF(ab, len, *m == -INFINITY ? 0.0 : *m, inv_tau, w, t, c,              \
-                         (const char *)(ab + len), next * (ptrdiff_t)sizeof(A_T));        \
+        LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, *m == -INFINITY ? 0.0 : *m,    \
+                       inv_tau, w, t, c, (const char *)(ab + len),                        \
+                       next * (ptrdiff_t)sizeof(A_T));                                    \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 /* The columns j < nj <= LSE_TILE of a[r sr + j], r < nr. */                              \
 LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t nr,       \
                                           ptrdiff_t nj, double inv_tau,                   \
-                                          double *mt, double *wt, double *tt, double *ct) \
+                                          double *mt, double *wt, double *tt, double *ct, \
+                                          const int unit)                                 \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     const __m512d iv = _mm512_set1_pd(inv_tau), ninf = _mm512_set1_pd(-INFINITY);         \
@@ -550,7 +540,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                 /* the next tile (a prefetch past the end of the data never faults) */    \
                 lse512_prefetch((const char *)(a + r * sr + 8 * v), 8 * LSE_TILE * sizeof(A_T)); \
                 __mmask8 top = _mm512_cmp_pd_mask(x, mn[v], _CMP_EQ_OQ);                  \
-                __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, me[v]), iv), &k);         \
+                __m512d e = EXP(lse512_scaled(x, me[v], iv, unit), &k);                   \
                 wv[v] = _mm512_mask_add_pd(wv[v], top, wv[v], one);                       \
                 lse512_kahan(sv + v, cv + v, _mm512_maskz_mov_pd((__mmask8)~top, e));     \
             }                                                                             \
@@ -576,27 +566,33 @@ LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_
         ptrdiff_t nj = ni - j0 < LSE_TILE ? ni - j0 : LSE_TILE;                           \
         double *mj = m + j0, *wj = w + j0, *tj = t + j0, *cj = c + j0;                    \
         if (si == 1 && nj == LSE_TILE)  /* unrolled across the tile */                    \
-            lse512_cols_impl_##SUF(a + j0, sr, nr, LSE_TILE, inv_tau, mj, wj, tj, cj);    \
+            LSE512_BY_UNIT(inv_tau, lse512_cols_impl_##SUF, a + j0, sr, nr, LSE_TILE,     \
+                           inv_tau, mj, wj, tj, cj);                                      \
         else if (si == 1)                                                                 \
-            lse512_cols_impl_##SUF(a + j0, sr, nr, nj, inv_tau, mj, wj, tj, cj);          \
+            LSE512_BY_UNIT(inv_tau, lse512_cols_impl_##SUF, a + j0, sr, nr, nj, inv_tau,  \
+                           mj, wj, tj, cj);                                               \
         else                                                                              \
             for (ptrdiff_t r0 = 0; r0 < nr; r0 += LSE_SHORT) {                            \
                 ptrdiff_t nb = nr - r0 < LSE_SHORT ? nr - r0 : LSE_SHORT;                 \
                 for (ptrdiff_t j = 0; j < nj; j++)                                        \
                     for (ptrdiff_t r = 0; r < nb; r++)                                    \
                         buf[r * LSE_TILE + j] = a[(j0 + j) * si + (r0 + r) * sr];         \
-                lse512_cols_impl_##SUF(buf, LSE_TILE, nb, nj, inv_tau, mj, wj, tj, cj);   \
+                LSE512_BY_UNIT(inv_tau, lse512_cols_impl_##SUF, buf, LSE_TILE, nb, nj,    \
+                               inv_tau, mj, wj, tj, cj);                                  \
             }                                                                             \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 /* softmax of a row of n <= LSE_ROW_BLOCK contiguous elements into out in two passes */ \
 /* over memory: the max, then the exps (kept in buf, n doubles) with their sum, and */    \
-/* out_i = buf_i / s from cache.  The sum is (w + t) + tc as the finalizer's total. */     \
+/* out_i = buf_i / s from cache.  The sum is (w + t) + tc as the finalizer's total for */ \
+/* float64; float32 results need far less than Kahan's sums and the maxima kept apart: */ \
+/* plain sums of at most LSE_ROW_BLOCK / 32 terms a lane (relative error below 2^-44). */ \
 /* The next row, if rows follow each other, is prefetched meanwhile. */                   \
 /* Returns 0, writing nothing, when the max is not finite (the portable loops decide). */ \
-LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n, \
-                                         double inv_tau)                                  \
+LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, double *buf, \
+                                                    ptrdiff_t n, double inv_tau,          \
+                                                    const int unit)                       \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     double m = lse512_max_##SUF(a, n);                                                    \
@@ -610,21 +606,32 @@ LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, pt
     for (; i + 32 <= n; i += 32)                                                          \
         for (int l = 0; l < 4; l++) {                                                     \
             __m512d x = LOAD8(ninf, 0xff, a + i + 8 * l);                                 \
-            __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                 \
+            __m512d e = EXP(lse512_scaled(x, mv, iv, unit), &k);                         \
             _mm512_storeu_pd(buf + i + 8 * l, e);                                         \
-            lse512_kahan(s + l, c + l, lse512_off_max(x, mv, e, &others));                \
+            if (sizeof(A_T) == 4)                                                         \
+                s[l] = _mm512_add_pd(s[l], e);                                            \
+            else                                                                          \
+                lse512_kahan(s + l, c + l, lse512_off_max(x, mv, e, &others));            \
             lse512_prefetch((const char *)(a + n), (i + 8 * l) * (ptrdiff_t)sizeof(A_T)); \
         }                                                                                 \
     for (; i < n; i += 8) {                                                               \
         __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
         __m512d x = LOAD8(ninf, km, a + i);                                               \
-        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(x, mv), iv), &k);                     \
+        __m512d e = EXP(lse512_scaled(x, mv, iv, unit), &k);                             \
         _mm512_mask_storeu_pd(buf + i, km, e);                                            \
-        lse512_kahan(s, c, lse512_off_max(x, mv, e, &others));                            \
+        if (sizeof(A_T) == 4)                                                             \
+            s[0] = _mm512_add_pd(s[0], _mm512_maskz_mov_pd(km, e));                       \
+        else                                                                              \
+            lse512_kahan(s, c, lse512_off_max(x, mv, e, &others));                        \
     }                                                                                     \
     double t = 0.0, tc = 0.0;                                                             \
-    lse512_flush(s[0], c[0], s[1], c[1], s[2], c[2], s[3], c[3], &t, &tc);                \
-    const __m512d sv = _mm512_set1_pd(((double)(LSE512_LANES(n) - others) + t) + tc);     \
+    if (sizeof(A_T) == 4)                                                                 \
+        t = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s[0], s[1]),                 \
+                                               _mm512_add_pd(s[2], s[3])));               \
+    else                                                                                  \
+        lse512_flush(s[0], c[0], s[1], c[1], s[2], c[2], s[3], c[3], &t, &tc);            \
+    const __m512d sv = _mm512_set1_pd(sizeof(A_T) == 4 ? t                                \
+                                      : ((double)(LSE512_LANES(n) - others) + t) + tc);   \
     for (i = 0; i + 8 <= n; i += 8)                                                       \
         LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(_mm512_loadu_pd(buf + i), sv)); \
     if (i < n) {                                                                          \
@@ -634,24 +641,37 @@ LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, pt
     return 1;                                                                             \
 }                                                                                         \
                                                                                           \
+LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n, \
+                                         double inv_tau)                                  \
+{                                                                                         \
+    return LSE512_BY_UNIT(inv_tau, lse512_softmax_buffered_impl_##SUF, a, out, buf, n,    \
+                          inv_tau);                                                       \
+}                                                                                         \
+                                                                                          \
 /* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite).  Masked */  \
 /* loads and stores only for the tail: they are slow on some CPUs. */                     \
-LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m,           \
-                                 double inv_tau, double s)                                \
+LSE512_INLINE void lse512_softmax_impl_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m, \
+                                             double inv_tau, double s, const int unit)    \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
     const __m512d sv = _mm512_set1_pd(s), ninf = _mm512_set1_pd(-INFINITY);               \
     ptrdiff_t i = 0;                                                                      \
     for (; i + 8 <= n; i += 8) {                                                          \
-        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(LOAD8(ninf, 0xff, a + i), mv), iv), &k); \
-        LSE512_STORE_##SUF(out + i, 0xff, _mm512_div_pd(e, sv));                          \
+        __m512d e = EXP(lse512_scaled(LOAD8(ninf, 0xff, a + i), mv, iv, unit), &k);       \
+        LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(e, sv));                       \
     }                                                                                     \
     if (i < n) {                                                                          \
         __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
-        __m512d e = EXP(_mm512_mul_pd(_mm512_sub_pd(LOAD8(ninf, km, a + i), mv), iv), &k); \
-        LSE512_STORE_##SUF(out + i, km, _mm512_div_pd(e, sv));                            \
+        __m512d e = EXP(lse512_scaled(LOAD8(ninf, km, a + i), mv, iv, unit), &k);         \
+        LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(e, sv));                         \
     }                                                                                     \
+}                                                                                         \
+                                                                                          \
+LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m,           \
+                                 double inv_tau, double s)                                \
+{                                                                                         \
+    LSE512_BY_UNIT(inv_tau, lse512_softmax_impl_##SUF, a, out, n, m, inv_tau, s);         \
 }
 
 /* Load or store 8 elements as float64 lanes, under a mask unless it is the constant 0xff. */
