@@ -545,15 +545,6 @@ LSE_INLINE double lse_log_abs_newton(double lh, double h, double l)
     return ((h - eh) + (l - el)) / eh;
 }
 
-/* Both steps for one partial. */
-LSE_INLINE void lse_log_abs_sum(double w, double t, double c,
-                                double *lh, double *ll, double *sign)
-{
-    double h, l;
-    lse_log_abs_start(w, t, c, lh, &h, &l, sign);
-    *ll = lse_log_abs_newton(*lh, h, l);
-}
-
 /* x / d as a quotient plus *lo, the rest of the exact quotient to about 2^-104. */
 LSE_INLINE double lse_div_dd(double x, double d, double *lo)
 {
@@ -665,10 +656,9 @@ void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,    
     LSE_SOFTMAX_BUFFERED(SUF)                                                             \
     double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s;                                   \
     lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c);                        \
-    if (log_mode) {                                                                       \
-        double lh, ll, sg;                                                                \
-        lse_log_abs_sum(w, t, c, &lh, &ll, &sg);                                          \
-        s = lh + ll;                                                                      \
+    if (log_mode) {                    /* log|S|, as the finalizer computes it */         \
+        double res;                                                                       \
+        lse_finalize(1, &m, &w, &t, &c, NULL, 1.0, &res, NULL, &s);                       \
     } else {                                                                              \
         s = w + t + c;                                                                    \
     }                                                                                     \
