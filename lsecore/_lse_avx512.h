@@ -108,9 +108,9 @@ LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
  * and LSE_T_BITS by integer adds, which needs 2^q normal: d below -708 is taken as
  * -708, a term of 3e-308 that no sum of float32 terms (with the max's 1) can see
  * (an all -inf slice has a max of -inf, which the finalizer turns into -inf whatever
- * its sum).  nan stays nan.
+ * its sum).  nan stays nan.  coarse: degree 4, see LSE512_EXP_f.
  */
-LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k)
+LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int coarse)
 {
     const __m512d shift = _mm512_set1_pd(0x1.8p48);
     d = _mm512_max_pd(_mm512_set1_pd(-708.0), d);    /* nan (the second operand) stays */
@@ -120,13 +120,22 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k)
     __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-1), d);
     __m512i tb = _mm512_permutex2var_epi64(k->tbits0, kb, k->tbits1);
     __m512d th = _mm512_castsi512_pd(_mm512_add_epi64(tb, _mm512_slli_epi64(kb, 48)));
-    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 720.0), _mm512_set1_pd(1.0 / 120.0));
-    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
-    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
+    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 24.0), _mm512_set1_pd(1.0 / 6.0));
+    if (!coarse) {
+        q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 720.0), _mm512_set1_pd(1.0 / 120.0));
+        q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
+        q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
+    }
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
     __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
     return _mm512_fmadd_pd(th, p, th);
 }
+
+/* The exp of the float64 (d) and float32 (f) loops; coarse (a constant of the loop): */
+/* results only relative to the sum are asked for (softmax and log_softmax of float32), */
+/* and float32's exp stops at degree 4 (truncation below 2^-34, a thousandth of their ulp). */
+#define LSE512_EXP_d(x, k, coarse) lse512_exp((x), (k))
+#define LSE512_EXP_f(x, k, coarse) lse512_exp_f32((x), (k), (coarse))
 
 /* Kahan's add of e into (*s, *c); the sum is *s - *c.  Terms are in [0, 1] or nan. */
 LSE512_INLINE void lse512_kahan(__m512d *s, __m512d *c, __m512d e)
@@ -240,17 +249,21 @@ LSE512_INLINE void lse512_prefetch(const char *p, ptrdiff_t i)
  * -inf block) to the partial: the count of a_i == m to *w, the others' terms to the
  * compensated sum (*t, *tc).  The next block (pf_bytes from pf) is prefetched meanwhile.
  * Maximal terms stay out of the Kahan sums: a 1 added to a lane that holds only tiny
- * terms would take their rounding error with it.  unit: inv_tau is 1 (LSE512_BY_UNIT).
+ * terms would take their rounding error with it.  unit: inv_tau is 1 (LSE512_BY_UNIT);
+ * coarse is lse512_sum_f's, unused here.
  */
 LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
                                 double *w, double *t, double *tc,
-                                const char *pf, ptrdiff_t pf_bytes, const int unit)
+                                const char *pf, ptrdiff_t pf_bytes, const int coarse,
+                                const int unit)
 {
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
     __m512d c0 = s0, c1 = s0, c2 = s0, c3 = s0;
     uint64_t others = 0;
+    (void)coarse;
+#define LSE512_E(x) lse512_exp(lse512_scaled((x), mv, iv, unit), &k)
     ptrdiff_t i = 0;
     for (; i + 32 <= n; i += 32) {
         if (i * 8 < pf_bytes) {
@@ -261,16 +274,17 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
         }
         __m512d x0 = _mm512_loadu_pd(a + i), x1 = _mm512_loadu_pd(a + i + 8);
         __m512d x2 = _mm512_loadu_pd(a + i + 16), x3 = _mm512_loadu_pd(a + i + 24);
-        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, lse512_exp(lse512_scaled(x0, mv, iv, unit), &k), &others));
-        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, lse512_exp(lse512_scaled(x1, mv, iv, unit), &k), &others));
-        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, lse512_exp(lse512_scaled(x2, mv, iv, unit), &k), &others));
-        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, lse512_exp(lse512_scaled(x3, mv, iv, unit), &k), &others));
+        lse512_kahan(&s0, &c0, lse512_off_max(x0, mv, LSE512_E(x0), &others));
+        lse512_kahan(&s1, &c1, lse512_off_max(x1, mv, LSE512_E(x1), &others));
+        lse512_kahan(&s2, &c2, lse512_off_max(x2, mv, LSE512_E(x2), &others));
+        lse512_kahan(&s3, &c3, lse512_off_max(x3, mv, LSE512_E(x3), &others));
     }
     for (; i < n; i += 8) {                      /* masked-off lanes read -inf: exp 0 */
         __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
         __m512d x = _mm512_mask_loadu_pd(_mm512_set1_pd(-INFINITY), km, a + i);
-        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, lse512_exp(lse512_scaled(x, mv, iv, unit), &k), &others));
+        lse512_kahan(&s0, &c0, lse512_off_max(x, mv, LSE512_E(x), &others));
     }
+#undef LSE512_E
     *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(s0, c0, s1, c1, s2, c2, s3, c3, t, tc);
 }
@@ -284,13 +298,15 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
  */
 LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
                                 double *w, double *t, double *tc,
-                                const char *pf, ptrdiff_t pf_bytes, const int unit)
+                                const char *pf, ptrdiff_t pf_bytes, const int coarse,
+                                const int unit)
 {
     enum { CHUNK = 2048 };                       /* 64 terms a lane */
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
     __m512d z = _mm512_setzero_pd(), S = z, C = z;
     uint64_t others = 0;
+#define LSE512_E(x) lse512_exp_f32(lse512_scaled((x), mv, iv, unit), &k, coarse)
 #define LSE512_LD(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CHUNK) {
         ptrdiff_t i = i0, end = n - i0 < CHUNK ? n : i0 + CHUNK;
@@ -302,15 +318,15 @@ LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double in
             }
             __m512d x0 = LSE512_LD(a + i), x1 = LSE512_LD(a + i + 8);
             __m512d x2 = LSE512_LD(a + i + 16), x3 = LSE512_LD(a + i + 24);
-            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, lse512_exp_f32(lse512_scaled(x0, mv, iv, unit), &k), &others));
-            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, lse512_exp_f32(lse512_scaled(x1, mv, iv, unit), &k), &others));
-            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, lse512_exp_f32(lse512_scaled(x2, mv, iv, unit), &k), &others));
-            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, lse512_exp_f32(lse512_scaled(x3, mv, iv, unit), &k), &others));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x0, mv, LSE512_E(x0), &others));
+            s1 = _mm512_add_pd(s1, lse512_off_max(x1, mv, LSE512_E(x1), &others));
+            s2 = _mm512_add_pd(s2, lse512_off_max(x2, mv, LSE512_E(x2), &others));
+            s3 = _mm512_add_pd(s3, lse512_off_max(x3, mv, LSE512_E(x3), &others));
         }
         for (; i < end; i += 8) {
             __mmask8 km = end - i >= 8 ? 0xff : (__mmask8)((1u << (end - i)) - 1);
             __m512d x = _mm512_cvtps_pd(_mm256_mask_loadu_ps(_mm256_set1_ps(-INFINITY), km, a + i));
-            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, lse512_exp_f32(lse512_scaled(x, mv, iv, unit), &k), &others));
+            s0 = _mm512_add_pd(s0, lse512_off_max(x, mv, LSE512_E(x), &others));
         }
         lse512_merge_sums(&S, &C, s0, z);
         lse512_merge_sums(&S, &C, s1, z);
@@ -318,6 +334,7 @@ LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double in
         lse512_merge_sums(&S, &C, s3, z);
     }
 #undef LSE512_LD
+#undef LSE512_E
     *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(S, C, z, z, z, z, z, z, t, tc);
 }
@@ -446,10 +463,11 @@ LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, c
  * algebra as the portable lse_row_generic / lse_cols_generic, whose loops also take the
  * rare blocks with a +inf max.
  */
-#define LSE512_DEFINE(SUF, A_T, EXP, LOAD8)                                      \
+#define LSE512_DEFINE(SUF, A_T, LOAD8)                                            \
                                                                                           \
-LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,                   \
-                             double *m, double *w, double *t, double *c)                  \
+LSE512_INLINE void lse512_row_impl_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,       \
+                                         double *m, double *w, double *t, double *c,      \
+                                         const int coarse)                                \
 {                                                                                         \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
         ptrdiff_t len = n - i0 < LSE_ROW_BLOCK ? n - i0 : LSE_ROW_BLOCK;                  \
@@ -470,8 +488,21 @@ LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,         
         /* An all -inf (or nan) partial so far: exp(a - 0) is 0, or nan for nan. */       \
         LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, *m == -INFINITY ? 0.0 : *m,    \
                        inv_tau, w, t, c, (const char *)(ab + len),                        \
-                       next * (ptrdiff_t)sizeof(A_T));                                    \
+                       next * (ptrdiff_t)sizeof(A_T), coarse);                            \
     }                                                                                     \
+}                                                                                         \
+                                                                                          \
+LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,                   \
+                             double *m, double *w, double *t, double *c)                  \
+{                                                                                         \
+    lse512_row_impl_##SUF(a, n, inv_tau, m, w, t, c, 0);                                  \
+}                                                                                         \
+                                                                                          \
+/* lse512_row_SUF for a row whose sum is only needed relative to itself (log_softmax). */ \
+LSE512 void lse512_row_coarse_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,            \
+                                    double *m, double *w, double *t, double *c)           \
+{                                                                                         \
+    lse512_row_impl_##SUF(a, n, inv_tau, m, w, t, c, 1);                                  \
 }                                                                                         \
                                                                                           \
 /* The columns j < nj <= LSE_TILE of a[r sr + j], r < nr. */                              \
@@ -540,7 +571,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                 /* the next tile (a prefetch past the end of the data never faults) */    \
                 lse512_prefetch((const char *)(a + r * sr + 8 * v), 8 * LSE_TILE * sizeof(A_T)); \
                 __mmask8 top = _mm512_cmp_pd_mask(x, mn[v], _CMP_EQ_OQ);                  \
-                __m512d e = EXP(lse512_scaled(x, me[v], iv, unit), &k);                   \
+                __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, me[v], iv, unit), &k, 0);    \
                 wv[v] = _mm512_mask_add_pd(wv[v], top, wv[v], one);                       \
                 lse512_kahan(sv + v, cv + v, _mm512_maskz_mov_pd((__mmask8)~top, e));     \
             }                                                                             \
@@ -606,7 +637,7 @@ LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, dou
     for (; i + 32 <= n; i += 32)                                                          \
         for (int l = 0; l < 4; l++) {                                                     \
             __m512d x = LOAD8(ninf, 0xff, a + i + 8 * l);                                 \
-            __m512d e = EXP(lse512_scaled(x, mv, iv, unit), &k);                         \
+            __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, mv, iv, unit), &k, 1);         \
             _mm512_storeu_pd(buf + i + 8 * l, e);                                         \
             if (sizeof(A_T) == 4)                                                         \
                 s[l] = _mm512_add_pd(s[l], e);                                            \
@@ -617,7 +648,7 @@ LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, dou
     for (; i < n; i += 8) {                                                               \
         __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
         __m512d x = LOAD8(ninf, km, a + i);                                               \
-        __m512d e = EXP(lse512_scaled(x, mv, iv, unit), &k);                             \
+        __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, mv, iv, unit), &k, 1);             \
         _mm512_mask_storeu_pd(buf + i, km, e);                                            \
         if (sizeof(A_T) == 4)                                                             \
             s[0] = _mm512_add_pd(s[0], _mm512_maskz_mov_pd(km, e));                       \
@@ -658,12 +689,14 @@ LSE512_INLINE void lse512_softmax_impl_##SUF(const A_T *a, A_T *out, ptrdiff_t n
     const __m512d sv = _mm512_set1_pd(s), ninf = _mm512_set1_pd(-INFINITY);               \
     ptrdiff_t i = 0;                                                                      \
     for (; i + 8 <= n; i += 8) {                                                          \
-        __m512d e = EXP(lse512_scaled(LOAD8(ninf, 0xff, a + i), mv, iv, unit), &k);       \
+        __m512d e = LSE512_EXP_##SUF(lse512_scaled(LOAD8(ninf, 0xff, a + i), mv, iv, unit), \
+                                     &k, 1);                                              \
         LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(e, sv));                       \
     }                                                                                     \
     if (i < n) {                                                                          \
         __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
-        __m512d e = EXP(lse512_scaled(LOAD8(ninf, km, a + i), mv, iv, unit), &k);         \
+        __m512d e = LSE512_EXP_##SUF(lse512_scaled(LOAD8(ninf, km, a + i), mv, iv, unit),  \
+                                     &k, 1);                                              \
         LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(e, sv));                         \
     }                                                                                     \
 }                                                                                         \
@@ -691,8 +724,8 @@ LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m, 
     (__builtin_constant_p(k) && (k) == 0xff ? _mm256_storeu_ps((p), _mm512_cvtpd_ps(v)) \
                                              : _mm256_mask_storeu_ps((p), (k), _mm512_cvtpd_ps(v)))
 
-LSE512_DEFINE(d, double, lse512_exp, LSE512_LOAD8_d)
-LSE512_DEFINE(f, float, lse512_exp_f32, LSE512_LOAD8_f)
+LSE512_DEFINE(d, double, LSE512_LOAD8_d)
+LSE512_DEFINE(f, float, LSE512_LOAD8_f)
 
 #endif
 #endif

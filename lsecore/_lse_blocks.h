@@ -646,8 +646,14 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
     if (!log_mode && buf != NULL && n <= LSE_ROW_BLOCK && lse_use_avx512()                \
         && lse512_softmax_buffered_##SUF(a, out, buf, n, inv_tau))                        \
         return;
+/* log_softmax needs the sum only relative to itself (lse512_row_coarse). */
+#define LSE_LOG_SOFTMAX_ROW(SUF)                                                          \
+    if (log_mode && lse_use_avx512())                                                     \
+        lse512_row_coarse_##SUF(a, n, inv_tau, &m, &w, &t, &c);                           \
+    else
 #else
 #define LSE_SOFTMAX_BUFFERED(SUF)
+#define LSE_LOG_SOFTMAX_ROW(SUF)
 #endif
 #define LSE_SOFTMAX_ROW_DEFINE(SUF, A_T)                                                  \
 void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,             \
@@ -655,6 +661,7 @@ void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,    
 {                                                                                         \
     LSE_SOFTMAX_BUFFERED(SUF)                                                             \
     double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s;                                   \
+    LSE_LOG_SOFTMAX_ROW(SUF)                                                              \
     lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c);                        \
     if (log_mode) {                    /* log|S|, as the finalizer computes it */         \
         double res;                                                                       \

@@ -543,6 +543,29 @@ def test_short_rows_softmax_and_logmeanexp(dtype):
                                        equal_nan=True, **tol)
 
 
+@needs_ld
+@pytest.mark.parametrize("n", [10, 1000, 20000], ids=["n=10", "n=1000", "n=20000"])
+def test_float32_softmax_rows_within_one_ulp(n):
+    """float32 softmax and log_softmax rows (the buffered path, and rows longer than a
+    block) within 1 ulp of long double: their exps (degree 4 in the AVX-512 loops) need
+    only be exact relative to the sum.  Rows with a dominant max, ties, tiny terms and a
+    spread of 60 are included; log_softmax's max entry is -log1p(t) for t down to 1e-9."""
+    rng = _rng(f"f32-softmax-{n}")
+    rows = [rng.normal(scale=s, size=n) for s in (0.1, 3.0, 20.0)]
+    rows.append(np.r_[0.0, rng.normal(-20.0, 1.0, n - 1)])          # one dominant term
+    rows.append(np.where(rng.random(n) < 0.3, 2.5, rng.normal(size=n)))  # ties at the max
+    a = np.stack(rows).astype(np.float32)
+    for tau in (1.0, 0.7):
+        with np.errstate(all="ignore"):
+            soft = slow_softmax_rows(a.astype(np.float64) / tau)
+            logsoft = slow_log_softmax_rows(a.astype(np.float64) / tau)
+        failures = ulp_failures(lsearray.softmax(a, axis=1, temperature=tau), soft, np.float32,
+                                label=f"softmax tau={tau}")
+        failures += ulp_failures(lsearray.log_softmax(a, axis=1, temperature=tau), logsoft,
+                                 np.float32, label=f"log_softmax tau={tau}")
+        assert_no_failures(failures)
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Column tiles (64 columns x 256 rows)
 # --------------------------------------------------------------------------------------------
