@@ -75,10 +75,12 @@ def reduce(
     *,
     sign: bool = True,
     log_total: bool = True,
+    float32_result: bool = False,
 ) -> Finalized:
     """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``;
     ``divisor`` (shaped like the result) divides the sum before its log. ``sign`` and
-    ``log_total`` say whether the result needs those arrays.
+    ``log_total`` say whether the result needs those arrays; ``float32_result`` that only
+    ``out`` is wanted, as a float32 log-sum-exp (see `lsecore.reduce_partials`).
 
     Examples
     --------
@@ -87,5 +89,5 @@ def reduce(
     >>> float(r.out), float(r.sign)
     (0.6931471805599453, 1.0)
     """
-    partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau)
+    partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau, float32_result)
     return Finalized(*partials, p.tau, divisor, sign=sign, log_total=log_total)

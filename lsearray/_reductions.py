@@ -125,11 +125,13 @@ def logsumexp(
         out = _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
         return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
     p = prepare(a, b, axis, temperature, "logsumexp")
+    # Only a value rounded to float32 (or narrower) is asked for: see lsecore.reduce_partials.
+    narrow = p.b is None and not return_sign and np.dtype(p.dtype).itemsize <= 4
     if p.b is None and not return_sign:  # positive: no sign to ask for
-        out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau)
+        out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, float32_result=narrow)
         if out is not None:
             return _shaped(out, p.axes, keepdims, p.dtype)
-    r = reduce(p, sign=return_sign or p.b is not None, log_total=False)
+    r = reduce(p, sign=return_sign or p.b is not None, log_total=False, float32_result=narrow)
     if not return_sign:
         return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
     return _shaped(r.out, p.axes, keepdims, p.dtype), _shaped(r.sign, p.axes, keepdims, p.dtype)

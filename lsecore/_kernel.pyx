@@ -38,10 +38,14 @@ cdef extern from "_lse_blocks.h" nogil:
     void lse_finalize(Py_ssize_t n, const double *m, const double *w, const double *t,
                       const double *c, const double *divisor, double tau,
                       double *out, double *sign, double *log_sum)
+    int LSE_EXACT
+    int LSE_COARSE_FLOAT32
     void lse_row_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
+                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c,
+                    int coarse)
     void lse_row_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
+                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c,
+                    int coarse)
     void lse_row_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
@@ -105,8 +109,9 @@ cdef inline View _transposed(View v) noexcept nogil:
 cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *vb,
                         Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,
                         Py_ssize_t i0, Py_ssize_t i1, double inv_tau,
-                        double *m, double *w, double *t, double *c) noexcept nogil:
-    """Merge the partials of a[o, r0:r1, i0:i1] into m[i0:i1], w[i0:i1], t[i0:i1]."""
+                        double *m, double *w, double *t, double *c, int coarse) noexcept nogil:
+    """Merge the partials of a[o, r0:r1, i0:i1] into m[i0:i1], w[i0:i1], t[i0:i1]
+    (``coarse``: LSE_EXACT, or LSE_COARSE_FLOAT32 for float32 results)."""
     cdef const a_t *ap = a + o * va.s0 + r0 * va.s1 + i0 * va.s2
     cdef const b_t *bp = NULL
     cdef Py_ssize_t bs0 = 0, bs1 = 0, bs2 = 0
@@ -116,9 +121,11 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
         bs2 = vb.s2
     if i1 - i0 == 1:
         if a_t is double and b_t is double:
-            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
+            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0,
+                       coarse)
         elif a_t is float and b_t is float:
-            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
+            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0,
+                       coarse)
         elif a_t is float and b_t is double:
             lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
         else:
@@ -139,7 +146,7 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
 
 
 cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
-              double *m, double *w, double *t, double *c) except -1 nogil:
+              double *m, double *w, double *t, double *c, int coarse) except -1 nogil:
     """Merge the partials of a 3-D view, reduced over its middle axis, into the
     (n0, n2) C-contiguous partial arrays m, w, t, c.
 
@@ -182,7 +189,7 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
                        buf + 4 * q * nout + o * va.n2,
                        buf + (4 * q + 1) * nout + o * va.n2,
                        buf + (4 * q + 2) * nout + o * va.n2,
-                       buf + (4 * q + 3) * nout + o * va.n2)
+                       buf + (4 * q + 3) * nout + o * va.n2, coarse)
         for q in range(nt):
             for j in range(nout):
                 lse_merge(m + j, w + j, t + j, c + j,
@@ -195,12 +202,12 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
             i0 = (k % ntiles) * tile
             i1 = min(i0 + tile, va.n2)
             _block(a, &va, b, &vb, o, 0, va.n1, i0, i1, inv_tau,
-                   m + o * va.n2, w + o * va.n2, t + o * va.n2, c + o * va.n2)
+                   m + o * va.n2, w + o * va.n2, t + o * va.n2, c + o * va.n2, coarse)
     return 0
 
 
 cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double divisor,
-                     double *out) except -1 nogil:
+                     double *out, int coarse) except -1 nogil:
     """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
     as it is complete: ``out[o, i] = tau log(S / divisor)`` (no division when
     ``divisor`` is 0), written to the (n0, n2) C-contiguous ``out``, with partials only
@@ -237,7 +244,7 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double d
             p[3 * T + j] = 0.0
             p[4 * T + j] = divisor
         _block(a, &va, <const a_t *> NULL, &va, o, 0, va.n1, i0, i1, inv_tau,
-               p - i0, p + T - i0, p + 2 * T - i0, p + 3 * T - i0)
+               p - i0, p + T - i0, p + 2 * T - i0, p + 3 * T - i0, coarse)
         lse_finalize(i1 - i0, p, p + T, p + 2 * T, p + 3 * T,
                      NULL if divisor == 0.0 else p + 4 * T, tau,
                      out + o * va.n2 + i0, NULL, NULL)
@@ -255,7 +262,8 @@ cdef inline View _view(const Py_ssize_t *shape, const Py_ssize_t *strides,
 
 def accumulate(const a_t[:, :, :] a not None, double inv_tau,
                double[:, ::1] m not None, double[:, ::1] w not None,
-               double[:, ::1] t not None, double[:, ::1] c not None):
+               double[:, ::1] t not None, double[:, ::1] c not None,
+               bint float32_result=False):
     """Merge the log-sum-exp partials of ``a`` over its middle axis into ``m, w, t``.
 
     Parameters
@@ -266,18 +274,25 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
     m, w, t, c : (n0, n2) C-contiguous float64 arrays              # IN/OUT
         The running partial: max, weight of the maximal terms, and the scaled sum of
         the other terms with its compensation (see ``_lse_blocks.h``).
+    float32_result : bool
+        The partials end as float32 log-sum-exps (no division, no float64 result):
+        float32 input's exps may then be coarser where the max allows it
+        (LSE_COARSE_FLOAT32 in ``_lse_blocks.h``). Without it every float32 term is
+        exact to about 2^-50.
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef View vb = va
+    cdef int coarse = LSE_COARSE_FLOAT32 if float32_result else LSE_EXACT
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
         return
     with nogil:
         _run(&a[0, 0, 0], va, <const a_t *> NULL, vb, inv_tau,
-             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0])
+             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], coarse)
 
 
 def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
-                     double[:, ::1] out not None, double divisor=0.0):
+                     double[:, ::1] out not None, double divisor=0.0,
+                     bint float32_result=False):
     """The log-sum-exp of ``a`` over its middle axis, finalized into ``out`` tile by
     tile, without partial arrays: ``out[o, i] = tau log(S[o, i] / divisor)`` for the sum
     ``S`` of ``exp(a[o, :, i] * inv_tau)`` shifted by its max, plus the max (as
@@ -292,9 +307,13 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     inv_tau, tau : float
     out : (n0, n2) C-contiguous float64 array                        # OUT
     divisor : float
+    float32_result : bool
+        ``out`` is to be rounded to float32, as in `accumulate`; ignored with a divisor
+        (a mean's log can cancel against its max).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef bint done
+    cdef int coarse = LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0 else LSE_EXACT
     if out.shape[0] != a.shape[0] or out.shape[1] != a.shape[2]:
         raise ValueError(f"out must have shape {(a.shape[0], a.shape[2])}, got "
                          f"{(out.shape[0], out.shape[1])}")
@@ -303,7 +322,7 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     if a.shape[0] == 0 or a.shape[2] == 0:
         return True
     with nogil:
-        done = _run_final(&a[0, 0, 0], va, inv_tau, tau, divisor, &out[0, 0])
+        done = _run_final(&a[0, 0, 0], va, inv_tau, tau, divisor, &out[0, 0], coarse)
     return done
 
 
@@ -318,7 +337,7 @@ def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not 
         return
     with nogil:
         _run(&a[0, 0, 0], va, &b[0, 0, 0], vb, inv_tau,
-             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0])
+             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], LSE_EXACT)
 
 
 def finalize(const double[::1] m not None, const double[::1] w not None,

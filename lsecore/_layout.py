@@ -86,7 +86,8 @@ def run_view(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, i
 
 
 def _reduce_contiguous_run(
-    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None, inv_tau: float
+    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None, inv_tau: float,
+    float32_result: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`reduce_partials` for a C-contiguous ``a`` (and ``b``) reduced over neighbouring
     axes: one kernel call on a reshaped view, the same view the general path builds."""
@@ -95,7 +96,7 @@ def _reduce_contiguous_run(
     if a.size:
         view = (outer, size, inner)
         if b is None:
-            _kernel.accumulate(a.reshape(view), inv_tau, m, w, t, c)
+            _kernel.accumulate(a.reshape(view), inv_tau, m, w, t, c, float32_result)
         else:
             _kernel.accumulate_weighted(a.reshape(view), b.reshape(view), inv_tau, m, w, t, c)
     out_shape = _kept_shape(a.shape, axes)
@@ -103,12 +104,16 @@ def _reduce_contiguous_run(
 
 
 def reduce_finalized(
-    a: np.ndarray, axes: tuple[int, ...], inv_tau: float, tau: float, divisor: float = 0.0
+    a: np.ndarray, axes: tuple[int, ...], inv_tau: float, tau: float, divisor: float = 0.0,
+    float32_result: bool = False,
 ) -> np.ndarray | None:
     """The unweighted log-sum-exp of ``a`` over ``axes`` (divided by ``divisor`` before
     the log unless it is 0), finalized tile by tile, with no partial arrays; None where
     this path does not apply (an empty reduction, a layout that is not a C-contiguous run
     of axes, or threads splitting the reduced axis): use `reduce_partials` there.
+    ``float32_result``: the caller rounds the result to float32 (or a narrower float),
+    which lets float32 input take coarser exps where its max allows it (see
+    `reduce_partials`).
 
     Examples
     --------
@@ -120,13 +125,15 @@ def reduce_finalized(
         return None
     outer, size, inner = run_view(a.shape, axes)
     out = np.empty((outer, inner))
-    if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, divisor):
+    if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, divisor,
+                                    float32_result):
         return None
     return out.reshape(_kept_shape(a.shape, axes))
 
 
 def reduce_partials(
-    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None = None, inv_tau: float = 1.0
+    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None = None, inv_tau: float = 1.0,
+    float32_result: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The log-sum-exp partials ``(m, w, t, c)`` of ``a`` over ``axes``, in one read.
 
@@ -140,6 +147,11 @@ def reduce_partials(
         Weights, typically a broadcast view (zero strides).
     inv_tau : float
         ``1 / temperature``.
+    float32_result : bool
+        The partials end as float32 log-sum-exps ``m + tau log(w + t + c)``, with no
+        divisor and no float64 result (ignored with ``b``). float32 input's terms are
+        then exact to 2^-34 rather than 2^-50 where the max is >= 0: such a result
+        cannot cancel, and keeps 2^-34 of itself (``LSE_COARSE_FLOAT32``).
 
     Returns
     -------
@@ -156,7 +168,7 @@ def reduce_partials(
     (array([0., 2.]), array([1., 2.]))
     """
     if _contiguous_run(a, b, axes):
-        return _reduce_contiguous_run(a, axes, b, inv_tau)
+        return _reduce_contiguous_run(a, axes, b, inv_tau, float32_result)
     ndim = a.ndim
     kept_axes = [k for k in range(ndim) if k not in axes]
     out_shape = tuple(a.shape[k] for k in kept_axes)
@@ -189,7 +201,7 @@ def reduce_partials(
         for index in itertools.product(*(range(d.size) for d in loop)):
             part = [p[index[:nkept]] for p in (m, w, t, c)]
             if bv is None:
-                _kernel.accumulate(av[index], inv_tau, *part)
+                _kernel.accumulate(av[index], inv_tau, *part, float32_result)
             else:
                 _kernel.accumulate_weighted(av[index], bv[index], inv_tau, *part)
 

@@ -131,9 +131,8 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int c
     return _mm512_fmadd_pd(th, p, th);
 }
 
-/* The exp of the float64 (d) and float32 (f) loops; coarse (a constant of the loop): */
-/* results only relative to the sum are asked for (softmax and log_softmax of float32), */
-/* and float32's exp stops at degree 4 (truncation below 2^-34, a thousandth of their ulp). */
+/* The exp of the float64 (d) and float32 (f) loops.  coarse (a constant of the loop, see */
+/* LSE_COARSE in _lse_blocks.h): float32's exp stops at degree 4 (truncation below 2^-34). */
 #define LSE512_EXP_d(x, k, coarse) lse512_exp((x), (k))
 #define LSE512_EXP_f(x, k, coarse) lse512_exp_f32((x), (k), (coarse))
 
@@ -465,9 +464,9 @@ LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, c
  */
 #define LSE512_DEFINE(SUF, A_T, LOAD8)                                            \
                                                                                           \
-LSE512_INLINE void lse512_row_impl_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,       \
-                                         double *m, double *w, double *t, double *c,      \
-                                         const int coarse)                                \
+/* coarse: LSE_EXACT, LSE_COARSE or LSE_COARSE_FLOAT32 (see _lse_blocks.h); float32 only. */ \
+LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,                   \
+                             double *m, double *w, double *t, double *c, int coarse)      \
 {                                                                                         \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
         ptrdiff_t len = n - i0 < LSE_ROW_BLOCK ? n - i0 : LSE_ROW_BLOCK;                  \
@@ -486,23 +485,17 @@ LSE512_INLINE void lse512_row_impl_##SUF(const A_T *a, ptrdiff_t n, double inv_t
             *m = bm;                                                                      \
         }                                                                                 \
         /* An all -inf (or nan) partial so far: exp(a - 0) is 0, or nan for nan. */       \
-        LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, *m == -INFINITY ? 0.0 : *m,    \
-                       inv_tau, w, t, c, (const char *)(ab + len),                        \
-                       next * (ptrdiff_t)sizeof(A_T), coarse);                            \
+        double mb = *m == -INFINITY ? 0.0 : *m;                                           \
+        const char *pf = (const char *)(ab + len);                                        \
+        ptrdiff_t pfn = next * (ptrdiff_t)sizeof(A_T);                                    \
+        if (sizeof(A_T) == 4                                                              \
+            && (coarse == LSE_COARSE || (coarse == LSE_COARSE_FLOAT32 && *m >= 0.0)))     \
+            LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, w, t, c, pf,  \
+                           pfn, 1);                                                       \
+        else                                                                              \
+            LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, w, t, c, pf,  \
+                           pfn, 0);                                                       \
     }                                                                                     \
-}                                                                                         \
-                                                                                          \
-LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,                   \
-                             double *m, double *w, double *t, double *c)                  \
-{                                                                                         \
-    lse512_row_impl_##SUF(a, n, inv_tau, m, w, t, c, 0);                                  \
-}                                                                                         \
-                                                                                          \
-/* lse512_row_SUF for a row whose sum is only needed relative to itself (log_softmax). */ \
-LSE512 void lse512_row_coarse_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,            \
-                                    double *m, double *w, double *t, double *c)           \
-{                                                                                         \
-    lse512_row_impl_##SUF(a, n, inv_tau, m, w, t, c, 1);                                  \
 }                                                                                         \
                                                                                           \
 /* The columns j < nj <= LSE_TILE of a[r sr + j], r < nr. */                              \

@@ -387,6 +387,20 @@ LSE_DEFINE(ff, float, float)
 LSE_DEFINE(fd, float, double)
 LSE_DEFINE(df, double, float)
 
+/*
+ * How exact the float32 loops' exps must be (the float64 loops' always are, to 0.52 ulp):
+ * LSE_EXACT: about 2^-50 relative, so that a float32 log-sum-exp m + tau log S stays
+ * within 1 ulp even where m and tau log S nearly cancel.  LSE_COARSE: 2^-34, for sums
+ * needed only relative to themselves (log_softmax).  LSE_COARSE_FLOAT32: coarse in a
+ * block where the running max m is >= 0, exact elsewhere, for a float32 log-sum-exp.
+ * With m >= 0 the result m + tau log S is at least tau log S >= tau t / S (S = w + t,
+ * w >= 1), and terms off by 2^-34 relative move it by at most tau 2^-34 t / S: 2^-34 of
+ * itself, whatever the data.  The final max is at least the running one, so a block's
+ * choice holds whatever follows, threads and merges included.  Only for float32
+ * results: partials that may end in float64 (or divided, for a mean) stay exact.
+ */
+enum { LSE_EXACT = 0, LSE_COARSE = 1, LSE_COARSE_FLOAT32 = 2 };
+
 #include "_lse_avx512.h"
 
 /*
@@ -397,10 +411,10 @@ LSE_DEFINE(df, double, float)
 #define LSE_DISPATCH(SUF, A_T, FAST)                                                      \
 void lse_row_##SUF##SUF(const A_T *a, ptrdiff_t sa, const A_T *b, ptrdiff_t sb,           \
                         ptrdiff_t n, double inv_tau,                                      \
-                        double *m, double *w, double *t, double *c)                       \
+                        double *m, double *w, double *t, double *c, int coarse)           \
 {                                                                                         \
     if (b == NULL && sa == 1 && lse_use_avx512())                                         \
-        lse512_row_##FAST(a, n, inv_tau, m, w, t, c);                                     \
+        lse512_row_##FAST(a, n, inv_tau, m, w, t, c, coarse);                             \
     else                                                                                  \
         lse_row_generic_##SUF##SUF(a, sa, b, sb, n, inv_tau, m, w, t, c);                 \
 }                                                                                         \
@@ -418,8 +432,11 @@ void lse_cols_##SUF##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,              
 LSE_DISPATCH(d, double, d)
 LSE_DISPATCH(f, float, f)
 #else
-#define lse_row_dd lse_row_generic_dd
-#define lse_row_ff lse_row_generic_ff
+/* coarse asks the AVX-512 loops for coarser exps where allowed: the portable ones ignore it */
+#define lse_row_dd(a, sa, b, sb, n, inv_tau, m, w, t, c, coarse) \
+    lse_row_generic_dd(a, sa, b, sb, n, inv_tau, m, w, t, c)
+#define lse_row_ff(a, sa, b, sb, n, inv_tau, m, w, t, c, coarse) \
+    lse_row_generic_ff(a, sa, b, sb, n, inv_tau, m, w, t, c)
 #define lse_cols_dd lse_cols_generic_dd
 #define lse_cols_ff lse_cols_generic_ff
 #endif
@@ -646,14 +663,8 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
     if (!log_mode && buf != NULL && n <= LSE_ROW_BLOCK && lse_use_avx512()                \
         && lse512_softmax_buffered_##SUF(a, out, buf, n, inv_tau))                        \
         return;
-/* log_softmax needs the sum only relative to itself (lse512_row_coarse). */
-#define LSE_LOG_SOFTMAX_ROW(SUF)                                                          \
-    if (log_mode && lse_use_avx512())                                                     \
-        lse512_row_coarse_##SUF(a, n, inv_tau, &m, &w, &t, &c);                           \
-    else
 #else
 #define LSE_SOFTMAX_BUFFERED(SUF)
-#define LSE_LOG_SOFTMAX_ROW(SUF)
 #endif
 #define LSE_SOFTMAX_ROW_DEFINE(SUF, A_T)                                                  \
 void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,             \
@@ -661,8 +672,8 @@ void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,    
 {                                                                                         \
     LSE_SOFTMAX_BUFFERED(SUF)                                                             \
     double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s;                                   \
-    LSE_LOG_SOFTMAX_ROW(SUF)                                                              \
-    lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c);                        \
+    /* log_softmax needs the sum only relative to itself */                               \
+    lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c, LSE_COARSE);            \
     if (log_mode) {                    /* log|S|, as the finalizer computes it */         \
         double res;                                                                       \
         lse_finalize(1, &m, &w, &t, &c, NULL, 1.0, &res, NULL, &s);                       \

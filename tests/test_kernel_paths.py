@@ -781,6 +781,39 @@ def test_float32_terms_far_below_the_max(n):
     np.testing.assert_allclose(np.sort(sm[np.isin(a, top)]), np.sort(ref), rtol=2e-7)
 
 
+@pytest.mark.parametrize("tau", [1.0, 0.5, 3.0])
+def test_float32_results_with_a_max_of_zero_and_above(tau):
+    """float32 log-sum-exps whose max is 0 or a little above, where the float32 loops take
+    their coarser exps (LSE_COARSE_FLOAT32): the results, from 1e-9 to 8, keep their
+    1-ulp bound along rows, through threads splitting a long row, as columns, and
+    through a strided view's partials."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = _rng(f"coarse-max-{tau}")
+    rows = []
+    for top in (0.0, 2.0 ** -20, 0.01):
+        for low, high in ((-30.0, 0.0), (-40.0, -25.0)):      # log S near 8, and near 1e-6
+            x = rng.uniform(low, high, 70000)
+            x[rng.integers(x.size)] = 0.0
+            rows.append(((x + top) * tau).astype(np.float32))
+        # every term at nearly the widest reduced argument of the exp's table (16 ln2
+        # steps): a polynomial's error then adds up instead of averaging out
+        for k in (40.49, 40.51):
+            x = np.r_[0.0, np.full(20000, -k * math.log(2.0) / 16.0)]
+            rows.append(((x + top) * tau).astype(np.float32))
+    for x in rows:
+        exact = mp_logsumexp(x.astype(np.float64), temperature=tau)[0]
+        got = {}
+        for nt in (1, 2):
+            with threadpoolctl.threadpool_limits(nt):
+                got[f"row, {nt} threads"] = lsearray.logsumexp(x, temperature=tau)
+        got["column"] = lsearray.logsumexp(np.stack([x, x], axis=1), axis=0, temperature=tau)[0]
+        got["strided"] = lsearray.logsumexp(np.repeat(x, 2)[::2], temperature=tau)
+        for label, value in got.items():
+            assert value.dtype == np.float32
+            err = ulp_error(value, exact, np.float32)
+            assert err <= 1.0, f"max {x.max()!r}, exact {float(exact)!r}, {label}: {err:.2f} ulp"
+
+
 @pytest.mark.parametrize("n", [10, 100, 1000, 20000])
 def test_float32_result_near_zero(n):
     """float32 data whose log-sum-exp is near 0 (the max cancels against log of the sum):
