@@ -44,6 +44,10 @@ from 1e3 to ``--size`` (about 8 points), for 1-D float64 logsumexp: lsearray on 
 ``--threads`` threads when that is more than one), scipy, torch, jax, the two-pass recipe and
 ``x.sum()``. It needs matplotlib (the ``bench`` extra), imported only then, with the Agg backend.
 
+``--scaling`` times lsearray alone instead, on one thread and on ``--threads`` threads in
+the same interleaved rounds, and prints the speed-up for every selected case but the small
+ones and the relatives.
+
 ``--quick`` is a smoke run: n = 1e5 unless ``--size`` is given, one round unless
 ``--repeat`` is given, 2 ms samples unless ``--min-sample`` is given, 4 plot points.
 
@@ -100,6 +104,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", metavar="PATH", default=None,
                         help="write a PNG of 1-D float64 logsumexp throughput against n "
                              "(needs matplotlib)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="time lsearray alone on 1 and on --threads threads, interleaved, "
+                             "and print the speed-up (instead of the tables)")
     parser.add_argument("--quick", action="store_true",
                         help="fast smoke run: smaller defaults for --size, --repeat, "
                              "--min-sample and fewer plot points")
@@ -855,6 +862,24 @@ def run_tables(args: argparse.Namespace) -> None:
                       memory_table(matmul, ("lsearray", "naive numpy", "shifted numpy")))
 
 
+def run_scaling(args: argparse.Namespace) -> None:
+    """Time lsearray on one thread and on ``args.threads`` threads in the same interleaved
+    rounds; print the times and the speed-up of every large case selected."""
+    cases = [c for c in make_cases(args.size, args.cases) if c.group not in ("small", "relatives")]
+    plan = []
+    for case in cases:
+        fn = reference_contenders(case)["lsearray"]
+        plan += [Timed((case.label, "1"), fn, threads=1),
+                 Timed((case.label, "n"), fn, threads=args.threads)]
+    best = time_interleaved(plan, args.repeat, args.min_sample)
+    rows = [[c.label, fmt_time(best.get((c.label, "1")), 1e3),
+             fmt_time(best.get((c.label, "n")), 1e3),
+             ratio(best.get((c.label, "1")), best.get((c.label, "n")))] for c in cases]
+    print_section(f"lsearray on 1 and {args.threads} threads, time per call (best of rounds):",
+                  markdown(["case", "1 thread ms", f"{args.threads} threads ms",
+                            "speed-up"], rows))
+
+
 def main(args: argparse.Namespace) -> int:
     """Print the tables (and write the plot) for ``args``; 1 if a contender failed, else 0."""
     with threadpool_limits(limits=args.threads):
@@ -862,6 +887,9 @@ def main(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         print(describe_environment(args))
         print()
+        if args.scaling:
+            run_scaling(args)
+            return 1 if FAILURES else 0
         run_tables(args)
         if args.plot:
             run_plot(args.plot, args)

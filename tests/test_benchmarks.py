@@ -56,6 +56,21 @@ def test_side_by_side_prints_every_table():
     assert "FAILED" not in out
 
 
+def test_side_by_side_scaling_times_lsearray_on_one_and_more_threads():
+    out = run_script("--scaling", "--threads", "2", "--cases", "1d,tall,softmax,small").stdout
+    assert "lsearray on 1 and 2 threads, time per call" in out
+    assert "| case | 1 thread ms | 2 threads ms | speed-up |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "case" not in line]
+    labels = [row.split(" | ")[0][2:] for row in rows]
+    assert labels == ["1-D float64 n=2e+04", "1-D float32 n=2e+04", "tall float64 (10, 1000) axis=0",
+                      "softmax float64 (20, 1000) axis=1", "softmax float32 (20, 1000) axis=1",
+                      "log_softmax float64 (20, 1000) axis=1", "log_softmax float32 (20, 1000) axis=1"]
+    for row in rows:
+        one, two, speedup = (float(v) for v in row.strip(" |").split(" | ")[1:])
+        assert speedup > 0 and speedup == pytest.approx(one / two, rel=0.1)  # printed rounded
+    assert "scipy" not in out.split("lsearray on 1 and 2 threads")[1]
+
+
 def test_side_by_side_relatives_alone_with_accuracy():
     out = run_script("--cases", "relatives", "--accuracy").stdout
     assert "| logsumexp float64 n=10 |" not in out and "| 1-D float64 n=2e+04 |" not in out
