@@ -539,6 +539,7 @@ LSE_INLINE void lse_log_abs_start(double w, double t, double c,
     if (!isfinite(s) || s == 0.0) {                  /* inf, nan, or only c is left */
         *lh = isfinite(s) ? log(fabs(lo)) : log(s);
         *h = NAN;
+        *l = 0.0;
         return;
     }
     *h = s;
@@ -581,9 +582,9 @@ LSE_INLINE double lse_shift_add(double m, double tau, double lh, double ll)
 }
 
 /* lse_finalize with libm's logs, run for a chunk of partials before their Newton steps. */
-static void lse_finalize_portable(ptrdiff_t n, const double *m, const double *w,
-                                  const double *t, const double *c, const double *divisor,
-                                  double tau, double *out, double *sign, double *log_sum)
+LSE_INLINE void lse_finalize_portable(ptrdiff_t n, const double *m, const double *w,
+                                      const double *t, const double *c, const double *divisor,
+                                      double tau, double *out, double *sign, double *log_sum)
 {
     enum { CHUNK = 128 };
     double lh[CHUNK], h[CHUNK], l[CHUNK], sg[CHUNK];
@@ -674,7 +675,10 @@ void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,    
     double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s;                                   \
     /* log_softmax needs the sum only relative to itself */                               \
     lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c, LSE_COARSE);            \
-    if (log_mode) {                    /* log|S|, as the finalizer computes it */         \
+    if (log_mode && sizeof(A_T) == 4) {  /* libm's log|S|, 2^-52: plenty for float32 */   \
+        double h, l, sg;                                                                  \
+        lse_log_abs_start(w, t, c, &s, &h, &l, &sg);                                      \
+    } else if (log_mode) {             /* log|S|, as the finalizer computes it */         \
         double res;                                                                       \
         lse_finalize(1, &m, &w, &t, &c, NULL, 1.0, &res, NULL, &s);                       \
     } else {                                                                              \
