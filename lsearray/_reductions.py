@@ -187,7 +187,7 @@ def logmeanexp(
     >>> logmeanexp([0.0, 10.0], b=[3, 1])
     np.float64(8.613841829395048)
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
-    np.float64(3.0234319548176973)
+    np.float64(3.023431954817703)
     """
     xp = namespace(a, b)
     if xp is not None and is_dask_namespace(xp):

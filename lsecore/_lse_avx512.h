@@ -120,8 +120,10 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int c
     __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-1), d);
     __m512i tb = _mm512_permutex2var_epi64(k->tbits0, kb, k->tbits1);
     __m512d th = _mm512_castsi512_pd(_mm512_add_epi64(tb, _mm512_slli_epi64(kb, 48)));
-    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 24.0), _mm512_set1_pd(1.0 / 6.0));
-    if (!coarse) {
+    __m512d q;
+    if (coarse) {
+        q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 24.0), _mm512_set1_pd(1.0 / 6.0));
+    } else {
         q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 720.0), _mm512_set1_pd(1.0 / 120.0));
         q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
         q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
@@ -287,8 +289,6 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
     *w += (double)(LSE512_LANES(n) - others);
     lse512_flush(s0, c0, s1, c1, s2, c2, s3, c3, t, tc);
 }
-
-
 
 /*
  * lse512_sum_d for float32 input, with the cheaper lse512_exp_f32.  Each lane adds 64
