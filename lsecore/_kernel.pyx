@@ -22,7 +22,6 @@ cdef extern from "_lse_blocks.h" nogil:
     int lse_max_threads()
     int lse_thread_num()
     int lse_simd_avx512()
-    int lse_simd_avx2()
     void lse_normalize_d(const double *a, Py_ssize_t ar, Py_ssize_t ai, double *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          const double *m, const double *s, double inv_tau, int log_mode)
@@ -591,13 +590,10 @@ def logaddexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out not
 
 
 def simd():
-    """The vector loops that large unweighted reductions run: ``"avx512"``, ``"avx2"``
-    (rows only: columns and softmax take the portable loops) or ``"generic"`` (the
-    portable loops, compiled for x86-64-v3, v4 and baseline where the compiler can).
-    ``LSECORE_SIMD=generic`` or ``avx2`` in the environment selects those."""
-    if lse_simd_avx512():
-        return "avx512"
-    return "avx2" if lse_simd_avx2() else "generic"
+    """The vector loops that large unweighted reductions run: ``"avx512"`` or
+    ``"generic"`` (the portable loops, compiled for x86-64-v3, v4 and baseline where
+    the compiler can; ``LSECORE_SIMD=generic`` in the environment selects them)."""
+    return "avx512" if lse_simd_avx512() else "generic"
 
 
 def max_threads():

@@ -17,16 +17,15 @@
 #define LSE512_INLINE static inline __attribute__((always_inline, target("arch=x86-64-v4")))
 
 /*
- * Whether the AVX-512 loops run: the CPU has them and LSECORE_SIMD is neither "generic"
- * (which keeps the portable loops) nor "avx2" (the AVX2 ones), so that those can be
- * tested on any machine.
+ * Whether the AVX-512 loops run: the CPU has them and LSECORE_SIMD is not "generic"
+ * (which keeps the portable loops, so that they can be tested on any machine).
  */
 static inline int lse_use_avx512(void)
 {
     static int use = -1;                         /* racy but idempotent */
     if (use < 0) {
         const char *env = getenv("LSECORE_SIMD");
-        int generic = env != NULL && (strcmp(env, "generic") == 0 || strcmp(env, "avx2") == 0);
+        int generic = env != NULL && strcmp(env, "generic") == 0;
         __builtin_cpu_init();
         use = !generic && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
     }
@@ -476,14 +475,21 @@ LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,         
         ptrdiff_t next = n - i0 - len < LSE_ROW_BLOCK ? n - i0 - len : LSE_ROW_BLOCK;     \
         next = next > 0 ? next : len;                                                     \
         const A_T *ab = a + i0;                                                           \
-        int start = lse_row_block_start_##SUF(ab, len, lse512_max_##SUF(ab, len), inv_tau, \
-                                              m, w, t, c, coarse);                        \
-        if (!start) continue;                                                             \
+        double bm = lse512_max_##SUF(ab, len);                                            \
+        if (bm == INFINITY || *m == INFINITY) {                                           \
+            lse_row_generic_##SUF##SUF(ab, 1, NULL, 0, len, inv_tau, m, w, t, c);         \
+            continue;                                                                     \
+        }                                                                                 \
+        if (bm > *m) {                                                                    \
+            lse_rescale(w, t, c, (*m - bm) * inv_tau);                                    \
+            *m = bm;                                                                      \
+        }                                                                                 \
         /* An all -inf (or nan) partial so far: exp(a - 0) is 0, or nan for nan. */       \
         double mb = *m == -INFINITY ? 0.0 : *m;                                           \
         const char *pf = (const char *)(ab + len);                                        \
         ptrdiff_t pfn = next * (ptrdiff_t)sizeof(A_T);                                    \
-        if (start == 2)                                                                   \
+        if (sizeof(A_T) == 4                                                              \
+            && (coarse == LSE_COARSE || (coarse == LSE_COARSE_FLOAT32 && *m >= 0.0)))     \
             LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, w, t, c, pf,  \
                            pfn, 1);                                                       \
         else                                                                              \

@@ -401,41 +401,7 @@ LSE_DEFINE(df, double, float)
  */
 enum { LSE_EXACT = 0, LSE_COARSE = 1, LSE_COARSE_FLOAT32 = 2 };
 
-/*
- * The start of a vector row loop's block ab[0:len] whose max is bm: a block with +inf
- * (or after one) goes to the portable loop, and 0 is returned; otherwise the running
- * partial is rescaled when bm moves its max up, and the return value says whether the
- * block's float32 terms may be coarse (2) or not (1).
- */
-#define LSE_ROW_BLOCK_START_DEFINE(SUF, A_T)                                              \
-LSE_INLINE int lse_row_block_start_##SUF(const A_T *ab, ptrdiff_t len, double bm,          \
-                                         double inv_tau, double *m, double *w, double *t, \
-                                         double *c, int coarse)                           \
-{                                                                                         \
-    if (bm == INFINITY || *m == INFINITY) {                                               \
-        lse_row_generic_##SUF##SUF(ab, 1, NULL, 0, len, inv_tau, m, w, t, c);             \
-        return 0;                                                                         \
-    }                                                                                     \
-    if (bm > *m) {                                                                        \
-        lse_rescale(w, t, c, (*m - bm) * inv_tau);                                        \
-        *m = bm;                                                                          \
-    }                                                                                     \
-    return sizeof(A_T) == 4                                                               \
-           && (coarse == LSE_COARSE || (coarse == LSE_COARSE_FLOAT32 && *m >= 0.0)) ? 2 : 1; \
-}
-LSE_ROW_BLOCK_START_DEFINE(d, double)
-LSE_ROW_BLOCK_START_DEFINE(f, float)
-
 #include "_lse_avx512.h"
-#include "_lse_avx2.h"
-
-#ifdef LSE_HAVE_AVX2
-#define LSE_ROW_AVX2(FAST)                                                                \
-    else if (b == NULL && sa == 1 && lse_use_avx2())                                      \
-        lse256_row_##FAST(a, n, inv_tau, m, w, t, c, coarse);
-#else
-#define LSE_ROW_AVX2(FAST)
-#endif
 
 /*
  * lse_row_SUF and lse_cols_SUF: the AVX-512 loops where the CPU has them and the input
@@ -449,7 +415,6 @@ void lse_row_##SUF##SUF(const A_T *a, ptrdiff_t sa, const A_T *b, ptrdiff_t sb, 
 {                                                                                         \
     if (b == NULL && sa == 1 && lse_use_avx512())                                         \
         lse512_row_##FAST(a, n, inv_tau, m, w, t, c, coarse);                             \
-    LSE_ROW_AVX2(FAST)                                                                    \
     else                                                                                  \
         lse_row_generic_##SUF##SUF(a, sa, b, sb, n, inv_tau, m, w, t, c);                 \
 }                                                                                         \
@@ -480,15 +445,6 @@ static inline int lse_simd_avx512(void)
 {
 #ifdef LSE_HAVE_AVX512
     return lse_use_avx512();
-#else
-    return 0;
-#endif
-}
-
-static inline int lse_simd_avx2(void)
-{
-#ifdef LSE_HAVE_AVX2
-    return lse_use_avx2();
 #else
     return 0;
 #endif

@@ -40,8 +40,8 @@ nan = math.nan
 # Which loops run here
 # --------------------------------------------------------------------------------------------
 
-def _cpu_has(flags):
-    """Whether the CPU has every one of ``flags`` (/proc/cpuinfo names); None where unknown."""
+def _cpu_has_avx512():
+    """Whether the CPU has AVX-512 F and DQ (what the kernel asks for); None where unknown."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     try:
@@ -51,24 +51,20 @@ def _cpu_has(flags):
         return None
     for line in text.splitlines():
         if line.startswith("flags"):
-            return set(flags) <= set(line.split(":", 1)[1].split())
+            return {"avx512f", "avx512dq"} <= set(line.split(":", 1)[1].split())
     return None
 
 
-CPU_AVX512 = _cpu_has({"avx512f", "avx512dq"})   # what the kernel asks for
-CPU_AVX2 = _cpu_has({"avx2", "fma"})
+CPU_AVX512 = _cpu_has_avx512()
 
 
 def _expected_simd(env):
     """What simd() must report in a process started with `env`; None where unknown."""
-    mode = env.get("LSECORE_SIMD")
-    if mode == "generic":
+    if env.get("LSECORE_SIMD") == "generic":
         return "generic"
-    if CPU_AVX512 is None or CPU_AVX2 is None:
+    if CPU_AVX512 is None:
         return None
-    if CPU_AVX512 and mode != "avx2":
-        return "avx512"
-    return "avx2" if CPU_AVX2 else "generic"
+    return "avx512" if CPU_AVX512 else "generic"
 
 
 def _rng(tag):
@@ -212,7 +208,7 @@ def test_long_double_oracle_agrees_with_mpmath():
 def test_simd_reports_expected_path():
     expected = _expected_simd(os.environ)
     got = _kernel.simd()
-    assert got in ("avx512", "avx2", "generic")
+    assert got in ("avx512", "generic")
     if expected is None:
         pytest.skip("cannot tell whether this CPU has AVX-512")
     assert got == expected, f"LSECORE_SIMD={os.environ.get('LSECORE_SIMD')!r}: simd() is {got!r}"
@@ -230,12 +226,12 @@ def test_simd_is_read_once_per_process(monkeypatch):
 def _env_for(mode):
     env = dict(os.environ)
     env.pop("LSECORE_SIMD", None)
-    if mode in ("generic", "avx2"):
-        env["LSECORE_SIMD"] = mode
+    if mode == "generic":
+        env["LSECORE_SIMD"] = "generic"
     return env
 
 
-@pytest.mark.parametrize("mode", ["generic", "avx2", "default"])
+@pytest.mark.parametrize("mode", ["generic", "default"])
 def test_simd_in_subprocess(mode):
     env = _env_for(mode)
     out = subprocess.run([sys.executable, "-c", "import lsecore._kernel as k; print(k.simd())"],
@@ -247,10 +243,10 @@ def test_simd_in_subprocess(mode):
     assert out.stdout.strip() == expected
 
 
-@pytest.mark.parametrize("mode", ["generic", "avx2", "default"])
+@pytest.mark.parametrize("mode", ["generic", "default"])
 def test_other_loops_pass_accuracy_and_edge_cases_in_subprocess(mode):
     """The accuracy, special-value and kernel-path tests, run with the loops this process
-    does not use (the portable and the AVX2 ones on an AVX-512 machine, and so on)."""
+    does not use (the portable ones on an AVX-512 machine, and the reverse)."""
     env = _env_for(mode)
     expected = _expected_simd(env)
     if expected is None:
