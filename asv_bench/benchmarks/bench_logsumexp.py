@@ -15,8 +15,8 @@ import lsearray
 from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, ThreadLimited,
                      get_1d, get_2d, get_b, limit_threads, restore_threads)
 
-__all__ = ["Logsumexp1D", "Logsumexp2D", "LogsumexpLayout", "LogsumexpWeighted",
-           "LogsumexpTemperature", "Logmeanexp", "Softmax"]
+__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "Logsumexp2D", "LogsumexpLayout",
+           "LogsumexpWeighted", "LogsumexpTemperature", "Logmeanexp", "Softmax"]
 
 
 class Logsumexp1D(ThreadLimited):
@@ -39,6 +39,26 @@ class Logsumexp1D(ThreadLimited):
         lsearray.logsumexp(self.a)
 
     def peakmem_scipy_logsumexp(self, dtype, size, threads):
+        special.logsumexp(self.a)
+
+
+class LogsumexpNegativeMax(ThreadLimited):
+    """1-D 2e7 log-probabilities (the data of Logsumexp1D shifted so that its max is -1):
+    float32 then takes its exact exp throughout, where a max of 0 or more lets it take the
+    coarser one (see LSE_COARSE_FLOAT32 in lsecore/_lse_blocks.h); one thread."""
+    params = [DTYPES]
+    param_names = ["dtype"]
+    timeout = 300
+
+    def setup(self, dtype):
+        a = get_1d(20_000_000, dtype)
+        self.a = a - (a.max() + 1)
+        limit_threads(self, 1)
+
+    def time_logsumexp(self, dtype):
+        lsearray.logsumexp(self.a)
+
+    def time_scipy_logsumexp(self, dtype):
         special.logsumexp(self.a)
 
 
