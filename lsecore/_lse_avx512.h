@@ -561,7 +561,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
         for (ptrdiff_t r = r0; r < r1; r++)                                               \
             for (int v = 0; v < nv; v++) {                                                \
                 __m512d x = LOAD8(ninf, km[v], a + r * sr + 8 * v);                       \
-                /* the next tile (a prefetch past the end of the data never faults) */    \
+                /* 8 tiles ahead (a prefetch past the end of the data never faults) */    \
                 lse512_prefetch((const char *)(a + r * sr + 8 * v), 8 * LSE_TILE * sizeof(A_T)); \
                 __mmask8 top = _mm512_cmp_pd_mask(x, mn[v], _CMP_EQ_OQ);                  \
                 __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, me[v], iv, unit), &k, 0);    \

@@ -814,6 +814,24 @@ def test_float32_results_with_a_max_of_zero_and_above(tau):
             assert err <= 1.0, f"max {x.max()!r}, exact {float(exact)!r}, {label}: {err:.2f} ulp"
 
 
+def test_float32_partials_stay_exact_unless_a_float32_result_is_asked_for():
+    """lsecore.reduce_partials keeps float32 terms exact (2^-50) by default, the partials
+    being free to end in float64 or a mean; with float32_result=True the coarser exp
+    (2^-34) shows.  Every term sits at the table's widest reduced argument, where the
+    coarse polynomial's error is largest and the same for all of them."""
+    x = np.r_[0.0, np.full(5000, -40.49 * math.log(2.0) / 16.0)].astype(np.float32)
+    ref = np.sum(np.exp(x[1:].astype(LD) - LD(0.0)))
+    errors = {}
+    for flag in (False, True):
+        m, w, t, c = lsecore.reduce_partials(x, (0,), float32_result=flag)
+        assert (float(m), float(w)) == (0.0, 1.0)
+        errors[flag] = float(abs((LD(float(t)) + LD(float(c))) - ref) / ref)
+    assert errors[False] < 2.0 ** -46, errors
+    assert errors[True] < 2.0 ** -33, errors
+    if _kernel.simd() == "avx512":          # the portable loops have only the exact exp
+        assert errors[True] > 2.0 ** -42, errors
+
+
 @pytest.mark.parametrize("n", [10, 100, 1000, 20000])
 def test_float32_result_near_zero(n):
     """float32 data whose log-sum-exp is near 0 (the max cancels against log of the sum):
