@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -54,12 +55,20 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
         return Partial(xp.full(shape, -math.inf, dtype=a.dtype), zero, zero, zero)
     m = xp.max(a, axis=axes, keepdims=True)
     top = a == m
-    terms = xp.exp(xp.where(top, xp.zeros_like(a), a - m) * inv_tau)
+    terms = xp.exp(_gap(a, m, top, xp) * inv_tau)
     terms = terms if b is None else terms * b
     zero = xp.zeros_like(terms)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
     return Partial(m, w, t, xp.zeros_like(t))
+
+
+def _gap(x: Any, m: Any, at_max: Any, xp: ModuleType) -> Any:
+    """``x - m``, 0 where ``at_max``: the operands are zeroed there first, so that an
+    infinite max never computes ``inf - inf`` (a RuntimeWarning where a lazy library
+    evaluates it later, outside any ``errstate``)."""
+    zero = xp.zeros_like(x)
+    return xp.where(at_max, zero, x) - xp.where(at_max, zero, m)
 
 
 def merge(parts: list[Partial], inv_tau: float) -> Partial:
@@ -90,7 +99,7 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
 
         def rescaled(mi, wi, ti):
             same = mi == big
-            f = xp.exp(xp.where(same, xp.zeros_like(mi), mi - big) * inv_tau)
+            f = xp.exp(_gap(mi, big, same, xp) * inv_tau)
             kept = xp.where(same, wi, xp.zeros_like(wi))
             return kept, xp.where(same, ti, (wi + ti) * f)
 

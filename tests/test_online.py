@@ -6,6 +6,7 @@ import itertools
 import math
 import pickle
 import re
+import warnings
 
 import mpmath
 import numpy as np
@@ -406,3 +407,18 @@ def test_bad_arguments():
         OnlineLogSumExp().update(np.ones(3), b=np.ones(4))
     with pytest.raises(np.exceptions.AxisError):
         OnlineLogSumExp(axis=2).update(np.ones((2, 2)))
+
+
+def test_lazy_batches_with_infinite_maxima_compute_without_warnings():
+    """A lazy (dask) stream with an all -inf column and a +inf entry: its merges and
+    partials never compute inf - inf, which would warn when dask computes the graph,
+    outside any errstate; the values are scipy's."""
+    da = pytest.importorskip("dask.array")
+    data = np.array([[0.0, -inf, 1.0], [1.0, -inf, inf], [2.0, -inf, -3.0], [-1.0, -inf, 0.5]])
+    acc = OnlineLogSumExp(axis=0)
+    for batch in (data[:2], data[2:3], data[3:]):
+        acc.update(da.from_array(batch, chunks=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = np.asarray(acc.result().compute())
+    np.testing.assert_allclose(out, scipy.special.logsumexp(data, axis=0), rtol=1e-15, atol=0)
