@@ -6,6 +6,8 @@ import numpy as np
 
 import lsecore
 from lsearray._validation import Prepared
+from lsecore import _kernel
+from lsecore._layout import refine
 
 __all__ = ["Finalized", "reduce"]
 
@@ -55,11 +57,22 @@ class Finalized:
         sign_ = np.empty_like(m) if sign else None
         log_total_ = np.empty_like(m) if log_total else None
         lsecore.finalize(m, w, t, c, tau, out, sign_, log_total_, divisor)
+        self._partials = (m, w, t, c)
+        self._tau = tau
         self.m = m.reshape(shape)
         self._sum = (w, t, c)
         self.out = out.reshape(shape)
         self.sign = None if sign_ is None else sign_.reshape(shape)
         self.log_total = None if log_total_ is None else log_total_.reshape(shape)
+
+    def refine(self, p: Prepared, divisor: np.ndarray | float | None, float32_result: bool) -> None:
+        """Recompute from ``p`` the results the kernel cannot promise within an ulp (of
+        float32 with ``float32_result``): see `lsecore.refine`."""
+        flags = np.empty(self.out.size, np.uint8)
+        _kernel.refine_flags(*self._partials, self._tau, self.out.reshape(-1),
+                             p.a.dtype.itemsize, float32_result, p.b is not None, flags)
+        refine(p.a, p.axes, p.b, self._tau, 0.0 if divisor is None else divisor, self.out,
+               self.sign, flags)
 
     @property
     def total(self) -> np.ndarray:
@@ -76,11 +89,14 @@ def reduce(
     sign: bool = True,
     log_total: bool = True,
     float32_result: bool = False,
+    exact: bool = False,
 ) -> Finalized:
     """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``;
     ``divisor`` (shaped like the result) divides the sum before its log. ``sign`` and
     ``log_total`` say whether the result needs those arrays; ``float32_result`` that only
-    ``out`` is wanted, as a float32 log-sum-exp (see `lsecore.reduce_partials`).
+    ``out`` is wanted, as a float32 log-sum-exp (see `lsecore.reduce_partials`);
+    ``exact`` that ``out`` must be within an ulp also where the max and the log of the
+    sum cancel (`Finalized.refine`).
 
     Examples
     --------
@@ -90,4 +106,7 @@ def reduce(
     (0.6931471805599453, 1.0)
     """
     partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau, float32_result)
-    return Finalized(*partials, p.tau, divisor, sign=sign, log_total=log_total)
+    r = Finalized(*partials, p.tau, divisor, sign=sign, log_total=log_total)
+    if exact:
+        r.refine(p, divisor, float32_result)
+    return r

@@ -131,7 +131,8 @@ def logsumexp(
         out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, float32_result=narrow)
         if out is not None:
             return _shaped(out, p.axes, keepdims, p.dtype)
-    r = reduce(p, sign=return_sign or p.b is not None, log_total=False, float32_result=narrow)
+    r = reduce(p, sign=return_sign or p.b is not None, log_total=False, float32_result=narrow,
+               exact=True)
     if not return_sign:
         return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
     return _shaped(r.out, p.axes, keepdims, p.dtype), _shaped(r.sign, p.axes, keepdims, p.dtype)
@@ -204,5 +205,5 @@ def logmeanexp(
         out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, _divisor(p))
         if out is not None:
             return _shaped(out, p.axes, keepdims, p.dtype)
-    r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False)
+    r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False, exact=True)
     return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)

@@ -6,8 +6,8 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "finalize", "logaddexp", "max_threads", "merge",
-           "normalize", "reduce_finalized", "scan", "simd", "softmax_rows"]
+__all__ = ["accumulate", "accumulate_weighted", "exact_rows", "finalize", "logaddexp", "max_threads",
+           "merge", "normalize", "reduce_finalized", "refine_flags", "scan", "simd", "softmax_rows"]
 
 ctypedef fused a_t:
     float
@@ -67,6 +67,18 @@ cdef extern from "_lse_blocks.h" nogil:
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
                      double *m, double *w, double *t, double *c)
 
+cdef extern from "_lse_exact.h" nogil:
+    int lse_refine_flag(double m, double w, double t, double c, double tau, double out,
+                        double eps_neg, double eps_pos, int bits)
+    double lse_exact_slice_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor, double *sign)
+    double lse_exact_slice_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor, double *sign)
+    double lse_exact_slice_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor, double *sign)
+    double lse_exact_slice_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor, double *sign)
+
 cdef extern from "_lse_scan.h" nogil:
     void lse_scan_row_d(const double *a, Py_ssize_t sa, double *out, Py_ssize_t so,
                         Py_ssize_t n, double tau)
@@ -89,6 +101,26 @@ cdef enum:
     # Rows up to this long are reduced as columns of a tile of rows, vectorized across
     # the rows: a row of its own would be too short for the vector loops.
     SHORT_ROW = 32
+
+cdef struct Tolerance:
+    # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
+    # the result's float: what lse_refine_flag needs.
+    double eps_neg, eps_pos
+    int bits
+
+
+cdef Tolerance _tolerance(int itemsize, bint float32_result, bint weighted) noexcept:
+    """The fast loops' term accuracy for input of ``itemsize`` bytes: float64 exps within
+    an ulp (and a weight's product another half), float32 ones within 2^-49, or 2^-33 in
+    the coarse tier that float32 results take where the max is >= 0 (LSE_COARSE_FLOAT32)."""
+    cdef Tolerance tol
+    tol.eps_neg = 2.0 ** -52 if itemsize == 8 else 2.0 ** -49
+    if weighted:
+        tol.eps_neg = 2.0 ** -52 + 2.0 ** -53
+    tol.eps_pos = 2.0 ** -33 if float32_result and itemsize == 4 else tol.eps_neg
+    tol.bits = 24 if float32_result else 53
+    return tol
+
 
 cdef struct View:
     # A 3-D strided view (outer, reduced, inner); strides in elements.
@@ -207,7 +239,8 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
 
 
 cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double divisor,
-                     double *out, int coarse) except -1 nogil:
+                     double *out, int coarse, const Tolerance *tol,
+                     unsigned char *refine) except -1 nogil:
     """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
     as it is complete: ``out[o, i] = tau log(S / divisor)`` (no division when
     ``divisor`` is 0), written to the (n0, n2) C-contiguous ``out``, with partials only
@@ -248,6 +281,10 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double d
         lse_finalize(i1 - i0, p, p + T, p + 2 * T, p + 3 * T,
                      NULL if divisor == 0.0 else p + 4 * T, tau,
                      out + o * va.n2 + i0, NULL, NULL)
+        for j in range(i1 - i0):
+            refine[o * va.n2 + i0 + j] = lse_refine_flag(
+                p[j], p[T + j], p[2 * T + j], p[3 * T + j], tau, out[o * va.n2 + i0 + j],
+                tol.eps_neg, tol.eps_pos, tol.bits)
     free(buf)
     return True
 
@@ -291,8 +328,8 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
 
 
 def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
-                     double[:, ::1] out not None, double divisor=0.0,
-                     bint float32_result=False):
+                     double[:, ::1] out not None, unsigned char[:, ::1] refine not None,
+                     double divisor=0.0, bint float32_result=False):
     """The log-sum-exp of ``a`` over its middle axis, finalized into ``out`` tile by
     tile, without partial arrays: ``out[o, i] = tau log(S[o, i] / divisor)`` for the sum
     ``S`` of ``exp(a[o, :, i] * inv_tau)`` shifted by its max, plus the max (as
@@ -306,6 +343,9 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     a : (n0, n1, n2) float32 or float64 memoryview, any strides, n1 > 0   # IN
     inv_tau, tau : float
     out : (n0, n2) C-contiguous float64 array                        # OUT
+    refine : (n0, n2) C-contiguous uint8 array                       # OUT
+        1 where the result may be off by more than an ulp (of float32 with
+        ``float32_result``): `exact_rows` recomputes those.
     divisor : float
     float32_result : bool
         ``out`` is to be rounded to float32, as in `accumulate`; ignored with a divisor
@@ -314,15 +354,19 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef bint done
     cdef int coarse = LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0 else LSE_EXACT
+    cdef Tolerance tol = _tolerance(sizeof(a_t), coarse == LSE_COARSE_FLOAT32, False)
     if out.shape[0] != a.shape[0] or out.shape[1] != a.shape[2]:
         raise ValueError(f"out must have shape {(a.shape[0], a.shape[2])}, got "
                          f"{(out.shape[0], out.shape[1])}")
+    if refine.shape[0] != out.shape[0] or refine.shape[1] != out.shape[1]:
+        raise ValueError("refine must have the shape of out")
     if a.shape[1] == 0:
         raise ValueError("reduce_finalized needs a non-empty reduced axis")
     if a.shape[0] == 0 or a.shape[2] == 0:
         return True
     with nogil:
-        done = _run_final(&a[0, 0, 0], va, inv_tau, tau, divisor, &out[0, 0], coarse)
+        done = _run_final(&a[0, 0, 0], va, inv_tau, tau, divisor, &out[0, 0], coarse, &tol,
+                          &refine[0, 0])
     return done
 
 
@@ -371,6 +415,23 @@ def finalize(const double[::1] m not None, const double[::1] w not None,
         lp = &log_sum[0]
     with nogil:
         lse_finalize(n, &m[0], &w[0], &t[0], &c[0], dp, tau, &out[0], sp, lp)
+
+
+def refine_flags(const double[::1] m not None, const double[::1] w not None,
+                 const double[::1] t not None, const double[::1] c not None, double tau,
+                 const double[::1] out not None, int itemsize, bint float32_result,
+                 bint weighted, unsigned char[::1] refine not None):
+    """Flag (1 in ``refine``) the results ``out`` finalized from the partials that may be
+    off by more than an ulp (of float32 with ``float32_result``) for input of ``itemsize``
+    bytes (and ``weighted``): `exact_rows` recomputes those (see ``_lse_exact.h``)."""
+    cdef Py_ssize_t n = m.shape[0], j
+    cdef Tolerance tol = _tolerance(itemsize, float32_result, weighted)
+    if not (w.shape[0] == t.shape[0] == c.shape[0] == out.shape[0] == refine.shape[0] == n):
+        raise ValueError(f"partials, out and refine must have the length of m ({n})")
+    with nogil:
+        for j in range(n):
+            refine[j] = lse_refine_flag(m[j], w[j], t[j], c[j], tau, out[j], tol.eps_neg,
+                                        tol.eps_pos, tol.bits)
 
 
 def merge(double[::1] m not None, double[::1] w not None, double[::1] t not None,
@@ -587,6 +648,56 @@ def logaddexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out not
         else:
             lse_logaddexp_f(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
                             &out[0], out.strides[0] // isz, n, tau)
+
+
+cdef inline double _exact_row(const a_t *a, Py_ssize_t sa, const b_t *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor,
+                              double *sign) noexcept nogil:
+    if a_t is double and b_t is double:
+        return lse_exact_slice_dd(a, sa, b, sb, n, tau, divisor, sign)
+    elif a_t is float and b_t is float:
+        return lse_exact_slice_ff(a, sa, b, sb, n, tau, divisor, sign)
+    elif a_t is float and b_t is double:
+        return lse_exact_slice_fd(a, sa, b, sb, n, tau, divisor, sign)
+    else:
+        return lse_exact_slice_df(a, sa, b, sb, n, tau, divisor, sign)
+
+
+def exact_rows(const a_t[:, :] a not None, const b_t[:, :] b, double tau,
+               const double[::1] divisor, double[::1] out not None,
+               double[::1] sign not None):
+    """The log-sum-exp of each row of ``a`` by the accurate tier (``_lse_exact.h``):
+    ``out[i] = tau log(sum_j b[i, j] exp(a[i, j] / tau) / divisor[i])`` rounded once, and
+    ``sign[i]`` the sum's sign; rows whose max or weights are not finite are left as
+    they are (their fast results are exact).
+
+    Parameters
+    ----------
+    a : (n, k) float32 or float64 memoryview, any strides             # IN
+    b : memoryview of a's shape, any strides (zero for broadcast weights), or None   # IN
+    tau : float
+    divisor : (n,) float64, or None for none                         # IN
+    out, sign : (n,) float64                                         # IN/OUT
+    """
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1], i
+    cdef Py_ssize_t isa = sizeof(a_t), isb = sizeof(b_t)
+    cdef double r, sg, dv
+    cdef const b_t *bp
+    if out.shape[0] != n or sign.shape[0] != n or (divisor is not None and divisor.shape[0] != n):
+        raise ValueError(f"out, sign and divisor must have a's {n} rows")
+    if b is not None and (b.shape[0] != n or b.shape[1] != k):
+        raise ValueError(f"b must have a's shape {(n, k)}, got {(b.shape[0], b.shape[1])}")
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        for i in range(n):
+            bp = NULL if b is None else &b[i, 0]
+            dv = 0.0 if divisor is None else divisor[i]
+            r = _exact_row(&a[i, 0], a.strides[1] // isa, bp,
+                           0 if b is None else b.strides[1] // isb, k, tau, dv, &sg)
+            if r == r:
+                out[i] = r
+                sign[i] = sg
 
 
 def simd():

@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from lsecore import _kernel
 
-__all__ = ["logaddexp", "logcumsumexp", "reduce_finalized", "reduce_partials", "run_view"]
+__all__ = ["logaddexp", "logcumsumexp", "reduce_finalized", "reduce_partials", "refine", "run_view"]
 
 
 class _Dim(NamedTuple):
@@ -125,10 +125,60 @@ def reduce_finalized(
         return None
     outer, size, inner = run_view(a.shape, axes)
     out = np.empty((outer, inner))
-    if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, divisor,
-                                    float32_result):
+    flags = np.empty((outer, inner), np.uint8)
+    if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags,
+                                    divisor, float32_result):
         return None
-    return out.reshape(_kept_shape(a.shape, axes))
+    out = out.reshape(_kept_shape(a.shape, axes))
+    refine(a, axes, None, tau, divisor, out, None, flags)
+    return out
+
+
+def refine(
+    a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None, tau: float,
+    divisor: np.ndarray | float, out: np.ndarray, sign: np.ndarray | None, flags: np.ndarray,
+) -> None:
+    """Recompute, in place, the results ``out`` (and ``sign``) that ``flags`` marks, each
+    from its slice of ``a`` (and ``b``) by the accurate tier (``_lse_exact.h``).
+
+    The fast loops' terms are exact to about an ulp; where the result is much smaller
+    than the temperature (the max and the log of the sum cancel) that is not enough for
+    an ulp of the result, and the kernel flags it. Only the flagged slices are copied
+    (gathered into rows) and read again.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The prepared input and weights (``b`` broadcast to ``a``'s shape, or None).
+    axes : tuple of int
+        The reduced axes.
+    tau : float
+        The temperature.
+    divisor : ndarray or float
+        What a mean divides the sum by (shaped like ``out``), 0 for none.
+    out, sign : ndarray of float64, C-contiguous, the shape of ``a`` without ``axes``
+        The results (``sign`` may be None), updated where flagged.
+    flags : ndarray of uint8, out's size
+        1 for the results to recompute.
+    """
+    index = np.flatnonzero(flags)
+    if index.size == 0:
+        return
+    kept = [k for k in range(a.ndim) if k not in axes]
+    position = np.unravel_index(index, tuple(a.shape[k] for k in kept)) if kept else ()
+    order = kept + list(axes)
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return np.transpose(x, order)[position].reshape(index.size, -1)
+
+    div = np.broadcast_to(np.asarray(divisor, np.float64), out.shape).reshape(-1)[index]
+    values = out.reshape(-1)[index]
+    signs = np.ones(index.size) if sign is None else sign.reshape(-1)[index]
+    _kernel.exact_rows(rows(a), None if b is None else rows(b), tau,
+                       np.ascontiguousarray(div), values, signs)
+    out.reshape(-1)[index] = values
+    if sign is not None:
+        sign.reshape(-1)[index] = signs
 
 
 def reduce_partials(
