@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import lsecore
@@ -69,8 +71,9 @@ class Finalized:
         """Recompute from ``p`` the results the kernel cannot promise within an ulp (of
         float32 with ``float32_result``): see `lsecore.refine`."""
         flags = np.empty(self.out.size, np.uint8)
+        count = math.prod(p.a.shape[k] for k in p.axes)
         _kernel.refine_flags(*self._partials, self._tau, self.out.reshape(-1),
-                             p.a.dtype.itemsize, float32_result, p.b is not None, flags)
+                             p.a.dtype.itemsize, float32_result, p.b is not None, count, flags)
         refine(p.a, p.axes, p.b, self._tau, 0.0 if divisor is None else divisor, self.out,
                self.sign, flags)
 

@@ -137,6 +137,11 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int c
 /* LSE_COARSE in _lse_blocks.h): float32's exp stops at degree 4 (truncation below 2^-34). */
 #define LSE512_EXP_d(x, k, coarse) lse512_exp((x), (k))
 #define LSE512_EXP_f(x, k, coarse) lse512_exp_f32((x), (k), (coarse))
+/* A column tile's exact term: float64's carries the rounding of x - m (lse512_term_d),
+ * float32's has none (x - m is exact in float64). */
+#define LSE512_TERM_d(x, m, iv, k, unit) lse512_term_d((x), (m), (iv), (k), (unit))
+#define LSE512_TERM_f(x, m, iv, k, unit) \
+    lse512_exp_f32(lse512_scaled((x), (m), (iv), (unit)), (k), 0)
 
 /* Kahan's add of e into (*s, *c); the sum is *s - *c.  Terms are in [0, 1] or nan. */
 LSE512_INLINE void lse512_kahan(__m512d *s, __m512d *c, __m512d e)
@@ -158,6 +163,27 @@ LSE512_INLINE __m512d lse512_off_max(__m512d x, __m512d m, __m512d e, uint64_t *
 
 /* The lanes of the vectors that cover n elements. */
 #define LSE512_LANES(n) ((uint64_t)((n) + 7) & ~(uint64_t)7)
+
+/* Knuth's two-sum error of s = x + y, lane by lane. */
+LSE512_INLINE __m512d lse512_two_sum_err(__m512d x, __m512d y, __m512d s)
+{
+    __m512d yy = _mm512_sub_pd(s, x);
+    return _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(s, yy)), _mm512_sub_pd(y, yy));
+}
+
+/* The float64 term exp((x - m) inv_tau) with the rounding error dl of x - m carried:
+ * exp(z) (1 + dl inv_tau), so that the term is within an ulp however far x is below m
+ * (lse_refine_flag counts on it at a unit temperature).  Lanes whose x - m is not finite
+ * (x = -inf) keep exp's 0. */
+LSE512_INLINE __m512d lse512_term_d(__m512d x, __m512d m, __m512d iv, const lse512_tab *k,
+                                    const int unit)
+{
+    __m512d d = _mm512_sub_pd(x, m);
+    __m512d e = lse512_exp(unit ? d : _mm512_mul_pd(d, iv), k);
+    __m512d dl = lse512_two_sum_err(x, _mm512_sub_pd(_mm512_setzero_pd(), m), d);
+    dl = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, _mm512_set1_pd(-0x1p1000), _CMP_GT_OQ), dl);
+    return _mm512_fmadd_pd(e, unit ? dl : _mm512_mul_pd(dl, iv), e);
+}
 
 /* (x - m) inv_tau, with no product at a unit temperature (unit a constant of the loop). */
 LSE512_INLINE __m512d lse512_scaled(__m512d x, __m512d m, __m512d iv, const int unit)
@@ -264,7 +290,7 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
     __m512d c0 = s0, c1 = s0, c2 = s0, c3 = s0;
     uint64_t others = 0;
     (void)coarse;
-#define LSE512_E(x) lse512_exp(lse512_scaled((x), mv, iv, unit), &k)
+#define LSE512_E(x) lse512_term_d((x), mv, iv, &k, unit)
     ptrdiff_t i = 0;
     for (; i + 32 <= n; i += 32) {
         if (i * 8 < pf_bytes) {
@@ -377,12 +403,6 @@ LSE512_INLINE __m512d lse512_div_dd(__m512d x, __m512d d, __m512d *lo)
     return q;
 }
 
-/* Knuth's two-sum error of s = x + y, lane by lane. */
-LSE512_INLINE __m512d lse512_two_sum_err(__m512d x, __m512d y, __m512d s)
-{
-    __m512d yy = _mm512_sub_pd(s, x);
-    return _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(s, yy)), _mm512_sub_pd(y, yy));
-}
 
 /*
  * lse_finalize for n <= 8 partials at once: lse_log_abs_start, lse_log_abs_newton and
@@ -564,7 +584,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                 /* 8 tiles ahead (a prefetch past the end of the data never faults) */    \
                 lse512_prefetch((const char *)(a + r * sr + 8 * v), 8 * LSE_TILE * sizeof(A_T)); \
                 __mmask8 top = _mm512_cmp_pd_mask(x, mn[v], _CMP_EQ_OQ);                  \
-                __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, me[v], iv, unit), &k, 0);    \
+                __m512d e = LSE512_TERM_##SUF(x, me[v], iv, &k, unit);                    \
                 wv[v] = _mm512_mask_add_pd(wv[v], top, wv[v], one);                       \
                 lse512_kahan(sv + v, cv + v, _mm512_maskz_mov_pd((__mmask8)~top, e));     \
             }                                                                             \

@@ -104,6 +104,24 @@ LSE_INLINE double lse_exp_nonpos(double x)
     return x < -708.0 ? 0.0 : scaled;
 }
 
+/* Knuth's two-sum: the rounding error of s = x + y. */
+LSE_INLINE double lse_two_sum_err(double x, double y, double s)
+{
+    double yy = s - x;
+    return (x - (s - yy)) + (y - yy);
+}
+
+/* exp((x - m) inv_tau) for x <= m with the rounding error of x - m carried to first
+ * order, exp(z) (1 + dl inv_tau): within an ulp however far x is below m (exact for
+ * float32 input, whose difference is exact).  x = -inf or nan: exp's 0 or nan. */
+LSE_INLINE double lse_term(double x, double m, double inv_tau)
+{
+    double d = x - m;
+    double e = lse_exp_nonpos(d * inv_tau);
+    double dl = lse_two_sum_err(x, -m, d);
+    return d > -0x1p1000 ? e + e * (dl * inv_tau) : e;   /* no fma: baseline x86-64 lacks it */
+}
+
 /* Neumaier's compensated add of x into (*s, *c); the sum is *s + *c. */
 LSE_INLINE void lse_neumaier(double *s, double *c, double x)
 {
@@ -124,12 +142,6 @@ LSE_INLINE void lse_kahan(double *s, double *c, double e)
     *s = u;
 }
 
-/* Knuth's two-sum: the rounding error of s = x + y. */
-LSE_INLINE double lse_two_sum_err(double x, double y, double s)
-{
-    double yy = s - x;
-    return (x - (s - yy)) + (y - yy);
-}
 
 /* The two-product: x * y = p + *e exactly (for |x|, |y| < 2^995); *e = 0 when p is not
  * finite.  fma is one instruction where the CPU has it (x86-64-v3 and up, aarch64). */
@@ -273,7 +285,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
             double x = (double)a[(i + j) * sa];                                           \
             double bj = b == NULL ? 1.0 : (double)b[(i + j) * sb];                        \
             int top = x == m;                                                             \
-            double e = bj * lse_exp_nonpos((x - m) * inv_tau);                            \
+            double e = bj * lse_term(x, m, inv_tau);                                      \
             e = (top || bj == 0) ? 0.0 : e;                                               \
             ww[j] += top ? bj : 0.0;                                                      \
             lse_kahan(s + j, c + j, e);                                                   \
@@ -282,7 +294,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
         double x = (double)a[i * sa];                                                     \
         double bj = b == NULL ? 1.0 : (double)b[i * sb];                                  \
         int top = x == m;                                                                 \
-        double e = bj * lse_exp_nonpos((x - m) * inv_tau);                                \
+        double e = bj * lse_term(x, m, inv_tau);                                          \
         e = (top || bj == 0) ? 0.0 : e;                                                   \
         ww[0] += top ? bj : 0.0;                                                          \
         lse_kahan(s, c, e);                                                               \
@@ -353,7 +365,7 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                 double x = (double)a[r * sr + j * si];                                    \
                 double bj = b == NULL ? 1.0 : (double)b[r * br + j * bi];                 \
                 int top = x == mt[j];                                                     \
-                double e = bj * lse_exp_nonpos((x - mt[j]) * inv_tau);                    \
+                double e = bj * lse_term(x, mt[j], inv_tau);                              \
                 e = (top || bj == 0) ? 0.0 : e;                                           \
                 wt[j] += top ? bj : 0.0;                                                  \
                 lse_kahan(s + j, c + j, e);                                               \

@@ -107,7 +107,8 @@ static const double LSE_X_LO[64] = {
  * exp(z) for |z.h| < 1500 as 2^*q (h + l), h + l in [0.7, 1.42] to about 2^-104 relative:
  * z = (64 q + j) ln2/64 + r, |r| <= ln2/128, p = exp(r) - 1 by its Taylor series in
  * double-double up to r^5 and in double beyond (r^6/6! < 2^-54), times 2^(j/64) from the
- * table.  *m1 = exp(z) - 1, exact relative to itself also where z is tiny (p itself).
+ * table.  *m1 = exp(z) - 1 (m1 may be NULL), exact relative to itself also where z is
+ * tiny (p itself).
  * Beyond that range the value is 0 (z < -1500: no weight can bring it back), *m1 = -1,
  * and nan stays nan.
  */
@@ -119,8 +120,7 @@ static inline lse_dd lse_exp_exact(lse_dd z, int *q, lse_dd *m1)
     *q = 0;
     if (!(z.h > -1500.0 && z.h < 1500.0)) {
         lse_dd r = {z.h != z.h ? z.h : (z.h > 0 ? INFINITY : 0.0), 0.0};
-        m1->h = z.h != z.h ? z.h : (z.h > 0 ? INFINITY : -1.0);
-        m1->l = 0.0;
+        if (m1 != NULL) *m1 = (lse_dd){z.h != z.h ? z.h : (z.h > 0 ? INFINITY : -1.0), 0.0};
         return r;
     }
     double kd = nearbyint(z.h * 0x1.71547652b82fep+6);     /* 64 / ln2 */
@@ -139,12 +139,13 @@ static inline lse_dd lse_exp_exact(lse_dd z, int *q, lse_dd *m1)
     p = lse_dd_add((lse_dd){0.5, 0.0}, lse_dd_mul(p, r));
     p = lse_dd_add(lse_dd_mul(p, lse_dd_mul(r, r)), r);      /* exp(r) - 1 */
     if (k == 0) {
-        *m1 = p;
+        if (m1 != NULL) *m1 = p;
         return lse_dd_add((lse_dd){1.0, 0.0}, p);
     }
     lse_dd t = {LSE_X_HI[j], LSE_X_LO[j]};
     lse_dd e = lse_dd_add(t, lse_dd_mul(t, p));
-    *m1 = lse_dd_add(lse_dd_ldexp(e, *q), (lse_dd){-1.0, 0.0});  /* |exp(z) - 1| > 2^-8 */
+    if (m1 != NULL)                              /* |exp(z) - 1| > 2^-8: no cancellation */
+        *m1 = lse_dd_add(lse_dd_ldexp(e, *q), (lse_dd){-1.0, 0.0});
     return e;
 }
 
@@ -214,13 +215,14 @@ LSE_INLINE void lse_exact_rescale(lse_exact_sum *acc, int e)
     acc->e = e;
 }
 
-LSE_INLINE void lse_exact_add(lse_exact_sum *acc, lse_dd z, double b)
+LSE_INLINE void lse_exact_add(lse_exact_sum *acc, lse_dd z, double b, int mean)
 {
-    int q, eb;
-    lse_dd m1, x = lse_exp_exact(z, &q, &m1);
-    acc->x = lse_dd_add(acc->x, lse_dd_mul_d(m1, b));
+    int q, eb = 1;
+    lse_dd m1, x = lse_exp_exact(z, &q, mean ? &m1 : NULL);
+    if (mean) acc->x = lse_dd_add(acc->x, lse_dd_mul_d(m1, b));
     if (x.h == 0.0) return;
-    lse_dd term = lse_dd_mul_d(x, frexp(b, &eb));   /* finite: |x| < 2, |frexp| < 1 */
+    /* b = 2^eb bm, |bm| in [1/2, 1): both factors finite, the product exact to 2^-106 */
+    lse_dd term = b == 1.0 ? lse_dd_ldexp(x, -1) : lse_dd_mul_d(x, frexp(b, &eb));
     int te = q + eb;
     if (!acc->any) {
         acc->any = 1;
@@ -228,7 +230,7 @@ LSE_INLINE void lse_exact_add(lse_exact_sum *acc, lse_dd z, double b)
     } else if (te > acc->e + 64) {
         lse_exact_rescale(acc, te);
     }
-    term = lse_dd_ldexp(term, te - acc->e);
+    if (te != acc->e) term = lse_dd_ldexp(term, te - acc->e);
     if (z.h == 0.0 && z.l == 0.0) acc->w = lse_dd_add(acc->w, term);
     else acc->t = lse_dd_add(acc->t, term);
 }
@@ -255,7 +257,7 @@ LSE_INLINE double lse_exact_result(lse_exact_sum *acc, double m, double tau, dou
         *sign = 0.0;
         return -INFINITY;
     }
-    *sign = s.h > 0 ? 1.0 : -1.0;
+    *sign = (s.h > 0) == !(divisor < 0) ? 1.0 : -1.0;   /* the sign of S / divisor */
     if (acc->e > -900 && acc->e < 900) {          /* no scale left where there can be none */
         lse_exact_rescale(acc, 0);
         s = lse_dd_add(acc->w, acc->t);
@@ -281,19 +283,26 @@ LSE_INLINE double lse_exact_result(lse_exact_sum *acc, double m, double tau, dou
 
 /*
  * Whether the fast result out = m + tau log(S / divisor) of the partial (m, w, t, c), with
- * S = w + t + c, may be off by more than half an ulp of a float of `bits` bits beside its
- * own rounding: the terms' errors (each within eps of itself, eps_pos where m >= 0) move
- * tau log S by up to tau eps |t| / S, the finalizer's log by 2^-56 of it.  Infinite, nan
- * and -inf results are exact; sums with negative terms are as exact as their condition
+ * S = w + t + c, of a slice of n elements may be off by more than half an ulp of a float
+ * of `bits` bits beside its own rounding.  Each term is within eps of itself (eps_pos
+ * where m >= 0) when the loops carried x - m exactly (`carried`: a unit temperature);
+ * otherwise the roundings of x - m and of its product by 1/tau add up to 2^-53 (|m| / tau
+ * + 3 |z|) to a term exp(z), and sum_i t_i |z_i| <= t log(n / t) (the entropy's bound).
+ * Those move tau log S by their sum over S, the finalizer's log by 2^-56 of it.  Infinite,
+ * nan and -inf results are exact; sums with negative terms are as exact as their condition
  * number allows, and are not flagged.
  */
 LSE_INLINE int lse_refine_flag(double m, double w, double t, double c, double tau,
-                               double out, double eps_neg, double eps_pos, int bits)
+                               double out, double eps_neg, double eps_pos, int bits,
+                               double n, int carried)
 {
     double s = w + t + c;
     if (!(isfinite(out) && isfinite(m) && s > 0 && w >= 0 && t >= 0)) return 0;
-    double eps = m >= 0 ? eps_pos : eps_neg;
-    double err = tau * eps * (t + c) / s + 0x1p-56 * fabs(out - m) + 0x1p-100 * fabs(m);
+    double tt = t + c > 0 ? t + c : 0.0;
+    double terms = (m >= 0 ? eps_pos : eps_neg) * tt;
+    if (!carried && tt > 0)
+        terms += 0x1p-53 * tt * (fabs(m) / tau + 3.0 * fmax(log(n / tt), 0.0));
+    double err = tau * terms / s + 0x1p-56 * fabs(out - m) + 0x1p-100 * fabs(m);
     return out == 0.0 || err > ldexp(1.0, ilogb(out) - bits);
 }
 
@@ -321,8 +330,11 @@ static double lse_exact_slice_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, pt
     lse_exact_sum acc = {{0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0, 0};                                               \
     for (ptrdiff_t i = 0; i < n; i++) {                                                   \
         double x = (double)a[i * sa], bi = b == NULL ? 1.0 : (double)b[i * sb];           \
-        if (bi == 0.0 || x == -INFINITY) continue;                                        \
-        lse_exact_add(&acc, lse_quotient_exact(x, m, tau), bi);                           \
+        if (bi == 0.0) continue;                                                          \
+        if (x == -INFINITY)  /* a term of 0: expm1 = -1 for a mean's sum */               \
+            acc.x = lse_dd_add(acc.x, (lse_dd){-bi, 0.0});                                \
+        else                                                                              \
+            lse_exact_add(&acc, lse_quotient_exact(x, m, tau), bi, divisor != 0.0);       \
     }                                                                                     \
     return lse_exact_result(&acc, m, tau, divisor, sign);                \
 }
