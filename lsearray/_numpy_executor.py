@@ -72,8 +72,11 @@ class Finalized:
         float32 with ``float32_result``): see `lsecore.refine`."""
         flags = np.empty(self.out.size, np.uint8)
         count = math.prod(p.a.shape[k] for k in p.axes)
+        # The largest |weight|: it can bring back terms the loops flush below 2^-1021.
+        max_weight = 0.0 if p.b is None or p.b.size == 0 else max(
+            abs(float(np.max(p.b))), abs(float(np.min(p.b))))
         _kernel.refine_flags(*self._partials, self._tau, self.out.reshape(-1),
-                             p.a.dtype.itemsize, float32_result, p.b is not None, count, flags)
+                             p.a.dtype.itemsize, float32_result, max_weight, count, flags)
         refine(p.a, p.axes, p.b, self._tau, 0.0 if divisor is None else divisor, self.out,
                self.sign, flags)
 

@@ -69,7 +69,8 @@ cdef extern from "_lse_blocks.h" nogil:
 
 cdef extern from "_lse_exact.h" nogil:
     int lse_refine_flag(double m, double w, double t, double c, double tau, double out,
-                        double eps_neg, double eps_pos, int bits, double n, int carried)
+                        double eps_neg, double eps_pos, int bits, double n, int carried,
+                        double lost)
     double lse_exact_slice_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
                               Py_ssize_t n, double tau, double divisor, double *sign)
     double lse_exact_slice_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
@@ -284,7 +285,7 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double d
         for j in range(i1 - i0):
             refine[o * va.n2 + i0 + j] = lse_refine_flag(
                 p[j], p[T + j], p[2 * T + j], p[3 * T + j], tau, out[o * va.n2 + i0 + j],
-                tol.eps_neg, tol.eps_pos, tol.bits, <double> va.n1, inv_tau == 1.0)
+                tol.eps_neg, tol.eps_pos, tol.bits, <double> va.n1, inv_tau == 1.0, 0.0)
     free(buf)
     return True
 
@@ -420,19 +421,20 @@ def finalize(const double[::1] m not None, const double[::1] w not None,
 def refine_flags(const double[::1] m not None, const double[::1] w not None,
                  const double[::1] t not None, const double[::1] c not None, double tau,
                  const double[::1] out not None, int itemsize, bint float32_result,
-                 bint weighted, double count, unsigned char[::1] refine not None):
+                 double max_weight, double count, unsigned char[::1] refine not None):
     """Flag (1 in ``refine``) the results ``out`` finalized from the partials that may be
     off by more than an ulp (of float32 with ``float32_result``) for input of ``itemsize``
-    bytes (and ``weighted``), reduced over ``count`` elements each: `exact_rows` recomputes
-    those (see ``_lse_exact.h``)."""
+    bytes, reduced over ``count`` elements each with weights up to ``max_weight`` in
+    magnitude (0 for none): `exact_rows` recomputes those (see ``_lse_exact.h``)."""
     cdef Py_ssize_t n = m.shape[0], j
-    cdef Tolerance tol = _tolerance(itemsize, float32_result, weighted)
+    cdef Tolerance tol = _tolerance(itemsize, float32_result, max_weight != 0.0)
     if not (w.shape[0] == t.shape[0] == c.shape[0] == out.shape[0] == refine.shape[0] == n):
         raise ValueError(f"partials, out and refine must have the length of m ({n})")
     with nogil:
         for j in range(n):
             refine[j] = lse_refine_flag(m[j], w[j], t[j], c[j], tau, out[j], tol.eps_neg,
-                                        tol.eps_pos, tol.bits, count, tau == 1.0)
+                                        tol.eps_pos, tol.bits, count, tau == 1.0,
+                                        max_weight * 2.0 ** -1021)
 
 
 def merge(double[::1] m not None, double[::1] w not None, double[::1] t not None,

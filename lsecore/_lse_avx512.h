@@ -105,14 +105,14 @@ LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
  * below 2^-51).  Enough for a float32 result within 1 ulp even where the max and the
  * log of the sum nearly cancel (a result of 1e-7 has ulps of 2^-46).  d is rounded to
  * k ln2 / 16 by a shift of 1.5 2^48, and 2^(k/16) = 2^q T_j built from the bits of k
- * and LSE_T_BITS by integer adds, which needs 2^q normal: d below -708 is taken as
- * -708, a term of 3e-308 that no sum of float32 terms (with the max's 1) can see
- * (an all -inf slice has a max of -inf, which the finalizer turns into -inf whatever
- * its sum).  nan stays nan.  coarse: degree 4, see LSE512_EXP_f.
+ * and LSE_T_BITS by integer adds, which needs 2^q normal: d below -708 gives 0 (the
+ * exact term is below every float32 sum's ulp).  nan stays nan.  coarse: degree 4, see LSE512_EXP_f.
  */
 LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int coarse)
 {
     const __m512d shift = _mm512_set1_pd(0x1.8p48);
+    /* below -708 the term is 0 (not 2^-1021, which a huge temperature would bring back) */
+    __mmask8 live = _mm512_cmp_pd_mask(d, _mm512_set1_pd(-708.0), _CMP_NLT_UQ);
     d = _mm512_max_pd(_mm512_set1_pd(-708.0), d);    /* nan (the second operand) stays */
     __m512d kd = _mm512_fmadd_pd(d, _mm512_set1_pd(0x1.71547652b82fep0), shift);
     __m512i kb = _mm512_castpd_si512(kd);            /* low bits: k, two's complement */
@@ -130,7 +130,7 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int c
     }
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
     __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
-    return _mm512_fmadd_pd(th, p, th);
+    return _mm512_maskz_mov_pd(live, _mm512_fmadd_pd(th, p, th));
 }
 
 /* The exp of the float64 (d) and float32 (f) loops.  coarse (a constant of the loop, see */

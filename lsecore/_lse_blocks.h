@@ -234,6 +234,36 @@ LSE_INLINE void lse_merge(double *m, double *w, double *t, double *c,
 }
 
 /*
+ * Weights that make a term infinite, as the exact sum has them: b = +-inf on a finite or
+ * +inf x is a term of +-inf, taken as an element at +inf (the max) with weight b; b = +-inf
+ * on x = -inf is 0 inf, nan.  b = 0 removes the element (-inf).  Other elements stay.
+ */
+LSE_INLINE double lse_weighted_x(double x, double b)
+{
+    if (b == 0) return -INFINITY;
+    if (isinf(b)) return x == -INFINITY ? NAN : INFINITY;
+    return x;
+}
+
+/* The weight an element adds to the maxima's w: b where x is the max m (b inf where m is
+ * +inf, so that maxima of both signs give inf - inf = nan, as their exact sum), else 0. */
+LSE_INLINE double lse_top_weight(double x, double m, double b)
+{
+    if (x != m || b == 0) return 0.0;
+    return m == INFINITY ? b * INFINITY : b;
+}
+
+/* *w += x + extra, the rounding error of the add into *c (the partial's compensation),
+ * so that many small weights tied at the max are not lost against a large one. */
+LSE_INLINE void lse_add_weight(double *w, double *c, double x, double extra)
+{
+    double s = *w + x;
+    double err = lse_two_sum_err(*w, x, s) + extra;
+    *c += isfinite(err) ? err : 0.0;
+    *w = s;
+}
+
+/*
  * LSE_DEFINE(SUF, A_T, B_T) defines, for input a of type A_T and weights b of type B_T,
  * the portable loops (lse_row_generic_SUF, lse_cols_generic_SUF):
  *
@@ -258,12 +288,12 @@ LSE_INLINE double lse_block_max_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, 
     for (; i + LSE_LANES <= n; i += LSE_LANES)                                            \
         for (int j = 0; j < LSE_LANES; j++) {                                             \
             double x = (double)a[(i + j) * sa];                                           \
-            if (b != NULL) x = b[(i + j) * sb] != 0 ? x : -INFINITY;                      \
+            if (b != NULL) x = lse_weighted_x(x, (double)b[(i + j) * sb]);                 \
             mx[j] = x > mx[j] ? x : mx[j];                                                \
         }                                                                                 \
     for (; i < n; i++) {                                                                  \
         double x = (double)a[i * sa];                                                     \
-        if (b != NULL) x = b[i * sb] != 0 ? x : -INFINITY;                                \
+        if (b != NULL) x = lse_weighted_x(x, (double)b[i * sb]);                           \
         mx[0] = x > mx[0] ? x : mx[0];                                                    \
     }                                                                                     \
     double m = -INFINITY;                                                                 \
@@ -277,30 +307,32 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
                                     ptrdiff_t sb, ptrdiff_t n, double m, double inv_tau,  \
                                     double *w, double *t, double *tc)                     \
 {                                                                                         \
-    double s[LSE_LANES], c[LSE_LANES], ww[LSE_LANES];                                     \
+    double s[LSE_LANES], c[LSE_LANES], ww[LSE_LANES], wc[LSE_LANES];                      \
     ptrdiff_t i = 0;                                                                      \
-    for (int j = 0; j < LSE_LANES; j++) { s[j] = 0.0; c[j] = 0.0; ww[j] = 0.0; }          \
+    for (int j = 0; j < LSE_LANES; j++) { s[j] = 0.0; c[j] = 0.0; ww[j] = 0.0; wc[j] = 0.0; } \
     for (; i + LSE_LANES <= n; i += LSE_LANES)                                            \
         for (int j = 0; j < LSE_LANES; j++) {                                             \
             double x = (double)a[(i + j) * sa];                                           \
             double bj = b == NULL ? 1.0 : (double)b[(i + j) * sb];                        \
+            if (b != NULL) x = bj != 0 ? lse_weighted_x(x, bj) : x;                       \
             int top = x == m;                                                             \
             double e = bj * lse_term(x, m, inv_tau);                                      \
             e = (top || bj == 0) ? 0.0 : e;                                               \
-            ww[j] += top ? bj : 0.0;                                                      \
+            lse_kahan(ww + j, wc + j, lse_top_weight(x, m, bj));                          \
             lse_kahan(s + j, c + j, e);                                                   \
         }                                                                                 \
     for (; i < n; i++) {                                                                  \
         double x = (double)a[i * sa];                                                     \
         double bj = b == NULL ? 1.0 : (double)b[i * sb];                                  \
+        if (b != NULL) x = bj != 0 ? lse_weighted_x(x, bj) : x;                           \
         int top = x == m;                                                                 \
         double e = bj * lse_term(x, m, inv_tau);                                          \
         e = (top || bj == 0) ? 0.0 : e;                                                   \
-        ww[0] += top ? bj : 0.0;                                                          \
+        lse_kahan(ww, wc, lse_top_weight(x, m, bj));                                      \
         lse_kahan(s, c, e);                                                               \
     }                                                                                     \
     for (int j = 0; j < LSE_LANES; j++) {                                                 \
-        *w += ww[j];                                                                      \
+        lse_add_weight(w, tc, ww[j], -wc[j]);                                             \
         lse_neumaier(t, tc, s[j]);                                                        \
         lse_neumaier(t, tc, -c[j]);                                                       \
     }                                                                                     \
@@ -349,7 +381,7 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
         for (ptrdiff_t r = r0; r < r1; r++)                                               \
             for (ptrdiff_t j = 0; j < nj; j++) {                                          \
                 double x = (double)a[r * sr + j * si];                                    \
-                if (b != NULL) x = b[r * br + j * bi] != 0 ? x : -INFINITY;               \
+                if (b != NULL) x = lse_weighted_x(x, (double)b[r * br + j * bi]);          \
                 bm[j] = x > bm[j] ? x : bm[j];                                            \
             }                                                                             \
         for (ptrdiff_t j = 0; j < nj; j++) {                                              \
@@ -364,10 +396,13 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
             for (ptrdiff_t j = 0; j < nj; j++) {                                          \
                 double x = (double)a[r * sr + j * si];                                    \
                 double bj = b == NULL ? 1.0 : (double)b[r * br + j * bi];                 \
+                if (b != NULL) x = bj != 0 ? lse_weighted_x(x, bj) : x;                   \
                 int top = x == mt[j];                                                     \
+                double werr = 0.0;                                                        \
                 double e = bj * lse_term(x, mt[j], inv_tau);                              \
                 e = (top || bj == 0) ? 0.0 : e;                                           \
-                wt[j] += top ? bj : 0.0;                                                  \
+                lse_add_weight(wt + j, &werr, lse_top_weight(x, mt[j], bj), 0.0);         \
+                c[j] -= werr;                   /* the sum is s - c */                    \
                 lse_kahan(s + j, c + j, e);                                               \
             }                                                                             \
     }                                                                                     \

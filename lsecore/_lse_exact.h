@@ -288,13 +288,15 @@ LSE_INLINE double lse_exact_result(lse_exact_sum *acc, double m, double tau, dou
  * where m >= 0) when the loops carried x - m exactly (`carried`: a unit temperature);
  * otherwise the roundings of x - m and of its product by 1/tau add up to 2^-53 (|m| / tau
  * + 3 |z|) to a term exp(z), and sum_i t_i |z_i| <= t log(n / t) (the entropy's bound).
- * Those move tau log S by their sum over S, the finalizer's log by 2^-56 of it.  Infinite,
+ * Those move tau log S by their sum over S, the finalizer's log by 2^-56 of it.  The loops
+ * flush terms below 2^-1021, which a weight of up to |b| makes up to `lost` = |b| 2^-1021:
+ * results with such weights against their sum are flagged too.  Infinite,
  * nan and -inf results are exact; sums with negative terms are as exact as their condition
  * number allows, and are not flagged.
  */
 LSE_INLINE int lse_refine_flag(double m, double w, double t, double c, double tau,
                                double out, double eps_neg, double eps_pos, int bits,
-                               double n, int carried)
+                               double n, int carried, double lost)
 {
     double s = w + t + c;
     if (!(isfinite(out) && isfinite(m) && s > 0 && w >= 0 && t >= 0)) return 0;
@@ -303,7 +305,7 @@ LSE_INLINE int lse_refine_flag(double m, double w, double t, double c, double ta
     if (!carried && tt > 0)
         terms += 0x1p-53 * tt * (fabs(m) / tau + 3.0 * fmax(log(n / tt), 0.0));
     double err = tau * terms / s + 0x1p-56 * fabs(out - m) + 0x1p-100 * fabs(m);
-    return out == 0.0 || err > ldexp(1.0, ilogb(out) - bits);
+    return out == 0.0 || err > ldexp(1.0, ilogb(out) - bits) || lost > 0x1p-60 * s;
 }
 
 /*

@@ -255,6 +255,7 @@ def test_other_loops_pass_accuracy_and_edge_cases_in_subprocess(mode):
         pytest.skip(f"this process already runs the {expected} loops")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
            "tests/test_accuracy.py", "tests/test_edge_cases.py", "tests/test_kernel_paths.py",
+           "tests/test_exact_tier.py",
            # the tests of this file that start processes of their own, or need no second run
            "-k", "not in_subprocess and not read_once"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)

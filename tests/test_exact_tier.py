@@ -1,0 +1,144 @@
+"""The accurate tier and the fixes around it: cancellation, extreme weights, tied weights, infinite terms."""
+
+import numpy as np
+import pytest
+
+import lsearray
+
+mp = pytest.importorskip("mpmath")
+mp.mp.dps = 80
+
+
+def exact_lse(a, b=None, tau=1.0, mean=False):
+    """tau log(sum b exp(a / tau)) (over the count or sum(b) for a mean) in 80 digits."""
+    a = [mp.mpf(float(x)) for x in np.ravel(a)]
+    b = [mp.mpf(1)] * len(a) if b is None else [mp.mpf(float(x)) for x in np.ravel(b)]
+    s = mp.fsum(bi * mp.exp(ai / mp.mpf(tau)) for ai, bi in zip(a, b) if bi != 0)
+    if mean:
+        s /= mp.fsum(b)
+    return mp.mpf(tau) * mp.log(s)
+
+
+def ulps(x, exact, dtype=np.float64):
+    """|x - exact| in ulps of the exact value rounded to dtype."""
+    ref = dtype(float(exact))
+    return float(abs(mp.mpf(float(x)) - exact) / mp.mpf(float(np.spacing(np.abs(ref)))))
+
+
+def cancelling_rows(rng, n_rows, length):
+    """Log-probability rows whose log-sum-exp is near 0 (the max and the log cancel)."""
+    x = rng.normal(size=(n_rows, length))
+    x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
+    return x + rng.normal(scale=1e-3, size=(n_rows, 1))
+
+
+def test_cancelling_results_within_one_ulp():
+    """Results much smaller than the max: the fast loops' terms (an ulp each) are not enough
+    for an ulp of the result, and the flagged slices are recomputed (scipy: 27 ulp, the
+    fast loops alone up to 238 ulp on the first row)."""
+    rng = np.random.default_rng(12)
+    rows = [np.array([-0.2423176900069075, -1.5381305259489038])]
+    rows += list(cancelling_rows(rng, 150, 2)) + list(cancelling_rows(rng, 150, 7))
+    worst = 0.0
+    for x in rows:
+        for tau in (1.0, 0.7):
+            worst = max(worst, ulps(lsearray.logsumexp(x, temperature=tau), exact_lse(x, tau=tau)))
+            worst = max(worst, ulps(lsearray.logmeanexp(x, temperature=tau),
+                                    exact_lse(x, tau=tau, mean=True)))
+    assert worst <= 1.0
+
+
+def test_cancelling_rows_of_a_matrix_and_float32():
+    rng = np.random.default_rng(3)
+    x = cancelling_rows(rng, 64, 33)
+    got = lsearray.logsumexp(x, axis=1)
+    assert max(ulps(g, exact_lse(row)) for g, row in zip(got, x)) <= 1.0
+    got = lsearray.logsumexp(x.T, axis=0)  # the column loops
+    assert max(ulps(g, exact_lse(row)) for g, row in zip(got, x)) <= 1.0
+    x32 = (x * 1e-6).astype(np.float32)     # float32 results below 1e-9
+    got = lsearray.logsumexp(x32 - np.float32(0.5), axis=1)
+    for g, row in zip(got, x32):
+        assert ulps(g, exact_lse(row.astype(np.float64) - 0.5), np.float32) <= 1.0
+
+
+def test_result_tiny_against_the_max_within_the_documented_floor():
+    """|result| far below 2^-48 (|max| + n tau): within 2^-100 (|max| + n tau) absolute."""
+    x = np.array([-1.0933704518585147e-16, -36.75209640488248])
+    got = lsearray.logsumexp(x)
+    assert abs(mp.mpf(float(got)) - exact_lse(x)) <= 2.0 ** -100 * (abs(x[0]) + 2)
+
+
+def test_a_large_weight_brings_back_an_underflowing_term():
+    """b exp(a) with exp(a) below 2^-1022: the weight makes it count (scipy gets 2.03e-13;
+    the fast loops flushed it to 0)."""
+    for a, b in [([0.0, -720.0], [1.0, 1e300]), ([0.0, -800.0], [1.0, 1e300]),
+                 ([0.0, -720.0], [1e-300, 1.0]), ([5.0, -1000.0], [1.0, 1e308]),
+                 ([0.0, -709.0], [1.0, 1e308])]:
+        assert ulps(lsearray.logsumexp(a, b=b), exact_lse(a, b)) <= 1.0
+
+
+def test_tied_weights_are_summed_with_compensation():
+    a = np.zeros(100032)
+    b = np.r_[np.ones(32), np.full(100000, 1e-16)]
+    assert ulps(lsearray.logsumexp(a, b=b), exact_lse(a, b)) <= 1.0
+    assert lsearray.logsumexp([0.0, 0.0], b=[1.0, 2.2e-17]) == pytest.approx(2.2e-17, rel=1e-15)
+    cols = np.zeros((100032, 2))
+    got = lsearray.logsumexp(cols, axis=0, b=np.broadcast_to(b[:, None], cols.shape))
+    assert max(ulps(g, exact_lse(a, b)) for g in got) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ([np.inf, np.inf], [2.0, -1.0], (np.nan, np.nan)),   # inf - inf
+        ([-np.inf], [np.inf], (np.nan, np.nan)),             # 0 inf
+        ([-np.inf, 0.0], [np.inf, 1.0], (np.nan, np.nan)),
+        ([600.0, -200.0], [1.0, np.inf], (np.inf, 1.0)),     # inf exp(-800) is inf
+        ([1.0, np.inf], [np.inf, 1.0], (np.inf, 1.0)),
+        ([0.0, 5.0], [-np.inf, 1.0], (np.inf, -1.0)),
+        ([np.inf, 3.0], [-2.0, 1.0], (np.inf, -1.0)),
+    ],
+)
+def test_infinite_terms_as_scipy(a, b, expected):
+    """Each term b exp(a) as its exact value; infinities add as IEEE (scipy 1.17)."""
+    sc = pytest.importorskip("scipy.special")
+    with np.errstate(all="ignore"):
+        want = sc.logsumexp(a, b=b, return_sign=True)
+    np.testing.assert_equal(np.array(want, float), np.array(expected, float))
+    np.testing.assert_equal(np.array(lsearray.logsumexp(a, b=b, return_sign=True), float),
+                            np.array(expected, float))
+    a2 = np.tile(np.asarray(a, float), (3, 1)).T   # the weighted column loops
+    b2 = np.tile(np.asarray(b, float), (3, 1)).T
+    res, sign = lsearray.logsumexp(a2, axis=0, b=b2, return_sign=True)
+    np.testing.assert_equal(res, np.full(3, expected[0]))
+    np.testing.assert_equal(sign, np.full(3, expected[1]))
+
+
+def test_float32_minus_inf_adds_nothing_at_a_huge_temperature():
+    """exp(-inf) is 0 on every code path, so a temperature of 1e300 cannot magnify it."""
+    assert lsearray.logsumexp(np.float32([0.0]), temperature=1e300) == 0.0
+    x = np.r_[np.float32(5), np.full(1000, -np.inf, np.float32)]
+    assert lsearray.logsumexp(x, temperature=1e300) == np.float32(5)
+    np.testing.assert_equal(lsearray.log_softmax(np.float32([2.0])), np.float32([0.0]))
+    assert not np.signbit(lsearray.log_softmax(np.float32([2.0]))[0])
+
+
+def test_logmeanexp_between_min_and_max_at_any_temperature():
+    """A mean's log from the expm1 sum: exact where log(mean) would cancel (4.6e5 ulp and
+    1.65e268 before)."""
+    x = np.linspace(-1, 1, 7)
+    for tau in (1.0, 1e3, 1e10, 1e300):
+        got = lsearray.logmeanexp(x, temperature=tau)
+        assert x.min() <= got <= x.max()
+        assert ulps(got, exact_lse(x, tau=tau, mean=True)) <= 1.0 or abs(got) < 1e-15
+    rng = np.random.default_rng(5)
+    y = 1.0 + 1e-6 * rng.normal(size=50)
+    assert ulps(lsearray.logmeanexp(y), exact_lse(y, mean=True)) <= 1.0
+
+
+def test_log_softmax_of_a_dominant_element_within_one_ulp():
+    """The rounding of a - m is carried into the term, so -log1p(t) keeps t's bits
+    (32 ulp before)."""
+    x = [10.476645831959647, -28.341746208814442]
+    exact = mp.mpf(x[0]) - exact_lse(x)
+    assert ulps(lsearray.log_softmax(x)[0], exact) <= 1.0
