@@ -76,9 +76,11 @@ LSE512_INLINE lse512_tab lse512_tables(void)
  * p(r) = expm1(r) by its degree-7 Taylor polynomial (truncation below 2^-59).  r carries
  * one rounding of about 2^-59, T_j p one of 2^-58: the error is below 0.52 ulp.  2^q is
  * applied by scalef, so results below 2^-1022 are correctly rounded subnormals, -inf
- * gives 0 and nan stays nan.  exp(0) is exactly 1.
+ * gives 0 and nan stays nan.  exp(0) is exactly 1.  dl, a low part of the argument
+ * (|dl| < 2^-40, 0 where d is not finite), joins r before the polynomial: exp(d + dl) with
+ * no more rounding.
  */
-LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
+LSE512_INLINE __m512d lse512_exp2(__m512d d, __m512d dl, const lse512_tab *k)
 {
     const __m512d shift = _mm512_set1_pd(0x1.8p52);
     d = _mm512_max_pd(_mm512_set1_pd(-750.0), d);    /* nan (the second operand) stays */
@@ -87,6 +89,7 @@ LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
     kd = _mm512_sub_pd(kd, shift);
     __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.62e42fefa39efp-5), d);
     r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(0x1.abc9e3b39803fp-60), r);
+    r = _mm512_add_pd(r, dl);
     __m512d th = _mm512_permutex2var_pd(k->thi0, j, k->thi1);
     __m512d tl = _mm512_permutex2var_pd(k->tlo0, j, k->tlo1);
     __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 5040.0), _mm512_set1_pd(1.0 / 720.0));
@@ -97,6 +100,12 @@ LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
     __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r);
     __m512d e = _mm512_add_pd(th, _mm512_fmadd_pd(th, p, tl));
     return _mm512_scalef_pd(e, _mm512_mul_pd(kd, _mm512_set1_pd(0.0625)));
+}
+
+/* exp(d) for d <= 0, as lse512_exp2 with no low part. */
+LSE512_INLINE __m512d lse512_exp(__m512d d, const lse512_tab *k)
+{
+    return lse512_exp2(d, _mm512_setzero_pd(), k);
 }
 
 /*
@@ -172,17 +181,17 @@ LSE512_INLINE __m512d lse512_two_sum_err(__m512d x, __m512d y, __m512d s)
 }
 
 /* The float64 term exp((x - m) inv_tau) with the rounding error dl of x - m carried:
- * exp(z) (1 + dl inv_tau), so that the term is within an ulp however far x is below m
+ * exp(z + dl inv_tau), so that the term is within 0.52 ulp however far x is below m
  * (lse_refine_flag counts on it at a unit temperature).  Lanes whose x - m is not finite
  * (x = -inf) keep exp's 0. */
 LSE512_INLINE __m512d lse512_term_d(__m512d x, __m512d m, __m512d iv, const lse512_tab *k,
                                     const int unit)
 {
     __m512d d = _mm512_sub_pd(x, m);
-    __m512d e = lse512_exp(unit ? d : _mm512_mul_pd(d, iv), k);
     __m512d dl = lse512_two_sum_err(x, _mm512_sub_pd(_mm512_setzero_pd(), m), d);
     dl = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, _mm512_set1_pd(-0x1p1000), _CMP_GT_OQ), dl);
-    return _mm512_fmadd_pd(e, unit ? dl : _mm512_mul_pd(dl, iv), e);
+    return unit ? lse512_exp2(d, dl, k)
+                : lse512_exp2(_mm512_mul_pd(d, iv), _mm512_mul_pd(dl, iv), k);
 }
 
 /* (x - m) inv_tau, with no product at a unit temperature (unit a constant of the loop). */

@@ -75,13 +75,14 @@ static const double LSE_INV_FACT[16] = {
     1.0 / 6227020800.0, 1.0 / 87178291200.0, 1.0 / 1307674368000.0};
 
 /*
- * exp(x) for x <= 0, -inf or nan, without a libm call: x = k ln2 + r, |r| <= ln2/2,
+ * exp(x + xl) for x <= 0, -inf or nan (xl a low part, |xl| < 2^-40, 0 where x is not
+ * finite), without a libm call: x = k ln2 + r, |r| <= ln2/2,
  * exp(r) by a degree-13 Taylor polynomial (truncation below 5e-18) whose leading 1 + r is
  * carried exactly, 2^k by exponent bits: under 0.7 ulp.  Results below 2^-1021 (x < -708)
  * are flushed to 0: a term is only ever added to the max's weight, so they cannot matter
  * unless the weights themselves are below 1e-290.
  */
-LSE_INLINE double lse_exp_nonpos(double x)
+LSE_INLINE double lse_exp_nonpos2(double x, double xl)
 {
     const double shift = 0x1.8p52;
     const double inv_ln2 = 0x1.71547652b82fep0;
@@ -94,7 +95,7 @@ LSE_INLINE double lse_exp_nonpos(double x)
     double rh = x - kd * ln2_hi;                 /* exact: ln2_hi has 11 trailing zero bits */
     double tl = kd * ln2_lo;
     double r = rh - tl;
-    double rl = (rh - r) - tl;                   /* r + rl = x - k ln2 to about 2^-100 */
+    double rl = ((rh - r) - tl) + xl;            /* r + rl = x + xl - k ln2 */
     double q = LSE_INV_FACT[13];
     for (int k = 12; k >= 2; k--) q = q * r + LSE_INV_FACT[k];
     double hi = 1.0 + r;                         /* exp(r) = 1 + r + (rl + r^2 q): */
@@ -104,6 +105,8 @@ LSE_INLINE double lse_exp_nonpos(double x)
     return x < -708.0 ? 0.0 : scaled;
 }
 
+LSE_INLINE double lse_exp_nonpos(double x) { return lse_exp_nonpos2(x, 0.0); }
+
 /* Knuth's two-sum: the rounding error of s = x + y. */
 LSE_INLINE double lse_two_sum_err(double x, double y, double s)
 {
@@ -111,15 +114,14 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
-/* exp((x - m) inv_tau) for x <= m with the rounding error of x - m carried to first
- * order, exp(z) (1 + dl inv_tau): within an ulp however far x is below m (exact for
+/* exp((x - m) inv_tau) for x <= m with the rounding error dl of x - m carried into the
+ * argument, exp(z + dl inv_tau): within 0.7 ulp however far x is below m (dl is 0 for
  * float32 input, whose difference is exact).  x = -inf or nan: exp's 0 or nan. */
 LSE_INLINE double lse_term(double x, double m, double inv_tau)
 {
     double d = x - m;
-    double e = lse_exp_nonpos(d * inv_tau);
     double dl = lse_two_sum_err(x, -m, d);
-    return d > -0x1p1000 ? e + e * (dl * inv_tau) : e;   /* no fma: baseline x86-64 lacks it */
+    return lse_exp_nonpos2(d * inv_tau, d > -0x1p1000 ? dl * inv_tau : 0.0);
 }
 
 /* Neumaier's compensated add of x into (*s, *c); the sum is *s + *c. */

@@ -305,18 +305,182 @@ LSE_INLINE int lse_refine_flag(double m, double w, double t, double c, double ta
     if (!carried && tt > 0)
         terms += 0x1p-53 * tt * (fabs(m) / tau + 3.0 * fmax(log(n / tt), 0.0));
     double err = tau * terms / s + 0x1p-56 * fabs(out - m) + 0x1p-100 * fabs(m);
-    return out == 0.0 || err > ldexp(1.0, ilogb(out) - bits) || lost > 0x1p-60 * s;
+    /* half an ulp: 2^(exponent of out) 2^-bits, from out's exponent bits (0 for
+     * subnormal results, which are then always recomputed) */
+    double half_ulp = lse_asdouble(lse_asuint64(out) & 0x7ff0000000000000ULL)
+                      * (bits == 24 ? 0x1p-24 : 0x1p-53);
+    return err > half_ulp || lost > 0x1p-60 * s;
+}
+
+
+#ifdef LSE_HAVE_AVX512
+/* The accurate tier's sums of one unweighted contiguous row, 8 terms at a time. */
+typedef struct { __m512d h, l; } lse512_dd;
+
+LSE512_INLINE lse512_dd lse512_dd_fast(__m512d a, __m512d b)
+{
+    lse512_dd r;
+    r.h = _mm512_add_pd(a, b);
+    r.l = _mm512_sub_pd(b, _mm512_sub_pd(r.h, a));
+    return r;
+}
+
+LSE512_INLINE lse512_dd lse512_dd_add(lse512_dd x, lse512_dd y)
+{
+    __m512d sh = _mm512_add_pd(x.h, y.h), sl = lse512_two_sum_err(x.h, y.h, sh);
+    __m512d th = _mm512_add_pd(x.l, y.l), tl = lse512_two_sum_err(x.l, y.l, th);
+    lse512_dd s = lse512_dd_fast(sh, _mm512_add_pd(sl, th));
+    return lse512_dd_fast(s.h, _mm512_add_pd(s.l, tl));
+}
+
+LSE512_INLINE lse512_dd lse512_dd_mul(lse512_dd x, lse512_dd y)
+{
+    __m512d p = _mm512_mul_pd(x.h, y.h);
+    __m512d e = _mm512_fmsub_pd(x.h, y.h, p);
+    e = _mm512_fmadd_pd(x.h, y.l, _mm512_fmadd_pd(x.l, y.h, e));
+    return lse512_dd_fast(p, e);
+}
+
+LSE512_INLINE lse512_dd lse512_dd_set(double h, double l)
+{
+    lse512_dd r = {_mm512_set1_pd(h), _mm512_set1_pd(l)};
+    return r;
 }
 
 /*
- * LSE_EXACT_DEFINE(SUF, A_T, B_T) defines
+ * lse_exp_exact lane by lane for z.h in (-745, 0]: exp(z) and, where `mean`, exp(z) - 1,
+ * both in double-double; lanes outside `live` (z.h <= -745, -inf, padding) give 0 and -1.
+ */
+LSE512_INLINE lse512_dd lse512_exp_exact(lse512_dd z, __mmask8 live, lse512_dd *m1,
+                                         const int mean)
+{
+    const lse512_dd c120 = lse512_dd_set(0x1.1111111111111p-7, 0x1.1111111111111p-63);
+    const lse512_dd c24 = lse512_dd_set(0x1.5555555555555p-5, 0x1.5555555555555p-59);
+    const lse512_dd c6 = lse512_dd_set(0x1.5555555555555p-3, 0x1.5555555555555p-57);
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    z.h = _mm512_maskz_mov_pd(live, z.h);
+    z.l = _mm512_maskz_mov_pd(live, z.l);
+    __m512d kd = _mm512_roundscale_pd(_mm512_mul_pd(z.h, _mm512_set1_pd(0x1.71547652b82fep+6)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512i k = _mm512_cvtpd_epi64(kd);
+    __m512i j = _mm512_and_si512(k, _mm512_set1_epi64(63));
+    __m512d q = _mm512_cvtepi64_pd(_mm512_srai_epi64(k, 6));
+    __m512d p2 = _mm512_mul_pd(kd, _mm512_set1_pd(LSE_L2));
+    __m512d e2 = _mm512_fmsub_pd(kd, _mm512_set1_pd(LSE_L2), p2);
+    lse512_dd r = {_mm512_fnmadd_pd(kd, _mm512_set1_pd(LSE_L1), z.h), zero};
+    lse512_dd np2 = {_mm512_sub_pd(zero, p2), _mm512_sub_pd(zero, e2)};
+    r = lse512_dd_add(r, np2);
+    lse512_dd zl = {z.l, _mm512_mul_pd(kd, _mm512_set1_pd(-LSE_L3))};
+    r = lse512_dd_add(r, zl);
+    __m512d x = r.h;
+    __m512d tail = _mm512_fmadd_pd(x, _mm512_set1_pd(1.0 / 39916800.0), _mm512_set1_pd(1.0 / 3628800.0));
+    tail = _mm512_fmadd_pd(x, tail, _mm512_set1_pd(1.0 / 362880.0));
+    tail = _mm512_fmadd_pd(x, tail, _mm512_set1_pd(1.0 / 40320.0));
+    tail = _mm512_fmadd_pd(x, tail, _mm512_set1_pd(1.0 / 5040.0));
+    tail = _mm512_fmadd_pd(x, tail, _mm512_set1_pd(1.0 / 720.0));
+    lse512_dd xt = {_mm512_mul_pd(x, tail), zero};
+    lse512_dd p = lse512_dd_add(c120, xt);
+    p = lse512_dd_add(c24, lse512_dd_mul(p, r));
+    p = lse512_dd_add(c6, lse512_dd_mul(p, r));
+    p = lse512_dd_add(lse512_dd_set(0.5, 0.0), lse512_dd_mul(p, r));
+    p = lse512_dd_add(lse512_dd_mul(p, lse512_dd_mul(r, r)), r);    /* exp(r) - 1 */
+    lse512_dd t = {_mm512_i64gather_pd(j, LSE_X_HI, 8), _mm512_i64gather_pd(j, LSE_X_LO, 8)};
+    lse512_dd e = lse512_dd_add(t, lse512_dd_mul(t, p));
+    e.h = _mm512_maskz_mov_pd(live, _mm512_scalef_pd(e.h, q));
+    e.l = _mm512_maskz_mov_pd(live, _mm512_scalef_pd(e.l, q));
+    if (mean) {
+        __mmask8 k0 = _mm512_cmp_pd_mask(kd, zero, _CMP_EQ_OQ);
+        lse512_dd em1 = lse512_dd_add(e, lse512_dd_set(-1.0, 0.0));
+        m1->h = _mm512_mask_blend_pd(live, _mm512_set1_pd(-1.0),
+                                     _mm512_mask_blend_pd(k0, em1.h, p.h));
+        m1->l = _mm512_maskz_mov_pd(live, _mm512_mask_blend_pd(k0, em1.l, p.l));
+    }
+    (void)one;
+    return e;
+}
+
+/* The accurate tier's sums (lse_exact_sum, unscaled) of the n contiguous elements of a
+ * (finite max m, unit weights), shifted by m and divided by tau. */
+#define LSE512_EXACT_ROW_DEFINE(SUF, A_T, LOAD8)                                          \
+LSE512_INLINE void lse512_exact_row_impl_##SUF(const A_T *a, ptrdiff_t n, double m,       \
+                                               double tau, lse_exact_sum *acc,            \
+                                               const int mean, const int unit)            \
+{                                                                                         \
+    const __m512d mv = _mm512_set1_pd(m), nmv = _mm512_set1_pd(-m);                       \
+    const __m512d tv = _mm512_set1_pd(tau), zero = _mm512_setzero_pd();                   \
+    const __m512d ninf = _mm512_set1_pd(-INFINITY);                                       \
+    lse512_dd T = {zero, zero}, X = {zero, zero};                                         \
+    uint64_t tops = 0;                                                                    \
+    for (ptrdiff_t i = 0; i < n; i += 8) {                                                \
+        __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
+        __m512d x = LOAD8(ninf, km, a + i);                                               \
+        __m512d d = _mm512_sub_pd(x, mv);                                                 \
+        __m512d dl = lse512_two_sum_err(x, nmv, d);                                       \
+        lse512_dd z;                                                                      \
+        if (unit) {                                                                       \
+            z.h = d;                                                                      \
+            z.l = dl;                                                                     \
+        } else {                                                                          \
+            __m512d qh = _mm512_div_pd(d, tv);                                            \
+            __m512d ql = _mm512_div_pd(_mm512_add_pd(_mm512_fnmadd_pd(qh, tv, d), dl), tv); \
+            z = lse512_dd_fast(qh, ql);                                                   \
+        }                                                                                 \
+        __mmask8 live = km & _mm512_cmp_pd_mask(z.h, _mm512_set1_pd(-745.0), _CMP_GT_OQ); \
+        __mmask8 top = km & _mm512_cmp_pd_mask(d, zero, _CMP_EQ_OQ);                      \
+        tops += (uint64_t)__builtin_popcount((unsigned)top);                              \
+        lse512_dd m1, e = lse512_exp_exact(z, live, &m1, mean);                           \
+        e.h = _mm512_mask_mov_pd(e.h, top, zero);                                         \
+        e.l = _mm512_mask_mov_pd(e.l, top, zero);                                         \
+        T = lse512_dd_add(T, e);                                                          \
+        if (mean) {                                                                       \
+            m1.h = _mm512_maskz_mov_pd(km, m1.h);                                         \
+            m1.l = _mm512_maskz_mov_pd(km, m1.l);                                         \
+            X = lse512_dd_add(X, m1);                                                     \
+        }                                                                                 \
+    }                                                                                     \
+    double th[8], tl[8], xh[8], xl[8];                                                    \
+    _mm512_storeu_pd(th, T.h);                                                            \
+    _mm512_storeu_pd(tl, T.l);                                                            \
+    _mm512_storeu_pd(xh, X.h);                                                            \
+    _mm512_storeu_pd(xl, X.l);                                                            \
+    for (int l = 0; l < 8; l++) {                                                         \
+        acc->t = lse_dd_add(acc->t, (lse_dd){th[l], tl[l]});                              \
+        acc->x = lse_dd_add(acc->x, (lse_dd){xh[l], xl[l]});                              \
+    }                                                                                     \
+    acc->w = (lse_dd){(double)tops, 0.0};                                                 \
+    acc->e = 0;                                                                           \
+    acc->any = tops > 0;                                                                  \
+}                                                                                         \
+                                                                                          \
+LSE512 void lse512_exact_row_##SUF(const A_T *a, ptrdiff_t n, double m, double tau,       \
+                                   lse_exact_sum *acc, int mean)                          \
+{                                                                                         \
+    if (mean && tau == 1.0) lse512_exact_row_impl_##SUF(a, n, m, tau, acc, 1, 1);         \
+    else if (mean) lse512_exact_row_impl_##SUF(a, n, m, tau, acc, 1, 0);                  \
+    else if (tau == 1.0) lse512_exact_row_impl_##SUF(a, n, m, tau, acc, 0, 1);            \
+    else lse512_exact_row_impl_##SUF(a, n, m, tau, acc, 0, 0);                            \
+}
+
+LSE512_EXACT_ROW_DEFINE(d, double, LSE512_LOAD8_d)
+LSE512_EXACT_ROW_DEFINE(f, float, LSE512_LOAD8_f)
+#define LSE512_EXACT_ROW(SUF)                                                             \
+    if (b == NULL && sa == 1 && lse_use_avx512()) {                                       \
+        lse512_exact_row_##SUF(a, n, m, tau, &acc, divisor != 0.0);                       \
+        return lse_exact_result(&acc, m, tau, divisor, sign);                             \
+    }
+#else
+#define LSE512_EXACT_ROW(SUF)
+#endif
+
+/*
+ * LSE_EXACT_DEFINE(SUF, A_T, B_T, FAST) defines
  * lse_exact_slice_SUF(a, sa, b, sb, n, tau, divisor, &sign):
  *     tau log(sum b_i exp(a_i / tau) / divisor) over a[i sa], b[i sb], i < n (b NULL:
  *     unit weights; divisor 0: none), rounded once, with the sign of the sum.  Only for
  *     slices whose max over b != 0 is finite and whose weights are finite: others return
  *     nan (their fast result is exact already).
  */
-#define LSE_EXACT_DEFINE(SUF, A_T, B_T)                                                   \
+#define LSE_EXACT_DEFINE(SUF, A_T, B_T, FAST)                                             \
 static double lse_exact_slice_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb, \
                                     ptrdiff_t n, double tau, double divisor, double *sign) \
 {                                                                                         \
@@ -329,7 +493,8 @@ static double lse_exact_slice_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, pt
         m = x > m ? x : m;                                                                \
     }                                                                                     \
     if (!isfinite(m)) return NAN;                                                         \
-    lse_exact_sum acc = {{0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0, 0};                                               \
+    lse_exact_sum acc = {{0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0, 0};                       \
+    FAST                                                                                  \
     for (ptrdiff_t i = 0; i < n; i++) {                                                   \
         double x = (double)a[i * sa], bi = b == NULL ? 1.0 : (double)b[i * sb];           \
         if (bi == 0.0) continue;                                                          \
@@ -338,12 +503,12 @@ static double lse_exact_slice_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, pt
         else                                                                              \
             lse_exact_add(&acc, lse_quotient_exact(x, m, tau), bi, divisor != 0.0);       \
     }                                                                                     \
-    return lse_exact_result(&acc, m, tau, divisor, sign);                \
+    return lse_exact_result(&acc, m, tau, divisor, sign);                                 \
 }
 
-LSE_EXACT_DEFINE(dd, double, double)
-LSE_EXACT_DEFINE(ff, float, float)
-LSE_EXACT_DEFINE(fd, float, double)
-LSE_EXACT_DEFINE(df, double, float)
+LSE_EXACT_DEFINE(dd, double, double, LSE512_EXACT_ROW(d))
+LSE_EXACT_DEFINE(ff, float, float, LSE512_EXACT_ROW(f))
+LSE_EXACT_DEFINE(fd, float, double, )
+LSE_EXACT_DEFINE(df, double, float, )
 
 #endif
