@@ -609,7 +609,8 @@ def scan(const a_t[:, :, :] a not None, a_t[:, :, :] out not None, double tau):
     Parameters
     ----------
     a : (n0, n1, n2) float32 or float64 memoryview, any strides          # IN
-    out : memoryview of a's shape and dtype, any strides; may be a itself   # OUT
+    out : memoryview of a's shape and dtype, any strides; may be a itself (then the
+        outputs whose max and log cancel are not recomputed exactly)   # OUT
     tau : float
         The temperature, positive and finite.
     """

@@ -312,9 +312,10 @@ def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
     -------
     out : ndarray of a's dtype
         ``a``'s shape (``(a.size,)`` for ``axis=None``), in ``a``'s memory order. Each
-        element is rounded once from the finalized partial of its prefix: within an ulp of
-        the exact value unless the max and the log cancel. -inf adds nothing, and a nan or
-        +inf makes the rest of its lane nan or +inf.
+        element is rounded once from the finalized partial of its prefix, within an ulp of
+        the exact value; where the max and the log cancel, the lane is scanned again in
+        double-double (``_lse_exact.h``). -inf adds nothing, and a nan or +inf makes the
+        rest of its lane nan or +inf.
 
     Examples
     --------
@@ -323,13 +324,9 @@ def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
     array([0.00000000e+00, 1.92874985e-22, 6.93147181e-01])
     """
     if axis is None:
-        if a.flags.c_contiguous:
-            a, axis = a.reshape(-1), 0
-        else:  # flattened into the result, then scanned where it lies
-            out = np.empty(a.size, a.dtype)
-            out.reshape(a.shape)[...] = a
-            _kernel.scan(out.reshape(1, -1, 1), out.reshape(1, -1, 1), tau)
-            return out
+        if not a.flags.c_contiguous:  # flattened in C order (a copy): the scan reads it twice
+            a = np.ascontiguousarray(a)
+        a, axis = a.reshape(-1), 0
     out = np.empty_like(a, subok=False)
     if a.size:
         for av, ov in _scan_views(a, out, axis):

@@ -3,6 +3,7 @@
 #define LSECORE_LSE_SCAN_H
 
 #include "_lse_blocks.h"
+#include "_lse_exact.h"
 
 /*
  * A scan carries the partial (m, w, t, c) of its prefix and finalizes it after every
@@ -103,6 +104,71 @@ LSE_INLINE void lse_scan_apply(double x, double e, double lo,
 }
 
 /*
+ * A scan's terms are exact to about 2^-60 and each rescale of its partial costs as much:
+ * lse_refine_flag with this eps flags the outputs whose max and log cancel.
+ */
+#define LSE_SCAN_EPS 0x1p-56
+
+/*
+ * The accurate tier for a scan: the lane a[i sa], i < n, carried in double-double (the
+ * maxima's count w, the others' sum t, rescaled exactly when the max moves up), and each
+ * output from `first` on whose fast value out[i so] lse_refine_flag would flag (with twice
+ * the eps, so that it errs towards recomputing) replaced by the exact prefix's result.
+ */
+#define LSE_EXACT_SCAN_DEFINE(SUF, A_T)                                                   \
+static void lse_exact_scan_##SUF(const A_T *a, ptrdiff_t sa, A_T *out, ptrdiff_t so,      \
+                                 ptrdiff_t n, double tau, ptrdiff_t first)                \
+{                                                                                         \
+    double m = -INFINITY;                                                                 \
+    lse_exact_sum acc = {{0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, 0, 0};                       \
+    for (ptrdiff_t i = 0; i < n; i++) {                                                   \
+        double x = (double)a[i * sa];                                                     \
+        if (!(x < INFINITY)) return;             /* nan or +inf: the rest is exact */     \
+        if (x > m) {                                                                      \
+            if (m > -INFINITY) {                 /* the old sum times exp((m - x)/tau) */ \
+                int q;                                                                    \
+                lse_dd f = lse_exp_exact(lse_quotient_exact(m, x, tau), &q, NULL);        \
+                lse_dd old = lse_dd_add(acc.w, acc.t);                                    \
+                acc.t = lse_dd_ldexp(lse_dd_mul(old, f), q);                              \
+            }                                                                             \
+            acc.w = (lse_dd){1.0, 0.0};                                                   \
+            acc.any = 1;                                                                  \
+            m = x;                                                                        \
+        } else if (x == m) {                                                              \
+            acc.w.h += 1.0;                      /* a count: exact */                     \
+        } else if (x > -INFINITY) {                                                       \
+            int q;                                                                        \
+            lse_dd e = lse_exp_exact(lse_quotient_exact(x, m, tau), &q, NULL);            \
+            acc.t = lse_dd_add(acc.t, lse_dd_ldexp(e, q));                                \
+        }                                                                                 \
+        if (i < first || m == -INFINITY) continue;                                        \
+        double fast = (double)out[i * so];                                                \
+        if (!lse_refine_flag(m, acc.w.h, acc.t.h, acc.t.l, tau, fast, 2 * LSE_SCAN_EPS,   \
+                             2 * LSE_SCAN_EPS, sizeof(A_T) == 4 ? 24 : 53, 0.0, 1, 0.0))  \
+            continue;                                                                     \
+        lse_exact_sum r = acc;                                                            \
+        double sign;                                                                      \
+        out[i * so] = (A_T)lse_exact_result(&r, m, tau, 0.0, &sign);                      \
+    }                                                                                     \
+}
+
+LSE_EXACT_SCAN_DEFINE(d, double)
+LSE_EXACT_SCAN_DEFINE(f, float)
+
+/* The index of the first of n finalized outputs (partials p*, results res) to recompute,
+ * or -1. */
+LSE_INLINE ptrdiff_t lse_scan_first_flag(ptrdiff_t n, const double *pm, const double *pw,
+                                         const double *pt, const double *pc,
+                                         const double *res, double tau, int bits)
+{
+    for (ptrdiff_t k = 0; k < n; k++)
+        if (lse_refine_flag(pm[k], pw[k], pt[k], pc[k], tau, res[k], LSE_SCAN_EPS,
+                            LSE_SCAN_EPS, bits, 0.0, 1, 0.0))
+            return k;
+    return -1;
+}
+
+/*
  * LSE_SCAN_DEFINE(SUF, A_T) defines, for input and output of type A_T (strides in
  * elements, any sign; out may be a itself: each element is read before it is written):
  *
@@ -125,6 +191,7 @@ LSE_INLINE void lse_scan_row_impl_##SUF(const A_T *a, ptrdiff_t sa, A_T *out, pt
     double pm[LSE_SCAN_BLOCK], pw[LSE_SCAN_BLOCK], pt[LSE_SCAN_BLOCK], pc[LSE_SCAN_BLOCK]; \
     double x[LSE_SCAN_BLOCK], ya[LSE_SCAN_BLOCK], yb[LSE_SCAN_BLOCK];                     \
     double e[LSE_SCAN_BLOCK], lo[LSE_SCAN_BLOCK], res[LSE_SCAN_BLOCK];                    \
+    ptrdiff_t first = -1;                                                                 \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_SCAN_BLOCK) {                                \
         ptrdiff_t len = n - i0 < LSE_SCAN_BLOCK ? n - i0 : LSE_SCAN_BLOCK;                \
         double mk = m;                           /* the running max, ahead of the sums */ \
@@ -143,7 +210,14 @@ LSE_INLINE void lse_scan_row_impl_##SUF(const A_T *a, ptrdiff_t sa, A_T *out, pt
         }                                                                                 \
         lse_finalize(len, pm, pw, pt, pc, NULL, tau, res, NULL, NULL);                    \
         for (ptrdiff_t k = 0; k < len; k++) out[(i0 + k) * so] = (A_T)res[k];             \
+        if (first < 0) {                                                                  \
+            ptrdiff_t k = lse_scan_first_flag(len, pm, pw, pt, pc, res, tau,              \
+                                              sizeof(A_T) == 4 ? 24 : 53);                \
+            first = k < 0 ? -1 : i0 + k;                                                  \
+        }                                                                                 \
     }                                                                                     \
+    if (first >= 0 && (const void *)a != (const void *)out)                               \
+        lse_exact_scan_##SUF(a, sa, out, so, n, tau, first);                              \
 }                                                                                         \
                                                                                           \
 LSE_CLONES void lse_scan_row_##SUF(const A_T *a, ptrdiff_t sa, A_T *out, ptrdiff_t so,    \
@@ -160,9 +234,11 @@ LSE_INLINE void lse_scan_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t s
     double m[LSE_TILE], w[LSE_TILE], t[LSE_TILE], c[LSE_TILE], res[LSE_TILE];             \
     double x[LSE_TILE], ya[LSE_TILE], yb[LSE_TILE], e[LSE_TILE], lo[LSE_TILE];            \
     double inv_tau = 1.0 / tau;                                                           \
+    ptrdiff_t first[LSE_TILE];                                                            \
     for (ptrdiff_t j = 0; j < nj; j++) {                                                  \
         m[j] = -INFINITY;                                                                 \
         w[j] = t[j] = c[j] = 0.0;                                                         \
+        first[j] = -1;                                                                    \
     }                                                                                     \
     for (ptrdiff_t r = 0; r < nr; r++) {                                                  \
         const A_T *ar = a + r * sr;                                                       \
@@ -174,8 +250,17 @@ LSE_INLINE void lse_scan_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t s
         for (ptrdiff_t j = 0; j < nj; j++)                                                \
             lse_scan_apply(x[j], e[j], lo[j], m + j, w + j, t + j, c + j);                \
         lse_finalize(nj, m, w, t, c, NULL, tau, res, NULL, NULL);                         \
-        for (ptrdiff_t j = 0; j < nj; j++) out[r * or_ + j * oi] = (A_T)res[j];           \
+        for (ptrdiff_t j = 0; j < nj; j++) {                                              \
+            out[r * or_ + j * oi] = (A_T)res[j];                                          \
+            if (first[j] < 0 && lse_refine_flag(m[j], w[j], t[j], c[j], tau, res[j],      \
+                                                LSE_SCAN_EPS, LSE_SCAN_EPS,               \
+                                                sizeof(A_T) == 4 ? 24 : 53, 0.0, 1, 0.0)) \
+                first[j] = r;                                                             \
+        }                                                                                 \
     }                                                                                     \
+    for (ptrdiff_t j = 0; j < nj; j++)                                                    \
+        if (first[j] >= 0 && (const void *)a != (const void *)out)                        \
+            lse_exact_scan_##SUF(a + j * si, sr, out + j * oi, or_, nr, tau, first[j]);   \
 }                                                                                         \
                                                                                           \
 LSE_CLONES void lse_scan_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,             \
@@ -212,7 +297,14 @@ LSE_CLONES void lse_logaddexp_##SUF(const A_T *x, ptrdiff_t sx, const A_T *y, pt
                 pc[k] = 0.0;                                                              \
             }                                                                             \
         lse_finalize(len, pm, pw, pt, pc, NULL, tau, res, NULL, NULL);                    \
-        for (ptrdiff_t k = 0; k < len; k++) out[(i0 + k) * so] = (A_T)res[k];             \
+        for (ptrdiff_t k = 0; k < len; k++) {                                             \
+            if (lse_refine_flag(pm[k], pw[k], pt[k], pc[k], tau, res[k], LSE_SCAN_EPS,    \
+                                LSE_SCAN_EPS, sizeof(A_T) == 4 ? 24 : 53, 0.0, 1, 0.0)) { \
+                double pair[2] = {lo[k], pm[k]}, sign;                                    \
+                res[k] = lse_exact_slice_dd(pair, 1, NULL, 0, 2, tau, 0.0, &sign);        \
+            }                                                                             \
+            out[(i0 + k) * so] = (A_T)res[k];                                             \
+        }                                                                                 \
     }                                                                                     \
 }
 
