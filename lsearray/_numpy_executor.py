@@ -76,7 +76,8 @@ class Finalized:
         max_weight = 0.0 if p.b is None or p.b.size == 0 else max(
             abs(float(np.max(p.b))), abs(float(np.min(p.b))))
         _kernel.refine_flags(*self._partials, self._tau, self.out.reshape(-1),
-                             p.a.dtype.itemsize, float32_result, max_weight, count, flags)
+                             p.a.dtype.itemsize, float32_result, max_weight, count, True,
+                             flags)
         refine(p.a, p.axes, p.b, self._tau, 0.0 if divisor is None else divisor, self.out,
                self.sign, flags)
 
@@ -85,7 +86,13 @@ class Finalized:
         """``w + t + c``: the slice's sum of ``b exp((a - m) / tau)`` (divisor aside)."""
         w, t, c = self._sum
         with np.errstate(invalid="ignore"):
-            return (w + t + c).reshape(self.m.shape)
+            # w + t rounded with its error carried into c: the sum is rounded once, so it
+            # does not depend on how threads split t and c
+            s = w + t
+            v = s - w
+            lo = (w - (s - v)) + (t - v) + c
+            lo[~np.isfinite(s)] = 0.0
+            return (s + lo).reshape(self.m.shape)
 
 
 def reduce(
@@ -111,7 +118,7 @@ def reduce(
     >>> float(r.out), float(r.sign)
     (0.6931471805599453, 1.0)
     """
-    partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau, float32_result)
+    partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau, float32_result, p.tau)
     r = Finalized(*partials, p.tau, divisor, sign=sign, log_total=log_total)
     if exact:
         r.refine(p, divisor, float32_result)

@@ -21,15 +21,39 @@ __all__ = ["log_softmax", "softmax"]
 _ONE_THREAD = 1 << 16
 
 
-def _shifted(p: Prepared) -> tuple[Finalized, np.ndarray]:
-    """The reduction of ``p`` and ``(a - m) / tau`` in float64, kept axes expanded."""
+def _shifted(p: Prepared) -> tuple[Finalized, np.ndarray, np.ndarray]:
+    """The reduction of ``p`` and ``(a - m) / tau`` in float64 as ``z + zl``, ``zl`` the
+    rounding error of ``a - m`` (divided by tau), kept axes expanded."""
     r = reduce(p)
     m = np.expand_dims(r.m, p.axes)
     with np.errstate(invalid="ignore"):
         z = np.subtract(p.a, m, dtype=np.float64)
+        back = z - p.a                           # Knuth's two-sum of a and -m
+        zl = (p.a - (z - back)) - (m + back)
+        zl[~np.isfinite(zl)] = 0.0
     if p.tau != 1.0:
-        z *= 1.0 / p.tau
-    return r, z
+        q = z / p.tau
+        with np.errstate(invalid="ignore", over="ignore"):
+            zl += _remainder(z, q, p.tau)        # z - q tau, exactly
+            zl /= p.tau
+        zl[~np.isfinite(zl)] = 0.0
+        z = q
+    return r, z, zl
+
+
+def _remainder(x: np.ndarray, q: np.ndarray, tau: float) -> np.ndarray:
+    """``x - q tau`` exactly for ``q`` the rounded quotient ``x / tau``: Dekker's product
+    of ``q`` and ``tau`` (Veltkamp's splits), whose rounding error the difference keeps."""
+    def split(v):
+        big = v * 134217729.0                    # 2^27 + 1
+        hi = big - (big - v)
+        return hi, v - hi
+
+    qh, ql = split(q)
+    th, tl = split(np.float64(tau))
+    prod = q * tau
+    err = ((qh * th - prod) + qh * tl + ql * th) + ql * tl
+    return (x - prod) - err
 
 
 def _as_3d(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, int, int]] | None:
@@ -50,7 +74,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     a3, (n0, n1, n2) = view
     if n2 == 1 and (n0 > 1 or n1 < _ONE_THREAD):  # rows: reduced and written while in cache
         out = np.empty_like(a3)
-        _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), 1.0 / p.tau, log_mode)
+        _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
         return _result(out if a3 is p.a else out.T, p)
     r = reduce(p, sign=False, log_total=log_mode)
     m, s = r.m, r.log_total if log_mode else r.total
@@ -62,7 +86,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
         out.reshape(n0, n1, n2),
         np.ascontiguousarray(m, np.float64).reshape(n0, n2),
         np.ascontiguousarray(s, np.float64).reshape(n0, n2),
-        1.0 / p.tau,
+        p.tau,
         log_mode,
     )
     return _result(out if a3 is p.a else out.T, p)
@@ -126,9 +150,10 @@ def softmax(x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: f
     view = _as_3d(p.a, p.axes)
     if view is not None:
         return _fused(p, view, log_mode=False)
-    r, z = _shifted(p)
+    r, z, zl = _shifted(p)
     np.exp(z, out=z)
     with np.errstate(invalid="ignore"):
+        z += z * zl                              # exp(z + zl), to first order
         z /= np.expand_dims(r.total, p.axes)
     z[~np.broadcast_to(np.expand_dims(np.isfinite(r.m), p.axes), z.shape)] = np.nan
     return _result(z, p)
@@ -172,6 +197,12 @@ def log_softmax(
     view = _as_3d(p.a, p.axes)
     if view is not None:
         return _fused(p, view, log_mode=True)
-    r, z = _shifted(p)
-    z -= np.expand_dims(r.log_total, p.axes)
+    r, z, zl = _shifted(p)
+    log_total = np.expand_dims(r.log_total, p.axes)
+    with np.errstate(invalid="ignore"):
+        v = z - log_total                        # z + zl - log S, rounded once
+        back = v - z
+        err = (z - (v - back)) - (log_total + back)
+        err[~np.isfinite(err)] = 0.0
+        z = v + (err + zl)
     return _result(z, p)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, fma
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "exact_rows", "finalize", "logaddexp", "max_threads",
@@ -24,47 +24,47 @@ cdef extern from "_lse_blocks.h" nogil:
     int lse_simd_avx512()
     void lse_normalize_d(const double *a, Py_ssize_t ar, Py_ssize_t ai, double *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
-                         const double *m, const double *s, double inv_tau, int log_mode)
+                         const double *m, const double *s, double tau, int log_mode)
     int LSE_ROW_BLOCK
     void lse_softmax_row_d(const double *a, double *out, double *buf, Py_ssize_t n,
-                           double inv_tau, int log_mode)
+                           double tau, int log_mode)
     void lse_softmax_row_f(const float *a, float *out, double *buf, Py_ssize_t n,
-                           double inv_tau, int log_mode)
+                           double tau, int log_mode)
     void lse_normalize_f(const float *a, Py_ssize_t ar, Py_ssize_t ai, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
-                         const double *m, const double *s, double inv_tau, int log_mode)
+                         const double *m, const double *s, double tau, int log_mode)
     void lse_merge(double *m, double *w, double *t, double *c,
-                   double m2, double w2, double t2, double c2, double inv_tau)
+                   double m2, double w2, double t2, double c2, double inv_tau, double itl)
     void lse_finalize(Py_ssize_t n, const double *m, const double *w, const double *t,
                       const double *c, const double *divisor, double tau,
                       double *out, double *sign, double *log_sum)
     int LSE_EXACT
     int LSE_COARSE_FLOAT32
     void lse_row_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c,
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
                     int coarse)
     void lse_row_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c,
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
                     int coarse)
     void lse_row_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c)
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double *m, double *w, double *t, double *c)
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c)
     void lse_cols_dd(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
-                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
+                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
     void lse_cols_ff(const float *a, Py_ssize_t sr, Py_ssize_t si,
                      const float *b, Py_ssize_t br, Py_ssize_t bi,
-                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
+                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
     void lse_cols_fd(const float *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
-                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
+                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
     void lse_cols_df(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const float *b, Py_ssize_t br, Py_ssize_t bi,
-                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau,
+                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
 
 cdef extern from "_lse_exact.h" nogil:
@@ -142,7 +142,7 @@ cdef inline View _transposed(View v) noexcept nogil:
 
 cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *vb,
                         Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,
-                        Py_ssize_t i0, Py_ssize_t i1, double inv_tau,
+                        Py_ssize_t i0, Py_ssize_t i1, double inv_tau, double itl,
                         double *m, double *w, double *t, double *c, int coarse) noexcept nogil:
     """Merge the partials of a[o, r0:r1, i0:i1] into m[i0:i1], w[i0:i1], t[i0:i1]
     (``coarse``: LSE_EXACT, or LSE_COARSE_FLOAT32 for float32 results)."""
@@ -155,31 +155,31 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
         bs2 = vb.s2
     if i1 - i0 == 1:
         if a_t is double and b_t is double:
-            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0,
+            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
                        coarse)
         elif a_t is float and b_t is float:
-            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0,
+            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
                        coarse)
         elif a_t is float and b_t is double:
-            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
+            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0)
         else:
-            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, m + i0, w + i0, t + i0, c + i0)
+            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0)
     else:
         if a_t is double and b_t is double:
-            lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
+            lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
                         m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is float:
-            lse_cols_ff(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
+            lse_cols_ff(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
                         m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is double:
-            lse_cols_fd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
+            lse_cols_fd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
                         m + i0, w + i0, t + i0, c + i0)
         else:
-            lse_cols_df(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau,
+            lse_cols_df(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
                         m + i0, w + i0, t + i0, c + i0)
 
 
-cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
+cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, double itl,
               double *m, double *w, double *t, double *c, int coarse) except -1 nogil:
     """Merge the partials of a 3-D view, reduced over its middle axis, into the
     (n0, n2) C-contiguous partial arrays m, w, t, c.
@@ -219,7 +219,7 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
             i0 = ((k % ntasks) % ntiles) * tile
             i1 = min(i0 + tile, va.n2)
             if r0 < r1:
-                _block(a, &va, b, &vb, o, r0, r1, i0, i1, inv_tau,
+                _block(a, &va, b, &vb, o, r0, r1, i0, i1, inv_tau, itl,
                        buf + 4 * q * nout + o * va.n2,
                        buf + (4 * q + 1) * nout + o * va.n2,
                        buf + (4 * q + 2) * nout + o * va.n2,
@@ -228,19 +228,19 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau,
             for j in range(nout):
                 lse_merge(m + j, w + j, t + j, c + j,
                           buf[4 * q * nout + j], buf[(4 * q + 1) * nout + j],
-                          buf[(4 * q + 2) * nout + j], buf[(4 * q + 3) * nout + j], inv_tau)
+                          buf[(4 * q + 2) * nout + j], buf[(4 * q + 3) * nout + j], inv_tau, itl)
         free(buf)
     else:
         for k in prange(ntasks, num_threads=nt, schedule="static"):
             o = k // ntiles
             i0 = (k % ntiles) * tile
             i1 = min(i0 + tile, va.n2)
-            _block(a, &va, b, &vb, o, 0, va.n1, i0, i1, inv_tau,
+            _block(a, &va, b, &vb, o, 0, va.n1, i0, i1, inv_tau, itl,
                    m + o * va.n2, w + o * va.n2, t + o * va.n2, c + o * va.n2, coarse)
     return 0
 
 
-cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double divisor,
+cdef bint _run_final(const a_t *a, View va, double inv_tau, double itl, double tau, double divisor,
                      double *out, int coarse, const Tolerance *tol,
                      unsigned char *refine) except -1 nogil:
     """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
@@ -278,7 +278,7 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double d
             p[2 * T + j] = 0.0
             p[3 * T + j] = 0.0
             p[4 * T + j] = divisor
-        _block(a, &va, <const a_t *> NULL, &va, o, 0, va.n1, i0, i1, inv_tau,
+        _block(a, &va, <const a_t *> NULL, &va, o, 0, va.n1, i0, i1, inv_tau, itl,
                p - i0, p + T - i0, p + 2 * T - i0, p + 3 * T - i0, coarse)
         lse_finalize(i1 - i0, p, p + T, p + 2 * T, p + 3 * T,
                      NULL if divisor == 0.0 else p + 4 * T, tau,
@@ -286,9 +286,16 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double tau, double d
         for j in range(i1 - i0):
             refine[o * va.n2 + i0 + j] = lse_refine_flag(
                 p[j], p[T + j], p[2 * T + j], p[3 * T + j], tau, out[o * va.n2 + i0 + j],
-                tol.eps_neg, tol.eps_pos, tol.bits, <double> va.n1, inv_tau == 1.0, 0.0)
+                tol.eps_neg, tol.eps_pos, tol.bits, <double> va.n1, 1, 0.0)
     free(buf)
     return True
+
+
+cdef inline double _low_part(double tau, double inv_tau) noexcept nogil:
+    """The rest of 1 / tau beyond inv_tau (0 when tau is 0: unknown, or 1)."""
+    if tau == 0.0 or tau == 1.0:
+        return 0.0
+    return fma(-tau, inv_tau, 1.0) / tau
 
 
 cdef inline View _view(const Py_ssize_t *shape, const Py_ssize_t *strides,
@@ -302,7 +309,7 @@ cdef inline View _view(const Py_ssize_t *shape, const Py_ssize_t *strides,
 def accumulate(const a_t[:, :, :] a not None, double inv_tau,
                double[:, ::1] m not None, double[:, ::1] w not None,
                double[:, ::1] t not None, double[:, ::1] c not None,
-               bint float32_result=False):
+               bint float32_result=False, double tau=0.0):
     """Merge the log-sum-exp partials of ``a`` over its middle axis into ``m, w, t``.
 
     Parameters
@@ -318,6 +325,10 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
         float32 input's exps may then be coarser where the max allows it
         (LSE_COARSE_FLOAT32 in ``_lse_blocks.h``). Without it every float32 term is
         exact to about 2^-50.
+    tau : float
+        The temperature ``inv_tau`` inverts, or 0 if unknown: given, the terms carry the
+        rounding of ``inv_tau`` too, and are within an ulp whatever their distance to
+        the max (`refine_flags`' ``carried``).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef View vb = va
@@ -325,7 +336,7 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
         return
     with nogil:
-        _run(&a[0, 0, 0], va, <const a_t *> NULL, vb, inv_tau,
+        _run(&a[0, 0, 0], va, <const a_t *> NULL, vb, inv_tau, _low_part(tau, inv_tau),
              &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], coarse)
 
 
@@ -367,14 +378,16 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     if a.shape[0] == 0 or a.shape[2] == 0:
         return True
     with nogil:
-        done = _run_final(&a[0, 0, 0], va, inv_tau, tau, divisor, &out[0, 0], coarse, &tol,
+        done = _run_final(&a[0, 0, 0], va, inv_tau, _low_part(tau, inv_tau), tau, divisor,
+                          &out[0, 0], coarse, &tol,
                           &refine[0, 0])
     return done
 
 
 def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not None,
                         double inv_tau, double[:, ::1] m not None, double[:, ::1] w not None,
-                        double[:, ::1] t not None, double[:, ::1] c not None):
+                        double[:, ::1] t not None, double[:, ::1] c not None,
+                        double tau=0.0):
     """Like `accumulate` with the weights ``b`` (same shape as ``a``, any strides,
     zero strides for broadcast weights)."""
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
@@ -382,7 +395,7 @@ def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not 
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
         return
     with nogil:
-        _run(&a[0, 0, 0], va, &b[0, 0, 0], vb, inv_tau,
+        _run(&a[0, 0, 0], va, &b[0, 0, 0], vb, inv_tau, _low_part(tau, inv_tau),
              &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], LSE_EXACT)
 
 
@@ -422,11 +435,14 @@ def finalize(const double[::1] m not None, const double[::1] w not None,
 def refine_flags(const double[::1] m not None, const double[::1] w not None,
                  const double[::1] t not None, const double[::1] c not None, double tau,
                  const double[::1] out not None, int itemsize, bint float32_result,
-                 double max_weight, double count, unsigned char[::1] refine not None):
+                 double max_weight, double count, bint carried,
+                 unsigned char[::1] refine not None):
     """Flag (1 in ``refine``) the results ``out`` finalized from the partials that may be
     off by more than an ulp (of float32 with ``float32_result``) for input of ``itemsize``
     bytes, reduced over ``count`` elements each with weights up to ``max_weight`` in
-    magnitude (0 for none): `exact_rows` recomputes those (see ``_lse_exact.h``)."""
+    magnitude (0 for none); ``carried``: the partials were accumulated with their
+    temperature (`accumulate`'s ``tau``), so that each term is within an ulp. `exact_rows`
+    recomputes the flagged results (see ``_lse_exact.h``)."""
     cdef Py_ssize_t n = m.shape[0], j
     cdef Tolerance tol = _tolerance(itemsize, float32_result, max_weight != 0.0)
     if not (w.shape[0] == t.shape[0] == c.shape[0] == out.shape[0] == refine.shape[0] == n):
@@ -434,45 +450,48 @@ def refine_flags(const double[::1] m not None, const double[::1] w not None,
     with nogil:
         for j in range(n):
             refine[j] = lse_refine_flag(m[j], w[j], t[j], c[j], tau, out[j], tol.eps_neg,
-                                        tol.eps_pos, tol.bits, count, tau == 1.0,
+                                        tol.eps_pos, tol.bits, count, carried or tau == 1.0,
                                         max_weight * 2.0 ** -1021)
 
 
 def merge(double[::1] m not None, double[::1] w not None, double[::1] t not None,
           double[::1] c not None, const double[::1] m2 not None, const double[::1] w2 not None,
-          const double[::1] t2 not None, const double[::1] c2 not None, double inv_tau):
+          const double[::1] t2 not None, const double[::1] c2 not None, double inv_tau,
+          double tau=0.0):
     """Merge the partials ``(m2, w2, t2, c2)`` into ``(m, w, t, c)``, elementwise.
 
     The merge is associative and commutative, so partials of blocks, threads and
     chunks combine in any order or tree; rescales carry their factor in
-    double-double, so a merge costs no accuracy.
+    double-double, and the difference of the maxima over ``tau`` exactly (``tau``:
+    the temperature ``inv_tau`` inverts, 0 if unknown), so a merge costs no accuracy.
     """
     cdef Py_ssize_t j
+    cdef double itl = _low_part(tau, inv_tau)
     if not (m.shape[0] == w.shape[0] == t.shape[0] == c.shape[0] == m2.shape[0]
             == w2.shape[0] == t2.shape[0] == c2.shape[0]):
         raise ValueError("partials to merge must have the same length")
     with nogil:
         for j in range(m.shape[0]):
-            lse_merge(&m[j], &w[j], &t[j], &c[j], m2[j], w2[j], t2[j], c2[j], inv_tau)
+            lse_merge(&m[j], &w[j], &t[j], &c[j], m2[j], w2[j], t2[j], c2[j], inv_tau, itl)
 
 
 def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
-              const double[:, ::1] m not None, const double[:, ::1] s not None, double inv_tau,
+              const double[:, ::1] m not None, const double[:, ::1] s not None, double tau,
               bint log_mode):
     """Write the softmax (or, with ``log_mode``, log_softmax) of ``a`` over its middle
     axis into ``out``, from the reduction's max ``m`` and sum ``s`` (its log with
     ``log_mode``).
 
-    ``out[o, r, i]`` is ``exp((a[o, r, i] - m[o, i]) * inv_tau) / s[o, i]`` (nan where
-    ``m`` is infinite), or ``(a[o, r, i] - m[o, i]) * inv_tau - s[o, i]``; computed in
-    float64 and rounded once to ``out``'s dtype.
+    ``out[o, r, i]`` is ``exp((a[o, r, i] - m[o, i]) / tau) / s[o, i]`` (nan where
+    ``m`` is infinite), or ``(a[o, r, i] - m[o, i]) / tau - s[o, i]``; computed in
+    float64 with the quotient in double-double, and rounded once to ``out``'s dtype.
 
     Parameters
     ----------
     a : (n0, n1, n2) float32 or float64 memoryview, any strides      # IN
     out : memoryview of a's shape and dtype, any strides, not overlapping a   # OUT
     m, s : (n0, n2) C-contiguous float64 arrays                      # IN
-    inv_tau : float
+    tau : float
     log_mode : bool
     """
     cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2]
@@ -501,13 +520,13 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
             if r0 < r1:
                 if a_t is double:
                     lse_normalize_d(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
-                                    n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
+                                    n2, &m[o, 0], &s[o, 0], tau, log_mode)
                 else:
                     lse_normalize_f(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
-                                    n2, &m[o, 0], &s[o, 0], inv_tau, log_mode)
+                                    n2, &m[o, 0], &s[o, 0], tau, log_mode)
 
 
-cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double inv_tau,
+cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
                        bint log_mode) except -1:
     cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], o
     cdef int nt = lse_max_threads()
@@ -530,15 +549,15 @@ cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double inv_tau,
             for o in prange(n0, num_threads=nt, schedule="static"):
                 tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
                 if a_t is double:
-                    lse_softmax_row_d(&a[o, 0], &out[o, 0], tbuf, n1, inv_tau, log_mode)
+                    lse_softmax_row_d(&a[o, 0], &out[o, 0], tbuf, n1, tau, log_mode)
                 else:
-                    lse_softmax_row_f(&a[o, 0], &out[o, 0], tbuf, n1, inv_tau, log_mode)
+                    lse_softmax_row_f(&a[o, 0], &out[o, 0], tbuf, n1, tau, log_mode)
     finally:
         free(buf)
     return 0
 
 
-def softmax_rows(a, out, double inv_tau, bint log_mode):
+def softmax_rows(a, out, double tau, bint log_mode):
     """Write the softmax (or, with ``log_mode``, log_softmax) of each row of ``a`` into
     ``out``: each row is reduced and then written while it is still in cache, so ``a``
     is read from memory once.
@@ -550,15 +569,15 @@ def softmax_rows(a, out, double inv_tau, bint log_mode):
     ----------
     a : (n0, n1) C-contiguous float32 or float64 ndarray              # IN
     out : (n0, n1) C-contiguous ndarray of a's dtype, not overlapping a   # OUT
-    inv_tau : float
+    tau : float
     log_mode : bool
     """
     # Typed by hand rather than by a fused def: its dispatch would cost small calls more
     # than the work.
     if a.dtype == np.float64:
-        _softmax_rows[double](a, out, inv_tau, log_mode)
+        _softmax_rows[double](a, out, tau, log_mode)
     elif a.dtype == np.float32:
-        _softmax_rows[float](a, out, inv_tau, log_mode)
+        _softmax_rows[float](a, out, tau, log_mode)
     else:
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 

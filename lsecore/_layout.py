@@ -87,7 +87,7 @@ def run_view(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, i
 
 def _reduce_contiguous_run(
     a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None, inv_tau: float,
-    float32_result: bool,
+    float32_result: bool, tau: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`reduce_partials` for a C-contiguous ``a`` (and ``b``) reduced over neighbouring
     axes: one kernel call on a reshaped view, the same view the general path builds."""
@@ -96,9 +96,10 @@ def _reduce_contiguous_run(
     if a.size:
         view = (outer, size, inner)
         if b is None:
-            _kernel.accumulate(a.reshape(view), inv_tau, m, w, t, c, float32_result)
+            _kernel.accumulate(a.reshape(view), inv_tau, m, w, t, c, float32_result, tau)
         else:
-            _kernel.accumulate_weighted(a.reshape(view), b.reshape(view), inv_tau, m, w, t, c)
+            _kernel.accumulate_weighted(a.reshape(view), b.reshape(view), inv_tau, m, w, t, c,
+                                        tau)
     out_shape = _kept_shape(a.shape, axes)
     return m.reshape(out_shape), w.reshape(out_shape), t.reshape(out_shape), c.reshape(out_shape)
 
@@ -183,7 +184,7 @@ def refine(
 
 def reduce_partials(
     a: np.ndarray, axes: tuple[int, ...], b: np.ndarray | None = None, inv_tau: float = 1.0,
-    float32_result: bool = False,
+    float32_result: bool = False, tau: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The log-sum-exp partials ``(m, w, t, c)`` of ``a`` over ``axes``, in one read.
 
@@ -202,6 +203,9 @@ def reduce_partials(
         divisor and no float64 result (ignored with ``b``). float32 input's terms are
         then exact to 2^-34 rather than 2^-50 where the max is >= 0: such a result
         cannot cancel, and keeps 2^-34 of itself (``LSE_COARSE_FLOAT32``).
+    tau : float
+        The temperature whose inverse is ``inv_tau``, or 0 if unknown: given, each
+        term carries the rounding of ``inv_tau`` too (see `_kernel.accumulate`).
 
     Returns
     -------
@@ -218,7 +222,7 @@ def reduce_partials(
     (array([0., 2.]), array([1., 2.]))
     """
     if _contiguous_run(a, b, axes):
-        return _reduce_contiguous_run(a, axes, b, inv_tau, float32_result)
+        return _reduce_contiguous_run(a, axes, b, inv_tau, float32_result, tau)
     ndim = a.ndim
     kept_axes = [k for k in range(ndim) if k not in axes]
     out_shape = tuple(a.shape[k] for k in kept_axes)
@@ -251,9 +255,9 @@ def reduce_partials(
         for index in itertools.product(*(range(d.size) for d in loop)):
             part = [p[index[:nkept]] for p in (m, w, t, c)]
             if bv is None:
-                _kernel.accumulate(av[index], inv_tau, *part, float32_result)
+                _kernel.accumulate(av[index], inv_tau, *part, float32_result, tau)
             else:
-                _kernel.accumulate_weighted(av[index], bv[index], inv_tau, *part)
+                _kernel.accumulate_weighted(av[index], bv[index], inv_tau, *part, tau)
 
     # Back to the kept axes' order: split merged dims, then transpose and un-flip.
     order = [k for d in kept + [outer, inner] for k in d.axes]

@@ -148,9 +148,13 @@ LSE512_INLINE __m512d lse512_exp_f32(__m512d d, const lse512_tab *k, const int c
 #define LSE512_EXP_f(x, k, coarse) lse512_exp_f32((x), (k), (coarse))
 /* A column tile's exact term: float64's carries the rounding of x - m (lse512_term_d),
  * float32's has none (x - m is exact in float64). */
-#define LSE512_TERM_d(x, m, iv, k, unit) lse512_term_d((x), (m), (iv), (k), (unit))
-#define LSE512_TERM_f(x, m, iv, k, unit) \
+#define LSE512_TERM_d(x, m, iv, itl, k, unit) lse512_term_dt((x), (m), (iv), (itl), (k), (unit))
+#define LSE512_TERM_f(x, m, iv, itl, k, unit) \
     lse512_exp_f32(lse512_scaled((x), (m), (iv), (unit)), (k), 0)
+/* A softmax output's term: float64's exact as lse512_term_dt, float32's coarse. */
+#define LSE512_SOFTMAX_TERM_d(x, m, iv, itl, k, unit) lse512_term_dt((x), (m), (iv), (itl), (k), (unit))
+#define LSE512_SOFTMAX_TERM_f(x, m, iv, itl, k, unit) \
+    lse512_exp_f32(lse512_scaled((x), (m), (iv), (unit)), (k), 1)
 
 /* Kahan's add of e into (*s, *c); the sum is *s - *c.  Terms are in [0, 1] or nan. */
 LSE512_INLINE void lse512_kahan(__m512d *s, __m512d *c, __m512d e)
@@ -192,6 +196,20 @@ LSE512_INLINE __m512d lse512_term_d(__m512d x, __m512d m, __m512d iv, const lse5
     dl = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, _mm512_set1_pd(-0x1p1000), _CMP_GT_OQ), dl);
     return unit ? lse512_exp2(d, dl, k)
                 : lse512_exp2(_mm512_mul_pd(d, iv), _mm512_mul_pd(dl, iv), k);
+}
+
+/* lse512_term_d with 1/tau = iv + itl: the product's rounding and inv_tau's carried too,
+ * for the softmax's outputs (each within 0.52 ulp before its division). */
+LSE512_INLINE __m512d lse512_term_dt(__m512d x, __m512d m, __m512d iv, __m512d itl,
+                                     const lse512_tab *k, const int unit)
+{
+    if (unit) return lse512_term_d(x, m, iv, k, 1);
+    __m512d d = _mm512_sub_pd(x, m);
+    __mmask8 fin = _mm512_cmp_pd_mask(d, _mm512_set1_pd(-0x1p1000), _CMP_GT_OQ);
+    __m512d dl = lse512_two_sum_err(x, _mm512_sub_pd(_mm512_setzero_pd(), m), d);
+    __m512d z = _mm512_mul_pd(d, iv);
+    __m512d zl = _mm512_fmadd_pd(dl, iv, _mm512_fmadd_pd(d, itl, _mm512_fmsub_pd(d, iv, z)));
+    return lse512_exp2(z, _mm512_maskz_mov_pd(fin, zl), k);
 }
 
 /* (x - m) inv_tau, with no product at a unit temperature (unit a constant of the loop). */
@@ -289,17 +307,18 @@ LSE512_INLINE void lse512_prefetch(const char *p, ptrdiff_t i)
  * coarse is lse512_sum_f's, unused here.
  */
 LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double inv_tau,
-                                double *w, double *t, double *tc,
+                                double itl, double *w, double *t, double *tc,
                                 const char *pf, ptrdiff_t pf_bytes, const int coarse,
                                 const int unit)
 {
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
+    const __m512d itlv = _mm512_set1_pd(itl);
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
     __m512d c0 = s0, c1 = s0, c2 = s0, c3 = s0;
     uint64_t others = 0;
     (void)coarse;
-#define LSE512_E(x) lse512_term_d((x), mv, iv, &k, unit)
+#define LSE512_E(x) lse512_term_dt((x), mv, iv, itlv, &k, unit)
     ptrdiff_t i = 0;
     for (; i + 32 <= n; i += 32) {
         if (i * 8 < pf_bytes) {
@@ -331,11 +350,12 @@ LSE512_INLINE void lse512_sum_d(const double *a, ptrdiff_t n, double m, double i
  * error below 2^-47; the chunks' sums then merge by exact two-sums.
  */
 LSE512_INLINE void lse512_sum_f(const float *a, ptrdiff_t n, double m, double inv_tau,
-                                double *w, double *t, double *tc,
+                                double itl, double *w, double *t, double *tc,
                                 const char *pf, ptrdiff_t pf_bytes, const int coarse,
                                 const int unit)
 {
     enum { CHUNK = 2048 };                       /* 64 terms a lane */
+    (void)itl;                                   /* float32's differences are exact */
     const lse512_tab k = lse512_tables();
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);
     __m512d z = _mm512_setzero_pd(), S = z, C = z;
@@ -494,7 +514,7 @@ LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, c
 #define LSE512_DEFINE(SUF, A_T, LOAD8)                                            \
                                                                                           \
 /* coarse: LSE_EXACT, LSE_COARSE or LSE_COARSE_FLOAT32 (see _lse_blocks.h); float32 only. */ \
-LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,                   \
+LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau, double itl,       \
                              double *m, double *w, double *t, double *c, int coarse)      \
 {                                                                                         \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
@@ -506,11 +526,11 @@ LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,         
         const A_T *ab = a + i0;                                                           \
         double bm = lse512_max_##SUF(ab, len);                                            \
         if (bm == INFINITY || *m == INFINITY) {                                           \
-            lse_row_generic_##SUF##SUF(ab, 1, NULL, 0, len, inv_tau, m, w, t, c);         \
+            lse_row_generic_##SUF##SUF(ab, 1, NULL, 0, len, inv_tau, itl, m, w, t, c);         \
             continue;                                                                     \
         }                                                                                 \
         if (bm > *m) {                                                                    \
-            lse_rescale(w, t, c, (*m - bm) * inv_tau);                                    \
+            lse_rescale(w, t, c, *m, bm, inv_tau, itl);                                   \
             *m = bm;                                                                      \
         }                                                                                 \
         /* An all -inf (or nan) partial so far: exp(a - 0) is 0, or nan for nan. */       \
@@ -519,23 +539,23 @@ LSE512 void lse512_row_##SUF(const A_T *a, ptrdiff_t n, double inv_tau,         
         ptrdiff_t pfn = next * (ptrdiff_t)sizeof(A_T);                                    \
         if (sizeof(A_T) == 4                                                              \
             && (coarse == LSE_COARSE || (coarse == LSE_COARSE_FLOAT32 && *m >= 0.0)))     \
-            LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, w, t, c, pf,  \
+            LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, itl, w, t, c, pf,  \
                            pfn, 1);                                                       \
         else                                                                              \
-            LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, w, t, c, pf,  \
+            LSE512_BY_UNIT(inv_tau, lse512_sum_##SUF, ab, len, mb, inv_tau, itl, w, t, c, pf,  \
                            pfn, 0);                                                       \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 /* The columns j < nj <= LSE_TILE of a[r sr + j], r < nr. */                              \
 LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t nr,       \
-                                          ptrdiff_t nj, double inv_tau,                   \
+                                          ptrdiff_t nj, double inv_tau, double itl,       \
                                           double *mt, double *wt, double *tt, double *ct, \
                                           const int unit)                                 \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     const __m512d iv = _mm512_set1_pd(inv_tau), ninf = _mm512_set1_pd(-INFINITY);         \
-    const __m512d one = _mm512_set1_pd(1.0);                                              \
+    const __m512d one = _mm512_set1_pd(1.0), itlv = _mm512_set1_pd(itl);                  \
     const int nv = (int)((nj + 7) / 8);                                                   \
     __mmask8 km[LSE_TILE / 8];                                                            \
     for (int v = 0; v < nv; v++)                                                          \
@@ -563,7 +583,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
             if (inf) {                                                                    \
                 lse_cols_generic_##SUF##SUF(a + r0 * sr + 8 * v, sr, 1, NULL, 0, 0,       \
                                             r1 - r0, nj - 8 * v < 8 ? nj - 8 * v : 8,     \
-                                            inv_tau, m, w, t, c);                         \
+                                            inv_tau, itl, m, w, t, c);                    \
                 continue;                                                                 \
             }                                                                             \
             direct |= 1u << v;                                                            \
@@ -573,7 +593,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                 if ((up & ~fresh) >> l & 1) {                                             \
                     double bl[8];                                                         \
                     _mm512_storeu_pd(bl, bm[v]);                                          \
-                    lse_rescale(w + l, t + l, c + l, (m[l] - bl[l]) * inv_tau);           \
+                    lse_rescale(w + l, t + l, c + l, m[l], bl[l], inv_tau, itl);          \
                 }                                                                         \
             __m512d zero = _mm512_setzero_pd();                                           \
             /* From an all -inf partial: exp(-inf) = 0 scales w, t and c (nan stays). */  \
@@ -593,7 +613,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
                 /* 8 tiles ahead (a prefetch past the end of the data never faults) */    \
                 lse512_prefetch((const char *)(a + r * sr + 8 * v), 8 * LSE_TILE * sizeof(A_T)); \
                 __mmask8 top = _mm512_cmp_pd_mask(x, mn[v], _CMP_EQ_OQ);                  \
-                __m512d e = LSE512_TERM_##SUF(x, me[v], iv, &k, unit);                    \
+                __m512d e = LSE512_TERM_##SUF(x, me[v], iv, itlv, &k, unit);              \
                 wv[v] = _mm512_mask_add_pd(wv[v], top, wv[v], one);                       \
                 lse512_kahan(sv + v, cv + v, _mm512_maskz_mov_pd((__mmask8)~top, e));     \
             }                                                                             \
@@ -611,7 +631,7 @@ LSE512_INLINE void lse512_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t 
 /* Columns that are not contiguous (si != 1, such as many short rows taken as columns) */ \
 /* are copied, LSE_SHORT rows of a tile at a time, into a contiguous buffer. */             \
 LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_t nr,     \
-                              ptrdiff_t ni, double inv_tau,                               \
+                              ptrdiff_t ni, double inv_tau, double itl,                   \
                               double *m, double *w, double *t, double *c)                 \
 {                                                                                         \
     A_T buf[LSE_SHORT * LSE_TILE];                                                        \
@@ -620,10 +640,10 @@ LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_
         double *mj = m + j0, *wj = w + j0, *tj = t + j0, *cj = c + j0;                    \
         if (si == 1 && nj == LSE_TILE)  /* unrolled across the tile */                    \
             LSE512_BY_UNIT(inv_tau, lse512_cols_impl_##SUF, a + j0, sr, nr, LSE_TILE,     \
-                           inv_tau, mj, wj, tj, cj);                                      \
+                           inv_tau, itl, mj, wj, tj, cj);                                      \
         else if (si == 1)                                                                 \
             LSE512_BY_UNIT(inv_tau, lse512_cols_impl_##SUF, a + j0, sr, nr, nj, inv_tau,  \
-                           mj, wj, tj, cj);                                               \
+                           itl, mj, wj, tj, cj);                                               \
         else                                                                              \
             for (ptrdiff_t r0 = 0; r0 < nr; r0 += LSE_SHORT) {                            \
                 ptrdiff_t nb = nr - r0 < LSE_SHORT ? nr - r0 : LSE_SHORT;                 \
@@ -631,7 +651,7 @@ LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_
                     for (ptrdiff_t r = 0; r < nb; r++)                                    \
                         buf[r * LSE_TILE + j] = a[(j0 + j) * si + (r0 + r) * sr];         \
                 LSE512_BY_UNIT(inv_tau, lse512_cols_impl_##SUF, buf, LSE_TILE, nb, nj,    \
-                               inv_tau, mj, wj, tj, cj);                                  \
+                               inv_tau, itl, mj, wj, tj, cj);                                  \
             }                                                                             \
     }                                                                                     \
 }                                                                                         \
@@ -644,13 +664,15 @@ LSE512 void lse512_cols_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si, ptrdiff_
 /* The next row, if rows follow each other, is prefetched meanwhile. */                   \
 /* Returns 0, writing nothing, when the max is not finite (the portable loops decide). */ \
 LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, double *buf, \
-                                                    ptrdiff_t n, double inv_tau,          \
+                                                    ptrdiff_t n, double tau,              \
                                                     const int unit)                       \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     double m = lse512_max_##SUF(a, n);                                                    \
     if (!(m > -INFINITY && m < INFINITY)) return 0;                                       \
+    double inv_tau, itl = lse_inv_tau(tau, &inv_tau);                                     \
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
+    const __m512d itlv = _mm512_set1_pd(itl);                                             \
     const __m512d ninf = _mm512_set1_pd(-INFINITY);                                       \
     __m512d s[4], c[4];                                                                   \
     for (int l = 0; l < 4; l++) s[l] = c[l] = _mm512_setzero_pd();                        \
@@ -659,7 +681,7 @@ LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, dou
     for (; i + 32 <= n; i += 32)                                                          \
         for (int l = 0; l < 4; l++) {                                                     \
             __m512d x = LOAD8(ninf, 0xff, a + i + 8 * l);                                 \
-            __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, mv, iv, unit), &k, 1);         \
+            __m512d e = LSE512_SOFTMAX_TERM_##SUF(x, mv, iv, itlv, &k, unit);             \
             _mm512_storeu_pd(buf + i + 8 * l, e);                                         \
             if (sizeof(A_T) == 4)                                                         \
                 s[l] = _mm512_add_pd(s[l], e);                                            \
@@ -670,7 +692,7 @@ LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, dou
     for (; i < n; i += 8) {                                                               \
         __mmask8 km = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);                \
         __m512d x = LOAD8(ninf, km, a + i);                                               \
-        __m512d e = LSE512_EXP_##SUF(lse512_scaled(x, mv, iv, unit), &k, 1);             \
+        __m512d e = LSE512_SOFTMAX_TERM_##SUF(x, mv, iv, itlv, &k, unit);                 \
         _mm512_mask_storeu_pd(buf + i, km, e);                                            \
         if (sizeof(A_T) == 4)                                                             \
             s[0] = _mm512_add_pd(s[0], _mm512_maskz_mov_pd(km, e));                       \
@@ -695,38 +717,39 @@ LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, dou
 }                                                                                         \
                                                                                           \
 LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n, \
-                                         double inv_tau)                                  \
+                                         double tau)                                      \
 {                                                                                         \
-    return LSE512_BY_UNIT(inv_tau, lse512_softmax_buffered_impl_##SUF, a, out, buf, n,    \
-                          inv_tau);                                                       \
+    return LSE512_BY_UNIT(tau, lse512_softmax_buffered_impl_##SUF, a, out, buf, n, tau);  \
 }                                                                                         \
                                                                                           \
 /* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite).  Masked */  \
 /* loads and stores only for the tail: they are slow on some CPUs. */                     \
 LSE512_INLINE void lse512_softmax_impl_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m, \
-                                             double inv_tau, double s, const int unit)    \
+                                             double tau, double s, const int unit)        \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
+    double inv_tau, itl = lse_inv_tau(tau, &inv_tau);                                     \
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
+    const __m512d itlv = _mm512_set1_pd(itl);                                             \
     const __m512d sv = _mm512_set1_pd(s), ninf = _mm512_set1_pd(-INFINITY);               \
     ptrdiff_t i = 0;                                                                      \
     for (; i + 8 <= n; i += 8) {                                                          \
-        __m512d e = LSE512_EXP_##SUF(lse512_scaled(LOAD8(ninf, 0xff, a + i), mv, iv, unit), \
-                                     &k, 1);                                              \
+        __m512d e = LSE512_SOFTMAX_TERM_##SUF(LOAD8(ninf, 0xff, a + i), mv, iv, itlv, &k, \
+                                              unit);                                      \
         LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(e, sv));                       \
     }                                                                                     \
     if (i < n) {                                                                          \
         __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
-        __m512d e = LSE512_EXP_##SUF(lse512_scaled(LOAD8(ninf, km, a + i), mv, iv, unit),  \
-                                     &k, 1);                                              \
+        __m512d e = LSE512_SOFTMAX_TERM_##SUF(LOAD8(ninf, km, a + i), mv, iv, itlv, &k,   \
+                                              unit);                                      \
         LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(e, sv));                         \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m,           \
-                                 double inv_tau, double s)                                \
+                                 double tau, double s)                                    \
 {                                                                                         \
-    LSE512_BY_UNIT(inv_tau, lse512_softmax_impl_##SUF, a, out, n, m, inv_tau, s);         \
+    LSE512_BY_UNIT(tau, lse512_softmax_impl_##SUF, a, out, n, m, tau, s);                 \
 }
 
 /* Load or store 8 elements as float64 lanes, under a mask unless it is the constant 0xff. */

@@ -78,9 +78,8 @@ static const double LSE_INV_FACT[16] = {
  * exp(x + xl) for x <= 0, -inf or nan (xl a low part, |xl| < 2^-40, 0 where x is not
  * finite), without a libm call: x = k ln2 + r, |r| <= ln2/2,
  * exp(r) by a degree-13 Taylor polynomial (truncation below 5e-18) whose leading 1 + r is
- * carried exactly, 2^k by exponent bits: under 0.7 ulp.  Results below 2^-1021 (x < -708)
- * are flushed to 0: a term is only ever added to the max's weight, so they cannot matter
- * unless the weights themselves are below 1e-290.
+ * carried exactly, 2^k by exponent bits: under 0.7 ulp.  Results below 2^-1022 are
+ * correctly rounded subnormals (0 below e^-745.2).
  */
 LSE_INLINE double lse_exp_nonpos2(double x, double xl)
 {
@@ -98,11 +97,14 @@ LSE_INLINE double lse_exp_nonpos2(double x, double xl)
     double rl = ((rh - r) - tl) + xl;            /* r + rl = x + xl - k ln2 */
     double q = LSE_INV_FACT[13];
     for (int k = 12; k >= 2; k--) q = q * r + LSE_INV_FACT[k];
-    double hi = 1.0 + r;                         /* exp(r) = 1 + r + (rl + r^2 q): */
+    double hi = 1.0 + r;                         /* exp(r + rl) = 1 + r + r^2 q + rl exp(r): */
     double lo = (1.0 - hi) + r;                  /* the leading sum kept exactly, one */
-    double p = hi + (lo + (rl + (r * r) * q));   /* rounding at the end */
+    double r2q = (r * r) * q;                    /* rounding at the end (rl holds xl, up */
+    double p = hi + (lo + (rl * (1.0 + (r + r2q)) + r2q));   /* to 2^-50: its factor counts) */
     double scaled = p * lse_asdouble((ki + 1023) << 52);
-    return x < -708.0 ? 0.0 : scaled;
+    /* below 2^-1022: scaled exactly to 2^60 times the result, then rounded once */
+    double tiny = (p * lse_asdouble((ki + 1083) << 52)) * 0x1p-60;
+    return x < -708.0 ? (x < -745.2 ? 0.0 : tiny) : scaled;
 }
 
 LSE_INLINE double lse_exp_nonpos(double x) { return lse_exp_nonpos2(x, 0.0); }
@@ -114,14 +116,35 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
-/* exp((x - m) inv_tau) for x <= m with the rounding error dl of x - m carried into the
- * argument, exp(z + dl inv_tau): within 0.7 ulp however far x is below m (dl is 0 for
- * float32 input, whose difference is exact).  x = -inf or nan: exp's 0 or nan. */
-LSE_INLINE double lse_term(double x, double m, double inv_tau)
+/* exp((x - m) / tau) for x <= m, with the roundings of x - m, of its product by inv_tau
+ * and of inv_tau (1/tau = inv_tau + itl, lse_inv_tau) carried into the argument: within
+ * 0.7 ulp however far x is below m.  x = -inf or nan: exp's 0 or nan. */
+LSE_INLINE double lse_term(double x, double m, double inv_tau, double itl)
 {
-    double d = x - m;
-    double dl = lse_two_sum_err(x, -m, d);
-    return lse_exp_nonpos2(d * inv_tau, d > -0x1p1000 ? dl * inv_tau : 0.0);
+    double d = x - m, z = d * inv_tau;
+    double zl = lse_two_sum_err(x, -m, d) * inv_tau;
+    if (inv_tau != 1.0) zl += fma(d, inv_tau, -z) + d * itl;
+    return lse_exp_nonpos2(z, d > -0x1p1000 ? zl : 0.0);
+}
+
+/* 1/tau as *inv_tau plus the returned low part (0 at a unit temperature). */
+LSE_INLINE double lse_inv_tau(double tau, double *inv_tau)
+{
+    *inv_tau = 1.0 / tau;
+    return tau == 1.0 ? 0.0 : fma(-tau, *inv_tau, 1.0) / tau;
+}
+
+/* (x - m) / tau as the returned value plus *lo (0 where it is not finite): the
+ * roundings of the difference, of its product by inv_tau and of inv_tau (itl its low
+ * part, lse_inv_tau) carried to first order. */
+LSE_INLINE double lse_quotient(double x, double m, double tau, double inv_tau, double itl,
+                               double *lo)
+{
+    double d = x - m, z = d * inv_tau;
+    int finite = d > -0x1p1000 && d < 0x1p1000;
+    double dl = finite ? lse_two_sum_err(x, -m, d) * inv_tau : 0.0;
+    *lo = tau == 1.0 || !finite ? dl : dl + (fma(d, inv_tau, -z) + d * itl);
+    return z;
 }
 
 /* Neumaier's compensated add of x into (*s, *c); the sum is *s + *c. */
@@ -206,19 +229,36 @@ LSE_INLINE void lse_rescale_by(double *w, double *t, double *c, double fh, doubl
     *w = 0.0;
 }
 
-/* Rescale the partial's sum by exp(d), d < 0, when its max moves up by -d. */
-LSE_INLINE void lse_rescale(double *w, double *t, double *c, double d)
+/* exp((x - y) / tau) as the returned value plus *fl (x <= y), the roundings of x - y, of its
+ * product by inv_tau and of inv_tau (itl, lse_inv_tau) carried: a rescale then costs no
+ * accuracy however far the max moves. */
+LSE_INLINE double lse_exp_quotient(double x, double y, double inv_tau, double itl, double *fl)
 {
-    double fl, fh = lse_exp_dd(d, &fl);
+    double d = x - y, z = d * inv_tau;
+    double fh = lse_exp_dd(z, fl);
+    if (d > -0x1p1000 && d < 0x1p1000 && fh != 0.0) {
+        double zl = lse_two_sum_err(x, -y, d) * inv_tau;
+        if (inv_tau != 1.0) zl += fma(d, inv_tau, -z) + d * itl;
+        *fl += fh * zl;
+    }
+    return fh;
+}
+
+/* Rescale the partial's sum when its max moves up from mo to mn: by exp((mo - mn) / tau). */
+LSE_INLINE void lse_rescale(double *w, double *t, double *c, double mo, double mn,
+                            double inv_tau, double itl)
+{
+    double fl, fh = lse_exp_quotient(mo, mn, inv_tau, itl, &fl);
     lse_rescale_by(w, t, c, fh, fl);
 }
 
 /* Merge the partial (m2, w2, t2, c2) into (*m, *w, *t, *c). Associative and commutative. */
 LSE_INLINE void lse_merge(double *m, double *w, double *t, double *c,
-                          double m2, double w2, double t2, double c2, double inv_tau)
+                          double m2, double w2, double t2, double c2, double inv_tau,
+                          double itl)
 {
     if (m2 > *m) {
-        lse_rescale(w, t, c, (*m - m2) * inv_tau);
+        lse_rescale(w, t, c, *m, m2, inv_tau, itl);
         *m = m2;
         *w = w2;
         lse_neumaier(t, c, t2);
@@ -228,7 +268,7 @@ LSE_INLINE void lse_merge(double *m, double *w, double *t, double *c,
         lse_neumaier(t, c, t2);
         *c += c2;
     } else {
-        double fl, fh = lse_exp_dd((m2 - *m) * inv_tau, &fl);
+        double fl, fh = lse_exp_quotient(m2, *m, inv_tau, itl, &fl);
         lse_add_scaled(t, c, w2, fh, fl);
         lse_add_scaled(t, c, t2, fh, fl);
         *c += c2 * fh;
@@ -307,7 +347,7 @@ LSE_INLINE double lse_block_max_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, 
 /* compensated sum (*t, *tc) and the maximal terms' weights to *w. */                     \
 LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,             \
                                     ptrdiff_t sb, ptrdiff_t n, double m, double inv_tau,  \
-                                    double *w, double *t, double *tc)                     \
+                                    double itl, double *w, double *t, double *tc)                     \
 {                                                                                         \
     double s[LSE_LANES], c[LSE_LANES], ww[LSE_LANES], wc[LSE_LANES];                      \
     ptrdiff_t i = 0;                                                                      \
@@ -318,7 +358,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
             double bj = b == NULL ? 1.0 : (double)b[(i + j) * sb];                        \
             if (b != NULL) x = bj != 0 ? lse_weighted_x(x, bj) : x;                       \
             int top = x == m;                                                             \
-            double e = bj * lse_term(x, m, inv_tau);                                      \
+            double e = bj * lse_term(x, m, inv_tau, itl);                                      \
             e = (top || bj == 0) ? 0.0 : e;                                               \
             lse_kahan(ww + j, wc + j, lse_top_weight(x, m, bj));                          \
             lse_kahan(s + j, c + j, e);                                                   \
@@ -328,7 +368,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
         double bj = b == NULL ? 1.0 : (double)b[i * sb];                                  \
         if (b != NULL) x = bj != 0 ? lse_weighted_x(x, bj) : x;                           \
         int top = x == m;                                                                 \
-        double e = bj * lse_term(x, m, inv_tau);                                          \
+        double e = bj * lse_term(x, m, inv_tau, itl);                                          \
         e = (top || bj == 0) ? 0.0 : e;                                                   \
         lse_kahan(ww, wc, lse_top_weight(x, m, bj));                                      \
         lse_kahan(s, c, e);                                                               \
@@ -341,7 +381,7 @@ LSE_INLINE void lse_block_sum_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b,   
 }                                                                                         \
                                                                                           \
 LSE_INLINE void lse_row_impl_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb, \
-                                   ptrdiff_t n, double inv_tau,                           \
+                                   ptrdiff_t n, double inv_tau, double itl,               \
                                    double *m, double *w, double *t, double *c)            \
 {                                                                                         \
     for (ptrdiff_t i0 = 0; i0 < n; i0 += LSE_ROW_BLOCK) {                                 \
@@ -350,29 +390,29 @@ LSE_INLINE void lse_row_impl_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptr
         const B_T *bb = b == NULL ? NULL : b + i0 * sb;                                   \
         double bm = lse_block_max_##SUF(ab, sa, bb, sb, len);                             \
         if (bm > *m) {                                                                    \
-            lse_rescale(w, t, c, (*m - bm) * inv_tau);                                    \
+            lse_rescale(w, t, c, *m, bm, inv_tau, itl);                                   \
             *m = bm;                                                                      \
         }                                                                                 \
-        lse_block_sum_##SUF(ab, sa, bb, sb, len, *m, inv_tau, w, t, c);                   \
+        lse_block_sum_##SUF(ab, sa, bb, sb, len, *m, inv_tau, itl, w, t, c);                   \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 LSE_CLONES void lse_row_generic_##SUF(const A_T *a, ptrdiff_t sa, const B_T *b, ptrdiff_t sb,     \
-                              ptrdiff_t n, double inv_tau,                                \
+                              ptrdiff_t n, double inv_tau, double itl,                    \
                               double *m, double *w, double *t, double *c)                 \
 {                                                                                         \
     if (b == NULL) {                                                                      \
-        if (sa == 1) lse_row_impl_##SUF(a, 1, NULL, 0, n, inv_tau, m, w, t, c);            \
-        else lse_row_impl_##SUF(a, sa, NULL, 0, n, inv_tau, m, w, t, c);                   \
+        if (sa == 1) lse_row_impl_##SUF(a, 1, NULL, 0, n, inv_tau, itl, m, w, t, c);            \
+        else lse_row_impl_##SUF(a, sa, NULL, 0, n, inv_tau, itl, m, w, t, c);                   \
     } else {                                                                              \
-        if (sa == 1 && sb == 1) lse_row_impl_##SUF(a, 1, b, 1, n, inv_tau, m, w, t, c);    \
-        else lse_row_impl_##SUF(a, sa, b, sb, n, inv_tau, m, w, t, c);                     \
+        if (sa == 1 && sb == 1) lse_row_impl_##SUF(a, 1, b, 1, n, inv_tau, itl, m, w, t, c);    \
+        else lse_row_impl_##SUF(a, sa, b, sb, n, inv_tau, itl, m, w, t, c);                     \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,             \
                                     const B_T *b, ptrdiff_t br, ptrdiff_t bi,             \
-                                    ptrdiff_t nr, ptrdiff_t nj, double inv_tau,           \
+                                    ptrdiff_t nr, ptrdiff_t nj, double inv_tau, double itl, \
                                     double *mt, double *wt, double *tt, double *ct)       \
 {                                                                                         \
     double bm[LSE_TILE], s[LSE_TILE], c[LSE_TILE];                                        \
@@ -389,7 +429,7 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
         for (ptrdiff_t j = 0; j < nj; j++) {                                              \
             if (bm[j] > mt[j]) {                                                          \
                 double cj = -c[j];                                                        \
-                lse_rescale(wt + j, s + j, &cj, (mt[j] - bm[j]) * inv_tau);               \
+                lse_rescale(wt + j, s + j, &cj, mt[j], bm[j], inv_tau, itl);              \
                 c[j] = -cj;                                                               \
                 mt[j] = bm[j];                                                            \
             }                                                                             \
@@ -401,7 +441,7 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                 if (b != NULL) x = bj != 0 ? lse_weighted_x(x, bj) : x;                   \
                 int top = x == mt[j];                                                     \
                 double werr = 0.0;                                                        \
-                double e = bj * lse_term(x, mt[j], inv_tau);                              \
+                double e = bj * lse_term(x, mt[j], inv_tau, itl);                              \
                 e = (top || bj == 0) ? 0.0 : e;                                           \
                 lse_add_weight(wt + j, &werr, lse_top_weight(x, mt[j], bj), 0.0);         \
                 c[j] -= werr;                   /* the sum is s - c */                    \
@@ -413,19 +453,19 @@ LSE_INLINE void lse_cols_impl_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,   
                                                                                           \
 LSE_CLONES void lse_cols_generic_##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                  \
                                const B_T *b, ptrdiff_t br, ptrdiff_t bi,                  \
-                               ptrdiff_t nr, ptrdiff_t ni, double inv_tau,                \
+                               ptrdiff_t nr, ptrdiff_t ni, double inv_tau, double itl,    \
                                double *m, double *w, double *t, double *c)                \
 {                                                                                         \
     for (ptrdiff_t j0 = 0; j0 < ni; j0 += LSE_TILE) {                                     \
         ptrdiff_t nj = ni - j0 < LSE_TILE ? ni - j0 : LSE_TILE;                           \
         const A_T *at = a + j0 * si;                                                      \
         if (b == NULL) {                                                                  \
-            if (si == 1) lse_cols_impl_##SUF(at, sr, 1, NULL, 0, 0, nr, nj, inv_tau,      \
+            if (si == 1) lse_cols_impl_##SUF(at, sr, 1, NULL, 0, 0, nr, nj, inv_tau, itl, \
                                              m + j0, w + j0, t + j0, c + j0);                     \
-            else lse_cols_impl_##SUF(at, sr, si, NULL, 0, 0, nr, nj, inv_tau,             \
+            else lse_cols_impl_##SUF(at, sr, si, NULL, 0, 0, nr, nj, inv_tau, itl,        \
                                      m + j0, w + j0, t + j0, c + j0);                             \
         } else {                                                                          \
-            lse_cols_impl_##SUF(at, sr, si, b + j0 * bi, br, bi, nr, nj, inv_tau,         \
+            lse_cols_impl_##SUF(at, sr, si, b + j0 * bi, br, bi, nr, nj, inv_tau, itl,    \
                                 m + j0, w + j0, t + j0, c + j0);                                  \
         }                                                                                 \
     }                                                                                     \
@@ -459,33 +499,33 @@ enum { LSE_EXACT = 0, LSE_COARSE = 1, LSE_COARSE_FLOAT32 = 2 };
 #ifdef LSE_HAVE_AVX512
 #define LSE_DISPATCH(SUF, A_T, FAST)                                                      \
 void lse_row_##SUF##SUF(const A_T *a, ptrdiff_t sa, const A_T *b, ptrdiff_t sb,           \
-                        ptrdiff_t n, double inv_tau,                                      \
+                        ptrdiff_t n, double inv_tau, double itl,                          \
                         double *m, double *w, double *t, double *c, int coarse)           \
 {                                                                                         \
     if (b == NULL && sa == 1 && lse_use_avx512())                                         \
-        lse512_row_##FAST(a, n, inv_tau, m, w, t, c, coarse);                             \
+        lse512_row_##FAST(a, n, inv_tau, itl, m, w, t, c, coarse);                             \
     else                                                                                  \
-        lse_row_generic_##SUF##SUF(a, sa, b, sb, n, inv_tau, m, w, t, c);                 \
+        lse_row_generic_##SUF##SUF(a, sa, b, sb, n, inv_tau, itl, m, w, t, c);                 \
 }                                                                                         \
                                                                                           \
 void lse_cols_##SUF##SUF(const A_T *a, ptrdiff_t sr, ptrdiff_t si,                        \
                          const A_T *b, ptrdiff_t br, ptrdiff_t bi,                        \
-                         ptrdiff_t nr, ptrdiff_t ni, double inv_tau,                      \
+                         ptrdiff_t nr, ptrdiff_t ni, double inv_tau, double itl,          \
                          double *m, double *w, double *t, double *c)                      \
 {                                                                                         \
     if (b == NULL && lse_use_avx512())                                                    \
-        lse512_cols_##FAST(a, sr, si, nr, ni, inv_tau, m, w, t, c);                       \
+        lse512_cols_##FAST(a, sr, si, nr, ni, inv_tau, itl, m, w, t, c);                       \
     else                                                                                  \
-        lse_cols_generic_##SUF##SUF(a, sr, si, b, br, bi, nr, ni, inv_tau, m, w, t, c);   \
+        lse_cols_generic_##SUF##SUF(a, sr, si, b, br, bi, nr, ni, inv_tau, itl, m, w, t, c);   \
 }
 LSE_DISPATCH(d, double, d)
 LSE_DISPATCH(f, float, f)
 #else
 /* coarse asks the AVX-512 loops for coarser exps where allowed: the portable ones ignore it */
-#define lse_row_dd(a, sa, b, sb, n, inv_tau, m, w, t, c, coarse) \
-    lse_row_generic_dd(a, sa, b, sb, n, inv_tau, m, w, t, c)
-#define lse_row_ff(a, sa, b, sb, n, inv_tau, m, w, t, c, coarse) \
-    lse_row_generic_ff(a, sa, b, sb, n, inv_tau, m, w, t, c)
+#define lse_row_dd(a, sa, b, sb, n, inv_tau, itl, m, w, t, c, coarse) \
+    lse_row_generic_dd(a, sa, b, sb, n, inv_tau, itl, m, w, t, c)
+#define lse_row_ff(a, sa, b, sb, n, inv_tau, itl, m, w, t, c, coarse) \
+    lse_row_generic_ff(a, sa, b, sb, n, inv_tau, itl, m, w, t, c)
 #define lse_cols_dd lse_cols_generic_dd
 #define lse_cols_ff lse_cols_generic_ff
 #endif
@@ -505,25 +545,31 @@ static inline int lse_simd_avx512(void)
 #define lse_cols_df lse_cols_generic_df
 
 /*
- * lse_normalize_SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, inv_tau, log_mode) writes
+ * lse_normalize_SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, tau, log_mode) writes
  * the output pass of softmax or log_softmax over an (nr, ni) slice reduced over r:
- *     log_mode 0: out[r, i] = exp((a[r, i] - m[i]) inv_tau) / s[i]  (s the sum),
+ *     log_mode 0: out[r, i] = exp((a[r, i] - m[i]) / tau) / s[i]  (s the sum),
  *                 nan where m[i] is +-inf;
- *     log_mode 1: out[r, i] = (a[r, i] - m[i]) inv_tau - s[i]        (s its log).
- * Strides are in elements; out never aliases a.
+ *     log_mode 1: out[r, i] = (a[r, i] - m[i]) / tau - s[i]        (s its log).
+ * The quotient is carried in double-double (lse_quotient), so each output is rounded
+ * from an exact argument.  Strides are in elements; out never aliases a.
  */
 #define LSE_NORMALIZE_DEFINE(SUF, A_T, FAST)                                              \
 LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai,        \
                                          A_T *out, ptrdiff_t or_, ptrdiff_t oi,           \
                                          ptrdiff_t nr, ptrdiff_t ni, const double *m,     \
-                                         const double *s, double inv_tau, int log_mode)   \
+                                         const double *s, double tau, int log_mode)       \
 {                                                                                         \
+    double inv_tau, itl = lse_inv_tau(tau, &inv_tau);                                     \
     for (ptrdiff_t r = 0; r < nr; r++)                                                    \
         for (ptrdiff_t i = 0; i < ni; i++) {                                              \
-            double z = ((double)a[r * ar + i * ai] - m[i]) * inv_tau;                     \
+            double zl, z = lse_quotient(a[r * ar + i * ai], m[i], tau, inv_tau, itl, &zl); \
             double v;                                                                     \
-            if (log_mode) v = z - s[i];                                                   \
-            else v = isfinite(m[i]) ? lse_exp_nonpos(z) / s[i] : NAN;                     \
+            if (log_mode) {                    /* z + zl - s, rounded once */             \
+                double v1 = z - s[i];                                                     \
+                v = isfinite(v1) ? v1 + (lse_two_sum_err(z, -s[i], v1) + zl) : v1;       \
+            } else {                                                                      \
+                v = isfinite(m[i]) ? lse_exp_nonpos2(z, zl) / s[i] : NAN;                 \
+            }                                                                             \
             out[r * or_ + i * oi] = (A_T)v;                                               \
         }                                                                                 \
 }                                                                                         \
@@ -531,33 +577,33 @@ LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t a
 LSE_CLONES void lse_normalize_generic_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai,     \
                                             A_T *out, ptrdiff_t or_, ptrdiff_t oi,        \
                                             ptrdiff_t nr, ptrdiff_t ni, const double *m,  \
-                                            const double *s, double inv_tau, int log_mode) \
+                                            const double *s, double tau, int log_mode)    \
 {                                                                                         \
     if (ni == 1 && ar == 1 && or_ == 1 && log_mode)      /* literal modes: vectorized */  \
-        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, inv_tau, 1);           \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, tau, 1);               \
     else if (ni == 1 && ar == 1 && or_ == 1)                                              \
-        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, inv_tau, 0);           \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, tau, 0);               \
     else if (ai == 1 && oi == 1 && log_mode)                                              \
-        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, inv_tau, 1);       \
+        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, tau, 1);           \
     else if (ai == 1 && oi == 1)                                                          \
-        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, inv_tau, log_mode); \
+        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, tau, log_mode);    \
     else                                                                                  \
-        lse_normalize_impl_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, inv_tau, log_mode); \
+        lse_normalize_impl_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, tau, log_mode);  \
 }                                                                                         \
                                                                                           \
 void lse_normalize_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai, A_T *out,              \
                          ptrdiff_t or_, ptrdiff_t oi, ptrdiff_t nr, ptrdiff_t ni,         \
-                         const double *m, const double *s, double inv_tau, int log_mode)  \
+                         const double *m, const double *s, double tau, int log_mode)      \
 {                                                                                         \
     LSE_NORMALIZE_FAST(FAST)                                                              \
-    lse_normalize_generic_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, inv_tau, log_mode); \
+    lse_normalize_generic_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, tau, log_mode);    \
 }
 
 #ifdef LSE_HAVE_AVX512
 #define LSE_NORMALIZE_FAST(FAST)                                                          \
     if (!log_mode && ni == 1 && ar == 1 && or_ == 1 && isfinite(m[0])                     \
         && lse_use_avx512()) {                                                            \
-        lse512_softmax_##FAST(a, out, nr, m[0], inv_tau, s[0]);                           \
+        lse512_softmax_##FAST(a, out, nr, m[0], tau, s[0]);                               \
         return;                                                                           \
     }
 #else
@@ -711,29 +757,31 @@ LSE_CLONES void lse_finalize(ptrdiff_t n, const double *m, const double *w, cons
 #ifdef LSE_HAVE_AVX512
 #define LSE_SOFTMAX_BUFFERED(SUF)                                                         \
     if (!log_mode && buf != NULL && n <= LSE_ROW_BLOCK && lse_use_avx512()                \
-        && lse512_softmax_buffered_##SUF(a, out, buf, n, inv_tau))                        \
+        && lse512_softmax_buffered_##SUF(a, out, buf, n, tau))                            \
         return;
 #else
 #define LSE_SOFTMAX_BUFFERED(SUF)
 #endif
 #define LSE_SOFTMAX_ROW_DEFINE(SUF, A_T)                                                  \
 void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,             \
-                           double inv_tau, int log_mode)                                  \
+                           double tau, int log_mode)                                      \
 {                                                                                         \
     LSE_SOFTMAX_BUFFERED(SUF)                                                             \
-    double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s;                                   \
+    double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s, inv_tau;                          \
+    double itl = lse_inv_tau(tau, &inv_tau);                                              \
     /* log_softmax needs the sum only relative to itself */                               \
-    lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, &m, &w, &t, &c, LSE_COARSE);            \
+    lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, itl, &m, &w, &t, &c, LSE_COARSE);       \
     if (log_mode && sizeof(A_T) == 4) {  /* libm's log|S|, 2^-52: plenty for float32 */   \
         double h, l, sg;                                                                  \
         lse_log_abs_start(w, t, c, &s, &h, &l, &sg);                                      \
     } else if (log_mode) {             /* log|S|, as the finalizer computes it */         \
         double res;                                                                       \
         lse_finalize(1, &m, &w, &t, &c, NULL, 1.0, &res, NULL, &s);                       \
-    } else {                                                                              \
-        s = w + t + c;                                                                    \
+    } else {                           /* w + t + c rounded once */                       \
+        double st = w + t;                                                                \
+        s = isfinite(st) ? st + (lse_two_sum_err(w, t, st) + c) : st;                     \
     }                                                                                     \
-    lse_normalize_##SUF(a, 1, 0, out, 1, 0, n, 1, &m, &s, inv_tau, log_mode);             \
+    lse_normalize_##SUF(a, 1, 0, out, 1, 0, n, 1, &m, &s, tau, log_mode);                 \
 }
 
 LSE_SOFTMAX_ROW_DEFINE(d, double)

@@ -884,18 +884,17 @@ def _views_3d(arr, kind):
     return buf, view
 
 
-def _normalize_reference(a, m, s, inv_tau, log_mode):
-    """The expected output in long double and the rounding allowance in float64 ulps of
-    z = (a - m) inv_tau (computed in float64, as the kernel does)."""
-    a64 = a.astype(np.float64)
+def _normalize_reference(a, m, s, tau, log_mode):
+    """The expected output in long double from z = (a - m) / tau in long double (the
+    kernel carries the quotient exactly), and z in float64 for the rounding allowance."""
     with np.errstate(all="ignore"):
-        z = (a64 - m[:, None, :]) * inv_tau
+        zl = (a.astype(LD) - m[:, None, :].astype(LD)) / LD(tau)
         if log_mode:
-            ref = z.astype(LD) - s[:, None, :].astype(LD)
+            ref = zl - s[:, None, :].astype(LD)
         else:
-            ref = np.exp(z.astype(LD)) / s[:, None, :].astype(LD)
+            ref = np.exp(zl) / s[:, None, :].astype(LD)
             ref = np.where(np.isfinite(m)[:, None, :], ref, LD(np.nan))
-    return ref, z
+    return ref, zl.astype(np.float64)
 
 
 @needs_ld
@@ -921,7 +920,7 @@ def test_normalize_matches_reference(dtype, log_mode):
                 ms = np.where(np.isfinite(m), m, 0.0)
                 total = np.exp(((a64 - ms[:, None, :]) * inv_tau).astype(LD)).sum(axis=1)
                 s = np.log(total).astype(np.float64) if log_mode else total.astype(np.float64)
-            ref, z = _normalize_reference(values, m, s, inv_tau, log_mode)
+            ref, z = _normalize_reference(values, m, s, tau, log_mode)
             for akind in ("C", "strided", "negative", "transposed"):
                 abuf, a = _views_3d(values, akind)
                 a[...] = values
@@ -932,7 +931,7 @@ def test_normalize_matches_reference(dtype, log_mode):
                     _views_3d_mark(covered, okind)
                     label = f"{shape} tau={tau} a={akind} out={okind}"
                     with threadpoolctl.threadpool_limits(2):
-                        _kernel.normalize(a, out, m, s, inv_tau, log_mode)
+                        _kernel.normalize(a, out, m, s, tau, log_mode)
                     if not np.all(obuf[~covered] == sentinel):
                         failures.append(f"{label}: wrote outside out")
                     failures += _normalize_failures(out, ref, z, dtype, log_mode, label)
