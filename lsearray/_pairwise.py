@@ -11,6 +11,7 @@ from array_api_compat import is_array_api_obj, is_dask_namespace
 
 import lsecore
 from lsearray._dispatch import namespace
+from lsearray._scale import Factor, divide, times
 from lsearray._validation import _array_temperature, _as_real_array, _temperature
 
 __all__ = ["generic_logaddexp", "logaddexp"]
@@ -27,9 +28,10 @@ def _broadcast_shape(s1: tuple, s2: tuple) -> tuple:
         ) from None
 
 
-def generic_logaddexp(x1: Any, x2: Any, tau: Any, xp: ModuleType) -> Any:
+def generic_logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
     """``tau log(exp(x1 / tau) + exp(x2 / tau))`` by array-API operations, as
-    ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype.
+    ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype;
+    ``tau`` (a float or a `Factor`) may lie outside the dtype's range.
 
     Equal arguments (infinities too) take a zero difference rather than ``inf - inf``,
     so that equal infinities give that infinity, and gradients stay finite: the max
@@ -37,7 +39,7 @@ def generic_logaddexp(x1: Any, x2: Any, tau: Any, xp: ModuleType) -> Any:
     """
     diff = x1 - x2
     diff = xp.where(x1 == x2, xp.zeros_like(diff), diff)
-    return xp.maximum(x1, x2) + tau * xp.log1p(xp.exp(-xp.abs(diff) / tau))
+    return xp.maximum(x1, x2) + times(xp.log1p(xp.exp(divide(-xp.abs(diff), tau, xp))), tau, xp)
 
 
 def _numpy(x1: Any, x2: Any, tau: float) -> Any:
@@ -141,8 +143,8 @@ def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
     TypeError
         For complex or non-numeric input, or arrays of two libraries.
     ValueError
-        For shapes that do not broadcast, or a temperature that is not positive and
-        finite.
+        For shapes that do not broadcast, or a temperature that is not finite and at
+        least the smallest normal float64.
 
     Notes
     -----

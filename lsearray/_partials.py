@@ -12,6 +12,7 @@ from array_api_compat import array_namespace, is_numpy_array
 
 import lsecore
 from lsearray._generic import log_abs_sum
+from lsearray._scale import times
 
 __all__ = ["Partial", "finalize", "merge", "partial"]
 
@@ -55,7 +56,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
         return Partial(xp.full(shape, -math.inf, dtype=a.dtype), zero, zero, zero)
     m = xp.max(a, axis=axes, keepdims=True)
     top = a == m
-    terms = xp.exp(_gap(a, m, top, xp) * inv_tau)
+    terms = xp.exp(times(_gap(a, m, top, xp), inv_tau, xp))
     terms = terms if b is None else terms * b
     zero = xp.zeros_like(terms)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
@@ -99,7 +100,7 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
 
         def rescaled(mi, wi, ti):
             same = mi == big
-            f = xp.exp(_gap(mi, big, same, xp) * inv_tau)
+            f = xp.exp(times(_gap(mi, big, same, xp), inv_tau, xp))
             kept = xp.where(same, wi, xp.zeros_like(wi))
             return kept, xp.where(same, ti, (wi + ti) * f)
 
@@ -135,7 +136,7 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
         log_total = log_total - xp.log(xp.abs(divisor))
         sign = sign * xp.sign(divisor)
     finite = xp.where(xp.isfinite(p.m), p.m, xp.zeros_like(p.m))
-    out = finite + tau * log_total
+    out = finite + times(log_total, tau, xp)
     ninf = xp.full_like(out, -math.inf)
     dead = (p.m == -math.inf) & ~xp.isnan(p.t)
     out = xp.where((w_zero & (p.t == 0)) | dead, ninf, out)

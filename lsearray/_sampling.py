@@ -341,7 +341,7 @@ def gumbel_softmax(
     Raises
     ------
     ValueError
-        If ``temperature`` is not positive and finite.
+        If ``temperature`` is not finite and at least the smallest normal float64.
     TypeError
         If ``rng`` is not a kind the logits' library draws from.
 

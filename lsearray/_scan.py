@@ -119,7 +119,7 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     numpy.exceptions.AxisError
         For an axis out of range.
     ValueError
-        For a temperature that is not positive and finite.
+        For a temperature that is not finite and at least the smallest normal float64.
 
     Notes
     -----

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -10,6 +11,8 @@ import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj, is_dask_array
 from numpy.lib.array_utils import normalize_axis_tuple
+
+from lsearray._scale import Factor, array_factor
 
 __all__ = ["Prepared", "prepare", "prepare_array_api"]
 
@@ -23,7 +26,7 @@ class Prepared(NamedTuple):
     a: Any  # at least 1-d; for the kernel float32/float64, native byte order, aligned
     b: Any  # weights broadcast to a.shape, or None
     axes: tuple[int, ...]  # normalized reduction axes of a
-    tau: Any  # temperature: positive and finite (a 0-d array to differentiate through)
+    tau: Any  # temperature: a float, or a Factor holding a 0-d array to differentiate through
     dtype: Any  # dtype of the result
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
 
@@ -56,15 +59,23 @@ def _kernel_ready(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
+# A temperature below the smallest normal float64 has no normal inverse: 1 / tau overflows.
+_SMALLEST_TAU = sys.float_info.min
+
+
 def _temperature(temperature: Any, func: str) -> float:
+    """``temperature`` as a float, checked: finite and at least the smallest normal float64."""
     try:
         tau = float(temperature)
     except (TypeError, ValueError):
         raise TypeError(
             f"{func}: temperature must be a real number; got {type(temperature).__name__}"
         ) from None
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"{func}: temperature must be positive and finite; got {tau!r}")
+    if not (math.isfinite(tau) and tau >= _SMALLEST_TAU):
+        raise ValueError(
+            f"{func}: temperature must be positive, finite and at least {_SMALLEST_TAU!r} "
+            f"(the smallest normal float64); got {tau!r}"
+        )
     return tau
 
 
@@ -110,18 +121,23 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     return Prepared(a, b, axes, tau, dtype, shape)
 
 
-def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Any:
-    """A temperature given as an array (to differentiate through it): checked where
-    its value is known (not while a function is being traced), cast to ``dtype``."""
-    tau = xp.astype(xp.asarray(temperature), dtype)
+def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Factor | float:
+    """A temperature given as an array (to differentiate through it), as a `Factor` whose
+    mantissa is in ``dtype``: checked where its value is known (not while a function is
+    being traced), before any cast, so that a value outside ``dtype``'s range keeps it. A
+    dask array gives its float: the lazy reductions take one."""
+    tau = xp.asarray(temperature)
     if tau.ndim != 0:
         raise ValueError(f"{func}: temperature must be a scalar; got shape {tau.shape}")
     try:
         value = float(tau)
-    except Exception:  # a tracer (jax.jit) or a lazy array: its value is not known yet
-        return tau
-    _temperature(value, func)
-    return tau
+    except Exception:  # a tracer (jax.jit): its value is not known yet
+        value = None
+    if value is not None:
+        _temperature(value, func)
+    if is_dask_array(tau):
+        return value
+    return array_factor(tau, value, dtype, xp)
 
 
 def _without_empty_chunks(x: Any) -> Any:

@@ -7,12 +7,14 @@ values are compared with the slow NumPy references of tests/reference.py on the 
 import math
 import warnings
 
+import mpmath
 import numpy as np
 import pytest
 
 import lsearray
 from backends import assert_values, make_backend, tolerances
 from reference import (
+    mp_logsumexp,
     normalize_axes,
     slow_log_softmax,
     slow_logmeanexp,
@@ -201,6 +203,104 @@ def test_temperature(xp, dtype, tau):
     xp.check(got, a, dtype, a_np.shape, what="log_softmax")
     assert_values(xp.to_numpy(got), slow_log_softmax(a_np, axis=(0, 2), temperature=tau), dtype,
                   "log_softmax")
+
+
+# ---- temperatures outside the dtype's range -------------------------------------------------------
+
+# Beyond float32's largest and below its smallest normal number, and float64's extremes.
+EXTREME_TAUS = [1e39, 1e300, 1.7e308, 1e-39, 1e-300, 2.2250738585072014e-308]
+TAU_A = np.array([0.5, 0.25, -1.0])
+TAU_B = np.array([1.0, 2.0, 0.5])
+
+
+KERNEL_BACKENDS = ("numpy", "numpy-readonly", "dask")  # the lsecore kernel reduces (dask: each chunk)
+KERNEL_ISSUE_12 = pytest.mark.xfail(strict=False, reason="kernel: issue 12")
+
+
+def mp_rounded(value, dtype):
+    """An mpmath value rounded to dtype (too large for it: inf)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(float(value)).astype(dtype)
+
+
+def mp_lse(a, tau, b=None):
+    return mp_logsumexp(a, b, tau)[0]
+
+
+def _extreme_tau_case(name, a_np, b_np, tau, xp):
+    """``(result, mpmath's value or list of values)`` of function ``name`` at temperature tau."""
+    a, b, kw = xp.make(a_np), xp.make(b_np), dict(temperature=tau)
+    lse = mp_lse(a_np, tau)
+    with mpmath.workdps(60):
+        log_p = [(mpmath.mpf(float(x)) - lse) / mpmath.mpf(tau) for x in a_np.tolist()]
+        cases = {
+            "logsumexp": (lambda: lsearray.logsumexp(a, **kw), lambda: lse),
+            "logsumexp-b": (lambda: lsearray.logsumexp(a, b=b, **kw), lambda: mp_lse(a_np, tau, b_np)),
+            "softmax": (lambda: lsearray.softmax(a, **kw), lambda: [mpmath.exp(v) for v in log_p]),
+            "log_softmax": (lambda: lsearray.log_softmax(a, **kw), lambda: log_p),
+            "logaddexp": (lambda: lsearray.logaddexp(a, xp.make(a_np[::-1]), **kw),
+                          lambda: [mp_lse([x, y], tau) for x, y in zip(a_np, a_np[::-1])]),
+            "logcumsumexp": (lambda: lsearray.logcumsumexp(a, **kw),
+                             lambda: [mp_lse(a_np[:k + 1], tau) for k in range(a_np.size)]),
+        }
+        call, exact = cases[name]
+        return call(), exact()
+
+
+# The NumPy kernel at these (also in dask's NumPy chunks, but for the scan of short blocks): nan
+# where tau * log n overflows.
+KERNEL_TAU_FAILS = {("logsumexp", 1.7e308): KERNEL_BACKENDS, ("logsumexp-b", 1.7e308): KERNEL_BACKENDS,
+                    ("logcumsumexp", 1.7e308): ("numpy", "numpy-readonly")}
+
+
+@pytest.mark.parametrize("tau", EXTREME_TAUS)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("name", ["logsumexp", "logsumexp-b", "softmax", "log_softmax", "logaddexp",
+                                  "logcumsumexp"])
+def test_temperature_outside_the_dtype_range(xp, request, name, dtype, tau):
+    """tau and 1 / tau outside the dtype's range are applied in exact power-of-two steps: every
+    result is mpmath's value rounded to the dtype (inf where it overflows), never nan."""
+    xp.subset(dtype == "float32", jax_keep=(dtype, tau) in (("float32", 1e39), ("float32", 1e-300)))
+    if xp.name in KERNEL_TAU_FAILS.get((name, tau), ()):
+        request.applymarker(KERNEL_ISSUE_12)
+    a_np = TAU_A.astype(dtype)
+    xp.make(a_np, dtype)  # skips a dtype the backend lacks
+    got, exact = _extreme_tau_case(name, a_np, TAU_B.astype(dtype), tau, xp)
+    exact = [mp_rounded(v, dtype) for v in exact] if isinstance(exact, list) else mp_rounded(exact, dtype)
+    xp.check(got, xp.make(a_np), dtype, np.shape(exact), scalar=None, what=name)
+    assert_values(xp.to_numpy(got), np.asarray(exact, dtype=np.float64), dtype, name)
+
+
+@pytest.mark.parametrize("tau", [1e39, 1e-300])
+def test_gumbel_softmax_temperature_outside_float32(xp, tau):
+    """A huge temperature gives the uniform distribution, a tiny one the one-hot argmax of the
+    noisy logits: no nan in float32."""
+    xp.subset(tau == 1e39)
+    y = xp.to_numpy(lsearray.gumbel_softmax(xp.make(np.array([[1.0, 2.0, 2.0]] * 4, np.float32)),
+                                            temperature=tau, rng=0))
+    if tau > 1:
+        assert_values(y, np.full((4, 3), 1 / 3), "float32")
+    else:
+        assert np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1), y
+
+
+@pytest.mark.parametrize("name", ["torch", "jax", "array_api_strict"])
+def test_array_temperature_outside_float32(name):
+    """An array temperature keeps its value beyond float32's range: float64 1e39 and 1e-300,
+    and a subnormal float32 temperature (1e-39; not on jax, where XLA flushes subnormal
+    float32 numbers to 0 in every operation)."""
+    x = make_backend(name)
+    a = x.make(TAU_A, "float32")
+    taus = ((1e39, "float64"), (1e-300, "float64")) + (((1e-39, "float32"),) if name != "jax" else ())
+    for tau, dtype in taus:
+        t = x.make(np.array(tau), dtype)
+        got = lsearray.logsumexp(a, temperature=t)
+        x.check(got, a, "float32", ())
+        assert_values(x.to_numpy(got), mp_rounded(mp_lse(TAU_A, float(x.to_numpy(t))), "float32"),
+                      "float32", f"tau={tau}")
+        got = lsearray.softmax(a, temperature=t)
+        expected = np.full(3, 1 / 3) if tau > 1 else [1.0, 0.0, 0.0]
+        assert_values(x.to_numpy(got), expected, "float32", f"softmax tau={tau}")
 
 
 # ---- special values -----------------------------------------------------------------------------

@@ -353,6 +353,23 @@ def test_backends_merge(xp):
     np.testing.assert_allclose(xp.to_numpy(out), scipy.special.logsumexp(data, axis=0), rtol=1e-14)
 
 
+@pytest.mark.parametrize("tau", [1e38, 1e39, 1e-39, 1e-300])
+def test_backends_temperature_outside_float32(xp, tau):
+    """float32 batches at a temperature (or its inverse: 1e-38 is subnormal) beyond float32's
+    range: mpmath's value of the concatenation rounded to float32 (inf where it overflows),
+    never nan."""
+    xp.subset(tau in (1e39, 1e-300), jax_keep=tau == 1e-300)
+    batches = [np.array([0.5, 0.25]), np.array([-1.0]), np.array([2.0, 2.0])]
+    acc = OnlineLogSumExp(axis=None, temperature=tau)
+    for batch in batches:
+        acc.update(xp.make(batch, "float32"))
+    with np.errstate(over="ignore"):
+        expected = np.float32(float(mp_logsumexp(np.concatenate(batches), None, tau)[0]))
+    out, sign = acc.result(return_sign=True)
+    np.testing.assert_allclose(xp.to_numpy(out), expected, **tolerances("float32"))
+    assert xp.to_numpy(sign) == 1.0
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
@@ -396,7 +413,7 @@ def test_merge_mismatch(other, message):
 def test_bad_arguments():
     with pytest.raises(TypeError, match="expects an OnlineLogSumExp; got list"):
         OnlineLogSumExp().merge([1.0])
-    with pytest.raises(ValueError, match="temperature must be positive and finite; got 0.0"):
+    with pytest.raises(ValueError, match=r"temperature must be positive, finite and at least .*; got 0.0"):
         OnlineLogSumExp(temperature=0)
     with pytest.raises(TypeError, match="axis must be an int or None; got tuple"):
         OnlineLogSumExp(axis=(0, 1))
