@@ -223,7 +223,8 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
 
     Where the mean is within a factor 1.5 of ``exp(max / tau)`` (a temperature large
     against the spread of ``a``), the result is ``max + tau log1p(x)`` with ``x`` the
-    weighted mean of ``expm1((a - max) / tau)``: exact where ``log(mean)`` would cancel.
+    weighted mean of ``expm1((a - max) / tau)``: exact where ``log(mean)`` would cancel
+    (see `_near_max`).
     """
     if _is_empty(a.shape, axes):
         out, _ = logsumexp_signed(a, b, axes, tau, xp)
@@ -240,15 +241,64 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
     log_w = math.log(weights) if b is None else xp.log(xp.abs(weights))
     out = shift + times(log_total - log_w, tau, xp)
     signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
-    _, shift, _, dead, d = _shifted(a, b, axes, xp)
-    z = divide(d, tau, xp)
-    excess = xp.expm1(z) if b is None else b * xp.expm1(z)
-    x = xp.sum(excess, axis=axes, keepdims=True) / weights
-    near = (xp.abs(x) <= 0.5) & ~dead
-    near_mean = shift + times(xp.log1p(xp.where(near, x, _const(0.0, x, xp))), tau, xp)
+    near, near_mean = _near_max(a, b, axes, tau, weights, xp)
     out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
     return xp.where(keep, out, _const(math.nan, out, xp))
+
+
+def _near_max(
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, weights: Any, xp: ModuleType
+) -> tuple[Any, Any]:
+    """``(near, max + tau log1p(x))`` for real input, ``x`` the weighted mean of
+    ``expm1((a - max) / tau)``, ``near`` where ``|x| <= 0.5``.
+
+    ``tau x`` is summed as ``d expm1(z) / z`` where ``z = (a - max) / tau = d / tau`` is
+    finite and as ``tau expm1(z)`` where it is not, and ``tau log1p(x)`` is
+    ``tau x * log1p(x) / x``: where tau is huge against the spread of ``a``, ``z`` is subnormal
+    or 0 (float32 and tau = 1e39, any dtype and tau = 1e300) and would lose ``x``, which these
+    forms never need to more than its first digits. The result is the weighted arithmetic
+    mean of ``a`` as tau -> inf.
+    """
+    _, shift, _, dead, d = _shifted(a, b, axes, xp)
+    z = divide(d, tau, xp)
+    excess = xp.expm1(z)
+    finite = xp.isfinite(z)
+    zero = _const(0.0, d, xp)
+    gaps = xp.where(finite, d, zero) * _expm1_ratio(xp.where(finite, z, zero), xp)
+    gaps, rest = xp.where(finite, gaps, zero), xp.where(finite, zero, excess)
+    if b is not None:
+        excess, gaps, rest = b * excess, b * gaps, b * rest
+
+    def mean(v: Any) -> Any:
+        return xp.sum(v, axis=axes, keepdims=True) / weights
+
+    x = mean(excess)
+    near = (xp.abs(x) <= 0.5) & ~dead
+    tau_x = mean(gaps) + times(mean(rest), tau, xp)
+    return near, shift + tau_x * _log1p_ratio(xp.where(near, x, _const(0.0, x, xp)), xp)
+
+
+# Below this |z|, expm1(z) / z and log1p(z) / z are their Taylor polynomials (to z**4): the
+# first term left out is below 2**-47 of the value, and the polynomials' gradients are finite
+# where the quotients' would divide 0 by a z**2 that underflows.
+_SERIES = 2.0**-9
+
+
+def _expm1_ratio(z: Any, xp: ModuleType) -> Any:
+    """``expm1(z) / z`` (1 at 0) for finite ``z``, accurate to a few ulp with finite gradients."""
+    small = xp.abs(z) < _SERIES
+    series = 1 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120))))
+    z_big = xp.where(small, _const(1.0, z, xp), z)
+    return xp.where(small, series, xp.expm1(z_big) / z_big)
+
+
+def _log1p_ratio(x: Any, xp: ModuleType) -> Any:
+    """``log1p(x) / x`` (1 at 0) for ``|x| <= 0.5``, accurate to a few ulp with finite gradients."""
+    small = xp.abs(x) < _SERIES
+    series = 1 + x * (-1 / 2 + x * (1 / 3 + x * (-1 / 4 + x * (1 / 5))))
+    x_big = xp.where(small, _const(0.5, x, xp), x)
+    return xp.where(small, series, xp.log1p(x_big) / x_big)
 
 
 def _complex_logmeanexp(

@@ -14,6 +14,7 @@ import pytest
 import lsearray
 from backends import assert_values, make_backend, tolerances
 from reference import (
+    mp_logmeanexp,
     mp_logsumexp,
     normalize_axes,
     slow_log_softmax,
@@ -269,6 +270,38 @@ def test_temperature_outside_the_dtype_range(xp, request, name, dtype, tau):
     exact = [mp_rounded(v, dtype) for v in exact] if isinstance(exact, list) else mp_rounded(exact, dtype)
     xp.check(got, xp.make(a_np), dtype, np.shape(exact), scalar=None, what=name)
     assert_values(xp.to_numpy(got), np.asarray(exact, dtype=np.float64), dtype, name)
+
+
+# The NumPy kernel's logmeanexp loses tau * eps to the log of a sum near 1 (not in [min, max] from
+# tau = 1e39 on), and tau * log n overflows at tau = 1.7e308.
+KERNEL_MEAN_FAILS = {1e6: ("float64",), 1e39: ("float32", "float64"), 1e300: ("float32", "float64"),
+                     1.7e308: ("float32", "float64")}
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+@pytest.mark.parametrize("tau", [1e-300, 1e-39, 1.0, 1e6, 1e39, 1e300, 1.7e308])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logmeanexp_lies_between_min_and_max(xp, request, dtype, tau, weighted):
+    """With positive weights logmeanexp lies in [min a, max a] at every temperature and is
+    mpmath's value rounded to the dtype: the max as tau -> 0, the weighted arithmetic mean
+    (here 0) as tau -> inf, where log(mean) would cancel to nothing (1.65e268 at tau = 1e300)."""
+    xp.subset(dtype == "float32" and not weighted, jax_keep=(dtype, tau) in (("float32", 1e39),))
+    if xp.name in KERNEL_BACKENDS and dtype in KERNEL_MEAN_FAILS.get(tau, ()):
+        request.applymarker(KERNEL_ISSUE_12)
+    a_np = np.linspace(-1.0, 1.0, 7).astype(dtype)
+    b_np = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0]).astype(dtype) if weighted else None
+    got = lsearray.logmeanexp(xp.make(a_np), b=None if b_np is None else xp.make(b_np), temperature=tau)
+    got = xp.to_numpy(got)
+    assert -1.0 <= got <= 1.0, got
+    assert_values(got, mp_rounded(mp_logmeanexp(a_np, b_np, tau), dtype), dtype)
+
+
+def test_logmeanexp_tiny_temperature_keeps_every_term(xp):
+    """At tau = 1e-300 the gap -1 over tau overflows, yet its term counts: the mean of
+    exp(a / tau) over [0, 0, -1] is 2/3 of the max's, so the result is tau log(2/3)."""
+    xp.subset(True, jax_keep=False)
+    got = xp.to_numpy(lsearray.logmeanexp(xp.make(np.array([0.0, 0.0, -1.0])), temperature=1e-300))
+    np.testing.assert_allclose(got, 1e-300 * math.log(2.0 / 3.0), rtol=1e-14, atol=0)
 
 
 @pytest.mark.parametrize("tau", [1e39, 1e-300])

@@ -159,6 +159,24 @@ def test_torch_gradcheck_logmeanexp(torch, axis):
     assert_values(g.numpy(), slow_softmax(x_np, axis=axis), "float64", "grad")
 
 
+@pytest.mark.parametrize("tau", [30.0, 1e4])
+def test_torch_gradcheck_logmeanexp_near_the_max(torch, tau):
+    """A temperature large against the spread of x takes the expm1 form near the max (its
+    Taylor polynomials below |z| = 2**-9 at tau = 1e4): gradients in x, b and tau stay exact."""
+    _gradcheck(torch, lambda x: lsearray.logmeanexp(x, axis=1, temperature=tau), _x(torch))
+    _gradcheck(torch, lambda x, b: lsearray.logmeanexp(x, axis=0, b=b, temperature=tau), _x(torch), _b(torch))
+    _gradcheck(torch, lambda x, t: lsearray.logmeanexp(x, axis=1, temperature=t), _x(torch), _t(torch, tau))
+
+
+@pytest.mark.parametrize("tau, dtype", [(1e300, "float64"), (1e39, "float32")])
+def test_torch_grad_of_logmeanexp_is_the_mean_at_huge_temperatures(torch, tau, dtype):
+    """As tau -> inf logmeanexp tends to the weighted mean of x, and its gradient to b / sum(b)."""
+    x = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=getattr(torch, dtype), requires_grad=True)
+    b = torch.tensor([1.0, 2.0, 3.0, 2.0], dtype=getattr(torch, dtype))
+    (g,) = torch.autograd.grad(lsearray.logmeanexp(x, b=b, temperature=tau), x)
+    assert_values(g.numpy(), (b / b.sum()).numpy(), dtype, "d/dx")
+
+
 def test_torch_grad_wrt_b_value(torch):
     # d/db_i log(sum b exp(a)) = exp(a_i) / sum(b exp(a))
     a_np = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, -3.0]])
