@@ -12,7 +12,8 @@ from array_api_compat import is_numpy_namespace
 from lsearray._scale import Factor, divide, times
 
 __all__ = [
-    "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "shaped", "softmax",
+    "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed",
+    "shaped", "softmax",
 ]
 
 
@@ -114,12 +115,37 @@ def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
     return xp.log1p(s) + xp.log(xp.abs(w_safe)), sign
 
 
+def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
+    """``(total, nan)`` over ``axes`` (kept as size 1) of the terms ``b exp(a / tau)`` that
+    exact arithmetic makes infinite or nan, whatever tau: ``total`` is the IEEE sum of the
+    infinite ones (``sign(b) inf`` for ``a = +inf``, ``b`` for an infinite ``b``; 0 where
+    there is none, nan for both signs), ``nan`` where a term is nan (nan in ``a`` or ``b``,
+    or an infinite ``b`` on ``a = -inf``: 0 times inf). Elements of weight 0 are left out;
+    ``b`` None weighs every element 1."""
+    if b is None:
+        some = xp.any(a == math.inf, axis=axes, keepdims=True)
+        total = xp.where(some, _const(math.inf, a, xp), _const(0.0, a, xp))
+        return total, xp.any(xp.isnan(a), axis=axes, keepdims=True)
+    live, a_inf, b_inf = b != 0, a == math.inf, xp.isinf(b)
+    infinite = live & (a_inf | (b_inf & (a > -math.inf)))
+    # sign(b) * inf, without the 0 * inf that lazy libraries warn about where b is 0
+    signed = xp.where(b > 0, _const(math.inf, b, xp), xp.where(b < 0, _const(-math.inf, b, xp), b))
+    value = xp.where(a_inf, signed, b)
+    total = xp.sum(xp.where(infinite, value, _const(0.0, b, xp)), axis=axes, keepdims=True)
+    nan = (live & xp.isnan(a)) | xp.isnan(b) | (b_inf & (a == -math.inf))
+    return total, xp.any(nan, axis=axes, keepdims=True)
+
+
 def _real_log_sum(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any, Any]:
     """``(shift, log|S|, sign(S))`` for real input and ``S = sum(b exp((a - shift) / tau))``
     over ``axes`` (kept as size 1): ``log|S|`` is -inf (sign 0) for a slice with nothing in
-    it, +inf for an infinite total."""
+    it, +inf for an infinite total. With weights, infinite terms add as IEEE numbers (see
+    `infinite_terms`), as in scipy: the scaled sums would make them nan (an infinite
+    weight times a term that underflows) or miss them (a weight-inf on a max of -inf)."""
+    if b is not None:
+        infinite, nan = infinite_terms(a, b, axes, xp)
     a, shift, dead, w, t = _split_sums(a, b, axes, tau, xp)
     log_total, sign = log_abs_sum(w, t, xp)
     log_total = xp.where((w == 0) & (t == 0), _const(-math.inf, log_total, xp), log_total)
@@ -130,6 +156,11 @@ def _real_log_sum(
     sign = xp.where(w_inf, xp.sign(w), sign)
     log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
     sign = xp.where(dead, _const(0.0, sign, xp), sign)
+    if b is not None:
+        some = infinite != 0  # also where the total is nan
+        log_total = xp.where(some, _const(math.inf, log_total, xp), log_total)
+        sign = xp.where(some, xp.sign(infinite), sign)
+        log_total = xp.where(nan | xp.isnan(infinite), _const(math.nan, log_total, xp), log_total)
     sign = xp.where(xp.isnan(log_total), _const(math.nan, sign, xp), sign)
     return shift, log_total, sign
 

@@ -395,6 +395,58 @@ def test_special_values_logsumexp(xp, dtype, tau):
                   "logmeanexp without b")
 
 
+# Terms b exp(a / tau) that exact arithmetic makes infinite or nan (issue 12): (id, a, b, value,
+# sign, whether scipy.special.logsumexp 1.17 gives the same). Infinite terms add as IEEE numbers.
+INFINITE_TERMS = [
+    ("inf-times-2-minus-inf", [inf, inf], [2.0, -1.0], nan, nan, True),
+    ("inf-weight-on-neginf", [-inf], [inf], nan, nan, True),  # 0 * inf
+    ("inf-weight-on-neginf-and-1", [-inf, 0.0], [inf, 1.0], nan, nan, True),
+    ("inf-weight-on-a-term-that-underflows", [600.0, -200.0], [1.0, inf], inf, 1.0, True),
+    ("inf-weight-and-inf", [1.0, inf], [inf, 1.0], inf, 1.0, True),
+    ("minus-inf-weight", [0.0, 5.0], [-inf, 1.0], inf, -1.0, True),
+    ("inf-plus-minus-inf-weight", [inf, inf], [1.0, -inf], nan, nan, True),
+    ("inf-and-inf-weight-on-neginf", [inf, -inf], [1.0, inf], nan, nan, True),
+    ("nan-weight-on-inf", [inf, 2.0], [nan, 1.0], nan, nan, True),
+    ("minus-inf-weights", [1.0, 2.0], [-inf, -inf], inf, -1.0, True),
+    ("minus-inf-weight-on-neginf", [-inf, -inf], [-inf, 1.0], nan, nan, True),
+    # scipy gives nan: it multiplies -inf by the term exp(-800) after rounding it to 0
+    ("minus-inf-weight-on-a-term-that-underflows", [-800.0, 0.0], [-inf, 1.0], inf, -1.0, False),
+    # scipy gives nan: a weight 0 removes the element here, even +inf (a documented choice)
+    ("zero-weight-on-inf-and-inf-weight", [inf, 2.0], [0.0, inf], inf, 1.0, False),
+]
+# What the NumPy kernel (in dask's NumPy chunks too) gives otherwise today.
+KERNEL_INFINITE_FAILS = {
+    "inf-times-2-minus-inf", "inf-weight-on-neginf", "inf-weight-on-a-term-that-underflows",
+    "inf-weight-and-inf", "inf-plus-minus-inf-weight", "minus-inf-weight-on-neginf",
+    "minus-inf-weight-on-a-term-that-underflows",
+}
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case, a, b, value, sign, scipy_agrees", INFINITE_TERMS,
+                         ids=[row[0] for row in INFINITE_TERMS])
+def test_infinite_terms_with_weights(xp, request, dtype, tau, case, a, b, value, sign, scipy_agrees):
+    """A weight-inf term is +-inf even where its exp underflows, 0 * inf is nan, infinite terms
+    of both signs give nan: the exact-arithmetic answers, scipy's where it gives them."""
+    xp.subset((dtype, tau) == ("float64", 1.0))
+    if xp.name in KERNEL_BACKENDS and case in KERNEL_INFINITE_FAILS:
+        request.applymarker(KERNEL_ISSUE_12)
+    if scipy_agrees:
+        import scipy.special
+
+        with np.errstate(all="ignore"):
+            expected = scipy.special.logsumexp(np.array(a), b=np.array(b), return_sign=True)
+        assert_values(np.array(expected), [value, sign], "float64", "scipy")
+    x, w = xp.make(np.array(a, dtype=dtype)), xp.make(np.array(b, dtype=dtype))
+    got, got_sign = lsearray.logsumexp(x, b=w, return_sign=True, temperature=tau)
+    xp.check(got, x, dtype, (), scalar=True)
+    assert_values(xp.to_numpy(got), value, dtype, "value")
+    assert_values(xp.to_numpy(got_sign), sign, dtype, "sign")
+    got = lsearray.logsumexp(x, b=w, temperature=tau)
+    assert_values(xp.to_numpy(got), nan if sign < 0 else value, dtype, "without return_sign")
+
+
 @pytest.mark.parametrize("a, sign", [
     pytest.param([-inf, -inf], 0.0, id="all-neginf"),
     pytest.param([inf, 1.0], 1.0, id="posinf"),
