@@ -51,7 +51,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
         parts = lsecore.reduce_partials(a, axes, b, inv_tau)
         return Partial(*(np.expand_dims(x, axes) for x in parts))
     xp = array_namespace(a)
-    if any(a.shape[k] == 0 for k in axes):
+    if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
         zero = xp.zeros(shape, dtype=a.dtype)
         return Partial(xp.full(shape, -math.inf, dtype=a.dtype), zero, zero, zero)

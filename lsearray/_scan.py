@@ -63,8 +63,8 @@ def _dask(a: Any, axis: int | None, tau: float) -> Any:
     def logaddexp_blocks(x1: Any, x2: Any) -> Any:
         return logaddexp(x1, x2, temperature=tau)
 
-    if axis is None:
-        a, axis = a.reshape(-1), 0
+    if axis is None:  # dask cannot flatten an empty array of several chunks: one chunk then
+        a, axis = (a.rechunk(-1) if 0 in a.shape else a).reshape(-1), 0
     return cumreduction(logcumsumexp_block, logaddexp_blocks, -math.inf, a, axis=axis, dtype=a.dtype)
 
 

@@ -514,6 +514,69 @@ def test_empty_reductions(xp):
     xp.check(got, a, "float64", (3, 0))
 
 
+EMPTY_CASES = [((0,), None), ((0, 3), 0), ((0, 3), -1), ((0, 3), None), ((3, 0), 1), ((2, 0, 3), (0, 1)),
+               ((2, 0, 3), 2)]
+
+
+@pytest.mark.parametrize("shape, axis", EMPTY_CASES, ids=[f"{s}-axis={a}".replace(" ", "") for s, a in EMPTY_CASES])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int64", "bool"])
+def test_every_function_on_empty_input(xp, dtype, shape, axis):
+    """Empty input gives NumPy's answers on every backend: a reduction over nothing is -inf
+    (sign 0) and its mean nan (with weights too), and an empty result is an empty array of
+    the result's dtype, for every function, with keepdims too."""
+    xp.subset(dtype in ("float64", "int64"), jax_keep=dtype == "float32" and axis in (0, None))
+    a_np = np.zeros(shape, dtype)
+    a, b = xp.make(a_np), xp.make(np.ones(shape, dtype))
+    out = dtype if dtype.startswith("float") else xp.default_float(a)
+    axes = normalize_axes(axis, len(shape))
+
+    def check(got, expected, shape, what, scalar=True):
+        xp.check(got, a, out, shape, scalar=scalar, what=what)
+        assert_values(xp.to_numpy(got), np.full(shape, expected), "float64", what)
+
+    for keepdims in (False, True):
+        kept = reduced_shape(shape, axis, keepdims)
+        value, sign = lsearray.logsumexp(a, axis=axis, keepdims=keepdims, return_sign=True)
+        check(value, -inf, kept, "logsumexp")
+        check(sign, 0.0, kept, "logsumexp sign")
+        check(lsearray.logsumexp(a, axis=axis, b=b, keepdims=keepdims), -inf, kept, "logsumexp with b")
+        for kw in ({}, {"b": b}, {"temperature": 2.0}):
+            check(lsearray.logmeanexp(a, axis=axis, keepdims=keepdims, **kw), nan, kept, f"logmeanexp {kw}")
+    for func in ("softmax", "log_softmax"):
+        check(getattr(lsearray, func)(a, axis=axis), nan, shape, func, scalar=False)
+    check(lsearray.logaddexp(a, b), nan, shape, "logaddexp", scalar=False)
+    check(lsearray.gumbel_softmax(a, rng=0), nan, shape, "gumbel_softmax", scalar=False)
+    if len(axes) == 1 or axis is None:
+        scan_axis = None if axis is None else axes[0]
+        scanned = (a_np.size,) if axis is None else shape
+        check(lsearray.logcumsumexp(a, axis=scan_axis), nan, scanned, "logcumsumexp", scalar=False)
+        acc = lsearray.OnlineLogSumExp(axis=scan_axis).update(a, b=b)
+        seen = reduced_shape(shape, axis, False)
+        value, sign = acc.result(return_sign=True)
+        check(value, -inf, seen, "OnlineLogSumExp")
+        check(sign, 0.0, seen, "OnlineLogSumExp sign")
+        check(acc.result(mean=True), nan, seen, "OnlineLogSumExp mean")
+    if shape[-1]:  # categories, but no slices to draw from
+        draws = lsearray.categorical(a, rng=0)
+        assert tuple(draws.shape) == shape[:-1] and xp.to_numpy(draws).size == 0
+    else:
+        with pytest.raises(ValueError, match="have no categories"):
+            lsearray.categorical(a, rng=0)
+
+
+@pytest.mark.parametrize("a_shape, b_shape, out_shape", [
+    ((2, 0), (0, 3), (2, 3)), ((0,), (0,), ()), ((1, 2, 0), (0, 3), (1, 2, 3)),
+    ((0, 2), (2, 3), (0, 3)), ((2, 3), (3, 0), (2, 0)), ((0, 2, 3), (3, 4), (0, 2, 4)),
+])
+def test_logmatmulexp_of_empty_matrices(xp, a_shape, b_shape, out_shape):
+    """A zero-size inner axis gives -inf (an empty sum), any other zero-size axis an empty result."""
+    xp.subset(True, jax_keep=a_shape == (2, 0))
+    a = xp.make(np.zeros(a_shape))
+    got = lsearray.logmatmulexp(a, xp.make(np.zeros(b_shape)))
+    xp.check(got, a, "float64", out_shape, scalar=True)
+    assert_values(xp.to_numpy(got), np.full(out_shape, -inf), "float64")
+
+
 def test_zero_dimensional_input(xp):
     a = xp.make(np.array(2.5))
     got = lsearray.logsumexp(a)
