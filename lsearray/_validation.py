@@ -17,6 +17,7 @@ from lsearray._scale import Factor, array_factor
 __all__ = ["Prepared", "prepare", "prepare_array_api"]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SCALARS = (bool, int, float, complex)  # weak beside an array: the array's dtype decides
 
 
 class Prepared(NamedTuple):
@@ -92,14 +93,16 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     (dtype('float64'), (0,), dtype('float64'))
     """
     tau = _temperature(temperature, func)
+    a_weak = a if type(a) in _SCALARS else None
     a = _as_real_array(a, "a", func)
     if b is None:
         dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
     else:
-        # Python scalars are weak, as in NumPy 2: float32 a with b=2.0 stays float32.
-        weak = b if type(b) in (bool, int, float) else None
+        # Python scalars are weak, as in NumPy 2 and scipy: float32 a with b=2.0 stays
+        # float32, and so does a=3.0 with a float32 b.
+        b_weak = b if type(b) in _SCALARS else None
         b = _as_real_array(b, "b", func)
-        dtype = np.result_type(a.dtype, b.dtype if weak is None else weak)
+        dtype = np.result_type(a.dtype if a_weak is None else a_weak, b.dtype if b_weak is None else b_weak)
         dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
         try:
             shape = np.broadcast_shapes(a.shape, b.shape)
@@ -148,6 +151,17 @@ def _without_empty_chunks(x: Any) -> Any:
     return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
 
 
+def _weak_result_type(xp: ModuleType, dtype: Any, scalar: Any, device: Any) -> Any:
+    """The dtype of an array of ``dtype`` with the weak Python ``scalar``: ``dtype`` unless the
+    scalar is of a higher kind; the namespace's default dtype of the scalar's kind where the
+    namespace does not mix the two (array-api-strict: an integer array and a float)."""
+    try:
+        return xp.result_type(dtype, scalar)
+    except TypeError:
+        kind = "complex floating" if isinstance(scalar, complex) else "real floating"
+        return xp.__array_namespace_info__().default_dtypes(device=device)[kind]
+
+
 def prepare_array_api(
     a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType
 ) -> tuple[Prepared, Any]:
@@ -155,9 +169,14 @@ def prepare_array_api(
 
     Integer and bool input computes in the namespace's default real floating dtype,
     float16 and bfloat16 in float32 (returned in the input's dtype), and ``a`` and
-    ``b`` promote per the standard. Returns the prepared arguments and the dtype the
-    computation runs in.
+    ``b`` promote per the standard (a Python scalar beside an array is weak, either
+    side). Returns the prepared arguments and the dtype the computation runs in.
     """
+    weak = None
+    if type(a) in _SCALARS and b is not None and type(b) not in _SCALARS:
+        # a Python scalar beside an array b is weak: b's dtype (or the kind's default) decides
+        weak = _weak_result_type(xp, b.dtype, a, device_of(b))
+        a = xp.asarray(a, dtype=weak, device=device_of(b))
     a = a if is_array_api_obj(a) else xp.asarray(a)
     dev = device_of(a)
     numeric = ("bool", "integral", "real floating", "complex floating")
@@ -165,8 +184,8 @@ def prepare_array_api(
         raise TypeError(f"{func} expects a of a numeric dtype; got dtype {a.dtype}")
     if b is None:
         dtype = a.dtype
-    elif type(b) in (bool, int, float, complex):
-        dtype = xp.result_type(a.dtype, b)
+    elif type(b) in _SCALARS:
+        dtype = _weak_result_type(xp, a.dtype, b, dev)
         b = xp.asarray(b, dtype=dtype, device=dev)
     else:
         if is_dask_array(a) and not is_dask_array(b):
@@ -178,7 +197,7 @@ def prepare_array_api(
             raise TypeError(f"{func} expects b of a numeric dtype; got dtype {b.dtype}")
         if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
             raise ValueError(f"{func}: a is on device {dev} but b is on device {device_of(b)}")
-        dtype = xp.result_type(a.dtype, b.dtype)
+        dtype = weak if weak is not None else xp.result_type(a.dtype, b.dtype)
     if xp.isdtype(dtype, ("bool", "integral")):
         dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
     compute = dtype

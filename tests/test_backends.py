@@ -152,6 +152,22 @@ def test_python_scalar_weight(xp, dtype, b):
                     what="logmeanexp")
 
 
+@pytest.mark.parametrize("a", [3.0, 3], ids=["float-3.0", "int-3"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int64"])
+def test_python_scalar_a_is_weak(xp, dtype, a):
+    """A Python scalar a beside an array b takes b's dtype (integers: the default floating
+    dtype), as a Python scalar b beside an array a does, and b's device."""
+    xp.subset(dtype in ("float32", "int64"), jax_keep=(dtype, a) == ("float32", 3.0))
+    b = xp.make(np.array([2.0, 1.0]), dtype)
+    out = dtype if dtype.startswith("float") else xp.default_float(b)
+    got = lsearray.logsumexp(a, b=b)
+    xp.check(got, b, out, (), scalar=True)
+    assert_values(xp.to_numpy(got), a + math.log(3.0), out)
+    got = lsearray.logmeanexp(a, b=b)
+    xp.check(got, b, out, (), scalar=True)
+    assert_values(xp.to_numpy(got), a, out)
+
+
 def test_negative_total_is_nan_without_sign(xp):
     a_np = np.array([[1.0, 2.0], [2.0, 1.0], [0.0, 0.0]])
     b_np = np.array([[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])
