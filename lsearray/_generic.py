@@ -13,7 +13,7 @@ from lsearray._scale import Factor, divide, times
 
 __all__ = [
     "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed",
-    "shaped", "softmax",
+    "nothing_is_constant", "shaped", "softmax",
 ]
 
 
@@ -102,6 +102,12 @@ def _split_sums(
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
     return a, shift, dead, w, t
+
+
+def nothing_is_constant(out: Any, xp: ModuleType) -> Any:
+    """``out`` with its ``-inf`` entries (sums of nothing: every term -inf or of weight 0)
+    the constant ``-inf``, so that no input gets a gradient from them, as in `logsumexp`."""
+    return xp.where(out == -math.inf, xp.full_like(out, -math.inf), out)
 
 
 def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
@@ -275,7 +281,7 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
     near, near_mean = _near_max(a, b, axes, tau, weights, xp)
     out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
-    return xp.where(keep, out, _const(math.nan, out, xp))
+    return nothing_is_constant(xp.where(keep, out, _const(math.nan, out, xp)), xp)
 
 
 def _near_max(

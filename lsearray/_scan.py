@@ -13,6 +13,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 import lsecore
 from lsearray._dispatch import namespace
+from lsearray._generic import nothing_is_constant
 from lsearray._pairwise import generic_logaddexp, logaddexp
 from lsearray._validation import _temperature, prepare, prepare_array_api
 
@@ -36,7 +37,8 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
     """The inclusive scan of ``a`` along ``axis`` under logaddexp, in ``ceil(log2 n)``
     whole-array steps (Hillis and Steele): step ``k`` merges every element with the one
     ``2**k`` before it. Every element is the log-sum-exp of its prefix, summed in a tree
-    of logaddexps, so the error grows with ``log2 n``, not ``n``."""
+    of logaddexps, so the error grows with ``log2 n``, not ``n``. An all ``-inf`` prefix
+    gives the constant ``-inf``: its elements get gradient 0."""
     n = a.shape[axis]
     before = (slice(None),) * axis
 
@@ -49,7 +51,7 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
         tail = generic_logaddexp(part(step, None), part(0, n - step), tau, xp)
         a = xp.concat([head, tail], axis=axis)
         step *= 2
-    return a
+    return nothing_is_constant(a, xp)
 
 
 def _dask(a: Any, axis: int | None, tau: float) -> Any:
