@@ -412,7 +412,7 @@ def _parser() -> argparse.ArgumentParser:
     reduce.add_argument("--axis", type=int, action="append", metavar="A",
                         help="an axis to reduce; repeat for several (default: all)")
     reduce.add_argument("--temperature", type=float, default=1.0, metavar="T",
-                        help="temperature, positive and finite (default: 1)")
+                        help="temperature, finite and at least 2.2e-308 (default: 1)")
     reduce.add_argument("--weights", metavar="W",
                         help="weights b (a .npy file or .zarr store) broadcast against INPUT")
     reduce.add_argument("--keepdims", action="store_true", help="keep reduced axes as size 1")

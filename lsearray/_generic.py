@@ -9,8 +9,11 @@ from typing import Any
 from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
+from lsearray._scale import Factor, divide, times
+
 __all__ = [
-    "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "shaped", "softmax",
+    "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed",
+    "nothing_is_constant", "shaped", "softmax",
 ]
 
 
@@ -32,28 +35,19 @@ def _real_dtype(x: Any, xp: ModuleType) -> Any:
     return xp.real(xp.zeros((), dtype=x.dtype, device=device_of(x))).dtype
 
 
-def _scaled(z: Any, f: Any, xp: ModuleType) -> Any:
-    """z * f for a real scalar f; complex z by parts, since a complex product with
-    f + 0j turns an infinite part into nan on some backends."""
-    if isinstance(f, float) and f == 1.0:
-        return z
-    if not _is_complex(z, xp):
-        return z * f
-    return xp.real(z) * f + 1j * (xp.imag(z) * f)
-
-
 def _sign(z: Any, xp: ModuleType) -> Any:
     """z / |z| (0 at 0) for complex z, where not every backend's sign takes complex."""
     zero = z == 0
     return xp.where(zero, _const(0.0, z, xp), z / xp.where(zero, _const(1.0, z, xp), xp.abs(z)))
 
 
-def _wrap_angle(x: Any, tau: Any, xp: ModuleType) -> Any:
+def _wrap_angle(x: Any, tau: float | Factor, xp: ModuleType) -> Any:
     """Imaginary parts of ``tau Log(.)`` wrapped to (-tau pi, tau pi]; small ones keep
-    their full precision."""
-    period = 2 * math.pi * tau
-    wrapped = -((-x + math.pi * tau) % period - math.pi * tau)
-    return xp.where(xp.abs(x) < math.pi * tau, x, wrapped)
+    their full precision. The angle is wrapped in units of ``tau``, which may lie outside
+    the dtype's range."""
+    y = divide(x, tau, xp)
+    wrapped = times(-((-y + math.pi) % (2 * math.pi) - math.pi), tau, xp)
+    return xp.where(xp.abs(y) < math.pi, x, wrapped)
 
 
 def _shift_and_top(a: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
@@ -77,11 +71,11 @@ def _shift_and_top(a: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, 
 
 
 def _shifted(
-    a: Any, b: Any, axes: tuple[int, ...], inv_tau: Any, xp: ModuleType
+    a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType
 ) -> tuple[Any, Any, Any, Any, Any]:
-    """``(a, shift, top, dead, z)``: ``a`` with zero-weight elements at -inf, the finite
+    """``(a, shift, top, dead, d)``: ``a`` with zero-weight elements at -inf, the finite
     shift (0 where the max is not finite), the maximal terms, the slices with nothing
-    in them, and ``z = (a - shift) / tau``.
+    in them, and the gaps ``d = a - shift``.
 
     The nothing-slices are fed finite values, so that the branches `where` discards
     have finite gradients too.
@@ -93,20 +87,27 @@ def _shifted(
     dead = shift_re == -math.inf
     finite_shift = xp.where(xp.isfinite(shift_re), shift, _const(0.0, shift, xp))
     live = xp.where(dead, _const(0.0, a, xp), a)
-    return a, finite_shift, top, dead, _scaled(live - finite_shift, inv_tau, xp)
+    return a, finite_shift, top, dead, live - finite_shift
 
 
 def _split_sums(
-    a: Any, b: Any, axes: tuple[int, ...], inv_tau: Any, xp: ModuleType
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any, Any, Any, Any]:
     """``(a, shift, dead, w, t)``: `_shifted`'s ``a``, shift and nothing-slices, and the
-    sums of ``b exp(z)`` over the maximal terms (``w``) and over the others (``t``)."""
-    a, shift, top, dead, z = _shifted(a, b, axes, inv_tau, xp)
+    sums of ``b exp(d / tau)`` over the maximal terms (``w``) and over the others (``t``)."""
+    a, shift, top, dead, d = _shifted(a, b, axes, xp)
+    z = divide(d, tau, xp)
     terms = xp.exp(z) if b is None else xp.exp(z) * b
     zero = _const(0.0, terms, xp)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
     return a, shift, dead, w, t
+
+
+def nothing_is_constant(out: Any, xp: ModuleType) -> Any:
+    """``out`` with its ``-inf`` entries (sums of nothing: every term -inf or of weight 0)
+    the constant ``-inf``, so that no input gets a gradient from them, as in `logsumexp`."""
+    return xp.where(out == -math.inf, xp.full_like(out, -math.inf), out)
 
 
 def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
@@ -120,8 +121,80 @@ def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
     return xp.log1p(s) + xp.log(xp.abs(w_safe)), sign
 
 
+def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
+    """``(total, nan)`` over ``axes`` (kept as size 1) of the terms ``b exp(a / tau)`` that
+    exact arithmetic makes infinite or nan, whatever tau: ``total`` is the IEEE sum of the
+    infinite ones (``sign(b) inf`` for ``a = +inf``, ``b`` for an infinite ``b``; 0 where
+    there is none, nan for both signs), ``nan`` where a term is nan (nan in ``a`` or ``b``,
+    or an infinite ``b`` on ``a = -inf``: 0 times inf). Elements of weight 0 are left out;
+    ``b`` None weighs every element 1."""
+    if b is None:
+        some = xp.any(a == math.inf, axis=axes, keepdims=True)
+        total = xp.where(some, _const(math.inf, a, xp), _const(0.0, a, xp))
+        return total, xp.any(xp.isnan(a), axis=axes, keepdims=True)
+    live, a_inf, b_inf = b != 0, a == math.inf, xp.isinf(b)
+    infinite = live & (a_inf | (b_inf & (a > -math.inf)))
+    # sign(b) * inf, without the 0 * inf that lazy libraries warn about where b is 0
+    signed = xp.where(b > 0, _const(math.inf, b, xp), xp.where(b < 0, _const(-math.inf, b, xp), b))
+    value = xp.where(a_inf, signed, b)
+    total = xp.sum(xp.where(infinite, value, _const(0.0, b, xp)), axis=axes, keepdims=True)
+    nan = (live & xp.isnan(a)) | xp.isnan(b) | (b_inf & (a == -math.inf))
+    return total, xp.any(nan, axis=axes, keepdims=True)
+
+
+def _real_log_sum(
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
+) -> tuple[Any, Any, Any]:
+    """``(shift, log|S|, sign(S))`` for real input and ``S = sum(b exp((a - shift) / tau))``
+    over ``axes`` (kept as size 1): ``log|S|`` is -inf (sign 0) for a slice with nothing in
+    it, +inf for an infinite total. With weights, infinite terms add as IEEE numbers (see
+    `infinite_terms`), as in scipy: the scaled sums would make them nan (an infinite
+    weight times a term that underflows) or miss them (a weight-inf on a max of -inf)."""
+    if b is not None:
+        infinite, nan = infinite_terms(a, b, axes, xp)
+    a, shift, dead, w, t = _split_sums(a, b, axes, tau, xp)
+    log_total, sign = log_abs_sum(w, t, xp)
+    log_total = xp.where((w == 0) & (t == 0), _const(-math.inf, log_total, xp), log_total)
+    # A +inf maximum makes the total w's infinity, whatever the other terms (which may
+    # overflow to inf themselves and make t / w nan).
+    w_inf = xp.isinf(w)
+    log_total = xp.where(w_inf, _const(math.inf, log_total, xp), log_total)
+    sign = xp.where(w_inf, xp.sign(w), sign)
+    log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
+    sign = xp.where(dead, _const(0.0, sign, xp), sign)
+    if b is not None:
+        some = infinite != 0  # also where the total is nan
+        log_total = xp.where(some, _const(math.inf, log_total, xp), log_total)
+        sign = xp.where(some, xp.sign(infinite), sign)
+        log_total = xp.where(nan | xp.isnan(infinite), _const(math.nan, log_total, xp), log_total)
+    sign = xp.where(xp.isnan(log_total), _const(math.nan, sign, xp), sign)
+    return shift, log_total, sign
+
+
+def _complex_logsumexp(
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
+) -> tuple[Any, Any]:
+    """`logsumexp_signed` of complex input: the sign is a unit phase."""
+    a, finite_shift, dead, w, t = _split_sums(a, b, axes, tau, xp)
+    w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
+    s = xp.where(t == 0, t, t / w_safe)
+    phase = xp.exp(1j * divide(xp.imag(finite_shift), tau, xp))
+    sign = _sign(s + 1, xp) * _sign(w, xp) * phase
+    out = finite_shift + times(xp.log1p(s) + xp.log(w_safe), tau, xp)
+    # Infinite results: complex log and exp's C99 rules decide, as in scipy.
+    naive = xp.exp(divide(a, tau, xp))
+    total = xp.sum(naive if b is None else b * naive, axis=axes, keepdims=True)
+    finite = xp.isfinite(out)
+    out = xp.where(finite, out, times(xp.log(total), tau, xp))
+    sign = xp.where(finite, sign, _sign(total, xp))
+    out = xp.where(dead, _const(-math.inf, out, xp), out)
+    sign = xp.where(dead, _const(0.0, sign, xp), sign)
+    sign = xp.where(xp.isnan(out), _const(math.nan, sign, xp), sign)
+    return out, sign
+
+
 def logsumexp_signed(
-    a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any]:
     """``(log|S|, sign(S))`` for ``S = sum(b exp(a / tau))`` over ``axes``, kept as size-1 axes.
 
@@ -129,46 +202,22 @@ def logsumexp_signed(
     apart and the result is ``shift + tau (log|w| + log1p(t / w))`` as in
     scipy.special.logsumexp. Slices with nothing in them (empty, all -inf, all weights
     zero) give ``(-inf, 0)`` and a zero gradient. For complex input the sign is a
-    unit phase and the log's imaginary part is not yet wrapped.
+    unit phase and the log's imaginary part is not yet wrapped. ``tau`` multiplies by
+    `times` and divides by `divide`, so it may lie outside the dtype's range.
     """
     if _is_empty(a.shape, axes):
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
         out = xp.full(shape, -math.inf, dtype=_real_dtype(a, xp), device=device_of(a))
         out = xp.astype(out, a.dtype) if _is_complex(a, xp) else out
         return out, xp.zeros_like(out)
-    complex_ = _is_complex(a, xp)
-    inv_tau = 1.0 / tau
-    a, finite_shift, dead, w, t = _split_sums(a, b, axes, inv_tau, xp)
-    w_zero = w == 0
-    if complex_:
-        w_safe = xp.where(w_zero, _const(1.0, w, xp), w)
-        s = xp.where(t == 0, t, t / w_safe)
-        phase = xp.exp(1j * (xp.imag(finite_shift) * inv_tau))
-        sign = _sign(s + 1, xp) * _sign(w, xp) * phase
-        out = finite_shift + _scaled(xp.log1p(s) + xp.log(w_safe), tau, xp)
-        # Infinite results: complex log and exp's C99 rules decide, as in scipy.
-        naive = xp.exp(_scaled(a, inv_tau, xp))
-        total = xp.sum(naive if b is None else b * naive, axis=axes, keepdims=True)
-        finite = xp.isfinite(out)
-        out = xp.where(finite, out, _scaled(xp.log(total), tau, xp))
-        sign = xp.where(finite, sign, _sign(total, xp))
-    else:
-        log_total, sign = log_abs_sum(w, t, xp)
-        out = finite_shift + tau * log_total
-        out = xp.where(w_zero & (t == 0), _const(-math.inf, out, xp), out)
-        # A +inf maximum makes the total w's infinity, whatever the other terms (which may
-        # overflow to inf themselves and make t / w nan).
-        w_inf = xp.isinf(w)
-        out = xp.where(w_inf, _const(math.inf, out, xp), out)
-        sign = xp.where(w_inf, xp.sign(w), sign)
-    out = xp.where(dead, _const(-math.inf, out, xp), out)
-    sign = xp.where(dead, _const(0.0, sign, xp), sign)
-    sign = xp.where(xp.isnan(out), _const(math.nan, sign, xp), sign)
-    return out, sign
+    if _is_complex(a, xp):
+        return _complex_logsumexp(a, b, axes, tau, xp)
+    shift, log_total, sign = _real_log_sum(a, b, axes, tau, xp)
+    return shift + times(log_total, tau, xp), sign
 
 
 def logsumexp(
-    a: Any, b: Any, axes: tuple[int, ...], tau: Any, return_sign: bool, xp: ModuleType
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, return_sign: bool, xp: ModuleType
 ) -> tuple[Any, Any]:
     """scipy.special.logsumexp's ``(res, sgn)`` with reduced axes kept as size 1:
     complex results wrapped into (-pi, pi], negative real totals nan without signs."""
@@ -182,65 +231,124 @@ def logsumexp(
     return out, sign
 
 
-def softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
+def softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:
     """``exp(x / tau) / sum(exp(x / tau))`` with scipy's special values."""
     if _is_empty(x.shape, axes):
         return x
-    e = xp.exp((x - xp.max(x, axis=axes, keepdims=True)) / tau)
+    e = xp.exp(divide(x - xp.max(x, axis=axes, keepdims=True), tau, xp))
     return e / xp.sum(e, axis=axes, keepdims=True)
 
 
-def log_softmax(x: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
+def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:
     """``x / tau - logsumexp(x / tau)`` with scipy's special values; the normalizer
     keeps the maximal terms apart, so a dominant element's result is exact."""
     if _is_empty(x.shape, axes):
         return x
-    inv_tau = 1.0 / tau
-    _, shift, dead, w, t = _split_sums(x, None, axes, inv_tau, xp)
+    _, shift, dead, w, t = _split_sums(x, None, axes, tau, xp)
     log_total, _ = log_abs_sum(w, t, xp)
     # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
     log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
     up = xp.any(x == math.inf, axis=axes, keepdims=True) & ~xp.any(
         xp.isnan(x), axis=axes, keepdims=True)
     log_total = xp.where(up, _const(math.inf, log_total, xp), log_total)
-    return (x - shift) * inv_tau - log_total
+    return divide(x - shift, tau, xp) - log_total
 
 
-def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: Any, xp: ModuleType) -> Any:
+def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:
     """``tau log(sum(b exp(a / tau)) / sum(b))`` (the count without ``b``), reduced axes
     kept as size 1; nan for an empty slice, a zero weight sum, or a real mean < 0.
 
     Where the mean is within a factor 1.5 of ``exp(max / tau)`` (a temperature large
     against the spread of ``a``), the result is ``max + tau log1p(x)`` with ``x`` the
-    weighted mean of ``expm1((a - max) / tau)``: exact where ``log(mean)`` would cancel.
+    weighted mean of ``expm1((a - max) / tau)``: exact where ``log(mean)`` would cancel
+    (see `_near_max`).
     """
-    out, sign = logsumexp_signed(a, b, axes, tau, xp)
-    nan = _const(math.nan, out, xp)
+    if _is_empty(a.shape, axes):
+        out, _ = logsumexp_signed(a, b, axes, tau, xp)
+        return xp.full_like(out, math.nan)
     if b is None:
-        weights = math.prod(a.shape[k] for k in axes)
-        if not weights:
-            return xp.full_like(out, math.nan)
-        zero = None
+        weights, zero = math.prod(a.shape[k] for k in axes), None
     else:
         weights = xp.sum(b, axis=axes, keepdims=True)
         zero = weights == 0
         weights = xp.where(zero, _const(1.0, weights, xp), weights)
-    if _is_complex(out, xp):
-        log_w = math.log(weights) if b is None else xp.log(weights)
-        out = out - _scaled(log_w, tau, xp)
-        out = out if zero is None else xp.where(zero, nan, out)
-        return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp)
+    if _is_complex(a, xp):
+        return _complex_logmeanexp(a, b, axes, tau, weights, zero, xp)
+    shift, log_total, sign = _real_log_sum(a, b, axes, tau, xp)
     log_w = math.log(weights) if b is None else xp.log(xp.abs(weights))
-    out = out - tau * log_w
+    out = shift + times(log_total - log_w, tau, xp)
     signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
-    _, shift, _, dead, z = _shifted(a, b, axes, 1.0 / tau, xp)
-    excess = xp.expm1(z) if b is None else b * xp.expm1(z)
-    x = xp.sum(excess, axis=axes, keepdims=True) / weights
-    near = (xp.abs(x) <= 0.5) & ~dead
-    near_mean = shift + tau * xp.log1p(xp.where(near, x, _const(0.0, x, xp)))
+    near, near_mean = _near_max(a, b, axes, tau, weights, xp)
     out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
-    return xp.where(keep, out, nan)
+    return nothing_is_constant(xp.where(keep, out, _const(math.nan, out, xp)), xp)
+
+
+def _near_max(
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, weights: Any, xp: ModuleType
+) -> tuple[Any, Any]:
+    """``(near, max + tau log1p(x))`` for real input, ``x`` the weighted mean of
+    ``expm1((a - max) / tau)``, ``near`` where ``|x| <= 0.5``.
+
+    ``tau x`` is summed as ``d expm1(z) / z`` where ``z = (a - max) / tau = d / tau`` is
+    finite and as ``tau expm1(z)`` where it is not, and ``tau log1p(x)`` is
+    ``tau x * log1p(x) / x``: where tau is huge against the spread of ``a``, ``z`` is subnormal
+    or 0 (float32 and tau = 1e39, any dtype and tau = 1e300) and would lose ``x``, which these
+    forms never need to more than its first digits. The result is the weighted arithmetic
+    mean of ``a`` as tau -> inf.
+    """
+    _, shift, _, dead, d = _shifted(a, b, axes, xp)
+    z = divide(d, tau, xp)
+    excess = xp.expm1(z)
+    finite = xp.isfinite(z)
+    zero = _const(0.0, d, xp)
+    gaps = xp.where(finite, d, zero) * _expm1_ratio(xp.where(finite, z, zero), xp)
+    gaps, rest = xp.where(finite, gaps, zero), xp.where(finite, zero, excess)
+    if b is not None:
+        excess, gaps, rest = b * excess, b * gaps, b * rest
+
+    def mean(v: Any) -> Any:
+        return xp.sum(v, axis=axes, keepdims=True) / weights
+
+    x = mean(excess)
+    near = (xp.abs(x) <= 0.5) & ~dead
+    tau_x = mean(gaps) + times(mean(rest), tau, xp)
+    return near, shift + tau_x * _log1p_ratio(xp.where(near, x, _const(0.0, x, xp)), xp)
+
+
+# Below this |z|, expm1(z) / z and log1p(z) / z are their Taylor polynomials (to z**4): the
+# first term left out is below 2**-47 of the value, and the polynomials' gradients are finite
+# where the quotients' would divide 0 by a z**2 that underflows.
+_SERIES = 2.0**-9
+
+
+def _expm1_ratio(z: Any, xp: ModuleType) -> Any:
+    """``expm1(z) / z`` (1 at 0) for finite ``z``, accurate to a few ulp with finite gradients."""
+    small = xp.abs(z) < _SERIES
+    series = 1 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120))))
+    z_big = xp.where(small, _const(1.0, z, xp), z)
+    return xp.where(small, series, xp.expm1(z_big) / z_big)
+
+
+def _log1p_ratio(x: Any, xp: ModuleType) -> Any:
+    """``log1p(x) / x`` (1 at 0) for ``|x| <= 0.5``, accurate to a few ulp with finite gradients."""
+    small = xp.abs(x) < _SERIES
+    series = 1 + x * (-1 / 2 + x * (1 / 3 + x * (-1 / 4 + x * (1 / 5))))
+    x_big = xp.where(small, _const(0.5, x, xp), x)
+    return xp.where(small, series, xp.log1p(x_big) / x_big)
+
+
+def _complex_logmeanexp(
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, weights: Any, zero: Any,
+    xp: ModuleType,
+) -> Any:
+    """`logmeanexp` of complex input: ``weights`` is the count or the (nonzero) sum of ``b``,
+    ``zero`` the slices whose weights sum to 0 (None without ``b``)."""
+    out, _ = logsumexp_signed(a, b, axes, tau, xp)
+    log_w = xp.log(weights) if zero is not None else _const(math.log(weights), xp.real(out), xp)
+    out = out - times(log_w, tau, xp)
+    out = out if zero is None else xp.where(zero, _const(math.nan, out, xp), out)
+    return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp)
 
 
 def shaped(x: Any, axes: tuple[int, ...], keepdims: bool, dtype: Any, xp: ModuleType) -> Any:

@@ -11,6 +11,8 @@ from array_api_compat import is_array_api_obj, is_dask_namespace
 
 import lsecore
 from lsearray._dispatch import namespace
+from lsearray._generic import nothing_is_constant
+from lsearray._scale import Factor, divide, times
 from lsearray._validation import _array_temperature, _as_real_array, _temperature
 
 __all__ = ["generic_logaddexp", "logaddexp"]
@@ -27,17 +29,20 @@ def _broadcast_shape(s1: tuple, s2: tuple) -> tuple:
         ) from None
 
 
-def generic_logaddexp(x1: Any, x2: Any, tau: Any, xp: ModuleType) -> Any:
+def generic_logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
     """``tau log(exp(x1 / tau) + exp(x2 / tau))`` by array-API operations, as
-    ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype.
+    ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype;
+    ``tau`` (a float or a `Factor`) may lie outside the dtype's range.
 
     Equal arguments (infinities too) take a zero difference rather than ``inf - inf``,
     so that equal infinities give that infinity, and gradients stay finite: the max
-    splits its gradient between ties, and the difference passes none where it is 0.
+    splits its gradient between ties, and the difference passes none where it is 0. Two
+    ``-inf`` add nothing: the result is the constant ``-inf``, whose gradient is 0.
     """
     diff = x1 - x2
     diff = xp.where(x1 == x2, xp.zeros_like(diff), diff)
-    return xp.maximum(x1, x2) + tau * xp.log1p(xp.exp(-xp.abs(diff) / tau))
+    out = xp.maximum(x1, x2) + times(xp.log1p(xp.exp(divide(-xp.abs(diff), tau, xp))), tau, xp)
+    return nothing_is_constant(out, xp)
 
 
 def _numpy(x1: Any, x2: Any, tau: float) -> Any:
@@ -141,8 +146,8 @@ def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
     TypeError
         For complex or non-numeric input, or arrays of two libraries.
     ValueError
-        For shapes that do not broadcast, or a temperature that is not positive and
-        finite.
+        For shapes that do not broadcast, or a temperature that is not finite and at
+        least the smallest normal float64.
 
     Notes
     -----
@@ -156,7 +161,7 @@ def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
     float ``-log(2)``) where ``numpy.logaddexp`` gives 0. Dask arrays go through the
     kernel block by block, lazily; other backends use their own elementwise functions
     on the same formula, differentiably: the gradient in ``x1`` is
-    ``sigmoid((x1 - x2) / tau)``.
+    ``sigmoid((x1 - x2) / tau)``, and 0 where both are ``-inf`` (a sum of nothing).
 
     Examples
     --------

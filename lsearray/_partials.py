@@ -11,7 +11,8 @@ import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
 
 import lsecore
-from lsearray._generic import log_abs_sum
+from lsearray._generic import infinite_terms, log_abs_sum
+from lsearray._scale import times
 
 __all__ = ["Partial", "finalize", "merge", "partial"]
 
@@ -22,7 +23,10 @@ class Partial:
 
     ``m`` the max (over nonzero weights), ``w`` the summed weight of the elements equal
     to it, ``t + c`` the compensated sum of ``b exp((a - m) / tau)`` over the others;
-    float64 NumPy arrays, or arrays of the block's own namespace (then ``c`` is 0).
+    float64 NumPy arrays, or arrays of the block's own namespace (then ``c`` is 0, and a
+    slice with terms that are infinite in exact arithmetic has ``m = +inf``, ``w`` the IEEE
+    sum of those terms and ``t`` 0, and one with a nan term has ``t`` nan: both survive
+    merges as scipy's special values).
     ``n``, when a mean is wanted, is the number of elements or the sum of the weights.
     """
 
@@ -47,19 +51,25 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
         parts = lsecore.reduce_partials(a, axes, b, inv_tau)
         return Partial(*(np.expand_dims(x, axes) for x in parts))
     xp = array_namespace(a)
-    if b is not None:
-        a = xp.where(b == 0, xp.asarray(-math.inf, dtype=a.dtype), a)
-    if any(a.shape[k] == 0 for k in axes):
+    if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
         zero = xp.zeros(shape, dtype=a.dtype)
         return Partial(xp.full(shape, -math.inf, dtype=a.dtype), zero, zero, zero)
+    infinite, nan = infinite_terms(a, b, axes, xp)
+    if b is not None:
+        a = xp.where(b == 0, xp.asarray(-math.inf, dtype=a.dtype), a)
     m = xp.max(a, axis=axes, keepdims=True)
     top = a == m
-    terms = xp.exp(_gap(a, m, top, xp) * inv_tau)
+    terms = xp.exp(times(_gap(a, m, top, xp), inv_tau, xp))
     terms = terms if b is None else terms * b
     zero = xp.zeros_like(terms)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    some = infinite != 0  # also where their sum is nan
+    m = xp.where(some, xp.full_like(m, math.inf), m)
+    w = xp.where(some, infinite, w)
+    t = xp.where(some, xp.zeros_like(t), t)
+    t = xp.where(nan, xp.full_like(t, math.nan), t)
     return Partial(m, w, t, xp.zeros_like(t))
 
 
@@ -99,7 +109,7 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
 
         def rescaled(mi, wi, ti):
             same = mi == big
-            f = xp.exp(_gap(mi, big, same, xp) * inv_tau)
+            f = xp.exp(times(_gap(mi, big, same, xp), inv_tau, xp))
             kept = xp.where(same, wi, xp.zeros_like(wi))
             return kept, xp.where(same, ti, (wi + ti) * f)
 
@@ -135,11 +145,10 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
         log_total = log_total - xp.log(xp.abs(divisor))
         sign = sign * xp.sign(divisor)
     finite = xp.where(xp.isfinite(p.m), p.m, xp.zeros_like(p.m))
-    out = finite + tau * log_total
+    out = finite + times(log_total, tau, xp)
     ninf = xp.full_like(out, -math.inf)
     dead = (p.m == -math.inf) & ~xp.isnan(p.t)
     out = xp.where((w_zero & (p.t == 0)) | dead, ninf, out)
-    out = xp.where(xp.isinf(p.m) & (p.m > 0) & ~w_zero, p.m, out)
     sign = xp.where(dead, xp.zeros_like(sign), sign)
     sign = xp.where(xp.isnan(out), xp.full_like(sign, math.nan), sign)
     return out, sign, log_total

@@ -295,6 +295,8 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
         )
     batch = tuple(x.shape[:ax]) + tuple(x.shape[ax + 1:])
     out_shape = _result_shape(shape, batch, tuple(x.shape), axis)
+    if 0 in out_shape:  # no draws: dask cannot take the argmax of nothing
+        return _default_int(xp.zeros(out_shape, device=device_of(x)), xp)
     if _readable(x, xp):
         _check_slices(x, ax, axis, xp)
     lead = len(out_shape) - len(batch)
@@ -341,7 +343,7 @@ def gumbel_softmax(
     Raises
     ------
     ValueError
-        If ``temperature`` is not positive and finite.
+        If ``temperature`` is not finite and at least the smallest normal float64.
     TypeError
         If ``rng`` is not a kind the logits' library draws from.
 

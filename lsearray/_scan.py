@@ -13,6 +13,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 import lsecore
 from lsearray._dispatch import namespace
+from lsearray._generic import nothing_is_constant
 from lsearray._pairwise import generic_logaddexp, logaddexp
 from lsearray._validation import _temperature, prepare, prepare_array_api
 
@@ -36,7 +37,8 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
     """The inclusive scan of ``a`` along ``axis`` under logaddexp, in ``ceil(log2 n)``
     whole-array steps (Hillis and Steele): step ``k`` merges every element with the one
     ``2**k`` before it. Every element is the log-sum-exp of its prefix, summed in a tree
-    of logaddexps, so the error grows with ``log2 n``, not ``n``."""
+    of logaddexps, so the error grows with ``log2 n``, not ``n``. An all ``-inf`` prefix
+    gives the constant ``-inf``: its elements get gradient 0."""
     n = a.shape[axis]
     before = (slice(None),) * axis
 
@@ -49,7 +51,7 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
         tail = generic_logaddexp(part(step, None), part(0, n - step), tau, xp)
         a = xp.concat([head, tail], axis=axis)
         step *= 2
-    return a
+    return nothing_is_constant(a, xp)
 
 
 def _dask(a: Any, axis: int | None, tau: float) -> Any:
@@ -63,8 +65,8 @@ def _dask(a: Any, axis: int | None, tau: float) -> Any:
     def logaddexp_blocks(x1: Any, x2: Any) -> Any:
         return logaddexp(x1, x2, temperature=tau)
 
-    if axis is None:
-        a, axis = a.reshape(-1), 0
+    if axis is None:  # dask cannot flatten an empty array of several chunks: one chunk then
+        a, axis = (a.rechunk(-1) if 0 in a.shape else a).reshape(-1), 0
     return cumreduction(logcumsumexp_block, logaddexp_blocks, -math.inf, a, axis=axis, dtype=a.dtype)
 
 
@@ -119,7 +121,7 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     numpy.exceptions.AxisError
         For an axis out of range.
     ValueError
-        For a temperature that is not positive and finite.
+        For a temperature that is not finite and at least the smallest normal float64.
 
     Notes
     -----

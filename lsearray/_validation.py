@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -11,9 +12,12 @@ from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj, is_dask_array
 from numpy.lib.array_utils import normalize_axis_tuple
 
+from lsearray._scale import Factor, array_factor
+
 __all__ = ["Prepared", "prepare", "prepare_array_api"]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SCALARS = (bool, int, float, complex)  # weak beside an array: the array's dtype decides
 
 
 class Prepared(NamedTuple):
@@ -23,7 +27,7 @@ class Prepared(NamedTuple):
     a: Any  # at least 1-d; for the kernel float32/float64, native byte order, aligned
     b: Any  # weights broadcast to a.shape, or None
     axes: tuple[int, ...]  # normalized reduction axes of a
-    tau: Any  # temperature: positive and finite (a 0-d array to differentiate through)
+    tau: Any  # temperature: a float, or a Factor holding a 0-d array to differentiate through
     dtype: Any  # dtype of the result
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
 
@@ -56,15 +60,23 @@ def _kernel_ready(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
+# A temperature below the smallest normal float64 has no normal inverse: 1 / tau overflows.
+_SMALLEST_TAU = sys.float_info.min
+
+
 def _temperature(temperature: Any, func: str) -> float:
+    """``temperature`` as a float, checked: finite and at least the smallest normal float64."""
     try:
         tau = float(temperature)
     except (TypeError, ValueError):
         raise TypeError(
             f"{func}: temperature must be a real number; got {type(temperature).__name__}"
         ) from None
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"{func}: temperature must be positive and finite; got {tau!r}")
+    if not (math.isfinite(tau) and tau >= _SMALLEST_TAU):
+        raise ValueError(
+            f"{func}: temperature must be positive, finite and at least {_SMALLEST_TAU!r} "
+            f"(the smallest normal float64); got {tau!r}"
+        )
     return tau
 
 
@@ -81,14 +93,16 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     (dtype('float64'), (0,), dtype('float64'))
     """
     tau = _temperature(temperature, func)
+    a_weak = a if type(a) in _SCALARS else None
     a = _as_real_array(a, "a", func)
     if b is None:
         dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
     else:
-        # Python scalars are weak, as in NumPy 2: float32 a with b=2.0 stays float32.
-        weak = b if type(b) in (bool, int, float) else None
+        # Python scalars are weak, as in NumPy 2 and scipy: float32 a with b=2.0 stays
+        # float32, and so does a=3.0 with a float32 b.
+        b_weak = b if type(b) in _SCALARS else None
         b = _as_real_array(b, "b", func)
-        dtype = np.result_type(a.dtype, b.dtype if weak is None else weak)
+        dtype = np.result_type(a.dtype if a_weak is None else a_weak, b.dtype if b_weak is None else b_weak)
         dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
         try:
             shape = np.broadcast_shapes(a.shape, b.shape)
@@ -110,18 +124,23 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     return Prepared(a, b, axes, tau, dtype, shape)
 
 
-def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Any:
-    """A temperature given as an array (to differentiate through it): checked where
-    its value is known (not while a function is being traced), cast to ``dtype``."""
-    tau = xp.astype(xp.asarray(temperature), dtype)
+def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Factor | float:
+    """A temperature given as an array (to differentiate through it), as a `Factor` whose
+    mantissa is in ``dtype``: checked where its value is known (not while a function is
+    being traced), before any cast, so that a value outside ``dtype``'s range keeps it. A
+    dask array gives its float: the lazy reductions take one."""
+    tau = xp.asarray(temperature)
     if tau.ndim != 0:
         raise ValueError(f"{func}: temperature must be a scalar; got shape {tau.shape}")
     try:
         value = float(tau)
-    except Exception:  # a tracer (jax.jit) or a lazy array: its value is not known yet
-        return tau
-    _temperature(value, func)
-    return tau
+    except Exception:  # a tracer (jax.jit): its value is not known yet
+        value = None
+    if value is not None:
+        _temperature(value, func)
+    if is_dask_array(tau):
+        return value
+    return array_factor(tau, value, dtype, xp)
 
 
 def _without_empty_chunks(x: Any) -> Any:
@@ -132,6 +151,17 @@ def _without_empty_chunks(x: Any) -> Any:
     return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
 
 
+def _weak_result_type(xp: ModuleType, dtype: Any, scalar: Any, device: Any) -> Any:
+    """The dtype of an array of ``dtype`` with the weak Python ``scalar``: ``dtype`` unless the
+    scalar is of a higher kind; the namespace's default dtype of the scalar's kind where the
+    namespace does not mix the two (array-api-strict: an integer array and a float)."""
+    try:
+        return xp.result_type(dtype, scalar)
+    except TypeError:
+        kind = "complex floating" if isinstance(scalar, complex) else "real floating"
+        return xp.__array_namespace_info__().default_dtypes(device=device)[kind]
+
+
 def prepare_array_api(
     a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType
 ) -> tuple[Prepared, Any]:
@@ -139,9 +169,14 @@ def prepare_array_api(
 
     Integer and bool input computes in the namespace's default real floating dtype,
     float16 and bfloat16 in float32 (returned in the input's dtype), and ``a`` and
-    ``b`` promote per the standard. Returns the prepared arguments and the dtype the
-    computation runs in.
+    ``b`` promote per the standard (a Python scalar beside an array is weak, either
+    side). Returns the prepared arguments and the dtype the computation runs in.
     """
+    weak = None
+    if type(a) in _SCALARS and b is not None and type(b) not in _SCALARS:
+        # a Python scalar beside an array b is weak: b's dtype (or the kind's default) decides
+        weak = _weak_result_type(xp, b.dtype, a, device_of(b))
+        a = xp.asarray(a, dtype=weak, device=device_of(b))
     a = a if is_array_api_obj(a) else xp.asarray(a)
     dev = device_of(a)
     numeric = ("bool", "integral", "real floating", "complex floating")
@@ -149,8 +184,8 @@ def prepare_array_api(
         raise TypeError(f"{func} expects a of a numeric dtype; got dtype {a.dtype}")
     if b is None:
         dtype = a.dtype
-    elif type(b) in (bool, int, float, complex):
-        dtype = xp.result_type(a.dtype, b)
+    elif type(b) in _SCALARS:
+        dtype = _weak_result_type(xp, a.dtype, b, dev)
         b = xp.asarray(b, dtype=dtype, device=dev)
     else:
         if is_dask_array(a) and not is_dask_array(b):
@@ -162,7 +197,7 @@ def prepare_array_api(
             raise TypeError(f"{func} expects b of a numeric dtype; got dtype {b.dtype}")
         if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
             raise ValueError(f"{func}: a is on device {dev} but b is on device {device_of(b)}")
-        dtype = xp.result_type(a.dtype, b.dtype)
+        dtype = weak if weak is not None else xp.result_type(a.dtype, b.dtype)
     if xp.isdtype(dtype, ("bool", "integral")):
         dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
     compute = dtype

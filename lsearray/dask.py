@@ -16,10 +16,12 @@ def _prepared(a: Any, b: Any, axis: Any, temperature: Any, func: str):
     import dask.array as da
     from array_api_compat import array_namespace
 
-    a = a if isinstance(a, da.Array) else da.asarray(a)
-    if b is not None and not isinstance(b, (bool, int, float, complex)):
+    scalars = (bool, int, float, complex)
+    weak = type(a) in scalars and b is not None and type(b) not in scalars  # b's dtype decides
+    a = a if isinstance(a, da.Array) or weak else da.asarray(a)
+    if b is not None and not isinstance(b, scalars):
         b = b if isinstance(b, da.Array) else da.asarray(b)
-    xp = array_namespace(a)
+    xp = array_namespace(b if weak else a)
     p, compute = prepare_array_api(a, b, axis, temperature, func, xp)
     return p, compute, xp
 

@@ -7,12 +7,15 @@ values are compared with the slow NumPy references of tests/reference.py on the 
 import math
 import warnings
 
+import mpmath
 import numpy as np
 import pytest
 
 import lsearray
 from backends import assert_values, make_backend, tolerances
 from reference import (
+    mp_logmeanexp,
+    mp_logsumexp,
     normalize_axes,
     slow_log_softmax,
     slow_logmeanexp,
@@ -149,6 +152,22 @@ def test_python_scalar_weight(xp, dtype, b):
                     what="logmeanexp")
 
 
+@pytest.mark.parametrize("a", [3.0, 3], ids=["float-3.0", "int-3"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int64"])
+def test_python_scalar_a_is_weak(xp, dtype, a):
+    """A Python scalar a beside an array b takes b's dtype (integers: the default floating
+    dtype), as a Python scalar b beside an array a does, and b's device."""
+    xp.subset(dtype in ("float32", "int64"), jax_keep=(dtype, a) == ("float32", 3.0))
+    b = xp.make(np.array([2.0, 1.0]), dtype)
+    out = dtype if dtype.startswith("float") else xp.default_float(b)
+    got = lsearray.logsumexp(a, b=b)
+    xp.check(got, b, out, (), scalar=True)
+    assert_values(xp.to_numpy(got), a + math.log(3.0), out)
+    got = lsearray.logmeanexp(a, b=b)
+    xp.check(got, b, out, (), scalar=True)
+    assert_values(xp.to_numpy(got), a, out)
+
+
 def test_negative_total_is_nan_without_sign(xp):
     a_np = np.array([[1.0, 2.0], [2.0, 1.0], [0.0, 0.0]])
     b_np = np.array([[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])
@@ -201,6 +220,136 @@ def test_temperature(xp, dtype, tau):
     xp.check(got, a, dtype, a_np.shape, what="log_softmax")
     assert_values(xp.to_numpy(got), slow_log_softmax(a_np, axis=(0, 2), temperature=tau), dtype,
                   "log_softmax")
+
+
+# ---- temperatures outside the dtype's range -------------------------------------------------------
+
+# Beyond float32's largest and below its smallest normal number, and float64's extremes.
+EXTREME_TAUS = [1e39, 1e300, 1.7e308, 1e-39, 1e-300, 2.2250738585072014e-308]
+TAU_A = np.array([0.5, 0.25, -1.0])
+TAU_B = np.array([1.0, 2.0, 0.5])
+
+
+KERNEL_BACKENDS = ("numpy", "numpy-readonly", "dask")  # the lsecore kernel reduces (dask: each chunk)
+KERNEL_ISSUE_12 = pytest.mark.xfail(strict=False, reason="kernel: issue 12")
+
+
+def mp_rounded(value, dtype):
+    """An mpmath value rounded to dtype (too large for it: inf)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(float(value)).astype(dtype)
+
+
+def mp_lse(a, tau, b=None):
+    return mp_logsumexp(a, b, tau)[0]
+
+
+def _extreme_tau_case(name, a_np, b_np, tau, xp):
+    """``(result, mpmath's value or list of values)`` of function ``name`` at temperature tau."""
+    a, b, kw = xp.make(a_np), xp.make(b_np), dict(temperature=tau)
+    lse = mp_lse(a_np, tau)
+    with mpmath.workdps(60):
+        log_p = [(mpmath.mpf(float(x)) - lse) / mpmath.mpf(tau) for x in a_np.tolist()]
+        cases = {
+            "logsumexp": (lambda: lsearray.logsumexp(a, **kw), lambda: lse),
+            "logsumexp-b": (lambda: lsearray.logsumexp(a, b=b, **kw), lambda: mp_lse(a_np, tau, b_np)),
+            "softmax": (lambda: lsearray.softmax(a, **kw), lambda: [mpmath.exp(v) for v in log_p]),
+            "log_softmax": (lambda: lsearray.log_softmax(a, **kw), lambda: log_p),
+            "logaddexp": (lambda: lsearray.logaddexp(a, xp.make(a_np[::-1]), **kw),
+                          lambda: [mp_lse([x, y], tau) for x, y in zip(a_np, a_np[::-1])]),
+            "logcumsumexp": (lambda: lsearray.logcumsumexp(a, **kw),
+                             lambda: [mp_lse(a_np[:k + 1], tau) for k in range(a_np.size)]),
+        }
+        call, exact = cases[name]
+        return call(), exact()
+
+
+# The NumPy kernel at these (also in dask's NumPy chunks, but for the scan of short blocks): nan
+# where tau * log n overflows.
+KERNEL_TAU_FAILS = {("logsumexp", 1.7e308): KERNEL_BACKENDS, ("logsumexp-b", 1.7e308): KERNEL_BACKENDS,
+                    ("logcumsumexp", 1.7e308): ("numpy", "numpy-readonly")}
+
+
+@pytest.mark.parametrize("tau", EXTREME_TAUS)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("name", ["logsumexp", "logsumexp-b", "softmax", "log_softmax", "logaddexp",
+                                  "logcumsumexp"])
+def test_temperature_outside_the_dtype_range(xp, request, name, dtype, tau):
+    """tau and 1 / tau outside the dtype's range are applied in exact power-of-two steps: every
+    result is mpmath's value rounded to the dtype (inf where it overflows), never nan."""
+    xp.subset(dtype == "float32", jax_keep=(dtype, tau) in (("float32", 1e39), ("float32", 1e-300)))
+    if xp.name in KERNEL_TAU_FAILS.get((name, tau), ()):
+        request.applymarker(KERNEL_ISSUE_12)
+    a_np = TAU_A.astype(dtype)
+    xp.make(a_np, dtype)  # skips a dtype the backend lacks
+    got, exact = _extreme_tau_case(name, a_np, TAU_B.astype(dtype), tau, xp)
+    exact = [mp_rounded(v, dtype) for v in exact] if isinstance(exact, list) else mp_rounded(exact, dtype)
+    xp.check(got, xp.make(a_np), dtype, np.shape(exact), scalar=None, what=name)
+    assert_values(xp.to_numpy(got), np.asarray(exact, dtype=np.float64), dtype, name)
+
+
+# The NumPy kernel's logmeanexp loses tau * eps to the log of a sum near 1 (not in [min, max] from
+# tau = 1e39 on), and tau * log n overflows at tau = 1.7e308.
+KERNEL_MEAN_FAILS = {1e6: ("float64",), 1e39: ("float32", "float64"), 1e300: ("float32", "float64"),
+                     1.7e308: ("float32", "float64")}
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+@pytest.mark.parametrize("tau", [1e-300, 1e-39, 1.0, 1e6, 1e39, 1e300, 1.7e308])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logmeanexp_lies_between_min_and_max(xp, request, dtype, tau, weighted):
+    """With positive weights logmeanexp lies in [min a, max a] at every temperature and is
+    mpmath's value rounded to the dtype: the max as tau -> 0, the weighted arithmetic mean
+    (here 0) as tau -> inf, where log(mean) would cancel to nothing (1.65e268 at tau = 1e300)."""
+    xp.subset(dtype == "float32" and not weighted, jax_keep=(dtype, tau) in (("float32", 1e39),))
+    if xp.name in KERNEL_BACKENDS and dtype in KERNEL_MEAN_FAILS.get(tau, ()):
+        request.applymarker(KERNEL_ISSUE_12)
+    a_np = np.linspace(-1.0, 1.0, 7).astype(dtype)
+    b_np = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0]).astype(dtype) if weighted else None
+    got = lsearray.logmeanexp(xp.make(a_np), b=None if b_np is None else xp.make(b_np), temperature=tau)
+    got = xp.to_numpy(got)
+    assert -1.0 <= got <= 1.0, got
+    assert_values(got, mp_rounded(mp_logmeanexp(a_np, b_np, tau), dtype), dtype)
+
+
+def test_logmeanexp_tiny_temperature_keeps_every_term(xp):
+    """At tau = 1e-300 the gap -1 over tau overflows, yet its term counts: the mean of
+    exp(a / tau) over [0, 0, -1] is 2/3 of the max's, so the result is tau log(2/3)."""
+    xp.subset(True, jax_keep=False)
+    got = xp.to_numpy(lsearray.logmeanexp(xp.make(np.array([0.0, 0.0, -1.0])), temperature=1e-300))
+    np.testing.assert_allclose(got, 1e-300 * math.log(2.0 / 3.0), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("tau", [1e39, 1e-300])
+def test_gumbel_softmax_temperature_outside_float32(xp, tau):
+    """A huge temperature gives the uniform distribution, a tiny one the one-hot argmax of the
+    noisy logits: no nan in float32."""
+    xp.subset(tau == 1e39)
+    y = xp.to_numpy(lsearray.gumbel_softmax(xp.make(np.array([[1.0, 2.0, 2.0]] * 4, np.float32)),
+                                            temperature=tau, rng=0))
+    if tau > 1:
+        assert_values(y, np.full((4, 3), 1 / 3), "float32")
+    else:
+        assert np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1), y
+
+
+@pytest.mark.parametrize("name", ["torch", "jax", "array_api_strict"])
+def test_array_temperature_outside_float32(name):
+    """An array temperature keeps its value beyond float32's range: float64 1e39 and 1e-300,
+    and a subnormal float32 temperature (1e-39; not on jax, where XLA flushes subnormal
+    float32 numbers to 0 in every operation)."""
+    x = make_backend(name)
+    a = x.make(TAU_A, "float32")
+    taus = ((1e39, "float64"), (1e-300, "float64")) + (((1e-39, "float32"),) if name != "jax" else ())
+    for tau, dtype in taus:
+        t = x.make(np.array(tau), dtype)
+        got = lsearray.logsumexp(a, temperature=t)
+        x.check(got, a, "float32", ())
+        assert_values(x.to_numpy(got), mp_rounded(mp_lse(TAU_A, float(x.to_numpy(t))), "float32"),
+                      "float32", f"tau={tau}")
+        got = lsearray.softmax(a, temperature=t)
+        expected = np.full(3, 1 / 3) if tau > 1 else [1.0, 0.0, 0.0]
+        assert_values(x.to_numpy(got), expected, "float32", f"softmax tau={tau}")
 
 
 # ---- special values -----------------------------------------------------------------------------
@@ -260,6 +409,58 @@ def test_special_values_logsumexp(xp, dtype, tau):
     got = lsearray.logmeanexp(a, axis=1, **kw)
     assert_values(xp.to_numpy(got), quiet(slow_logmeanexp, a_np, axis=1, **kw), dtype,
                   "logmeanexp without b")
+
+
+# Terms b exp(a / tau) that exact arithmetic makes infinite or nan (issue 12): (id, a, b, value,
+# sign, whether scipy.special.logsumexp 1.17 gives the same). Infinite terms add as IEEE numbers.
+INFINITE_TERMS = [
+    ("inf-times-2-minus-inf", [inf, inf], [2.0, -1.0], nan, nan, True),
+    ("inf-weight-on-neginf", [-inf], [inf], nan, nan, True),  # 0 * inf
+    ("inf-weight-on-neginf-and-1", [-inf, 0.0], [inf, 1.0], nan, nan, True),
+    ("inf-weight-on-a-term-that-underflows", [600.0, -200.0], [1.0, inf], inf, 1.0, True),
+    ("inf-weight-and-inf", [1.0, inf], [inf, 1.0], inf, 1.0, True),
+    ("minus-inf-weight", [0.0, 5.0], [-inf, 1.0], inf, -1.0, True),
+    ("inf-plus-minus-inf-weight", [inf, inf], [1.0, -inf], nan, nan, True),
+    ("inf-and-inf-weight-on-neginf", [inf, -inf], [1.0, inf], nan, nan, True),
+    ("nan-weight-on-inf", [inf, 2.0], [nan, 1.0], nan, nan, True),
+    ("minus-inf-weights", [1.0, 2.0], [-inf, -inf], inf, -1.0, True),
+    ("minus-inf-weight-on-neginf", [-inf, -inf], [-inf, 1.0], nan, nan, True),
+    # scipy gives nan: it multiplies -inf by the term exp(-800) after rounding it to 0
+    ("minus-inf-weight-on-a-term-that-underflows", [-800.0, 0.0], [-inf, 1.0], inf, -1.0, False),
+    # scipy gives nan: a weight 0 removes the element here, even +inf (a documented choice)
+    ("zero-weight-on-inf-and-inf-weight", [inf, 2.0], [0.0, inf], inf, 1.0, False),
+]
+# What the NumPy kernel (in dask's NumPy chunks too) gives otherwise today.
+KERNEL_INFINITE_FAILS = {
+    "inf-times-2-minus-inf", "inf-weight-on-neginf", "inf-weight-on-a-term-that-underflows",
+    "inf-weight-and-inf", "inf-plus-minus-inf-weight", "minus-inf-weight-on-neginf",
+    "minus-inf-weight-on-a-term-that-underflows",
+}
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case, a, b, value, sign, scipy_agrees", INFINITE_TERMS,
+                         ids=[row[0] for row in INFINITE_TERMS])
+def test_infinite_terms_with_weights(xp, request, dtype, tau, case, a, b, value, sign, scipy_agrees):
+    """A weight-inf term is +-inf even where its exp underflows, 0 * inf is nan, infinite terms
+    of both signs give nan: the exact-arithmetic answers, scipy's where it gives them."""
+    xp.subset((dtype, tau) == ("float64", 1.0))
+    if xp.name in KERNEL_BACKENDS and case in KERNEL_INFINITE_FAILS:
+        request.applymarker(KERNEL_ISSUE_12)
+    if scipy_agrees:
+        import scipy.special
+
+        with np.errstate(all="ignore"):
+            expected = scipy.special.logsumexp(np.array(a), b=np.array(b), return_sign=True)
+        assert_values(np.array(expected), [value, sign], "float64", "scipy")
+    x, w = xp.make(np.array(a, dtype=dtype)), xp.make(np.array(b, dtype=dtype))
+    got, got_sign = lsearray.logsumexp(x, b=w, return_sign=True, temperature=tau)
+    xp.check(got, x, dtype, (), scalar=True)
+    assert_values(xp.to_numpy(got), value, dtype, "value")
+    assert_values(xp.to_numpy(got_sign), sign, dtype, "sign")
+    got = lsearray.logsumexp(x, b=w, temperature=tau)
+    assert_values(xp.to_numpy(got), nan if sign < 0 else value, dtype, "without return_sign")
 
 
 @pytest.mark.parametrize("a, sign", [
@@ -327,6 +528,69 @@ def test_empty_reductions(xp):
     xp.check(got, a, "float64", (3, 0))
     got = lsearray.log_softmax(a, axis=1)
     xp.check(got, a, "float64", (3, 0))
+
+
+EMPTY_CASES = [((0,), None), ((0, 3), 0), ((0, 3), -1), ((0, 3), None), ((3, 0), 1), ((2, 0, 3), (0, 1)),
+               ((2, 0, 3), 2)]
+
+
+@pytest.mark.parametrize("shape, axis", EMPTY_CASES, ids=[f"{s}-axis={a}".replace(" ", "") for s, a in EMPTY_CASES])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int64", "bool"])
+def test_every_function_on_empty_input(xp, dtype, shape, axis):
+    """Empty input gives NumPy's answers on every backend: a reduction over nothing is -inf
+    (sign 0) and its mean nan (with weights too), and an empty result is an empty array of
+    the result's dtype, for every function, with keepdims too."""
+    xp.subset(dtype in ("float64", "int64"), jax_keep=dtype == "float32" and axis in (0, None))
+    a_np = np.zeros(shape, dtype)
+    a, b = xp.make(a_np), xp.make(np.ones(shape, dtype))
+    out = dtype if dtype.startswith("float") else xp.default_float(a)
+    axes = normalize_axes(axis, len(shape))
+
+    def check(got, expected, shape, what, scalar=True):
+        xp.check(got, a, out, shape, scalar=scalar, what=what)
+        assert_values(xp.to_numpy(got), np.full(shape, expected), "float64", what)
+
+    for keepdims in (False, True):
+        kept = reduced_shape(shape, axis, keepdims)
+        value, sign = lsearray.logsumexp(a, axis=axis, keepdims=keepdims, return_sign=True)
+        check(value, -inf, kept, "logsumexp")
+        check(sign, 0.0, kept, "logsumexp sign")
+        check(lsearray.logsumexp(a, axis=axis, b=b, keepdims=keepdims), -inf, kept, "logsumexp with b")
+        for kw in ({}, {"b": b}, {"temperature": 2.0}):
+            check(lsearray.logmeanexp(a, axis=axis, keepdims=keepdims, **kw), nan, kept, f"logmeanexp {kw}")
+    for func in ("softmax", "log_softmax"):
+        check(getattr(lsearray, func)(a, axis=axis), nan, shape, func, scalar=False)
+    check(lsearray.logaddexp(a, b), nan, shape, "logaddexp", scalar=False)
+    check(lsearray.gumbel_softmax(a, rng=0), nan, shape, "gumbel_softmax", scalar=False)
+    if len(axes) == 1 or axis is None:
+        scan_axis = None if axis is None else axes[0]
+        scanned = (a_np.size,) if axis is None else shape
+        check(lsearray.logcumsumexp(a, axis=scan_axis), nan, scanned, "logcumsumexp", scalar=False)
+        acc = lsearray.OnlineLogSumExp(axis=scan_axis).update(a, b=b)
+        seen = reduced_shape(shape, axis, False)
+        value, sign = acc.result(return_sign=True)
+        check(value, -inf, seen, "OnlineLogSumExp")
+        check(sign, 0.0, seen, "OnlineLogSumExp sign")
+        check(acc.result(mean=True), nan, seen, "OnlineLogSumExp mean")
+    if shape[-1]:  # categories, but no slices to draw from
+        draws = lsearray.categorical(a, rng=0)
+        assert tuple(draws.shape) == shape[:-1] and xp.to_numpy(draws).size == 0
+    else:
+        with pytest.raises(ValueError, match="have no categories"):
+            lsearray.categorical(a, rng=0)
+
+
+@pytest.mark.parametrize("a_shape, b_shape, out_shape", [
+    ((2, 0), (0, 3), (2, 3)), ((0,), (0,), ()), ((1, 2, 0), (0, 3), (1, 2, 3)),
+    ((0, 2), (2, 3), (0, 3)), ((2, 3), (3, 0), (2, 0)), ((0, 2, 3), (3, 4), (0, 2, 4)),
+])
+def test_logmatmulexp_of_empty_matrices(xp, a_shape, b_shape, out_shape):
+    """A zero-size inner axis gives -inf (an empty sum), any other zero-size axis an empty result."""
+    xp.subset(True, jax_keep=a_shape == (2, 0))
+    a = xp.make(np.zeros(a_shape))
+    got = lsearray.logmatmulexp(a, xp.make(np.zeros(b_shape)))
+    xp.check(got, a, "float64", out_shape, scalar=True)
+    assert_values(xp.to_numpy(got), np.full(out_shape, -inf), "float64")
 
 
 def test_zero_dimensional_input(xp):

@@ -195,6 +195,29 @@ def test_python_scalar_b_keeps_low_precision_dtype(dtype, b):
     assert abs(float(got)) <= 4 * float(np.finfo(dtype).eps)
 
 
+@pytest.mark.parametrize("a", [3.0, 3, True], ids=["python-float", "python-int", "python-bool"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["float32", "float16"])
+def test_python_scalar_a_keeps_the_dtype_of_b(dtype, a):
+    # Weak on either side (NEP 50): scipy 1.17 gives logsumexp(3.0, b=np.float32(2.0)) in float32
+    expected = float(a) + math.log(2.0)
+    got = lsearray.logsumexp(a, b=dtype(2.0))
+    assert type(got) is dtype
+    assert_close(got, np.asarray(expected, dtype=dtype), 1, dtype=dtype)
+    value, sign = lsearray.logsumexp(a, b=np.array([1.5, 0.5], dtype=dtype), return_sign=True)
+    assert type(value) is dtype and type(sign) is dtype and sign == 1
+    assert_close(value, np.asarray(expected, dtype=dtype), 1, dtype=dtype)
+    got = lsearray.logmeanexp(a, b=dtype(2.0))
+    assert type(got) is dtype
+    assert_close(got, np.asarray(float(a), dtype=dtype), 1, dtype=dtype)
+
+
+def test_python_scalars_on_both_sides_are_float64():
+    got = lsearray.logsumexp(3.0, b=2)
+    assert type(got) is np.float64
+    assert_close(got, 3.0 + LOG2, 1)
+    assert type(lsearray.logsumexp(3, b=np.int8(2))) is np.float64  # integers give float64
+
+
 def test_0d_keepdims_is_1d():
     got = lsearray.logsumexp(np.array(2.0), keepdims=True)
     assert isinstance(got, np.ndarray) and got.shape == (1,) and got.dtype == np.float64
@@ -259,6 +282,20 @@ def test_softmax_int_input_is_float64():
     got = lsearray.softmax(np.array([0, 0, 0, 0]))
     assert got.dtype == np.float64
     assert_close(got, [0.25] * 4, 0)
+
+
+def test_softmax_choices_that_differ_from_scipy():
+    """Documented choices (README, Semantics): 8-bit integers give float64 (scipy: float16),
+    bool counts as 0 and 1 (scipy: TypeError), empty input gives an empty array (scipy:
+    ValueError)."""
+    for func in (lsearray.softmax, lsearray.log_softmax):
+        assert func(np.array([1, 2], dtype=np.int8)).dtype == np.float64
+        got = func(np.zeros((0, 3)), axis=1)
+        assert isinstance(got, np.ndarray) and got.shape == (0, 3) and got.dtype == np.float64
+    p = closed(lambda: 1 / (1 + mpmath.exp(-1)))
+    assert_close(lsearray.softmax(np.array([True, False])), [p, 1 - p], 1)
+    assert_close(lsearray.log_softmax(np.array([True, False])),
+                 [closed(lambda: -mpmath.log1p(mpmath.exp(-1))), closed(lambda: -mpmath.log1p(mpmath.e))], 1)
 
 
 # ---- logmeanexp ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Bad input: unsupported dtypes, b that does not broadcast, bad axes, bad temperatures; inputs untouched."""
 
+import math
 import re
 
 import numpy as np
@@ -7,6 +8,9 @@ import pytest
 from numpy.exceptions import AxisError
 
 import lsearray
+from backends import assert_values
+
+LOG2 = math.log(2.0)
 
 REDUCTIONS = ["logsumexp", "logmeanexp"]
 ELEMENTWISE = ["softmax", "log_softmax"]
@@ -133,6 +137,65 @@ BAD_TAUS = [0.0, -0.0, -1.0, np.nan, np.inf, -np.inf]
 def test_bad_temperature_raises_value_error(name, tau):
     with pytest.raises(ValueError, match="(?i)temperature"):
         call(name, np.array([1.0, 2.0]), temperature=tau)
+
+
+SMALLEST_NORMAL = 2.2250738585072014e-308
+TAU_MESSAGE = ("temperature must be positive, finite and at least 2.2250738585072014e-308 "
+               "(the smallest normal float64); got ")
+SUBNORMAL_TAUS = [5e-324, 1e-310, float(np.nextafter(SMALLEST_NORMAL, 0.0))]
+TAU_FUNCS = {
+    "logsumexp": lambda x, tau: lsearray.logsumexp(x, temperature=tau),
+    "logmeanexp": lambda x, tau: lsearray.logmeanexp(x, temperature=tau),
+    "softmax": lambda x, tau: lsearray.softmax(x, temperature=tau),
+    "log_softmax": lambda x, tau: lsearray.log_softmax(x, temperature=tau),
+    "logaddexp": lambda x, tau: lsearray.logaddexp(x, x, temperature=tau),
+    "logcumsumexp": lambda x, tau: lsearray.logcumsumexp(x, temperature=tau),
+    "gumbel_softmax": lambda x, tau: lsearray.gumbel_softmax(x, temperature=tau, rng=0),
+    "OnlineLogSumExp": lambda x, tau: lsearray.OnlineLogSumExp(temperature=tau).update(x),
+}
+
+
+@pytest.mark.parametrize("name", list(TAU_FUNCS))
+@pytest.mark.parametrize("tau", SUBNORMAL_TAUS + BAD_TAUS, ids=[repr(t) for t in SUBNORMAL_TAUS + BAD_TAUS])
+def test_temperature_below_the_smallest_normal_float64_raises(xp, name, tau):
+    """1 / tau overflows a float64 below the smallest normal float64: every function and backend
+    refuses such a temperature with the same message, naming the value it got."""
+    xp.subset(tau == SUBNORMAL_TAUS[0])
+    x = xp.make(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=re.escape(f"{name}: {TAU_MESSAGE}{float(tau)!r}")):
+        TAU_FUNCS[name](x, tau)
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "logmeanexp", "softmax", "logaddexp", "logcumsumexp"])
+def test_array_temperature_below_the_smallest_normal_float64_raises(xp, name):
+    """An array temperature whose value is known is checked as a float, before any cast to the
+    input's dtype (1e-310 would be 0 in float32)."""
+    if xp.name in ("numpy", "numpy-readonly", "dask"):
+        pytest.skip("array temperatures are differentiated on the array-API path")
+    x = xp.make(np.array([1.0, 2.0], dtype=np.float32))
+    with pytest.raises(ValueError, match=re.escape(f"{name}: {TAU_MESSAGE}1e-310")):
+        TAU_FUNCS[name](x, xp.make(np.array(1e-310)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(TAU_FUNCS))
+def test_smallest_normal_float64_temperature_is_accepted(xp, name, dtype):
+    """The smallest accepted temperature is the hard max in every dtype (no nan from 1 / tau)."""
+    xp.subset(dtype == "float32", jax_keep=False)
+    x = xp.make(np.array([1.0, 2.0, 2.0]), dtype)
+    got = TAU_FUNCS[name](x, SMALLEST_NORMAL)
+    if name == "OnlineLogSumExp":
+        got = got.result()
+    with np.errstate(over="ignore"):  # (1 - 2) / tau: -4.5e307, -inf in float32
+        gap = float(np.float64(-1.0 / SMALLEST_NORMAL).astype(dtype))
+    expected = {"logsumexp": 2.0, "logmeanexp": 2.0, "softmax": [0.0, 0.5, 0.5],
+                "log_softmax": [gap - LOG2, -LOG2, -LOG2], "logaddexp": [1.0, 2.0, 2.0],
+                "logcumsumexp": [1.0, 2.0, 2.0], "OnlineLogSumExp": 2.0}.get(name)
+    if name == "gumbel_softmax":  # one-hot: the noisy max takes all the mass
+        got = xp.to_numpy(got)
+        assert sorted(got.tolist()) == [0.0, 0.0, 1.0], got
+        return
+    assert_values(xp.to_numpy(got), expected, dtype, name)
 
 
 @pytest.mark.parametrize("name", ALL_FUNCS)

@@ -159,6 +159,24 @@ def test_torch_gradcheck_logmeanexp(torch, axis):
     assert_values(g.numpy(), slow_softmax(x_np, axis=axis), "float64", "grad")
 
 
+@pytest.mark.parametrize("tau", [30.0, 1e4])
+def test_torch_gradcheck_logmeanexp_near_the_max(torch, tau):
+    """A temperature large against the spread of x takes the expm1 form near the max (its
+    Taylor polynomials below |z| = 2**-9 at tau = 1e4): gradients in x, b and tau stay exact."""
+    _gradcheck(torch, lambda x: lsearray.logmeanexp(x, axis=1, temperature=tau), _x(torch))
+    _gradcheck(torch, lambda x, b: lsearray.logmeanexp(x, axis=0, b=b, temperature=tau), _x(torch), _b(torch))
+    _gradcheck(torch, lambda x, t: lsearray.logmeanexp(x, axis=1, temperature=t), _x(torch), _t(torch, tau))
+
+
+@pytest.mark.parametrize("tau, dtype", [(1e300, "float64"), (1e39, "float32")])
+def test_torch_grad_of_logmeanexp_is_the_mean_at_huge_temperatures(torch, tau, dtype):
+    """As tau -> inf logmeanexp tends to the weighted mean of x, and its gradient to b / sum(b)."""
+    x = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=getattr(torch, dtype), requires_grad=True)
+    b = torch.tensor([1.0, 2.0, 3.0, 2.0], dtype=getattr(torch, dtype))
+    (g,) = torch.autograd.grad(lsearray.logmeanexp(x, b=b, temperature=tau), x)
+    assert_values(g.numpy(), (b / b.sum()).numpy(), dtype, "d/dx")
+
+
 def test_torch_grad_wrt_b_value(torch):
     # d/db_i log(sum b exp(a)) = exp(a_i) / sum(b exp(a))
     a_np = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, -3.0]])
@@ -197,6 +215,36 @@ def test_torch_all_neginf_full_reduction_and_weights_zero_gradient(torch):
     (g,) = torch.autograd.grad(lsearray.logsumexp(x), x)
     assert g[0].item() == 0.0
     assert_values(g.numpy(), slow_softmax(np.array([-inf, 0.0, 1.0])), "float64")
+
+
+# Sums of nothing (every term -inf or of weight 0) are the constant -inf: no input gets a gradient
+# from them, as logsumexp's all -inf slices (README, Semantics).
+NOTHING_X1, NOTHING_X2 = [-inf, -inf, 1.0, 2.0], [-inf, 0.5, -inf, 2.0]
+NOTHING_G1, NOTHING_G2 = [0.0, 0.0, 1.0, 0.5], [0.0, 1.0, 0.0, 0.5]
+# logcumsumexp: d/dx sum(out) over [-inf, -inf, -inf, 1, 2]: out[3] = 1, out[4] = log(e + e^2)
+E = math.e
+NOTHING_SCAN, NOTHING_SCAN_GRAD = [-inf, -inf, -inf, 1.0, 2.0], [0.0, 0.0, 0.0, 1 + 1 / (1 + E), E / (1 + E)]
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_torch_sums_of_nothing_have_zero_gradient(torch, tau):
+    x1, x2 = _t(torch, NOTHING_X1), _t(torch, NOTHING_X2)
+    out = lsearray.logaddexp(x1, x2, temperature=tau)
+    assert out[0].item() == -inf
+    g1, g2 = torch.autograd.grad(out.sum(), (x1, x2))
+    np.testing.assert_array_equal(g1.numpy(), NOTHING_G1)
+    np.testing.assert_array_equal(g2.numpy(), NOTHING_G2)
+    x = _t(torch, NOTHING_SCAN)
+    (g,) = torch.autograd.grad(lsearray.logcumsumexp(x).sum(), x)
+    assert_values(g.numpy(), NOTHING_SCAN_GRAD, "float64", "logcumsumexp")
+    x = _t(torch, [[-inf, -inf, 0.0], [-inf, -inf, -inf]])
+    (g,) = torch.autograd.grad(lsearray.logcumsumexp(x, axis=1, temperature=tau).sum(), x)
+    np.testing.assert_array_equal(g.numpy(), [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    # logmeanexp: an all -inf slice gives nothing to its weights either
+    x, b = _t(torch, [[-inf, -inf], [0.0, 0.0]]), _t(torch, [[1.0, 2.0], [1.0, 3.0]])
+    gx, gb = torch.autograd.grad(lsearray.logmeanexp(x, axis=1, b=b, temperature=tau).sum(), (x, b))
+    np.testing.assert_array_equal(gx.numpy(), [[0.0, 0.0], [0.25, 0.75]])
+    np.testing.assert_array_equal(gb.numpy(), [[0.0, 0.0], [0.0, 0.0]])
 
 
 # ================================================================================================
@@ -308,6 +356,23 @@ def test_jax_all_neginf_slice_has_zero_gradient(jax, func, jit):
     assert_values(g[1], slow_softmax(np.array([0.0, 1.0])), "float64", "finite row")
     g = np.asarray(jax.grad(lambda x: getattr(lsearray, func)(x))(_jnp([-inf, -inf])))
     np.testing.assert_array_equal(g, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_jax_sums_of_nothing_have_zero_gradient(jax, jit):
+    def wrap(f):
+        return jax.jit(f) if jit else f
+
+    g1, g2 = wrap(jax.grad(lambda u, v: lsearray.logaddexp(u, v).sum(), argnums=(0, 1)))(
+        _jnp(NOTHING_X1), _jnp(NOTHING_X2))
+    np.testing.assert_array_equal(np.asarray(g1), NOTHING_G1)
+    np.testing.assert_array_equal(np.asarray(g2), NOTHING_G2)
+    g = wrap(jax.grad(lambda x: lsearray.logcumsumexp(x).sum()))(_jnp(NOTHING_SCAN))
+    assert_values(np.asarray(g), NOTHING_SCAN_GRAD, "float64", "logcumsumexp")
+    gx, gb = wrap(jax.grad(lambda x, b: lsearray.logmeanexp(x, axis=1, b=b).sum(), argnums=(0, 1)))(
+        _jnp([[-inf, -inf], [0.0, 0.0]]), _jnp([[1.0, 2.0], [1.0, 3.0]]))
+    np.testing.assert_array_equal(np.asarray(gx), [[0.0, 0.0], [0.25, 0.75]])
+    np.testing.assert_array_equal(np.asarray(gb), [[0.0, 0.0], [0.0, 0.0]])
 
 
 def test_torch_elements_removed_by_zero_weight_have_zero_gradient(torch):

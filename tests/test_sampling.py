@@ -347,7 +347,7 @@ def test_gumbel_softmax_nan_slices_as_softmax():
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, inf, nan])
 def test_gumbel_softmax_bad_temperature(temperature):
-    with pytest.raises(ValueError, match="gumbel_softmax: temperature must be positive and finite"):
+    with pytest.raises(ValueError, match="gumbel_softmax: temperature must be positive, finite and at least"):
         gumbel_softmax(np.zeros(3), temperature=temperature)
 
 
