@@ -205,9 +205,10 @@ LSE512_INLINE __m512d lse512_term_dt(__m512d x, __m512d m, __m512d iv, __m512d i
 {
     if (unit) return lse512_term_d(x, m, iv, k, 1);
     __m512d d = _mm512_sub_pd(x, m);
-    __mmask8 fin = _mm512_cmp_pd_mask(d, _mm512_set1_pd(-0x1p1000), _CMP_GT_OQ);
     __m512d dl = lse512_two_sum_err(x, _mm512_sub_pd(_mm512_setzero_pd(), m), d);
     __m512d z = _mm512_mul_pd(d, iv);
+    /* where the term underflows the low part is moot (and may not be small) */
+    __mmask8 fin = _mm512_cmp_pd_mask(z, _mm512_set1_pd(-746.0), _CMP_GT_OQ);
     __m512d zl = _mm512_fmadd_pd(dl, iv, _mm512_fmadd_pd(d, itl, _mm512_fmsub_pd(d, iv, z)));
     return lse512_exp2(z, _mm512_maskz_mov_pd(fin, zl), k);
 }
@@ -496,6 +497,7 @@ LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, c
     __m512d tv = _mm512_set1_pd(tau);
     __m512d p = _mm512_mul_pd(tv, lh);
     __m512d pe = _mm512_fmsub_pd(tv, lh, p);
+    ok &= _mm512_cmp_pd_mask(_mm512_abs_pd(p), big, _CMP_LE_OQ);   /* overflows: portable */
     __m512d sum, err;
     lse512_two_sum(vm, p, &sum, &err);
     __m512d r = _mm512_add_pd(sum, _mm512_add_pd(_mm512_add_pd(err, pe), _mm512_mul_pd(tv, ll)));

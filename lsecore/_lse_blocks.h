@@ -124,7 +124,7 @@ LSE_INLINE double lse_term(double x, double m, double inv_tau, double itl)
     double d = x - m, z = d * inv_tau;
     double zl = lse_two_sum_err(x, -m, d) * inv_tau;
     if (inv_tau != 1.0) zl += fma(d, inv_tau, -z) + d * itl;
-    return lse_exp_nonpos2(z, d > -0x1p1000 ? zl : 0.0);
+    return lse_exp_nonpos2(z, z > -746.0 ? zl : 0.0);   /* moot (and maybe large) below */
 }
 
 /* 1/tau as *inv_tau plus the returned low part (0 at a unit temperature). */
@@ -141,7 +141,7 @@ LSE_INLINE double lse_quotient(double x, double m, double tau, double inv_tau, d
                                double *lo)
 {
     double d = x - m, z = d * inv_tau;
-    int finite = d > -0x1p1000 && d < 0x1p1000;
+    int finite = isfinite(d) && isfinite(z);
     double dl = finite ? lse_two_sum_err(x, -m, d) * inv_tau : 0.0;
     *lo = tau == 1.0 || !finite ? dl : dl + (fma(d, inv_tau, -z) + d * itl);
     return z;
@@ -672,6 +672,7 @@ LSE_INLINE double lse_shift_add(double m, double tau, double lh, double ll)
 {
     if (!isfinite(m) || !isfinite(lh) || !isfinite(ll)) return m + tau * (lh + ll);
     double pe, p = lse_two_prod(tau, lh, &pe);
+    if (!isfinite(p)) return m + p;              /* tau log S overflows: +-inf */
     double s = m + p;
     return s + (lse_two_sum_err(m, p, s) + pe + tau * ll);
 }

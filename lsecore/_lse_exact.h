@@ -277,6 +277,7 @@ LSE_INLINE double lse_exact_result(lse_exact_sum *acc, double m, double tau, dou
             lg = lse_dd_add(lg, (lse_dd){-ld.h, -ld.l});
         }
     }
+    if (!isfinite(tau * lg.h)) return m + tau * lg.h;   /* overflows: +-inf */
     lse_dd r = lse_dd_add((lse_dd){m, 0.0}, lse_dd_mul_d(lg, tau));
     return r.h + r.l;
 }

@@ -230,8 +230,6 @@ TAU_A = np.array([0.5, 0.25, -1.0])
 TAU_B = np.array([1.0, 2.0, 0.5])
 
 
-KERNEL_BACKENDS = ("numpy", "numpy-readonly", "dask")  # the lsecore kernel reduces (dask: each chunk)
-KERNEL_ISSUE_12 = pytest.mark.xfail(strict=False, reason="kernel: issue 12")
 
 
 def mp_rounded(value, dtype):
@@ -264,34 +262,20 @@ def _extreme_tau_case(name, a_np, b_np, tau, xp):
         return call(), exact()
 
 
-# The NumPy kernel at these (also in dask's NumPy chunks, but for the scan of short blocks): nan
-# where tau * log n overflows.
-KERNEL_TAU_FAILS = {("logsumexp", 1.7e308): KERNEL_BACKENDS, ("logsumexp-b", 1.7e308): KERNEL_BACKENDS,
-                    ("logcumsumexp", 1.7e308): ("numpy", "numpy-readonly")}
-
-
 @pytest.mark.parametrize("tau", EXTREME_TAUS)
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 @pytest.mark.parametrize("name", ["logsumexp", "logsumexp-b", "softmax", "log_softmax", "logaddexp",
                                   "logcumsumexp"])
-def test_temperature_outside_the_dtype_range(xp, request, name, dtype, tau):
+def test_temperature_outside_the_dtype_range(xp, name, dtype, tau):
     """tau and 1 / tau outside the dtype's range are applied in exact power-of-two steps: every
     result is mpmath's value rounded to the dtype (inf where it overflows), never nan."""
     xp.subset(dtype == "float32", jax_keep=(dtype, tau) in (("float32", 1e39), ("float32", 1e-300)))
-    if xp.name in KERNEL_TAU_FAILS.get((name, tau), ()):
-        request.applymarker(KERNEL_ISSUE_12)
     a_np = TAU_A.astype(dtype)
     xp.make(a_np, dtype)  # skips a dtype the backend lacks
     got, exact = _extreme_tau_case(name, a_np, TAU_B.astype(dtype), tau, xp)
     exact = [mp_rounded(v, dtype) for v in exact] if isinstance(exact, list) else mp_rounded(exact, dtype)
     xp.check(got, xp.make(a_np), dtype, np.shape(exact), scalar=None, what=name)
     assert_values(xp.to_numpy(got), np.asarray(exact, dtype=np.float64), dtype, name)
-
-
-# The NumPy kernel's logmeanexp loses tau * eps to the log of a sum near 1 (not in [min, max] from
-# tau = 1e39 on), and tau * log n overflows at tau = 1.7e308.
-KERNEL_MEAN_FAILS = {1e6: ("float64",), 1e39: ("float32", "float64"), 1e300: ("float32", "float64"),
-                     1.7e308: ("float32", "float64")}
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
@@ -301,9 +285,10 @@ def test_logmeanexp_lies_between_min_and_max(xp, request, dtype, tau, weighted):
     """With positive weights logmeanexp lies in [min a, max a] at every temperature and is
     mpmath's value rounded to the dtype: the max as tau -> 0, the weighted arithmetic mean
     (here 0) as tau -> inf, where log(mean) would cancel to nothing (1.65e268 at tau = 1e300)."""
+    if xp.name == "dask" and tau >= 1e39:
+        # Merged chunk partials keep the mean only to 2^-106 of the max's term: README Limits.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="dask partials at tau >> spread"))
     xp.subset(dtype == "float32" and not weighted, jax_keep=(dtype, tau) in (("float32", 1e39),))
-    if xp.name in KERNEL_BACKENDS and dtype in KERNEL_MEAN_FAILS.get(tau, ()):
-        request.applymarker(KERNEL_ISSUE_12)
     a_np = np.linspace(-1.0, 1.0, 7).astype(dtype)
     b_np = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0]).astype(dtype) if weighted else None
     got = lsearray.logmeanexp(xp.make(a_np), b=None if b_np is None else xp.make(b_np), temperature=tau)
@@ -431,23 +416,16 @@ INFINITE_TERMS = [
     ("zero-weight-on-inf-and-inf-weight", [inf, 2.0], [0.0, inf], inf, 1.0, False),
 ]
 # What the NumPy kernel (in dask's NumPy chunks too) gives otherwise today.
-KERNEL_INFINITE_FAILS = {
-    "inf-times-2-minus-inf", "inf-weight-on-neginf", "inf-weight-on-a-term-that-underflows",
-    "inf-weight-and-inf", "inf-plus-minus-inf-weight", "minus-inf-weight-on-neginf",
-    "minus-inf-weight-on-a-term-that-underflows",
-}
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.5])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case, a, b, value, sign, scipy_agrees", INFINITE_TERMS,
                          ids=[row[0] for row in INFINITE_TERMS])
-def test_infinite_terms_with_weights(xp, request, dtype, tau, case, a, b, value, sign, scipy_agrees):
+def test_infinite_terms_with_weights(xp, dtype, tau, case, a, b, value, sign, scipy_agrees):
     """A weight-inf term is +-inf even where its exp underflows, 0 * inf is nan, infinite terms
     of both signs give nan: the exact-arithmetic answers, scipy's where it gives them."""
     xp.subset((dtype, tau) == ("float64", 1.0))
-    if xp.name in KERNEL_BACKENDS and case in KERNEL_INFINITE_FAILS:
-        request.applymarker(KERNEL_ISSUE_12)
     if scipy_agrees:
         import scipy.special
 
