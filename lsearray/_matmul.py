@@ -12,6 +12,7 @@ from array_api_compat import is_array_api_obj, is_dask_namespace, is_jax_namespa
 
 from lsearray import _generic
 from lsearray._dispatch import namespace
+from lsearray._narrow import narrowed
 from lsearray._reductions import logsumexp
 from lsearray._validation import _as_real_array
 
@@ -387,7 +388,7 @@ def _dask(a: Any, b: Any) -> Any:
     stack = da.blockwise(_block, left[:-1] + (ndim - 1, ndim), a, left, b, right,
                          adjust_chunks={ndim - 1: 1}, dtype=np.float64, concatenate=False, meta=meta)
     out = stack[..., 0, :] if stack.shape[-2] == 1 else lse_dask.logsumexp(stack, axis=-2)
-    return out.astype(dtype).reshape(s.result)
+    return narrowed(out, dtype).reshape(s.result)
 
 
 # ---- the public function -----------------------------------------------------------------------
