@@ -324,12 +324,11 @@ def test_logmeanexp_axis_keepdims():
 # above 1 (a sum cannot add more than tau log n to the max), negative weights in a mean
 # (which divide by the small sum of the weights) or log_softmax's differences x - max can
 # get there. Each case: (id, input maker, exact values at 60 digits).
-F32, F16 = float(np.finfo(np.float32).max), float(np.finfo(np.float16).max)
 TAU = 1e38  # exp(x / TAU) of float32 values stays in [e^-3.4, e^3.4]
 
 
-def _online(batch, tau, **kwargs):
-    return lsearray.OnlineLogSumExp(axis=0, temperature=tau).update(batch).result(**kwargs)
+def _online(batch, tau, b=None, **kwargs):
+    return lsearray.OnlineLogSumExp(axis=0, temperature=tau).update(batch, b).result(**kwargs)
 
 
 def _lse(a, tau, b=None):
@@ -343,14 +342,16 @@ def _lse(a, tau, b=None):
 OVERFLOWS = [
     ("logsumexp rows", lambda x: lsearray.logsumexp(x([[3e38, 3e38], [1.0, 2.0]]), axis=1, temperature=TAU),
      lambda: [_lse([3e38, 3e38], TAU), _lse([1.0, 2.0], TAU)]),
-    ("logsumexp columns", lambda x: lsearray.logsumexp(x([[3e38, 1.0], [3e38, 2.0]]), axis=0, temperature=TAU),
+    ("logsumexp columns",
+     lambda x: lsearray.logsumexp(x([[3e38, 1.0], [3e38, 2.0]]), axis=0, temperature=TAU),
      lambda: [_lse([3e38, 3e38], TAU), _lse([1.0, 2.0], TAU)]),
     ("logsumexp interleaved axes",
      lambda x: lsearray.logsumexp(x(np.full((2, 2, 2), 3e38)), axis=(0, 2), temperature=TAU),
      lambda: [_lse([3e38] * 4, TAU)] * 2),
     ("logsumexp weighted", lambda x: lsearray.logsumexp(x([3e38, 3e38]), b=x([1.0, 0.5]), temperature=TAU),
      lambda: _lse([3e38, 3e38], TAU, [1.0, 0.5])),
-    ("logsumexp return_sign", lambda x: lsearray.logsumexp(x([3e38, 3e38]), return_sign=True, temperature=TAU),
+    ("logsumexp return_sign",
+     lambda x: lsearray.logsumexp(x([3e38, 3e38]), return_sign=True, temperature=TAU),
      lambda: (_lse([3e38, 3e38], TAU), 1.0)),
     # (e^3 - 0.5) / 0.5 = 39.2: the mean is 1.22 tau above the max
     ("logmeanexp signed weights",
@@ -362,7 +363,8 @@ OVERFLOWS = [
      lambda: [_lse([3e38, 3e38], TAU), _lse([1.0, 2.0], TAU)]),
     # the max's own entry is -log(1 + e^-6e38), -0.0 after rounding
     ("log_softmax", lambda x: lsearray.log_softmax(x([3e38, -3e38])), lambda: [0.0, -6e38]),
-    ("log_softmax interleaved axes", lambda x: lsearray.log_softmax(x([[[3e38, -3e38]], [[0.0, 0.0]]]), axis=(0, 2)),
+    ("log_softmax interleaved axes",
+     lambda x: lsearray.log_softmax(x([[[3e38, -3e38]], [[0.0, 0.0]]]), axis=(0, 2)),
      lambda: [[[0.0, -6e38]], [[-3e38, -3e38]]]),
     ("softmax", lambda x: lsearray.softmax(x([3e38, -3e38])), lambda: [1.0, 0.0]),
     ("logmatmulexp", lambda x: lsearray.logmatmulexp(x([[3e38, 3e38]]), x([[3e38], [0.0]])),
@@ -371,7 +373,7 @@ OVERFLOWS = [
     ("OnlineLogSumExp return_sign", lambda x: _online(x([3e38, 3e38]), TAU, return_sign=True),
      lambda: (_lse([3e38, 3e38], TAU), 1.0)),
     ("OnlineLogSumExp mean, signed weights",
-     lambda x: lsearray.OnlineLogSumExp(temperature=TAU).update(x([3e38, 0.0]), b=x([1.0, -0.5])).result(mean=True),
+     lambda x: _online(x([3e38, 0.0]), TAU, b=x([1.0, -0.5]), mean=True),
      lambda: _lse([3e38, 0.0], TAU, [2.0, -1.0])),
 ]
 
@@ -418,7 +420,8 @@ def test_float32_results_that_overflow_are_inf_without_warnings(make, exact, lib
                  lambda: [65504.0, _lse([65504.0, 65504.0], 100.0)], id="logcumsumexp"),
     pytest.param(lambda x: lsearray.logaddexp(x([65504.0]), x([65504.0]), temperature=100.0),
                  lambda: [_lse([65504.0, 65504.0], 100.0)], id="logaddexp"),
-    pytest.param(lambda x: lsearray.log_softmax(x([65504.0, -65504.0])), lambda: [0.0, -131008.0], id="log_softmax"),
+    pytest.param(lambda x: lsearray.log_softmax(x([65504.0, -65504.0])), lambda: [0.0, -131008.0],
+                 id="log_softmax"),
     pytest.param(lambda x: _online(x([65504.0, 65504.0]), 100.0), lambda: _lse([65504.0, 65504.0], 100.0),
                  id="OnlineLogSumExp"),
 ])

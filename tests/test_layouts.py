@@ -256,8 +256,8 @@ INTERLEAVED = [
     ("Fortran order", lambda: np.asfortranarray(_interleaved(6, (2, 3) * 5, 0.0)), tuple(range(1, 10, 2))),
     ("transposed", lambda: _interleaved(7, (2, 3) * 5, 0.0).transpose(9, 0, 8, 1, 7, 2, 6, 3, 5, 4),
      tuple(range(0, 10, 2))),
-    ("strided and reversed", lambda: _interleaved(8, (4, 6, 4, 6, 4, 6, 4), 0.0)[::2, ::-3, ::2, 1::2, ::-2, :, ::2],
-     (1, 3, 5)),
+    ("strided and reversed",
+     lambda: _interleaved(8, (4, 6, 4, 6, 4, 6, 4), 0.0)[::2, ::-3, ::2, 1::2, ::-2, :, ::2], (1, 3, 5)),
     ("all axes, strided", lambda: _interleaved(9, (4, 6, 4, 6), -750.0)[::2, ::-3, ::2, 1::2], None),
 ]
 
