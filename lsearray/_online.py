@@ -8,10 +8,11 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_dask_namespace
 from array_api_compat import device as device_of
 
 from lsearray._dispatch import namespace
+from lsearray._narrow import narrowed
 from lsearray._partials import Partial, finalize, merge, partial
 from lsearray._validation import _temperature, prepare, prepare_array_api
 
@@ -311,6 +312,12 @@ class OnlineLogSumExp:
             return (out, np.float64(math.nan if mean else 0.0)) if return_sign else out
         xp = self._namespace()
         part = Partial(*self._state)
+        lazy = xp is not None and is_dask_namespace(xp)
+        if lazy and part.m.dtype != xp.float64:
+            # dask computes later, outside this errstate: finalized in float64 and rounded
+            # by narrowed, a result beyond the dtype's range is inf without the overflow
+            # warning that float32 arithmetic would give.
+            part = Partial(*(xp.astype(x, xp.float64) for x in _fields(part)))
         divisor = None
         if mean:
             ns = array_namespace(part.m) if xp is None else xp
@@ -325,7 +332,9 @@ class OnlineLogSumExp:
         if not return_sign:
             out = ns.where(sign < 0, ns.full_like(out, math.nan), out)
         if xp is None:
-            out, sign = (np.asarray(x, dtype=self._dtype)[()] for x in (out, sign))
+            out, sign = (narrowed(np.asarray(x), self._dtype)[()] for x in (out, sign))
+        elif lazy:
+            out, sign = (narrowed(x, self._dtype) for x in (out, sign))
         else:
             out, sign = (x if x.dtype == self._dtype else xp.astype(x, self._dtype) for x in (out, sign))
         return (out, sign) if return_sign else out

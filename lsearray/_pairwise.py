@@ -13,6 +13,7 @@ import lsecore
 from lsearray._dispatch import namespace
 from lsearray._generic import nothing_is_constant
 from lsearray._scale import Factor, divide, times
+from lsearray._narrow import narrowed
 from lsearray._validation import _array_temperature, _as_real_array, _temperature
 
 __all__ = ["generic_logaddexp", "logaddexp"]
@@ -53,7 +54,7 @@ def _numpy(x1: Any, x2: Any, tau: float) -> Any:
     dtype = np.result_type(x1, x2)
     dtype = dtype.newbyteorder("=") if dtype.kind == "f" else np.dtype(np.float64)
     compute = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
-    out = lsecore.logaddexp(x1, x2, tau, compute).astype(dtype, copy=False)
+    out = narrowed(lsecore.logaddexp(x1, x2, tau, compute), dtype)
     return out[()] if out.ndim == 0 else out
 
 

@@ -13,6 +13,7 @@ import lsecore
 
 from lsearray import _generic
 from lsearray._dispatch import namespace
+from lsearray._narrow import narrowed
 from lsearray._numpy_executor import Finalized, reduce
 from lsearray._validation import Prepared, prepare, prepare_array_api
 
@@ -20,8 +21,9 @@ __all__ = ["logmeanexp", "logsumexp"]
 
 
 def _shaped(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, dtype: np.dtype) -> Any:
-    """Cast, restore reduced axes for keepdims, and return 0-d results as NumPy scalars."""
-    x = x.astype(dtype, copy=False)
+    """Round to ``dtype`` (to inf where the result overflows it), restore reduced axes for
+    keepdims, and return 0-d results as NumPy scalars."""
+    x = narrowed(x, dtype)
     if keepdims:
         x = np.expand_dims(x, axes)
     return x[()] if x.ndim == 0 else x

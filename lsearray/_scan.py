@@ -14,6 +14,7 @@ from numpy.lib.array_utils import normalize_axis_index
 import lsecore
 from lsearray._dispatch import namespace
 from lsearray._generic import nothing_is_constant
+from lsearray._narrow import narrowed
 from lsearray._pairwise import generic_logaddexp, logaddexp
 from lsearray._validation import _temperature, prepare, prepare_array_api
 
@@ -159,4 +160,4 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
         return _array_api(a, axis, temperature, xp)
     p = prepare(a, None, None, temperature, "logcumsumexp")
     out = lsecore.logcumsumexp(p.a, _axis(axis, len(p.shape)), p.tau)
-    return out.astype(p.dtype, copy=False)
+    return narrowed(out, p.dtype)

@@ -10,6 +10,7 @@ from array_api_compat import is_dask_namespace
 
 from lsearray import _generic
 from lsearray._dispatch import namespace
+from lsearray._narrow import narrowed
 from lsearray._numpy_executor import Finalized, reduce
 from lsearray._validation import Prepared, prepare, prepare_array_api
 from lsecore import _kernel
@@ -108,7 +109,9 @@ def _array_api(x: Any, axis: Any, temperature: Any, func: str, xp: Any) -> Any:
 
 
 def _result(z: np.ndarray, p: Prepared) -> Any:
-    z = z.astype(p.dtype, copy=False).reshape(p.shape)
+    """``z`` rounded to the result's dtype (to -inf where a log_softmax overflows it), in
+    the input's shape; 0-d as a NumPy scalar."""
+    z = narrowed(z, p.dtype).reshape(p.shape)
     return z[()] if z.ndim == 0 else z
 
 

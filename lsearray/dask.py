@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from lsearray import _dask_reduction, _generic
+from lsearray._narrow import narrowed
 from lsearray._validation import prepare_array_api
 
 __all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]
@@ -169,4 +170,4 @@ def log_softmax(
     array([-1.38629436, -0.28768207])
     """
     p, z, _, log_total, _ = _normalized(x, axis, temperature, "log_softmax", split_every)
-    return _input_shape((z - log_total).astype(p.dtype), p)
+    return _input_shape(narrowed(z - log_total, p.dtype), p)

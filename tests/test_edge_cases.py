@@ -1,6 +1,7 @@
 """Special values with expected results derived by hand / in closed form (never computed by lsearray)."""
 
 import math
+import warnings
 
 import mpmath
 import numpy as np
@@ -352,3 +353,120 @@ def test_logmeanexp_axis_keepdims():
     assert_close(got, [nan] * 3, 0)
     got = lsearray.logmeanexp(np.zeros((0, 3)), axis=0)
     assert_close(got, [nan] * 3, 0)
+
+
+# Results beyond float32's (float16's) range: the exact value overflows the dtype, so its
+# correctly rounded value is an infinity, returned silently, not with NumPy's
+# "overflow encountered in cast" from rounding the float64 result. Only a temperature
+# above 1 (a sum cannot add more than tau log n to the max), negative weights in a mean
+# (which divide by the small sum of the weights) or log_softmax's differences x - max can
+# get there. Each case: (id, input maker, exact values at 60 digits).
+TAU = 1e38  # exp(x / TAU) of float32 values stays in [e^-3.4, e^3.4]
+
+
+def _online(batch, tau, b=None, **kwargs):
+    return lsearray.OnlineLogSumExp(axis=0, temperature=tau).update(batch, b).result(**kwargs)
+
+
+def _lse(a, tau, b=None):
+    """tau log(sum(b exp(a / tau))) of a 1-D list, at 60 digits."""
+    with mpmath.workdps(60):
+        b = [1.0] * len(a) if b is None else b
+        return tau * mpmath.log(mpmath.fsum(mpmath.mpf(w) * mpmath.exp(mpmath.mpf(x) / tau)
+                                            for x, w in zip(a, b)))
+
+
+OVERFLOWS = [
+    ("logsumexp rows", lambda x: lsearray.logsumexp(x([[3e38, 3e38], [1.0, 2.0]]), axis=1, temperature=TAU),
+     lambda: [_lse([3e38, 3e38], TAU), _lse([1.0, 2.0], TAU)]),
+    ("logsumexp columns",
+     lambda x: lsearray.logsumexp(x([[3e38, 1.0], [3e38, 2.0]]), axis=0, temperature=TAU),
+     lambda: [_lse([3e38, 3e38], TAU), _lse([1.0, 2.0], TAU)]),
+    ("logsumexp interleaved axes",
+     lambda x: lsearray.logsumexp(x(np.full((2, 2, 2), 3e38)), axis=(0, 2), temperature=TAU),
+     lambda: [_lse([3e38] * 4, TAU)] * 2),
+    ("logsumexp weighted", lambda x: lsearray.logsumexp(x([3e38, 3e38]), b=x([1.0, 0.5]), temperature=TAU),
+     lambda: _lse([3e38, 3e38], TAU, [1.0, 0.5])),
+    ("logsumexp return_sign",
+     lambda x: lsearray.logsumexp(x([3e38, 3e38]), return_sign=True, temperature=TAU),
+     lambda: (_lse([3e38, 3e38], TAU), 1.0)),
+    # (e^3 - 0.5) / 0.5 = 39.2: the mean is 1.22 tau above the max
+    ("logmeanexp signed weights",
+     lambda x: lsearray.logmeanexp(x([3e38, 0.0]), b=x([1.0, -0.5]), temperature=TAU),
+     lambda: _lse([3e38, 0.0], TAU, [2.0, -1.0])),
+    ("logcumsumexp", lambda x: lsearray.logcumsumexp(x([3e38, 3e38]), temperature=TAU),
+     lambda: [3e38, _lse([3e38, 3e38], TAU)]),
+    ("logaddexp", lambda x: lsearray.logaddexp(x([3e38, 1.0]), x([3e38, 2.0]), temperature=TAU),
+     lambda: [_lse([3e38, 3e38], TAU), _lse([1.0, 2.0], TAU)]),
+    # the max's own entry is -log(1 + e^-6e38), -0.0 after rounding
+    ("log_softmax", lambda x: lsearray.log_softmax(x([3e38, -3e38])), lambda: [0.0, -6e38]),
+    ("log_softmax interleaved axes",
+     lambda x: lsearray.log_softmax(x([[[3e38, -3e38]], [[0.0, 0.0]]]), axis=(0, 2)),
+     lambda: [[[0.0, -6e38]], [[-3e38, -3e38]]]),
+    ("softmax", lambda x: lsearray.softmax(x([3e38, -3e38])), lambda: [1.0, 0.0]),
+    ("logmatmulexp", lambda x: lsearray.logmatmulexp(x([[3e38, 3e38]]), x([[3e38], [0.0]])),
+     lambda: [[_lse([6e38, 3e38], 1.0)]]),
+    ("OnlineLogSumExp", lambda x: _online(x([3e38, 3e38]), TAU), lambda: _lse([3e38, 3e38], TAU)),
+    ("OnlineLogSumExp return_sign", lambda x: _online(x([3e38, 3e38]), TAU, return_sign=True),
+     lambda: (_lse([3e38, 3e38], TAU), 1.0)),
+    ("OnlineLogSumExp mean, signed weights",
+     lambda x: _online(x([3e38, 0.0]), TAU, b=x([1.0, -0.5]), mean=True),
+     lambda: _lse([3e38, 0.0], TAU, [2.0, -1.0])),
+]
+
+
+def _rounded(exact, dtype):
+    """The exact values (nested lists of mpf) as float64, an infinity of its sign where
+    ``dtype`` rounds one to it: past its largest finite value by half a spacing or more
+    (no value here comes near that boundary)."""
+    top = float(np.finfo(dtype).max)
+    edge = top + (top - float(np.nextafter(np.dtype(dtype).type(top), 0))) / 2
+    exact = np.asarray(exact, dtype=object)
+    values = [math.copysign(inf, v) if abs(v) >= edge else float(v) for v in exact.ravel()]
+    return np.array(values).reshape(exact.shape)
+
+
+@pytest.mark.parametrize("library", ["numpy", "dask"])
+@pytest.mark.parametrize("make, exact", [pytest.param(m, e, id=name) for name, m, e in OVERFLOWS])
+def test_float32_results_that_overflow_are_inf_without_warnings(make, exact, library):
+    if library == "dask":
+        da = pytest.importorskip("dask.array")
+
+        def x(values):
+            return da.from_array(np.array(values, dtype=np.float32), chunks=1)
+    else:
+        def x(values):
+            return np.array(values, dtype=np.float32)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = make(x)
+        got = tuple(g.compute() for g in got) if isinstance(got, tuple) and library == "dask" else got
+        got = got.compute() if library == "dask" and not isinstance(got, tuple) else got
+    exact = exact()
+    pairs = zip(got, exact) if isinstance(exact, tuple) else [(got, exact)]
+    for g, e in pairs:
+        assert np.asarray(g).dtype == np.float32
+        assert_close(g, _rounded(e, np.float32), 1, dtype=np.float32)
+
+
+@pytest.mark.parametrize("call, exact", [
+    pytest.param(lambda x: lsearray.logsumexp(x([65504.0, 65504.0]), temperature=100.0),
+                 lambda: _lse([65504.0, 65504.0], 100.0), id="logsumexp"),
+    pytest.param(lambda x: lsearray.logcumsumexp(x([65504.0, 65504.0]), temperature=100.0),
+                 lambda: [65504.0, _lse([65504.0, 65504.0], 100.0)], id="logcumsumexp"),
+    pytest.param(lambda x: lsearray.logaddexp(x([65504.0]), x([65504.0]), temperature=100.0),
+                 lambda: [_lse([65504.0, 65504.0], 100.0)], id="logaddexp"),
+    pytest.param(lambda x: lsearray.log_softmax(x([65504.0, -65504.0])), lambda: [0.0, -131008.0],
+                 id="log_softmax"),
+    pytest.param(lambda x: _online(x([65504.0, 65504.0]), 100.0), lambda: _lse([65504.0, 65504.0], 100.0),
+                 id="OnlineLogSumExp"),
+])
+def test_float16_results_that_overflow_are_inf_without_warnings(call, exact):
+    """float16 computes in float32: the same rounding, from float32 to float16. The finite
+    values here are exact in float16 (the spacing at its largest value would overflow)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = call(lambda values: np.array(values, dtype=np.float16))
+    assert np.asarray(got).dtype == np.float16
+    assert_close(got, _rounded(exact(), np.float16), 0)

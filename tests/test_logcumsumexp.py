@@ -281,6 +281,34 @@ def test_result_follows_the_input_memory_order():
     assert lsearray.logcumsumexp(a, 1).flags.f_contiguous
 
 
+def test_strided_views_whose_axes_do_not_merge(monkeypatch):
+    """Every other element on each of 12 axes: read in place, the scan took one kernel call
+    per lane of 2 (2048 calls); a is copied into the result and scanned there, in one call,
+    the result keeping a's memory order."""
+    from lsecore import _layout
+
+    calls = []
+    kernel = _layout._kernel.scan
+
+    def counted(a, out, tau):
+        calls.append(a.shape)
+        return kernel(a, out, tau)
+
+    monkeypatch.setattr(_layout._kernel, "scan", counted)
+    for dtype in (np.float64, np.float32):
+        base = _normal("unmerged", (3,) * 12).astype(dtype)
+        views = (base[(slice(0, 2),) * 12],
+                 base[(slice(None, None, -2),) * 12].transpose(11, 0, *range(1, 11)))
+        for a in views:
+            for axis in (0, 5, 11):
+                calls.clear()
+                got = lsearray.logcumsumexp(a, axis)
+                assert len(calls) == 1, (axis, calls[:4])
+                assert_values(got, slow_logcumsumexp(a, axis), np.dtype(dtype).name, f"axis={axis}")
+                order = sorted(range(12), key=lambda k: abs(a.strides[k]))
+                assert sorted(range(12), key=lambda k: got.strides[k]) == order
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     a=hnp.arrays(

@@ -15,7 +15,7 @@ import lsearray
 from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, ThreadLimited,
                      get_1d, get_2d, get_b, limit_threads, restore_threads)
 
-__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "Logsumexp2D", "LogsumexpLayout",
+__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "Logsumexp2D", "LogsumexpLayout", "LogsumexpInterleaved",
            "LogsumexpWeighted", "LogsumexpTemperature", "Logmeanexp", "Softmax"]
 
 
@@ -107,6 +107,49 @@ class LogsumexpLayout(ThreadLimited):
 
     def time_logsumexp_keepdims(self, order, axis):
         lsearray.logsumexp(self.a, axis=axis, keepdims=True)
+
+
+class LogsumexpInterleaved(ThreadLimited):
+    """A (2,) * 22 float64 array (4.2e6 elements) reduced over every other axis, the even or
+    the odd ones: reduced and kept axes alternate in memory and no two merge, so the kernel
+    reads gathered blocks (see lsecore/_layout.py); softmax and log_softmax reduce the same
+    way, then normalize with NumPy. One thread. ``time_transposed_copy`` is the floor: one
+    C-contiguous copy of the input with the reduced axes last.
+    """
+    params = [["even", "odd"]]
+    param_names = ["axes"]
+    timeout = 300
+
+    def setup(self, axes):
+        ndim = 22
+        self.a = get_1d(2 ** ndim).reshape((2,) * ndim)
+        self.axis = tuple(range(0 if axes == "even" else 1, ndim, 2))
+        self.order = [k for k in range(ndim) if k not in self.axis] + list(self.axis)
+        limit_threads(self, 1)
+
+    def time_logsumexp(self, axes):
+        lsearray.logsumexp(self.a, axis=self.axis)
+
+    def time_scipy_logsumexp(self, axes):
+        special.logsumexp(self.a, axis=self.axis)
+
+    def time_transposed_copy(self, axes):
+        np.ascontiguousarray(self.a.transpose(self.order))
+
+    def time_softmax(self, axes):
+        lsearray.softmax(self.a, axis=self.axis)
+
+    def time_scipy_softmax(self, axes):
+        special.softmax(self.a, axis=self.axis)
+
+    def time_log_softmax(self, axes):
+        lsearray.log_softmax(self.a, axis=self.axis)
+
+    def time_scipy_log_softmax(self, axes):
+        special.log_softmax(self.a, axis=self.axis)
+
+    def peakmem_logsumexp(self, axes):
+        lsearray.logsumexp(self.a, axis=self.axis)
 
 
 class LogsumexpWeighted(ThreadLimited):
