@@ -202,12 +202,6 @@ class Case:
     def _repr_pretty_(self, p, cycle) -> None:  # hypothesis prints falsifying examples with this
         p.text(repr(self))
 
-    @property
-    def kind(self) -> str:
-        """The row kinds without their '+special' marks, for failure classes."""
-        base = sorted({k.replace("+special", "") for k in self.kinds if k != "empty"})
-        return "/".join(base) or "empty"
-
 
 def _axis_choices(ndim: int, ints_only: bool = False) -> list:
     if ndim == 0:
@@ -514,7 +508,6 @@ class _Entry:
     values: int = 0
     worst_ulp: float = 0.0
     worst_excess: float = -math.inf
-    worst_where: str = ""
     failed: int = 0
     scipy: int = 0
     scipy_documented: int = 0
@@ -542,7 +535,6 @@ class Checker:
     def __init__(self, func: str, path: str, dtype: Any, case: Any = None, **draws: Any) -> None:
         self.func, self.path, self.dtype_name = func, path, np.dtype(dtype).name
         self.failures: dict[str, list[str]] = defaultdict(list)
-        self.label = getattr(case, "kind", "")
         self.input = repr(case) + "".join(f", {k}={v!r}" for k, v in draws.items())
         self.entry = STATS[(func, path, self.dtype_name)]
         self.entry.cases += 1
@@ -607,7 +599,6 @@ class Checker:
                 e.worst_ulp = ulp
             if excess > e.worst_excess:
                 e.worst_excess = excess
-                e.worst_where = self.label
             if err > allowed:
                 t = tag if isinstance(tag, str) else str(np.asarray(tag)[idx])
                 self.fail(f"accuracy {t}".strip(),
@@ -724,7 +715,8 @@ def stats_table() -> str:
         lines.append(f"| {func} | {path} | {dtype} | {e.cases} | {e.values} | {e.worst_ulp:.3g} | {excess} | "
                      f"{e.failed} | {e.undetermined} | {scipy} |")
     lines.append("")
-    lines.append("worst ulp: |got - exact| / spacing(exact in the result's dtype) (logmatmulexp: of max(|out|, 1)); "
-                 "beyond the absolute slack: after 2**-100 max(|max a|, tau) (float64) and, with negative "
-                 "weights, tau eps kappa; not determined: values of sums whose sign eps kappa >= 1/2 leaves open.")
+    lines.append("dtype: that of a (a float64 b makes a float64 result). worst ulp: |got - exact| / spacing(exact "
+                 "in the result's dtype) (logmatmulexp: of max(|out|, 1)); beyond the absolute slack: after "
+                 "2**-100 max(|max a|, tau) (float64) and, with negative weights, tau eps kappa; not determined: "
+                 "values of sums whose sign eps kappa >= 1/2 leaves open. Cases include hypothesis' shrinking.")
     return "\n".join(lines)

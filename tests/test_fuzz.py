@@ -44,9 +44,9 @@ AssertionError subclass, so hypothesis reports a minimal example for each.
 
 Environment:
 
-* LSEARRAY_FUZZ=long: the run before a release, 50 times as many examples and no deadline. The
-  default run is derandomized and bounded for CI (under a minute while nothing fails; shrinking
-  failures takes longer).
+* LSEARRAY_FUZZ=long: the run before a release, 50 times as many examples and no deadline
+  (about half an hour on 2 cores). The default run is derandomized and bounded for CI (about
+  35 s on 2 cores while nothing fails; shrinking failures to minimal examples takes minutes).
 * LSEARRAY_FUZZ_SEED=<int>: other examples (reproducible) instead of the derandomized ones.
 * LSEARRAY_FUZZ_STATS=<file>: also write the statistics table (cases, values checked, worst ulp
   per function, path and dtype; printed at the end of the module in any case) to that file.
