@@ -175,6 +175,8 @@ def array_repr(x: Any) -> str:
     if x is None or isinstance(x, (float, int)):
         return repr(x)
     x = np.asarray(x)
+    if x.size == 0:
+        return f"np.empty({x.shape!r}, dtype=np.{x.dtype.name})"
     return f"np.array({x.tolist()!r}, dtype=np.{x.dtype.name})"
 
 
