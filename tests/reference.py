@@ -16,6 +16,14 @@ __all__ = [
     "mp_logmeanexp",
     "ulp_error",
     "MP_DPS",
+    "MP_INF",
+    "MP_NAN",
+    "MpLse",
+    "mp_lse_slice",
+    "mp_lme_slice",
+    "mp_softmax_slice",
+    "mp_logcumsumexp_slice",
+    "mp_logmatmulexp",
 ]
 
 MP_DPS = 60
@@ -237,3 +245,240 @@ def ulp_error(computed, exact, dtype):
         rounded = dtype.type(float(exact_m))
         spacing = float(np.spacing(np.abs(rounded)))
         return float(abs(mpmath.mpf(computed) - exact_m) / mpmath.mpf(spacing))
+
+
+# --------------------------------------------------------------------------------------------
+# mpmath references with every special value (the fuzz test's oracles, tests/test_fuzz.py)
+# --------------------------------------------------------------------------------------------
+#
+# One slice at a time, from the exact values of the (rounded) inputs: the results are mpf
+# numbers, mpf('nan') / mpf('+inf') / mpf('-inf') for the special values, which follow the
+# semantics contract: b == 0 removes an element (even an inf or nan one); a = +inf with b != 0
+# is the term sign(b) * inf; b = +-inf with finite a is +-inf; b = +-inf with a = -inf is nan
+# (0 * inf); infinite terms add as IEEE (one sign -> that infinity, both -> nan); any other nan
+# gives nan. The finite terms are summed with MP_DPS digits.
+
+MP_NAN = mpmath.mpf("nan")
+MP_INF = mpmath.mpf("inf")
+
+
+class MpLse(tuple):
+    """(value, sign, kappa, signed, m) of tau*log|sum b e^(a/tau)| over one slice.
+
+    value: mpf (nan, +inf, -inf for an empty or zero sum); sign: +1.0, -1.0, 0.0 or nan;
+    kappa: the condition number sum|t| / |sum t| of the finite terms (1 without negative
+    weights, inf for a zero sum); signed: whether a negative weight took part;
+    m: the largest finite a that took part (a float; nan when none did).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value, sign, kappa, signed, m):
+        return tuple.__new__(cls, (value, sign, kappa, signed, m))
+
+    value = property(lambda self: self[0])
+    sign = property(lambda self: self[1])
+    kappa = property(lambda self: self[2])
+    signed = property(lambda self: self[3])
+    m = property(lambda self: self[4])
+
+
+def _lse_terms(a, b):
+    """Classify one slice's elements by the contract: (status, finite, neg_inf_weights, signed)
+    with status 'nan', '+inf', '-inf' (infinite terms of that sign) or 'finite'; finite the
+    (a, b) pairs of finite a and nonzero finite b; neg_inf_weights the weights of the elements
+    with a = -inf (their terms are 0); signed whether a negative weight took part."""
+    nan = pos_inf = neg_inf = signed = False
+    finite, dropped = [], []
+    for ai, bi in zip(a.tolist(), b.tolist()):
+        ai, bi = float(ai), float(bi)
+        if bi == 0:
+            continue
+        if math.isnan(ai) or math.isnan(bi):
+            nan = True
+        elif ai == math.inf or math.isinf(bi):
+            if ai == -math.inf:          # 0 * inf
+                nan = True
+            elif bi > 0:
+                pos_inf = True
+            else:
+                neg_inf = True
+        elif ai == -math.inf:
+            dropped.append(bi)
+        else:
+            signed |= bi < 0
+            finite.append((ai, bi))
+    if nan or (pos_inf and neg_inf):
+        return "nan", finite, dropped, signed
+    if pos_inf or neg_inf:
+        return ("+inf" if pos_inf else "-inf"), finite, dropped, signed
+    return "finite", finite, dropped, signed
+
+
+# The reference keeps MP_DPS significant digits in its result: where m + tau*log(...) cancels
+# (a result much smaller than the max or the temperature), it is computed again with more digits.
+_MAX_DPS = 2000
+
+
+def _adaptive(compute, dps):
+    """compute(dps) -> (value, scale); again with more digits while |value| / scale is too small."""
+    while True:
+        with mpmath.workdps(dps):
+            value, scale = compute(dps)
+            if scale == 0 or not mpmath.isfinite(value):
+                return value
+            loss = MP_INF if value == 0 else mpmath.log10(scale / abs(value))
+            if loss <= dps - MP_DPS or dps >= _MAX_DPS:
+                return +value
+        dps = min(_MAX_DPS, int(min(loss, _MAX_DPS)) + MP_DPS + 10)
+
+
+def mp_lse_slice(a, b=None, temperature=1.0, dps=MP_DPS):
+    """The exact log-sum-exp of one slice (1-D float arrays a and b), every special value included."""
+    a = np.asarray(a).ravel()
+    b = np.ones(a.shape) if b is None else np.broadcast_to(np.asarray(b), a.shape).ravel()
+    tau = float(temperature)
+    status, finite, _, signed = _lse_terms(a, b)
+    m = max((ai for ai, _ in finite), default=math.nan)
+    if status == "nan":
+        return MpLse(MP_NAN, math.nan, MP_INF, signed, m)
+    if status != "finite":
+        return MpLse(MP_INF, 1.0 if status == "+inf" else -1.0, mpmath.mpf(1), signed, m)
+    if not finite:
+        return MpLse(-MP_INF, 0.0, mpmath.mpf(1), signed, m)
+    with mpmath.workdps(dps):
+        mt, mm = mpmath.mpf(tau), mpmath.mpf(m)
+        terms = [mpmath.mpf(bi) * mpmath.exp((mpmath.mpf(ai) - mm) / mt) for ai, bi in finite]
+        total = mpmath.fsum(terms)
+        if total == 0:
+            return MpLse(-MP_INF, 0.0, MP_INF, signed, m)
+        kappa = mpmath.fsum([abs(t) for t in terms]) / abs(total)
+        sign = 1.0 if total > 0 else -1.0
+
+    def compute(d):
+        mt, mm = mpmath.mpf(tau), mpmath.mpf(m)
+        terms = [mpmath.mpf(bi) * mpmath.exp((mpmath.mpf(ai) - mm) / mt) for ai, bi in finite]
+        near_one = mpmath.fsum(terms + [-sign])              # S - sign(S), exact where S is near +-1
+        if abs(near_one) < 0.5:
+            log_total = mpmath.log1p(near_one * sign)
+        else:
+            log_total = mpmath.log(abs(mpmath.fsum(terms)))
+        return mm + mt * log_total, max(abs(mm), abs(mt * log_total))
+
+    return MpLse(_adaptive(compute, dps), sign, +kappa, signed, m)
+
+
+def mp_lme_slice(a, b=None, temperature=1.0, dps=MP_DPS):
+    """The exact log-mean-exp of one slice: (value, kappa of the weights' sum) with the semantics of
+    `lsearray.logmeanexp`: the log-sum-exp minus tau*log(n) (n the slice's length) or
+    tau*log(sum b); nan for an empty slice, a zero or nan weight sum, or a sum whose sign differs
+    from the weights' sum; -inf for a zero sum; +inf for an infinite one of the weights' sign.
+    Weights must be finite or nan (the mean of infinite weights is not defined here). The value
+    is m + tau*log1p(sum b*expm1((a - m)/tau) / sum b), with more digits where it cancels."""
+    a = np.asarray(a).ravel()
+    lse = mp_lse_slice(a, b, temperature, dps)
+    if a.size == 0:
+        return MP_NAN, mpmath.mpf(1)
+    bb = np.ones(a.shape) if b is None else np.broadcast_to(np.asarray(b), a.shape).ravel().astype(np.float64)
+    assert not np.any(np.isinf(bb)), "mp_lme_slice: infinite weights"
+    if np.any(np.isnan(bb)):
+        return MP_NAN, mpmath.mpf(1)
+    with mpmath.workdps(dps):
+        parts = [mpmath.mpf(float(x)) for x in bb.tolist()]
+        denom = mpmath.fsum(parts)
+        kappa_d = mpmath.fsum([abs(x) for x in parts]) / abs(denom) if denom != 0 else MP_INF
+    if denom == 0 or math.isnan(lse.sign):
+        return MP_NAN, kappa_d
+    if lse.sign == 0:
+        return -MP_INF, kappa_d
+    if lse.sign * (1 if denom > 0 else -1) < 0:
+        return MP_NAN, kappa_d
+    if lse.value == MP_INF:
+        return MP_INF, kappa_d
+    _, finite, dropped, _ = _lse_terms(a, bb)
+    tau, m = float(temperature), lse.m
+
+    def compute(d):
+        mt, mm = mpmath.mpf(tau), mpmath.mpf(m)
+        denom = mpmath.fsum([mpmath.mpf(float(x)) for x in bb.tolist()])
+        z = [(mpmath.mpf(bi), (mpmath.mpf(ai) - mm) / mt) for ai, bi in finite]
+        excess = mpmath.fsum([bi * mpmath.expm1(zi) for bi, zi in z] + [-mpmath.mpf(bi) for bi in dropped])
+        if abs(excess / denom) < 0.5:          # the mean is near exp(m/tau): keep its difference
+            log_ratio = mpmath.log1p(excess / denom)
+        else:
+            log_ratio = mpmath.log(mpmath.fsum([bi * mpmath.exp(zi) for bi, zi in z]) / denom)
+        return mm + mt * log_ratio, max(abs(mm), abs(mt * log_ratio))
+
+    return _adaptive(compute, dps), kappa_d
+
+
+def _softmax_specials(a):
+    """None for a slice of finite and -inf values, else scipy's all-nan answer ('nan') or, for
+    log_softmax only, the +inf case ('inf': nan at the +inf elements, -inf elsewhere)."""
+    if np.any(np.isnan(a)):
+        return "nan"
+    if np.any(a == np.inf):
+        return "inf"
+    if a.size and np.all(a == -np.inf):
+        return "nan"
+    return None
+
+
+def mp_softmax_slice(a, temperature=1.0, log=False, dps=MP_DPS):
+    """The exact softmax (or log_softmax) of one slice, as a list of mpf, with scipy's special values:
+    a slice holding nan or only -inf is all nan; one holding +inf is all nan for softmax, and nan at
+    the +inf elements and -inf elsewhere for log_softmax; -inf elements give 0 (log: -inf)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    special = _softmax_specials(a)
+    if special == "nan" or (special == "inf" and not log):
+        return [MP_NAN] * a.size
+    if special == "inf":
+        return [MP_NAN if x == np.inf else -MP_INF for x in a.tolist()]
+    with mpmath.workdps(dps):
+        tau = mpmath.mpf(float(temperature))
+        m = mpmath.mpf(float(np.max(a))) if a.size else mpmath.mpf(0)
+        z = [(mpmath.mpf(x) - m) / tau if x != -np.inf else None for x in a.tolist()]
+        total = mpmath.fsum([mpmath.exp(v) for v in z if v is not None])
+        if log:
+            lt = mpmath.log(total) if a.size else mpmath.mpf(0)
+            return [-MP_INF if v is None else v - lt for v in z]
+        return [mpmath.mpf(0) if v is None else mpmath.exp(v) / total for v in z]
+
+
+def mp_logcumsumexp_slice(a, temperature=1.0, dps=MP_DPS):
+    """The exact running log-sum-exp of one 1-D slice: a list of MpLse, one per prefix."""
+    a = np.asarray(a).ravel()
+    return [mp_lse_slice(a[:k + 1], None, temperature, dps) for k in range(a.size)]
+
+
+def mp_logmatmulexp(a, b, dps=MP_DPS):
+    """The exact log(exp(a) @ exp(b)) of 2-D float arrays a (n, k) and b (k, m): an (n, m) object
+    array of mpf. a_ik + b_kj is exact; +inf + -inf is nan; then the slice rules of mp_lse_slice."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    n, k = a.shape
+    m = b.shape[1]
+    out = np.empty((n, m), dtype=object)
+    with mpmath.workdps(dps):
+        for i in range(n):
+            for j in range(m):
+                fin = []
+                nan = inf = False
+                for t in range(k):
+                    x, y = float(a[i, t]), float(b[t, j])
+                    if math.isnan(x) or math.isnan(y) or {x, y} == {math.inf, -math.inf}:
+                        nan = True
+                    elif math.inf in (x, y):
+                        inf = True
+                    elif -math.inf not in (x, y):
+                        fin.append(mpmath.mpf(x) + mpmath.mpf(y))
+                if nan:
+                    out[i, j] = MP_NAN
+                elif inf:
+                    out[i, j] = MP_INF
+                elif not fin:
+                    out[i, j] = -MP_INF
+                else:
+                    top = max(fin)
+                    out[i, j] = top + mpmath.log(mpmath.fsum([mpmath.exp(v - top) for v in fin]))
+    return out
