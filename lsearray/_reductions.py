@@ -39,8 +39,19 @@ def _divisor(p: Prepared) -> np.ndarray | float:
     if p.b is None:
         count = math.prod((p.a.shape[k] for k in p.axes), start=1.0)
         return count if count else math.nan
-    total = np.sum(p.b, axis=p.axes, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        total = np.sum(p.b, axis=p.axes, dtype=np.float64)
     return np.where(total == 0, np.nan, total)
+
+
+def _summable(p: Prepared) -> Prepared:
+    """``p`` with finite weights whose sum overflows scaled by 2^-64: a mean is the same
+    for weights scaled alike (only then is a scaled copy of ``b`` made)."""
+    with np.errstate(over="ignore"):
+        total = np.sum(p.b, axis=p.axes, dtype=np.float64)
+    if np.isinf(total).any() and np.isfinite(p.b).all():
+        return p._replace(b=np.ldexp(p.b, -64))
+    return p
 
 
 def logsumexp(
@@ -207,5 +218,7 @@ def logmeanexp(
         out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, _divisor(p))
         if out is not None:
             return _shaped(out, p.axes, keepdims, p.dtype)
+    if p.b is not None:
+        p = _summable(p)
     r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False, exact=True)
     return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
