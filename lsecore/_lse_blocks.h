@@ -116,17 +116,6 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
-/* exp((x - m) / tau) for x <= m, with the roundings of x - m, of its product by inv_tau
- * and of inv_tau (1/tau = inv_tau + itl, lse_inv_tau) carried into the argument: within
- * 0.7 ulp however far x is below m.  x = -inf or nan: exp's 0 or nan. */
-LSE_INLINE double lse_term(double x, double m, double inv_tau, double itl)
-{
-    double d = x - m, z = d * inv_tau;
-    double zl = lse_two_sum_err(x, -m, d) * inv_tau;
-    if (inv_tau != 1.0) zl += fma(d, inv_tau, -z) + d * itl;
-    return lse_exp_nonpos2(z, z > -746.0 ? zl : 0.0);   /* moot (and maybe large) below */
-}
-
 /* 1/tau as *inv_tau plus the returned low part (0 at a unit temperature). */
 LSE_INLINE double lse_inv_tau(double tau, double *inv_tau)
 {
@@ -137,14 +126,21 @@ LSE_INLINE double lse_inv_tau(double tau, double *inv_tau)
 /* (x - m) / tau as the returned value plus *lo (0 where it is not finite): the
  * roundings of the difference, of its product by inv_tau and of inv_tau (itl its low
  * part, lse_inv_tau) carried to first order. */
-LSE_INLINE double lse_quotient(double x, double m, double tau, double inv_tau, double itl,
-                               double *lo)
+LSE_INLINE double lse_quotient(double x, double m, double inv_tau, double itl, double *lo)
 {
     double d = x - m, z = d * inv_tau;
     int finite = isfinite(d) && isfinite(z);
     double dl = finite ? lse_two_sum_err(x, -m, d) * inv_tau : 0.0;
-    *lo = tau == 1.0 || !finite ? dl : dl + (fma(d, inv_tau, -z) + d * itl);
+    *lo = inv_tau == 1.0 || !finite ? dl : dl + (fma(d, inv_tau, -z) + d * itl);
     return z;
+}
+
+/* exp((x - m) / tau) for x <= m, the argument as lse_quotient carries it: within 0.7 ulp
+ * however far x is below m.  x = -inf or nan: exp's 0 or nan. */
+LSE_INLINE double lse_term(double x, double m, double inv_tau, double itl)
+{
+    double zl, z = lse_quotient(x, m, inv_tau, itl, &zl);
+    return lse_exp_nonpos2(z, z > -746.0 ? zl : 0.0);   /* moot (and maybe large) below */
 }
 
 /* Neumaier's compensated add of x into (*s, *c); the sum is *s + *c. */
@@ -234,13 +230,9 @@ LSE_INLINE void lse_rescale_by(double *w, double *t, double *c, double fh, doubl
  * accuracy however far the max moves. */
 LSE_INLINE double lse_exp_quotient(double x, double y, double inv_tau, double itl, double *fl)
 {
-    double d = x - y, z = d * inv_tau;
+    double zl, z = lse_quotient(x, y, inv_tau, itl, &zl);
     double fh = lse_exp_dd(z, fl);
-    if (d > -0x1p1000 && d < 0x1p1000 && fh != 0.0) {
-        double zl = lse_two_sum_err(x, -y, d) * inv_tau;
-        if (inv_tau != 1.0) zl += fma(d, inv_tau, -z) + d * itl;
-        *fl += fh * zl;
-    }
+    *fl += fh * zl;
     return fh;
 }
 
@@ -562,7 +554,7 @@ LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t a
     double inv_tau, itl = lse_inv_tau(tau, &inv_tau);                                     \
     for (ptrdiff_t r = 0; r < nr; r++)                                                    \
         for (ptrdiff_t i = 0; i < ni; i++) {                                              \
-            double zl, z = lse_quotient(a[r * ar + i * ai], m[i], tau, inv_tau, itl, &zl); \
+            double zl, z = lse_quotient(a[r * ar + i * ai], m[i], inv_tau, itl, &zl);      \
             double v;                                                                     \
             if (log_mode) {                    /* z + zl - s, rounded once */             \
                 double v1 = z - s[i];                                                     \

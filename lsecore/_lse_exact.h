@@ -361,7 +361,7 @@ LSE512_INLINE lse512_dd lse512_exp_exact(lse512_dd z, __mmask8 live, lse512_dd *
     const lse512_dd c120 = lse512_dd_set(0x1.1111111111111p-7, 0x1.1111111111111p-63);
     const lse512_dd c24 = lse512_dd_set(0x1.5555555555555p-5, 0x1.5555555555555p-59);
     const lse512_dd c6 = lse512_dd_set(0x1.5555555555555p-3, 0x1.5555555555555p-57);
-    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    const __m512d zero = _mm512_setzero_pd();
     z.h = _mm512_maskz_mov_pd(live, z.h);
     z.l = _mm512_maskz_mov_pd(live, z.l);
     __m512d kd = _mm512_roundscale_pd(_mm512_mul_pd(z.h, _mm512_set1_pd(0x1.71547652b82fep+6)),
@@ -399,7 +399,6 @@ LSE512_INLINE lse512_dd lse512_exp_exact(lse512_dd z, __mmask8 live, lse512_dd *
                                      _mm512_mask_blend_pd(k0, em1.h, p.h));
         m1->l = _mm512_maskz_mov_pd(live, _mm512_mask_blend_pd(k0, em1.l, p.l));
     }
-    (void)one;
     return e;
 }
 
