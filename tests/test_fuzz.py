@@ -62,12 +62,11 @@ import os
 import pickle
 
 import numpy as np
-import os
-
 import pytest
 
-# Opt-in until its remaining failure classes (README, issue note) are fixed.
-pytestmark = pytest.mark.skipif(not os.environ.get("LSEARRAY_FUZZ"), reason="set LSEARRAY_FUZZ=short or long to run")
+# Opt-in while some of its failure classes are still open (README's test section).
+pytestmark = pytest.mark.skipif(not os.environ.get("LSEARRAY_FUZZ"),
+                                reason="set LSEARRAY_FUZZ=short or long to run")
 
 pytest.importorskip("hypothesis")
 pytest.importorskip("mpmath")
