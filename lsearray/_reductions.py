@@ -187,10 +187,12 @@ def logmeanexp(
     Notes
     -----
     The sum is divided by the count (or the weights' sum) in double-double before
-    its log, so the division costs no accuracy. For a temperature much larger than
-    the spread of ``a`` every term is close to 1 and the result's absolute error
-    grows like ``tau * eps`` (``logmeanexp([1, 2, 6], temperature=1e6)`` is
-    3.00000233329 where the exact value is 3.00000233333).
+    its log, so the division costs no accuracy. Where the mean is within a factor 2
+    of the max's term (a temperature much larger than the spread of ``a``), the
+    result is recomputed as ``max + tau log1p(x)`` from ``x``, the mean of
+    ``expm1((a - max) / tau)``: it stays within 1 ulp and in ``[min a, max a]``
+    (``logmeanexp([1, 2, 6], temperature=1e6)`` is 3.0000023333343333, within an ulp
+    of the exact value).
 
     Examples
     --------
@@ -201,7 +203,7 @@ def logmeanexp(
     >>> logmeanexp([0.0, 10.0], b=[3, 1])
     np.float64(8.613841829395048)
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
-    np.float64(3.023431954817703)
+    np.float64(3.023431954817704)
     """
     xp = namespace(a, b)
     if xp is not None and is_dask_namespace(xp):
