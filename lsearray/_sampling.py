@@ -362,9 +362,9 @@ def gumbel_softmax(
     x, xp, dtype, ax = _floating(logits, axis, "gumbel_softmax")
     y = softmax(x + _gumbel(tuple(x.shape), x, rng, "gumbel_softmax"), axis=ax, temperature=tau)
     out = y if y.dtype == dtype else xp.astype(y, dtype)
-    if not hard:
-        return out
     k = y.shape[ax]
+    if not hard or k == 0:  # an empty slice has no argmax: its one-hot sample is empty too
+        return out
     index = xp.argmax(y, axis=ax, keepdims=True)
     positions = xp.reshape(xp.arange(k, device=device_of(y)), (k,) + (1,) * (y.ndim - ax - 1))
     one_hot = xp.astype(positions == index, dtype)

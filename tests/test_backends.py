@@ -539,7 +539,8 @@ def test_every_function_on_empty_input(xp, dtype, shape, axis):
     for func in ("softmax", "log_softmax"):
         check(getattr(lsearray, func)(a, axis=axis), nan, shape, func, scalar=False)
     check(lsearray.logaddexp(a, b), nan, shape, "logaddexp", scalar=False)
-    check(lsearray.gumbel_softmax(a, rng=0), nan, shape, "gumbel_softmax", scalar=False)
+    for hard in (False, True):
+        check(lsearray.gumbel_softmax(a, hard=hard, rng=0), nan, shape, f"gumbel_softmax hard={hard}", scalar=False)
     if len(axes) == 1 or axis is None:
         scan_axis = None if axis is None else axes[0]
         scanned = (a_np.size,) if axis is None else shape
