@@ -422,7 +422,7 @@ def _against_scipy_lse(chk, case, rs, got, vals, ref, exact, rdtype, undetermine
         except Exception:  # noqa: BLE001
             wide = None
     removed = _removed_nan(case)
-    chk.against_scipy(vals[0], sps[0], _exact_classes(exact, rdtype),
+    chk.against_scipy(vals[0], sps[0], _exact_classes(exact, rdtype), inf_weight=_inf_weight(case),
                       got_sign=vals[1] if rs else None, sp_sign=sps[1] if rs else None,
                       exp_sign=ref["sign"], empty=ref["n"] == 0, removed_nan=removed,
                       undetermined=undetermined, sum_class=_exact_classes(ref["value"], rdtype),
@@ -440,6 +440,18 @@ def _removed_nan(case) -> np.ndarray:
         flag = np.broadcast_to(weak(case.b, case.a.dtype), a.shape) == 0
     axes = normalize_axes(case.axis, a.ndim)
     return np.any(flag, axis=axes, keepdims=case.keepdims)
+
+
+def _inf_weight(case) -> np.ndarray:
+    """Per result element: whether its slice gives a finite element an infinite weight. The exact
+    sum is then infinite (or nan where weights of both signs are); scipy's nan there is its
+    arithmetic, inf * 0 where exp(a - max) underflowed or inf / inf where it divides by the
+    max's weight."""
+    a = np.atleast_1d(np.asarray(case.a))
+    flag = np.zeros(a.shape, bool)
+    if case.b is not None:
+        flag = np.isinf(np.broadcast_to(weak(case.b, case.a.dtype), a.shape)) & np.isfinite(a)
+    return np.any(flag, axis=normalize_axes(case.axis, a.ndim), keepdims=case.keepdims)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
