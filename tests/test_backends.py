@@ -356,6 +356,7 @@ SPECIAL_ROWS = [
     ([inf, 0.0, 0.0, 0.0], [-1.0, 1.0, 1.0, 1.0]),        # -inf total: nan, or (inf, -1)
     ([nan, nan, nan, nan], [0.0, 0.0, 0.0, 0.0]),         # everything removed: empty sum
     ([-1e4, -1e4, -1e4, -1e4], [1.0, 1.0, 1.0, 1.0]),     # all terms underflow without the shift
+    ([-1e4, -1e4 - 1, -800.0, -1e4], [-inf, -inf, 0.0, -inf]),  # -inf weights (scipy 1.17: nan)
 ]
 SPECIAL_A = np.array([r[0] for r in SPECIAL_ROWS])
 SPECIAL_B = np.array([r[1] for r in SPECIAL_ROWS])
