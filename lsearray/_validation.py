@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -104,6 +105,11 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
         b = _as_real_array(b, "b", func)
         dtype = np.result_type(a.dtype if a_weak is None else a_weak, b.dtype if b_weak is None else b_weak)
         dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
+        # a weak scalar takes the result's dtype before anything is computed, as on the
+        # array-API path: b=1e300 beside float32 a is inf, as np.float32(1e300) is
+        with np.errstate(over="ignore"):
+            a = a if a_weak is None else np.asarray(a_weak, dtype)
+            b = b if b_weak is None else np.asarray(b_weak, dtype)
         try:
             shape = np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
@@ -129,11 +135,14 @@ def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) 
     mantissa is in ``dtype``: checked where its value is known (not while a function is
     being traced), before any cast, so that a value outside ``dtype``'s range keeps it. A
     dask array gives its float: the lazy reductions take one."""
-    tau = xp.asarray(temperature)
+    tau = temperature if is_array_api_obj(temperature) else xp.asarray(temperature)
     if tau.ndim != 0:
         raise ValueError(f"{func}: temperature must be a scalar; got shape {tau.shape}")
     try:
-        value = float(tau)
+        with warnings.catch_warnings():
+            # the value is only checked here; the gradient flows through tau itself
+            warnings.simplefilter("ignore", UserWarning)
+            value = float(tau)
     except Exception:  # a tracer (jax.jit): its value is not known yet
         value = None
     if value is not None:
@@ -156,7 +165,8 @@ def _weak_result_type(xp: ModuleType, dtype: Any, scalar: Any, device: Any) -> A
     scalar is of a higher kind; the namespace's default dtype of the scalar's kind where the
     namespace does not mix the two (array-api-strict: an integer array and a float)."""
     try:
-        return xp.result_type(dtype, scalar)
+        with np.errstate(over="ignore"):  # array-api-strict casts the scalar to find out
+            return xp.result_type(dtype, scalar)
     except TypeError:
         kind = "complex floating" if isinstance(scalar, complex) else "real floating"
         return xp.__array_namespace_info__().default_dtypes(device=device)[kind]
@@ -176,7 +186,8 @@ def prepare_array_api(
     if type(a) in _SCALARS and b is not None and type(b) not in _SCALARS:
         # a Python scalar beside an array b is weak: b's dtype (or the kind's default) decides
         weak = _weak_result_type(xp, b.dtype, a, device_of(b))
-        a = xp.asarray(a, dtype=weak, device=device_of(b))
+        with np.errstate(over="ignore"):  # beyond the dtype's range: inf (NumPy-backed namespaces)
+            a = xp.asarray(a, dtype=weak, device=device_of(b))
     a = a if is_array_api_obj(a) else xp.asarray(a)
     dev = device_of(a)
     numeric = ("bool", "integral", "real floating", "complex floating")
@@ -186,7 +197,8 @@ def prepare_array_api(
         dtype = a.dtype
     elif type(b) in _SCALARS:
         dtype = _weak_result_type(xp, a.dtype, b, dev)
-        b = xp.asarray(b, dtype=dtype, device=dev)
+        with np.errstate(over="ignore"):
+            b = xp.asarray(b, dtype=dtype, device=dev)
     else:
         if is_dask_array(a) and not is_dask_array(b):
             import dask.array as da

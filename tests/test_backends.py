@@ -168,6 +168,23 @@ def test_python_scalar_a_is_weak(xp, dtype, a):
     assert_values(xp.to_numpy(got), a, out)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_python_scalars_are_rounded_to_the_dtype_first(xp, dtype):
+    """A weak Python scalar becomes the array's dtype before anything is computed, as NumPy
+    makes np.float32(1e300) inf: beyond the dtype's range it is inf (quietly), and within it
+    the weight rounded to the dtype decides (1 + 2**-30 is 1 in float32: the sum of two
+    zeros' terms with weights 1 and 1 is log 2 exactly)."""
+    xp.subset(dtype == "float32", jax_keep=dtype == "float32")
+    a = xp.make(np.zeros(2), dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert xp.to_numpy(lsearray.logsumexp(a, b=1e300)) == inf
+        assert xp.to_numpy(lsearray.logsumexp(1e300, b=a + 1)) == inf
+        got = lsearray.logsumexp(a, b=1.0 + 2.0**-30)
+    xp.check(got, a, dtype, (), scalar=True)
+    assert xp.to_numpy(got) == np.asarray(math.log(2.0), dtype)
+
+
 def test_negative_total_is_nan_without_sign(xp):
     a_np = np.array([[1.0, 2.0], [2.0, 1.0], [0.0, 0.0]])
     b_np = np.array([[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])
