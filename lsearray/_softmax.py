@@ -78,18 +78,17 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
         _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
         return _result(out if a3 is p.a else out.T, p)
     r = reduce(p, sign=False, log_total=log_mode)
-    m, s = r.m, r.log_total if log_mode else r.total
+    m, (s, s_low) = r.m, (r.log_total, None) if log_mode else r.total_parts()
     if a3 is not p.a:  # the transpose of a Fortran-ordered input: so are the partials
         m, s = m.T, s.T
+        s_low = None if s_low is None else s_low.T
+
+    def flat(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x, np.float64).reshape(n0, n2)
+
     out = np.empty_like(a3)
-    _kernel.normalize(
-        a3.reshape(n0, n1, n2),
-        out.reshape(n0, n1, n2),
-        np.ascontiguousarray(m, np.float64).reshape(n0, n2),
-        np.ascontiguousarray(s, np.float64).reshape(n0, n2),
-        p.tau,
-        log_mode,
-    )
+    _kernel.normalize(a3.reshape(n0, n1, n2), out.reshape(n0, n1, n2), flat(m), flat(s), p.tau,
+                      log_mode, None if s_low is None else flat(s_low))
     return _result(out if a3 is p.a else out.T, p)
 
 

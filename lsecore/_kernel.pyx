@@ -24,7 +24,8 @@ cdef extern from "_lse_blocks.h" nogil:
     int lse_simd_avx512()
     void lse_normalize_d(const double *a, Py_ssize_t ar, Py_ssize_t ai, double *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
-                         const double *m, const double *s, double tau, int log_mode)
+                         const double *m, const double *s, const double *sl, double tau,
+                         int log_mode)
     int LSE_ROW_BLOCK
     void lse_softmax_row_d(const double *a, double *out, double *buf, Py_ssize_t n,
                            double tau, int log_mode)
@@ -32,7 +33,8 @@ cdef extern from "_lse_blocks.h" nogil:
                            double tau, int log_mode)
     void lse_normalize_f(const float *a, Py_ssize_t ar, Py_ssize_t ai, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
-                         const double *m, const double *s, double tau, int log_mode)
+                         const double *m, const double *s, const double *sl, double tau,
+                         int log_mode)
     void lse_merge(double *m, double *w, double *t, double *c,
                    double m2, double w2, double t2, double c2, double inv_tau, double itl)
     void lse_finalize(Py_ssize_t n, const double *m, const double *w, const double *t,
@@ -102,6 +104,13 @@ cdef enum:
     # Rows up to this long are reduced as columns of a tile of rows, vectorized across
     # the rows: a row of its own would be too short for the vector loops.
     SHORT_ROW = 32
+    # A reduction of fewer output tasks than SPLIT_TASKS splits its reduced axis into
+    # chunks of at least SPLIT_MIN elements, at most MAX_SPLIT of them, merged in order:
+    # the same chunks on any number of threads, so that the bits of every result do not
+    # depend on the thread count.
+    SPLIT_TASKS = 16
+    SPLIT_MIN = 8192
+    MAX_SPLIT = 64
 
 cdef struct Tolerance:
     # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
@@ -179,13 +188,21 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
                         m + i0, w + i0, t + i0, c + i0)
 
 
+cdef inline Py_ssize_t _chunks(View va, Py_ssize_t ntasks) noexcept nogil:
+    """How many chunks the reduced axis of ``va`` is split into (1: none), whatever the
+    thread count."""
+    if va.n0 * va.n1 * va.n2 < MIN_PARALLEL or ntasks >= SPLIT_TASKS:
+        return 1
+    return max(1, min(<Py_ssize_t> MAX_SPLIT, va.n1 // SPLIT_MIN))
+
+
 cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, double itl,
               double *m, double *w, double *t, double *c, int coarse) except -1 nogil:
     """Merge the partials of a 3-D view, reduced over its middle axis, into the
     (n0, n2) C-contiguous partial arrays m, w, t, c.
 
-    Threads take whole output tiles when there are enough of them; otherwise each
-    thread reduces a slice of the reduced axis into its own partials, merged after.
+    Threads take whole output tiles when there are enough of them; otherwise the
+    reduced axis is split into chunks (`_chunks`) whose partials are merged after.
     """
     if _short_rows(va):
         va, vb = _transposed(va), _transposed(vb)
@@ -194,24 +211,25 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, doub
     cdef Py_ssize_t ntasks = va.n0 * ntiles
     cdef Py_ssize_t nout = va.n0 * va.n2
     cdef int nt = lse_max_threads()
+    cdef Py_ssize_t nchunks = _chunks(va, ntasks)
     cdef Py_ssize_t k, o, i0, i1, r0, r1, j, per, q
     cdef double *buf
     if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
         nt = 1
-    if nt > 1 and ntasks < 2 * nt and va.n1 >= 2 * nt:
-        # Few outputs, long reductions: split the reduced axis between threads.
-        # buf holds nt partials (m, w, t, c) of nout elements each, one after the other.
-        buf = <double *> malloc(4 * nt * nout * sizeof(double))
+    if nchunks > 1:
+        # Few outputs, long reductions: the chunks of the reduced axis share the threads.
+        # buf holds nchunks partials (m, w, t, c) of nout elements each, one after the other.
+        buf = <double *> malloc(4 * nchunks * nout * sizeof(double))
         if buf == NULL:
             with gil:
                 raise MemoryError()
-        for j in range(4 * nt * nout):
+        for j in range(4 * nchunks * nout):
             buf[j] = 0.0
-        for q in range(nt):
+        for q in range(nchunks):
             for j in range(nout):
                 buf[4 * q * nout + j] = -INFINITY
-        per = (va.n1 + nt - 1) // nt
-        for k in prange(nt * ntasks, num_threads=nt, schedule="static"):
+        per = (va.n1 + nchunks - 1) // nchunks
+        for k in prange(nchunks * ntasks, num_threads=nt, schedule="static"):
             q = k // ntasks
             r0 = q * per
             r1 = min(r0 + per, va.n1)
@@ -224,7 +242,7 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, doub
                        buf + (4 * q + 1) * nout + o * va.n2,
                        buf + (4 * q + 2) * nout + o * va.n2,
                        buf + (4 * q + 3) * nout + o * va.n2, coarse)
-        for q in range(nt):
+        for q in range(nchunks):
             for j in range(nout):
                 lse_merge(m + j, w + j, t + j, c + j,
                           buf[4 * q * nout + j], buf[(4 * q + 1) * nout + j],
@@ -246,7 +264,7 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double itl, double t
     """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
     as it is complete: ``out[o, i] = tau log(S / divisor)`` (no division when
     ``divisor`` is 0), written to the (n0, n2) C-contiguous ``out``, with partials only
-    per tile.  Returns False, doing nothing, where threads would split the reduced axis
+    per tile.  Returns False, doing nothing, where `_chunks` splits the reduced axis
     (the caller then takes the partials path).
     """
     if _short_rows(va):
@@ -258,10 +276,10 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double itl, double t
     cdef Py_ssize_t k, o, i0, i1, j, T = LSE_TILE
     cdef double *buf
     cdef double *p
+    if _chunks(va, ntasks) > 1:
+        return False
     if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
         nt = 1
-    if nt > 1 and ntasks < 2 * nt and va.n1 >= 2 * nt:
-        return False
     # Per thread: the tile's m, w, t, c and divisors.
     buf = <double *> malloc(5 * nt * T * sizeof(double))
     if buf == NULL:
@@ -477,13 +495,13 @@ def merge(double[::1] m not None, double[::1] w not None, double[::1] t not None
 
 def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
               const double[:, ::1] m not None, const double[:, ::1] s not None, double tau,
-              bint log_mode):
+              bint log_mode, const double[:, ::1] s_low=None):
     """Write the softmax (or, with ``log_mode``, log_softmax) of ``a`` over its middle
     axis into ``out``, from the reduction's max ``m`` and sum ``s`` (its log with
     ``log_mode``).
 
-    ``out[o, r, i]`` is ``exp((a[o, r, i] - m[o, i]) / tau) / s[o, i]`` (nan where
-    ``m`` is infinite), or ``(a[o, r, i] - m[o, i]) / tau - s[o, i]``; computed in
+    ``out[o, r, i]`` is ``exp((a[o, r, i] - m[o, i]) / tau) / (s + s_low)[o, i]`` (nan
+    where ``m`` is infinite), or ``(a[o, r, i] - m[o, i]) / tau - s[o, i]``; computed in
     float64 with the quotient in double-double, and rounded once to ``out``'s dtype.
 
     Parameters
@@ -493,9 +511,13 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
     m, s : (n0, n2) C-contiguous float64 arrays                      # IN
     tau : float
     log_mode : bool
+    s_low : (n0, n2) C-contiguous float64 array, optional            # IN
+        The sum's rounding error (softmax only): the division is corrected for it.
     """
     cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2]
     cdef Py_ssize_t k, o, r0, r1, per, nchunks
+    cdef const double *sl
+    cdef bint has_low = s_low is not None
     cdef Py_ssize_t isz = sizeof(a_t)
     cdef Py_ssize_t ar = a.strides[1] // isz, ai = a.strides[2] // isz
     cdef Py_ssize_t orr = out.strides[1] // isz, oi = out.strides[2] // isz
@@ -506,6 +528,9 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
     if m.shape[0] != n0 or m.shape[1] != n2 or s.shape[0] != n0 or s.shape[1] != n2:
         raise ValueError(f"m and s must have shape {(n0, n2)}, got "
                          f"{(m.shape[0], m.shape[1])} and {(s.shape[0], s.shape[1])}")
+    if s_low is not None and (s_low.shape[0] != n0 or s_low.shape[1] != n2):
+        raise ValueError(f"s_low must have shape {(n0, n2)}, got "
+                         f"{(s_low.shape[0], s_low.shape[1])}")
     if n0 * n1 * n2 == 0:
         return
     if n0 * n1 * n2 < MIN_PARALLEL:
@@ -518,12 +543,15 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
             r0 = (k % nchunks) * per
             r1 = min(r0 + per, n1)
             if r0 < r1:
+                sl = NULL
+                if has_low:
+                    sl = &s_low[o, 0]
                 if a_t is double:
                     lse_normalize_d(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
-                                    n2, &m[o, 0], &s[o, 0], tau, log_mode)
+                                    n2, &m[o, 0], &s[o, 0], sl, tau, log_mode)
                 else:
                     lse_normalize_f(&a[o, r0, 0], ar, ai, &out[o, r0, 0], orr, oi, r1 - r0,
-                                    n2, &m[o, 0], &s[o, 0], tau, log_mode)
+                                    n2, &m[o, 0], &s[o, 0], sl, tau, log_mode)
 
 
 cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,

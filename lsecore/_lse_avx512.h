@@ -707,13 +707,16 @@ LSE512_INLINE int lse512_softmax_buffered_impl_##SUF(const A_T *a, A_T *out, dou
                                                _mm512_add_pd(s[2], s[3])));               \
     else                                                                                  \
         lse512_flush(s[0], c[0], s[1], c[1], s[2], c[2], s[3], c[3], &t, &tc);            \
-    const __m512d sv = _mm512_set1_pd(sizeof(A_T) == 4 ? t                                \
-                                      : ((double)(LSE512_LANES(n) - others) + t) + tc);   \
+    /* float64: the sum's rounding error kept in sl, for the quotients' correction */    \
+    double sh = t, sl = 0.0;                                                              \
+    if (sizeof(A_T) == 8) lse_split_sum((double)(LSE512_LANES(n) - others), t, tc, &sh, &sl); \
+    const __m512d sv = _mm512_set1_pd(sh), slv = _mm512_set1_pd(sl);                      \
+    const __m512d isv = _mm512_set1_pd(1.0 / sh);                                         \
     for (i = 0; i + 8 <= n; i += 8)                                                       \
-        LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(_mm512_loadu_pd(buf + i), sv)); \
+        LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(_mm512_loadu_pd(buf + i), sv, slv, isv)); \
     if (i < n) {                                                                          \
         __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
-        LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(_mm512_maskz_loadu_pd(km, buf + i), sv)); \
+        LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(_mm512_maskz_loadu_pd(km, buf + i), sv, slv, isv)); \
     }                                                                                     \
     return 1;                                                                             \
 }                                                                                         \
@@ -727,40 +730,50 @@ LSE512 int lse512_softmax_buffered_##SUF(const A_T *a, A_T *out, double *buf, pt
 /* out_i = exp((a_i - m) inv_tau) / s over n contiguous elements (m finite).  Masked */  \
 /* loads and stores only for the tail: they are slow on some CPUs. */                     \
 LSE512_INLINE void lse512_softmax_impl_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m, \
-                                             double tau, double s, const int unit)        \
+                                             double tau, double s, double sl,             \
+                                             const int unit)                              \
 {                                                                                         \
     const lse512_tab k = lse512_tables();                                                 \
     double inv_tau, itl = lse_inv_tau(tau, &inv_tau);                                     \
     const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv_tau);                   \
     const __m512d itlv = _mm512_set1_pd(itl);                                             \
     const __m512d sv = _mm512_set1_pd(s), ninf = _mm512_set1_pd(-INFINITY);               \
+    const __m512d slv = _mm512_set1_pd(sl), isv = _mm512_set1_pd(1.0 / s);                \
     ptrdiff_t i = 0;                                                                      \
     for (; i + 8 <= n; i += 8) {                                                          \
         __m512d e = LSE512_SOFTMAX_TERM_##SUF(LOAD8(ninf, 0xff, a + i), mv, iv, itlv, &k, \
                                               unit);                                      \
-        LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(e, sv));                       \
+        LSE512_STORE_##SUF(out + i, 0xff, LSE512_DIV_##SUF(e, sv, slv, isv));                       \
     }                                                                                     \
     if (i < n) {                                                                          \
         __mmask8 km = (__mmask8)((1u << (n - i)) - 1);                                    \
         __m512d e = LSE512_SOFTMAX_TERM_##SUF(LOAD8(ninf, km, a + i), mv, iv, itlv, &k,   \
                                               unit);                                      \
-        LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(e, sv));                         \
+        LSE512_STORE_##SUF(out + i, km, LSE512_DIV_##SUF(e, sv, slv, isv));                         \
     }                                                                                     \
 }                                                                                         \
                                                                                           \
 LSE512 void lse512_softmax_##SUF(const A_T *a, A_T *out, ptrdiff_t n, double m,           \
-                                 double tau, double s)                                    \
+                                 double tau, double s, double sl)                         \
 {                                                                                         \
-    LSE512_BY_UNIT(tau, lse512_softmax_impl_##SUF, a, out, n, m, tau, s);                 \
+    LSE512_BY_UNIT(tau, lse512_softmax_impl_##SUF, a, out, n, m, tau, s, sl);             \
 }
 
 /* Load or store 8 elements as float64 lanes, under a mask unless it is the constant 0xff. */
 #define LSE512_LOAD8_d(src, k, p) \
     (__builtin_constant_p(k) && (k) == 0xff ? _mm512_loadu_pd(p) : _mm512_mask_loadu_pd((src), (k), (p)))
-/* e / s for the softmax: a division for float64 results; for float32 ones a product
- * with the reciprocal, whose float64 error is far below their rounding. */
-#define LSE512_DIV_d(e, s) _mm512_div_pd((e), (s))
-#define LSE512_DIV_f(e, s) _mm512_mul_pd((e), _mm512_div_pd(_mm512_set1_pd(1.0), (s)))
+/* e / (s + sl) for the softmax (is = 1 / s): for float64 results the quotient y = e / s
+ * corrected by the residual (e - y s - y sl) / s, so that neither the sum's rounding nor
+ * the division's adds to the term's error; for float32 ones a product with the
+ * reciprocal, whose float64 error is far below their rounding. */
+LSE512_INLINE __m512d lse512_div_corrected(__m512d e, __m512d s, __m512d sl, __m512d is)
+{
+    __m512d y = _mm512_div_pd(e, s);
+    __m512d r = _mm512_fnmadd_pd(y, sl, _mm512_fnmadd_pd(y, s, e));
+    return _mm512_fmadd_pd(r, is, y);
+}
+#define LSE512_DIV_d(e, s, sl, is) lse512_div_corrected((e), (s), (sl), (is))
+#define LSE512_DIV_f(e, s, sl, is) ((void)(s), (void)(sl), _mm512_mul_pd((e), (is)))
 #define LSE512_STORE_d(p, k, v) \
     (__builtin_constant_p(k) && (k) == 0xff ? _mm512_storeu_pd((p), (v)) \
                                              : _mm512_mask_storeu_pd((p), (k), (v)))

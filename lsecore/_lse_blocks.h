@@ -116,6 +116,30 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
+/* (w + t) + c as *sh + *sl: *sh the sum rounded once (so that it does not depend on how
+ * threads split t and c), *sl its rounding error; *sl is 0 where the sum is not finite. */
+LSE_INLINE void lse_split_sum(double w, double t, double c, double *sh, double *sl)
+{
+    double st = w + t;
+    if (!isfinite(st)) {
+        *sh = st;
+        *sl = 0.0;
+        return;
+    }
+    double lo = lse_two_sum_err(w, t, st) + c;
+    *sh = st + lo;
+    *sl = isfinite(*sh) ? lo - (*sh - st) : 0.0;
+}
+
+/* e / (s + sl): the quotient y = e / s corrected by the residual (e - y s - y sl) / s, so
+ * that a softmax output is off by its term's error and one rounding, not also the sum's
+ * rounding and the division's. */
+LSE_INLINE double lse_div_corrected(double e, double s, double sl)
+{
+    double y = e / s;
+    return fma(fma(-y, sl, fma(-y, s, e)), 1.0 / s, y);
+}
+
 /* 1/tau as *inv_tau plus the returned low part (0 at a unit temperature). */
 LSE_INLINE double lse_inv_tau(double tau, double *inv_tau)
 {
@@ -256,7 +280,9 @@ LSE_INLINE void lse_merge(double *m, double *w, double *t, double *c,
         lse_neumaier(t, c, t2);
         *c += c2;
     } else if (m2 == *m) {
-        *w += w2;
+        double sw = *w + w2;                /* the maxima's weights: their error to c */
+        if (isfinite(sw)) *c += lse_two_sum_err(*w, w2, sw);
+        *w = sw;
         lse_neumaier(t, c, t2);
         *c += c2;
     } else {
@@ -537,9 +563,10 @@ static inline int lse_simd_avx512(void)
 #define lse_cols_df lse_cols_generic_df
 
 /*
- * lse_normalize_SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, tau, log_mode) writes
+ * lse_normalize_SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, sl, tau, log_mode) writes
  * the output pass of softmax or log_softmax over an (nr, ni) slice reduced over r:
- *     log_mode 0: out[r, i] = exp((a[r, i] - m[i]) / tau) / s[i]  (s the sum),
+ *     log_mode 0: out[r, i] = exp((a[r, i] - m[i]) / tau) / (s[i] + sl[i])  (the sum,
+ *                 sl its low part or NULL),
  *                 nan where m[i] is +-inf;
  *     log_mode 1: out[r, i] = (a[r, i] - m[i]) / tau - s[i]        (s its log).
  * The quotient is carried in double-double (lse_quotient), so each output is rounded
@@ -549,7 +576,8 @@ static inline int lse_simd_avx512(void)
 LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai,        \
                                          A_T *out, ptrdiff_t or_, ptrdiff_t oi,           \
                                          ptrdiff_t nr, ptrdiff_t ni, const double *m,     \
-                                         const double *s, double tau, int log_mode)       \
+                                         const double *s, const double *sl, double tau,   \
+                                         int log_mode)                                    \
 {                                                                                         \
     double inv_tau, itl = lse_inv_tau(tau, &inv_tau);                                     \
     for (ptrdiff_t r = 0; r < nr; r++)                                                    \
@@ -560,7 +588,8 @@ LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t a
                 double v1 = z - s[i];                                                     \
                 v = isfinite(v1) ? v1 + (lse_two_sum_err(z, -s[i], v1) + zl) : v1;       \
             } else {                                                                      \
-                v = isfinite(m[i]) ? lse_exp_nonpos2(z, zl) / s[i] : NAN;                 \
+                v = isfinite(m[i]) ? lse_div_corrected(lse_exp_nonpos2(z, zl), s[i],      \
+                                                       sl == NULL ? 0.0 : sl[i]) : NAN;   \
             }                                                                             \
             out[r * or_ + i * oi] = (A_T)v;                                               \
         }                                                                                 \
@@ -569,33 +598,35 @@ LSE_INLINE void lse_normalize_impl_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t a
 LSE_CLONES void lse_normalize_generic_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai,     \
                                             A_T *out, ptrdiff_t or_, ptrdiff_t oi,        \
                                             ptrdiff_t nr, ptrdiff_t ni, const double *m,  \
-                                            const double *s, double tau, int log_mode)    \
+                                            const double *s, const double *sl, double tau, \
+                                            int log_mode)                                 \
 {                                                                                         \
     if (ni == 1 && ar == 1 && or_ == 1 && log_mode)      /* literal modes: vectorized */  \
-        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, tau, 1);               \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, sl, tau, 1);           \
     else if (ni == 1 && ar == 1 && or_ == 1)                                              \
-        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, tau, 0);               \
+        lse_normalize_impl_##SUF(a, 1, 0, out, 1, 0, nr, 1, m, s, sl, tau, 0);           \
     else if (ai == 1 && oi == 1 && log_mode)                                              \
-        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, tau, 1);           \
+        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, sl, tau, 1);       \
     else if (ai == 1 && oi == 1)                                                          \
-        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, tau, log_mode);    \
+        lse_normalize_impl_##SUF(a, ar, 1, out, or_, 1, nr, ni, m, s, sl, tau, log_mode); \
     else                                                                                  \
-        lse_normalize_impl_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, tau, log_mode);  \
+        lse_normalize_impl_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, sl, tau, log_mode); \
 }                                                                                         \
                                                                                           \
 void lse_normalize_##SUF(const A_T *a, ptrdiff_t ar, ptrdiff_t ai, A_T *out,              \
                          ptrdiff_t or_, ptrdiff_t oi, ptrdiff_t nr, ptrdiff_t ni,         \
-                         const double *m, const double *s, double tau, int log_mode)      \
+                         const double *m, const double *s, const double *sl, double tau,  \
+                         int log_mode)                                                    \
 {                                                                                         \
     LSE_NORMALIZE_FAST(FAST)                                                              \
-    lse_normalize_generic_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, tau, log_mode);    \
+    lse_normalize_generic_##SUF(a, ar, ai, out, or_, oi, nr, ni, m, s, sl, tau, log_mode); \
 }
 
 #ifdef LSE_HAVE_AVX512
 #define LSE_NORMALIZE_FAST(FAST)                                                          \
     if (!log_mode && ni == 1 && ar == 1 && or_ == 1 && isfinite(m[0])                     \
         && lse_use_avx512()) {                                                            \
-        lse512_softmax_##FAST(a, out, nr, m[0], tau, s[0]);                               \
+        lse512_softmax_##FAST(a, out, nr, m[0], tau, s[0], sl == NULL ? 0.0 : sl[0]);     \
         return;                                                                           \
     }
 #else
@@ -760,7 +791,7 @@ void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,    
                            double tau, int log_mode)                                      \
 {                                                                                         \
     LSE_SOFTMAX_BUFFERED(SUF)                                                             \
-    double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s, inv_tau;                          \
+    double m = -INFINITY, w = 0.0, t = 0.0, c = 0.0, s, sl = 0.0, inv_tau;                \
     double itl = lse_inv_tau(tau, &inv_tau);                                              \
     /* log_softmax needs the sum only relative to itself */                               \
     lse_row_##SUF##SUF(a, 1, NULL, 0, n, inv_tau, itl, &m, &w, &t, &c, LSE_COARSE);       \
@@ -770,11 +801,10 @@ void lse_softmax_row_##SUF(const A_T *a, A_T *out, double *buf, ptrdiff_t n,    
     } else if (log_mode) {             /* log|S|, as the finalizer computes it */         \
         double res;                                                                       \
         lse_finalize(1, &m, &w, &t, &c, NULL, 1.0, &res, NULL, &s);                       \
-    } else {                           /* w + t + c rounded once */                       \
-        double st = w + t;                                                                \
-        s = isfinite(st) ? st + (lse_two_sum_err(w, t, st) + c) : st;                     \
+    } else {                                                                              \
+        lse_split_sum(w, t, c, &s, &sl);                                                  \
     }                                                                                     \
-    lse_normalize_##SUF(a, 1, 0, out, 1, 0, n, 1, &m, &s, tau, log_mode);                 \
+    lse_normalize_##SUF(a, 1, 0, out, 1, 0, n, 1, &m, &s, &sl, tau, log_mode);            \
 }
 
 LSE_SOFTMAX_ROW_DEFINE(d, double)
