@@ -12,8 +12,9 @@ from array_api_compat import is_numpy_namespace
 from lsearray._scale import Factor, divide, times
 
 __all__ = [
-    "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed",
-    "nothing_is_constant", "shaped", "softmax",
+    "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",
+    "logsumexp_signed", "near_max_mean", "nothing_is_constant", "rebase_expm1_sums", "shaped",
+    "softmax",
 ]
 
 
@@ -288,14 +289,25 @@ def _near_max(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, weights: Any, xp: ModuleType
 ) -> tuple[Any, Any]:
     """``(near, max + tau log1p(x))`` for real input, ``x`` the weighted mean of
-    ``expm1((a - max) / tau)``, ``near`` where ``|x| <= 0.5``.
+    ``expm1((a - max) / tau)``, ``near`` where ``|x| <= 0.5`` (`expm1_sums`, `near_max_mean`)."""
+    shift, dead, x, gaps, rest = expm1_sums(a, b, axes, tau, xp)
+    near, out = near_max_mean(shift, x, gaps, rest, weights, tau, xp)
+    return near & ~dead, out
 
-    ``tau x`` is summed as ``d expm1(z) / z`` where ``z = (a - max) / tau = d / tau`` is
-    finite and as ``tau expm1(z)`` where it is not, and ``tau log1p(x)`` is
-    ``tau x * log1p(x) / x``: where tau is huge against the spread of ``a``, ``z`` is subnormal
-    or 0 (float32 and tau = 1e39, any dtype and tau = 1e300) and would lose ``x``, which these
-    forms never need to more than its first digits. The result is the weighted arithmetic
-    mean of ``a`` as tau -> inf.
+
+def expm1_sums(
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, Any]:
+    """``(shift, dead, x, gaps, rest)`` for real input: the finite shift (the max over
+    nonzero weights, 0 where it is not finite), the slices with nothing in them, and sums
+    over ``axes`` (kept as size 1) of ``b expm1(z)`` for ``z = (a - shift) / tau``, of
+    ``b (a - shift) expm1(z) / z`` where ``z`` is finite and of ``b expm1(z)`` where it
+    is not: ``tau x = gaps + tau rest``.
+
+    Where tau is huge against the spread of ``a``, ``z`` is subnormal or 0 (float32 and
+    tau = 1e39, any dtype and tau = 1e300) and ``tau x`` computed as ``tau`` times ``x``
+    would be lost; ``gaps`` keeps it, and needs ``expm1(z) / z`` to no more than its first
+    digits.
     """
     _, shift, _, dead, d = _shifted(a, b, axes, xp)
     z = divide(d, tau, xp)
@@ -307,13 +319,45 @@ def _near_max(
     if b is not None:
         excess, gaps, rest = b * excess, b * gaps, b * rest
 
-    def mean(v: Any) -> Any:
-        return xp.sum(v, axis=axes, keepdims=True) / weights
+    def total(v: Any) -> Any:
+        return xp.sum(v, axis=axes, keepdims=True)
 
-    x = mean(excess)
-    near = (xp.abs(x) <= 0.5) & ~dead
-    tau_x = mean(gaps) + times(mean(rest), tau, xp)
-    return near, shift + tau_x * _log1p_ratio(xp.where(near, x, _const(0.0, x, xp)), xp)
+    return shift, dead, total(excess), total(gaps), total(rest)
+
+
+def rebase_expm1_sums(
+    sums: tuple[Any, Any, Any], weights: Any, old: Any, new: Any, tau: float | Factor,
+    xp: ModuleType
+) -> tuple[Any, Any, Any]:
+    """`expm1_sums`' ``(x, gaps, rest)`` of a part whose shift was ``old``, with the sum
+    of its weights, taken to the shift ``new >= old`` of a merge: ``expm1(z + e) =
+    exp(e) expm1(z) + expm1(e)`` for ``e = (old - new) / tau``, so that nothing cancels
+    with weights of one sign. Unchanged where the shifts agree, where ``old`` is -inf
+    (every term stays 0) and where ``new`` is not finite (no mean is taken there)."""
+    x, gaps, rest = sums
+    gap = old - new
+    keep = (gap == 0) | (old == -math.inf) | ~xp.isfinite(new) | ~xp.isfinite(gap)
+    zero = _const(0.0, gap, xp)
+    gap = xp.where(keep, zero, gap)
+    e = divide(gap, tau, xp)
+    f = xp.exp(e)
+    moved = (f * x + weights * xp.expm1(e), f * gaps + weights * gap * _expm1_ratio(e, xp),
+             f * rest)
+    return tuple(xp.where(keep, v, m) for v, m in zip(sums, moved))
+
+
+def near_max_mean(
+    shift: Any, x: Any, gaps: Any, rest: Any, weights: Any, tau: float | Factor, xp: ModuleType
+) -> tuple[Any, Any]:
+    """``(near, shift + tau log1p(x / weights))`` from `expm1_sums`' sums, ``near`` where
+    the mean ``|x / weights| <= 0.5`` (false where it is nan): there the log of the mean,
+    within a factor 1.5 of ``exp(shift / tau)``, is taken without cancelling. ``tau
+    log1p(u)`` is ``tau u * log1p(u) / u``, the weighted arithmetic mean of ``a`` as
+    tau -> inf."""
+    u = x / weights
+    near = xp.abs(u) <= 0.5
+    tau_u = gaps / weights + times(rest / weights, tau, xp)
+    return near, shift + tau_u * _log1p_ratio(xp.where(near, u, _const(0.0, u, xp)), xp)
 
 
 # Below this |z|, expm1(z) / z and log1p(z) / z are their Taylor polynomials (to z**4): the

@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, is_dask_namespace
+from array_api_compat import numpy as np_compat
 from array_api_compat import device as device_of
 
 from lsearray._dispatch import namespace
+from lsearray._generic import expm1_sums, near_max_mean, rebase_expm1_sums
 from lsearray._narrow import narrowed
 from lsearray._partials import Partial, finalize, merge, partial
-from lsearray._validation import _temperature, prepare, prepare_array_api
+from lsearray._validation import Prepared, _temperature, prepare, prepare_array_api
 
 __all__ = ["OnlineLogSumExp"]
 
@@ -26,6 +28,39 @@ def _library(xp: ModuleType | None) -> str:
 
 def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
     return (p.m, p.w, p.t, p.c)
+
+
+def _batch_expm1_sums(p: Prepared, part: Partial, weight: Any, shape: tuple[int, ...],
+                      tau: float, xp: ModuleType | None) -> tuple[Any, Any, Any]:
+    """`expm1_sums`' ``(x, gaps, rest)`` of a batch, shaped like the result, for the mean.
+
+    For NumPy batches ``x`` is the kernel partial's ``S - W`` (all of it in ``rest``)
+    wherever that is at least ``0.75 |W|``: there its rounding is a few ulp of itself,
+    and merges scale it without cancelling. Only slices whose mean is near their max
+    read the batch again, in float64.
+    """
+    if xp is None:
+        with np.errstate(all="ignore"):
+            x = ((part.w - weight) + part.t) + part.c
+        zero = np.zeros_like(x)
+        need = np.isfinite(part.m) & ~(np.abs(x) >= 0.75 * np.abs(weight))
+        if not need.any():
+            return x, zero, x
+        b = None if p.b is None else p.b.astype(np.float64, copy=False)
+        with np.errstate(all="ignore"):
+            _, _, *sums = expm1_sums(p.a.astype(np.float64, copy=False), b, p.axes, tau, np_compat)
+        ex, gaps, rest = (np.reshape(v, shape) for v in sums)
+        return np.where(need, ex, x), np.where(need, gaps, zero), np.where(need, rest, x)
+    if 0 in p.a.shape:  # no terms (or no slices): libraries cannot take the max of nothing
+        zero = xp.zeros(shape, dtype=part.m.dtype, device=device_of(part.m))
+        return zero, zero, zero
+    with np.errstate(all="ignore"):
+        _, dead, *sums = expm1_sums(p.a, p.b, p.axes, tau, xp)
+    ex, gaps, rest = (xp.reshape(v, shape) for v in sums)
+    dead = xp.reshape(dead, shape)
+    lost = -weight  # a slice with no terms: expm1(-inf) = -1 for each weight
+    return (xp.where(dead, lost, ex), xp.where(dead, xp.zeros_like(gaps), gaps),
+            xp.where(dead, lost, rest))
 
 
 class OnlineLogSumExp:
@@ -107,7 +142,8 @@ class OnlineLogSumExp:
         self._shape: tuple[int, ...] | None = None  # the result's shape, once a batch is seen
         self._dtype: Any = None  # the result's dtype
         self._state: tuple[Any, Any, Any, Any] | None = None  # the partial (m, w, t, c)
-        self._weight: Any = 0  # the sum of the weights (the count where none were given)
+        self._expm1: tuple[Any, Any, Any] | None = None  # its expm1_sums, for the mean
+        self._weight: Any = None  # the sum of the weights (the count where none were given)
 
     @property
     def axis(self) -> int | None:
@@ -154,22 +190,38 @@ class OnlineLogSumExp:
                 f"{func}: the accumulator is on device {device_of(self._state[0])}; got {what} on {device}"
             )
 
-    def _absorb(self, part: Partial, weight: Any, count: int, shape: tuple[int, ...], dtype: Any,
-                xp: ModuleType | None) -> None:
-        """Merge the partial ``part`` (shaped like the result) into the state."""
-        if self._state is None:
-            self._dtype = dtype
-        elif xp is None:
-            self._dtype = np.result_type(self._dtype, dtype)
-            part = merge([Partial(*self._state), part], 1.0 / self._tau)
-        else:
-            self._dtype = xp.result_type(self._dtype, dtype)
-            compute = xp.result_type(self._state[0].dtype, part.m.dtype)
-            parts = [Partial(*(xp.astype(x, compute) for x in p)) for p in (self._state, _fields(part))]
-            with np.errstate(all="ignore"):
-                part = merge(parts, 1.0 / self._tau)
-        self._state = (part.m, part.w, part.t, part.c)
-        self._weight = self._weight + weight
+    def _absorb(self, part: Partial, sums: tuple[Any, Any, Any], weight: Any, count: int,
+                shape: tuple[int, ...], dtype: Any, xp: ModuleType | None) -> None:
+        """Merge the partial ``part``, its `expm1_sums` and the sum of its weights (all
+        shaped like the result) into the state."""
+        # NumPy-backed namespaces warn on inf - inf, and a sum of weights may overflow
+        with np.errstate(all="ignore"):
+            if self._state is None:
+                self._dtype = dtype
+            else:
+                if xp is None:
+                    self._dtype = np.result_type(self._dtype, dtype)
+                    ns = np_compat
+                else:
+                    self._dtype = xp.result_type(self._dtype, dtype)
+                    compute = xp.result_type(self._state[0].dtype, part.m.dtype)
+
+                    def cast(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+                        return tuple(xp.astype(x, compute) for x in fields)
+
+                    self._state, self._expm1 = cast(self._state), cast(self._expm1)
+                    (self._weight,), (weight,) = cast((self._weight,)), cast((weight,))
+                    part, sums, ns = Partial(*cast(_fields(part))), cast(sums), xp
+                merged = merge([Partial(*self._state), part], 1.0 / self._tau)
+                mine = rebase_expm1_sums(self._expm1, self._weight, self._state[0], merged.m,
+                                         self._tau, ns)
+                theirs = rebase_expm1_sums(sums, weight, part.m, merged.m, self._tau, ns)
+                sums = tuple(u + v for u, v in zip(mine, theirs))
+                weight = self._weight + weight
+                part = merged
+        self._state = _fields(part)
+        self._expm1 = sums
+        self._weight = weight
         self._count += count
         self._shape = shape
 
@@ -220,13 +272,16 @@ class OnlineLogSumExp:
         reshape = np.reshape if xp is None else xp.reshape
         part = Partial(*(reshape(x, shape) for x in _fields(part)))
         count = math.prod(p.a.shape[k] for k in p.axes)
-        if p.b is None:
-            weight = count
-        elif xp is None:
-            weight = np.sum(p.b, axis=p.axes, dtype=np.float64)
-        else:
-            weight = xp.sum(p.b, axis=p.axes)
-        self._absorb(part, weight, count, shape, p.dtype, xp)
+        with np.errstate(all="ignore"):
+            if xp is None:
+                weight = (np.full(shape, float(count)) if p.b is None
+                          else np.sum(p.b, axis=p.axes, dtype=np.float64).reshape(shape))
+            elif p.b is None:
+                weight = xp.full(shape, float(count), dtype=part.m.dtype, device=device_of(part.m))
+            else:
+                weight = xp.reshape(xp.astype(xp.sum(p.b, axis=p.axes), part.m.dtype), shape)
+        sums = _batch_expm1_sums(p, part, weight, shape, self._tau, xp)
+        self._absorb(part, sums, weight, count, shape, p.dtype, xp)
         return self
 
     def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
@@ -271,7 +326,8 @@ class OnlineLogSumExp:
         xp = other._namespace()
         device = None if xp is None else device_of(other._state[0])
         self._check_like(xp, other._shape, device, f"an accumulator of shape {other._shape}", func)
-        self._absorb(Partial(*other._state), other._weight, other._count, other._shape, other._dtype, xp)
+        self._absorb(Partial(*other._state), other._expm1, other._weight, other._count,
+                     other._shape, other._dtype, xp)
         return self
 
     def result(self, return_sign: bool = False, *, mean: bool = False) -> Any:
@@ -313,19 +369,34 @@ class OnlineLogSumExp:
         xp = self._namespace()
         part = Partial(*self._state)
         lazy = xp is not None and is_dask_namespace(xp)
+        sums, weight = self._expm1, self._weight
         if lazy and part.m.dtype != xp.float64:
             # dask computes later, outside this errstate: finalized in float64 and rounded
             # by narrowed, a result beyond the dtype's range is inf without the overflow
             # warning that float32 arithmetic would give.
             part = Partial(*(xp.astype(x, xp.float64) for x in _fields(part)))
+            sums, weight = (tuple(xp.astype(x, xp.float64) for x in sums),
+                            xp.astype(weight, xp.float64))
+        ns = np_compat if xp is None else xp
         divisor = None
         if mean:
-            ns = array_namespace(part.m) if xp is None else xp
-            weight = ns.asarray(self._weight, dtype=part.m.dtype, device=device_of(part.m))
             divisor = ns.where(weight == 0, ns.full_like(weight, math.nan), weight)
         with np.errstate(all="ignore"):
             out, sign, _ = finalize(part, self._tau, divisor)
-        ns = array_namespace(out)
+            if mean:
+                # a mean near the max: its log from the expm1 sums, without cancelling
+                finite = ns.isfinite(part.m)
+                shift = ns.where(finite, part.m, ns.zeros_like(part.m))
+                near, near_out = near_max_mean(shift, *sums, divisor, self._tau, ns)
+                near = near & finite
+                if xp is None:
+                    # The kernel's finalizer is off by tau 2^-53 (t + c) / S (the terms'
+                    # rounding), the expm1 form by about tau 2^-53 |x / W|: the smaller
+                    # wins. Sums mostly of the maxima's exact terms keep the finalizer.
+                    _, w, t, c = _fields(part)
+                    near = near & (np.abs(sums[0] / divisor) * np.abs(w + t + c) < np.abs(t + c))
+                out = ns.where(near, near_out, out)
+                sign = ns.where(near, ns.ones_like(sign), sign)
         if mean:
             out = ns.where(ns.isnan(divisor), divisor, out)
             sign = ns.where(ns.isnan(divisor), divisor, sign)

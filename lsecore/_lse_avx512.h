@@ -193,9 +193,11 @@ LSE512_INLINE __m512d lse512_term_d(__m512d x, __m512d m, __m512d iv, const lse5
 {
     __m512d d = _mm512_sub_pd(x, m);
     __m512d dl = lse512_two_sum_err(x, _mm512_sub_pd(_mm512_setzero_pd(), m), d);
-    dl = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(d, _mm512_set1_pd(-0x1p1000), _CMP_GT_OQ), dl);
-    return unit ? lse512_exp2(d, dl, k)
-                : lse512_exp2(_mm512_mul_pd(d, iv), _mm512_mul_pd(dl, iv), k);
+    __m512d z = unit ? d : _mm512_mul_pd(d, iv), zl = unit ? dl : _mm512_mul_pd(dl, iv);
+    /* where the term underflows the low part is moot, and may be huge (or nan at -inf):
+     * added to exp's reduced argument it would leave a nonzero term */
+    zl = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(z, _mm512_set1_pd(-746.0), _CMP_GT_OQ), zl);
+    return lse512_exp2(z, zl, k);
 }
 
 /* lse512_term_d with 1/tau = iv + itl: the product's rounding and inv_tau's carried too,
@@ -459,7 +461,9 @@ LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, c
     }
     __m512d s = _mm512_add_pd(vw, vt);
     __m512d lo = _mm512_add_pd(lse512_two_sum_err(vw, vt, s), vc);
-    __mmask8 ok = km & _mm512_cmp_pd_mask(s, _mm512_setzero_pd(), _CMP_GT_OQ)
+    /* sums below 2^-1000 (quotients near underflow, subnormal weights) are the portable
+     * code's, which scales them */
+    __mmask8 ok = km & _mm512_cmp_pd_mask(s, _mm512_set1_pd(0x1p-1000), _CMP_GE_OQ)
                   & _mm512_cmp_pd_mask(s, big, _CMP_LE_OQ)
                   & _mm512_cmp_pd_mask(_mm512_abs_pd(vm), big, _CMP_LE_OQ)
                   & _mm512_cmp_pd_mask(_mm512_add_pd(s, lo), _mm512_setzero_pd(), _CMP_GT_OQ);

@@ -109,6 +109,11 @@ LSE_INLINE double lse_exp_nonpos2(double x, double xl)
 
 LSE_INLINE double lse_exp_nonpos(double x) { return lse_exp_nonpos2(x, 0.0); }
 
+/* ln2 = N1 + N2 + N3 to about 2^-155, N1 with 40 bits (E N1 exact for |E| < 2^13). */
+#define LSE_N1 0x1.62e42fefa2000p-1
+#define LSE_N2 0x1.9ef35793c7673p-41
+#define LSE_N3 0x1.f97b57a079a19p-103
+
 /* Knuth's two-sum: the rounding error of s = x + y. */
 LSE_INLINE double lse_two_sum_err(double x, double y, double s)
 {
@@ -707,22 +712,41 @@ LSE_INLINE void lse_finalize_portable(ptrdiff_t n, const double *m, const double
 {
     enum { CHUNK = 128 };
     double lh[CHUNK], h[CHUNK], l[CHUNK], sg[CHUNK];
+    int scale[CHUNK];
     for (ptrdiff_t j0 = 0; j0 < n; j0 += CHUNK) {
         ptrdiff_t nc = n - j0 < CHUNK ? n - j0 : CHUNK;
         for (ptrdiff_t k = 0; k < nc; k++) {     /* the libm calls */
             ptrdiff_t j = j0 + k;
             double wj = w[j], tj = t[j], cj = c[j];
+            scale[k] = 0;
             if (divisor != NULL) {
-                double lw, lt;
-                wj = lse_div_dd(wj, divisor[j], &lw);
-                tj = lse_div_dd(tj, divisor[j], &lt);
-                cj = cj / divisor[j] + lw + lt;
+                double lw, lt, d = divisor[j], big = fmax(fabs(wj), fabs(tj));
+                /* a quotient beyond float64's normal range: the sum and the divisor are
+                 * divided by their powers of two first, whose ratio 2^scale is logged apart */
+                if (big > 0.0 && isfinite(big) && isfinite(d) && d != 0.0
+                    && abs(ilogb(big) - ilogb(d)) > 960) {
+                    int es = ilogb(big), ed = ilogb(d);
+                    scale[k] = es - ed;
+                    wj = ldexp(wj, -es);
+                    tj = ldexp(tj, -es);
+                    cj = ldexp(cj, -es);
+                    d = ldexp(d, -ed);
+                }
+                wj = lse_div_dd(wj, d, &lw);
+                tj = lse_div_dd(tj, d, &lt);
+                cj = cj / d + lw + lt;
             }
             lse_log_abs_start(wj, tj, cj, lh + k, h + k, l + k, sg + k);
         }
         for (ptrdiff_t k = 0; k < nc; k++) {     /* independent Newton steps */
             ptrdiff_t j = j0 + k;
             double ll = lse_log_abs_newton(lh[k], h[k], l[k]);
+            if (scale[k] != 0 && isfinite(lh[k])) {    /* + scale ln2, LSE_N1 scale exact */
+                double e2, p2 = lse_two_prod((double)scale[k], LSE_N2, &e2);
+                double a = (double)scale[k] * LSE_N1, s1 = lh[k] + a;
+                ll += lse_two_sum_err(lh[k], a, s1) + p2 + e2 + (double)scale[k] * LSE_N3;
+                lh[k] = s1;
+            }
             double lg = lh[k] + ll;
             double res = lse_shift_add(m[j], tau, lh[k], ll);
             double sj = sg[k];

@@ -94,14 +94,11 @@ static const double LSE_X_LO[64] = {
     -0x1.e9c23179c2893p-54, 0x1.dc7f486a4b6b0p-54, 0x1.9d3e12dd8a18bp-54, 0x1.74853f3a5931ep-55,
 };
 
-/* ln2 / 64 = L1 + L2 + L3, L1 with 29 bits (k L1 exact for |k| < 2^24); ln2 = N1 + N2 + N3,
- * N1 with 40 bits (E N1 exact for |E| < 2^13). */
+/* ln2 / 64 = L1 + L2 + L3, L1 with 29 bits (k L1 exact for |k| < 2^24); ln2's split
+ * LSE_N1 + LSE_N2 + LSE_N3 is _lse_blocks.h's. */
 #define LSE_L1 0x1.62e42fe000000p-7
 #define LSE_L2 0x1.f473de6af278fp-36
 #define LSE_L3 -0x1.8cff81a12a17ep-91
-#define LSE_N1 0x1.62e42fefa2000p-1
-#define LSE_N2 0x1.9ef35793c7673p-41
-#define LSE_N3 0x1.f97b57a079a19p-103
 
 /*
  * exp(z) for |z.h| < 1500 as 2^*q (h + l), h + l in [0.7, 1.42] to about 2^-104 relative:

@@ -239,6 +239,18 @@ def test_softmax_divides_by_the_sum_before_its_rounding(layout):
     assert worst <= 1.54
 
 
+def test_terms_far_below_the_max_are_zero_on_every_path():
+    """x - m of an element 1e148 below a max of 7.7e15 rounds by up to 2^-53 |x|: that low
+    part, carried into exp's reduced argument where the term underflows anyway, left
+    -6.3e-219 on the AVX-512 softmax paths."""
+    x = np.array([-5.738074685436139e148, 7723844108385653.0, -7.389505116210569e139,
+                  -7.19957671022906e98])
+    want = np.array([0.0, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(lsearray.softmax(x), want)
+    np.testing.assert_array_equal(lsearray.softmax(np.c_[x, x], axis=0)[:, 0], want)
+    assert lsearray.logsumexp(x) == x[1]
+
+
 def test_softmax_keeps_subnormal_outputs_on_every_path():
     """exp below 2^-1022 is a correctly rounded subnormal in the portable loops too, so the
     column path agrees with the row path and scipy."""
