@@ -42,19 +42,11 @@ def _chunk(x: Any, weights: Any = None, axis: tuple[int, ...] = (), keepdims: bo
            inv_tau: float, count: bool, computing_meta: bool = False) -> Any:
     if computing_meta:  # dask infers the intermediate's meta: an array, not a Partial
         return x
-    p = partial(x, weights, axis, inv_tau)
-    if count:
-        p.n = math.prod(x.shape[k] for k in axis) if weights is None else array_namespace(
-            weights).sum(weights, axis=axis, keepdims=True, dtype=np.float64)
-    return p
+    return partial(x, weights, axis, inv_tau, count=count)
 
 
 def _combine(parts: Any, axis: tuple[int, ...], keepdims: bool, *, inv_tau: float) -> Partial:
-    parts = _flat(parts)
-    merged = merge(parts, inv_tau)
-    if parts[0].n is not None:
-        merged.n = sum(p.n for p in parts)
-    return merged
+    return merge(_flat(parts), inv_tau)
 
 
 def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float, mode: str,

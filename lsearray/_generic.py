@@ -10,6 +10,7 @@ from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
 from lsearray._scale import Factor, divide, times
+from lsearray._weights import overflow_exponent, scaled_terms
 
 __all__ = [
     "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",
@@ -93,16 +94,17 @@ def _shifted(
 
 def _split_sums(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
-) -> tuple[Any, Any, Any, Any, Any]:
-    """``(a, shift, dead, w, t)``: `_shifted`'s ``a``, shift and nothing-slices, and the
-    sums of ``b exp(d / tau)`` over the maximal terms (``w``) and over the others (``t``)."""
+) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """``(a, shift, dead, w, t, e)``: `_shifted`'s ``a``, shift and nothing-slices, and the
+    sums of ``b exp(d / tau)`` over the maximal terms (``w``) and over the others (``t``),
+    in units of ``2**e`` (`scaled_terms`; ``e`` is 0 without weights)."""
     a, shift, top, dead, d = _shifted(a, b, axes, xp)
     z = divide(d, tau, xp)
-    terms = xp.exp(z) if b is None else xp.exp(z) * b
+    terms, e = (xp.exp(z), 0) if b is None else scaled_terms(xp.exp(z) * b, axes, xp)
     zero = _const(0.0, terms, xp)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
-    return a, shift, dead, w, t
+    return a, shift, dead, w, t, e
 
 
 def nothing_is_constant(out: Any, xp: ModuleType) -> Any:
@@ -153,8 +155,10 @@ def _real_log_sum(
     weight times a term that underflows) or miss them (a weight-inf on a max of -inf)."""
     if b is not None:
         infinite, nan = infinite_terms(a, b, axes, xp)
-    a, shift, dead, w, t = _split_sums(a, b, axes, tau, xp)
+    a, shift, dead, w, t, e = _split_sums(a, b, axes, tau, xp)
     log_total, sign = log_abs_sum(w, t, xp)
+    if b is not None:  # S = 2**e (w + t)
+        log_total = log_total + e * math.log(2.0)
     log_total = xp.where((w == 0) & (t == 0), _const(-math.inf, log_total, xp), log_total)
     # A +inf maximum makes the total w's infinity, whatever the other terms (which may
     # overflow to inf themselves and make t / w nan).
@@ -176,12 +180,13 @@ def _complex_logsumexp(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any]:
     """`logsumexp_signed` of complex input: the sign is a unit phase."""
-    a, finite_shift, dead, w, t = _split_sums(a, b, axes, tau, xp)
+    a, finite_shift, dead, w, t, e = _split_sums(a, b, axes, tau, xp)
     w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
     s = xp.where(t == 0, t, t / w_safe)
     phase = xp.exp(1j * divide(xp.imag(finite_shift), tau, xp))
     sign = _sign(s + 1, xp) * _sign(w, xp) * phase
-    out = finite_shift + times(xp.log1p(s) + xp.log(w_safe), tau, xp)
+    log_w = xp.log(w_safe) if b is None else xp.log(w_safe) + e * math.log(2.0)
+    out = finite_shift + times(xp.log1p(s) + log_w, tau, xp)
     # Infinite results: complex log and exp's C99 rules decide, as in scipy.
     naive = xp.exp(divide(a, tau, xp))
     total = xp.sum(naive if b is None else b * naive, axis=axes, keepdims=True)
@@ -245,7 +250,7 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleTy
     keeps the maximal terms apart, so a dominant element's result is exact."""
     if _is_empty(x.shape, axes):
         return x
-    _, shift, dead, w, t = _split_sums(x, None, axes, tau, xp)
+    _, shift, dead, w, t, _ = _split_sums(x, None, axes, tau, xp)
     log_total, _ = log_abs_sum(w, t, xp)
     # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
     log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
@@ -268,18 +273,24 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
         out, _ = logsumexp_signed(a, b, axes, tau, xp)
         return xp.full_like(out, math.nan)
     if b is None:
-        weights, zero = math.prod(a.shape[k] for k in axes), None
+        weights, zero, b_mean, scale = math.prod(a.shape[k] for k in axes), None, None, 0.0
     else:
-        weights = xp.sum(b, axis=axes, keepdims=True)
+        # The sum of the weights in units of 2**e, where it would overflow: the mean of
+        # b / 2**e is the same, and the sum of the terms is taken from b (with its own scale).
+        e = overflow_exponent(b, tuple(a.shape), axes, xp)
+        b_mean = b * xp.pow(xp.full_like(e, 2.0), -e)
+        weights = xp.sum(b_mean, axis=axes, keepdims=True)
         zero = weights == 0
         weights = xp.where(zero, _const(1.0, weights, xp), weights)
+        scale = e * math.log(2.0)
     if _is_complex(a, xp):
-        return _complex_logmeanexp(a, b, axes, tau, weights, zero, xp)
+        log_w = math.log(weights) if b is None else xp.log(weights) + scale
+        return _complex_logmeanexp(a, b, axes, tau, log_w, zero, xp)
     shift, log_total, sign = _real_log_sum(a, b, axes, tau, xp)
-    log_w = math.log(weights) if b is None else xp.log(xp.abs(weights))
+    log_w = math.log(weights) if b is None else xp.log(xp.abs(weights)) + scale
     out = shift + times(log_total - log_w, tau, xp)
     signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
-    near, near_mean = _near_max(a, b, axes, tau, weights, xp)
+    near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
     out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
     return nothing_is_constant(xp.where(keep, out, _const(math.nan, out, xp)), xp)
@@ -341,8 +352,13 @@ def rebase_expm1_sums(
     gap = xp.where(keep, zero, gap)
     e = divide(gap, tau, xp)
     f = xp.exp(e)
-    moved = (f * x + weights * xp.expm1(e), f * gaps + weights * gap * _expm1_ratio(e, xp),
-             f * rest)
+    shift = weights * xp.expm1(e)
+    # tau expm1(e) in gaps as gap expm1(e) / e (at most tau: weights * gap may overflow),
+    # or in rest where e itself overflows (a temperature far below the gap)
+    finite = xp.isfinite(e)
+    ratio = _expm1_ratio(xp.where(finite, e, zero), xp)
+    moved = (f * x + shift, f * gaps + xp.where(finite, weights * (gap * ratio), zero),
+             f * rest + xp.where(finite, zero, shift))
     return tuple(xp.where(keep, v, m) for v, m in zip(sums, moved))
 
 
@@ -383,13 +399,14 @@ def _log1p_ratio(x: Any, xp: ModuleType) -> Any:
 
 
 def _complex_logmeanexp(
-    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, weights: Any, zero: Any,
+    a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, log_w: Any, zero: Any,
     xp: ModuleType,
 ) -> Any:
-    """`logmeanexp` of complex input: ``weights`` is the count or the (nonzero) sum of ``b``,
-    ``zero`` the slices whose weights sum to 0 (None without ``b``)."""
+    """`logmeanexp` of complex input: ``log_w`` is the log of the count (a float) or of
+    the (nonzero) sum of ``b``, ``zero`` the slices whose weights sum to 0 (None without
+    ``b``)."""
     out, _ = logsumexp_signed(a, b, axes, tau, xp)
-    log_w = xp.log(weights) if zero is not None else _const(math.log(weights), xp.real(out), xp)
+    log_w = log_w if zero is not None else _const(log_w, xp.real(out), xp)
     out = out - times(log_w, tau, xp)
     out = out if zero is None else xp.where(zero, _const(math.nan, out, xp), out)
     return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp)

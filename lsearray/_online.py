@@ -30,6 +30,19 @@ def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
     return (p.m, p.w, p.t, p.c)
 
 
+def _unscaled(exponent: Any) -> bool:
+    return isinstance(exponent, int) and exponent == 0
+
+
+def _in_units(part: Partial, sums: tuple[Any, Any, Any], weight: Any, exponent: Any, top: Any,
+              ns: ModuleType) -> tuple[Partial, tuple[Any, Any, Any], Any]:
+    """A partial's sums, its `expm1_sums` and its weights, in units of ``2**exponent``,
+    taken to the units of ``2**top`` (``top >= exponent``)."""
+    f = ns.pow(ns.full_like(top, 2.0), exponent - top)
+    return (Partial(part.m, part.w * f, part.t * f, part.c * f), tuple(x * f for x in sums),
+            weight * f)
+
+
 def _batch_expm1_sums(p: Prepared, part: Partial, weight: Any, shape: tuple[int, ...],
                       tau: float, xp: ModuleType | None) -> tuple[Any, Any, Any]:
     """`expm1_sums`' ``(x, gaps, rest)`` of a batch, shaped like the result, for the mean.
@@ -42,6 +55,8 @@ def _batch_expm1_sums(p: Prepared, part: Partial, weight: Any, shape: tuple[int,
     if xp is None:
         with np.errstate(all="ignore"):
             x = ((part.w - weight) + part.t) + part.c
+        # a slice with no terms (its maxima at -inf still weigh in w): expm1(-inf) = -1
+        x = np.where(part.m == -math.inf, -weight, x)
         zero = np.zeros_like(x)
         need = np.isfinite(part.m) & ~(np.abs(x) >= 0.75 * np.abs(weight))
         if not need.any():
@@ -144,6 +159,7 @@ class OnlineLogSumExp:
         self._state: tuple[Any, Any, Any, Any] | None = None  # the partial (m, w, t, c)
         self._expm1: tuple[Any, Any, Any] | None = None  # its expm1_sums, for the mean
         self._weight: Any = None  # the sum of the weights (the count where none were given)
+        self._exponent: Any = 0  # the sums are in units of 2**exponent (see Partial)
 
     @property
     def axis(self) -> int | None:
@@ -190,15 +206,25 @@ class OnlineLogSumExp:
                 f"{func}: the accumulator is on device {device_of(self._state[0])}; got {what} on {device}"
             )
 
-    def _absorb(self, part: Partial, sums: tuple[Any, Any, Any], weight: Any, count: int,
-                shape: tuple[int, ...], dtype: Any, xp: ModuleType | None) -> None:
+    def _absorb(self, part: Partial, sums: tuple[Any, Any, Any], weight: Any, exponent: Any,
+                count: int, shape: tuple[int, ...], dtype: Any, xp: ModuleType | None) -> None:
         """Merge the partial ``part``, its `expm1_sums` and the sum of its weights (all
-        shaped like the result) into the state."""
-        # NumPy-backed namespaces warn on inf - inf, and a sum of weights may overflow
+        shaped like the result, in units of ``2**exponent``) into the state."""
+        # NumPy-backed namespaces warn on inf - inf
         with np.errstate(all="ignore"):
             if self._state is None:
                 self._dtype = dtype
             else:
+                if not (_unscaled(exponent) and _unscaled(self._exponent)):
+                    # both in the units of the larger exponent
+                    ns = np if xp is None else xp
+                    top = ns.maximum(exponent, self._exponent) if _unscaled(self._exponent) \
+                        or _unscaled(exponent) else ns.maximum(self._exponent, exponent)
+                    part, sums, weight = _in_units(part, sums, weight, exponent, top, ns)
+                    self._state, self._expm1, self._weight = _in_units(
+                        Partial(*self._state), self._expm1, self._weight, self._exponent, top, ns)
+                    self._state = _fields(self._state)
+                    exponent = top
                 if xp is None:
                     self._dtype = np.result_type(self._dtype, dtype)
                     ns = np_compat
@@ -222,6 +248,7 @@ class OnlineLogSumExp:
         self._state = _fields(part)
         self._expm1 = sums
         self._weight = weight
+        self._exponent = exponent
         self._count += count
         self._shape = shape
 
@@ -268,20 +295,19 @@ class OnlineLogSumExp:
         self._check_like(xp, shape, None if xp is None else device_of(p.a),
                          f"a batch of shape {p.shape}", func)
         with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            part = partial(p.a, p.b, p.axes, 1.0 / self._tau)
+            whole = partial(p.a, p.b, p.axes, 1.0 / self._tau, count=True)
         reshape = np.reshape if xp is None else xp.reshape
-        part = Partial(*(reshape(x, shape) for x in _fields(part)))
-        count = math.prod(p.a.shape[k] for k in p.axes)
-        with np.errstate(all="ignore"):
-            if xp is None:
-                weight = (np.full(shape, float(count)) if p.b is None
-                          else np.sum(p.b, axis=p.axes, dtype=np.float64).reshape(shape))
-            elif p.b is None:
-                weight = xp.full(shape, float(count), dtype=part.m.dtype, device=device_of(part.m))
-            else:
-                weight = xp.reshape(xp.astype(xp.sum(p.b, axis=p.axes), part.m.dtype), shape)
+        part = Partial(*(reshape(x, shape) for x in _fields(whole)))
+        weight = reshape(whole.n, shape)
+        if xp is not None and weight.dtype != part.m.dtype:
+            weight = xp.astype(weight, part.m.dtype)
+        exponent = whole.e if _unscaled(whole.e) else reshape(whole.e, shape)
+        if not _unscaled(whole.e):  # the weights in the units of the sums
+            ns = np if xp is None else xp
+            p = p._replace(b=p.b * ns.pow(ns.full_like(whole.e, 2.0), -whole.e))
         sums = _batch_expm1_sums(p, part, weight, shape, self._tau, xp)
-        self._absorb(part, sums, weight, count, shape, p.dtype, xp)
+        count = math.prod(p.a.shape[k] for k in p.axes)
+        self._absorb(part, sums, weight, exponent, count, shape, p.dtype, xp)
         return self
 
     def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
@@ -326,8 +352,8 @@ class OnlineLogSumExp:
         xp = other._namespace()
         device = None if xp is None else device_of(other._state[0])
         self._check_like(xp, other._shape, device, f"an accumulator of shape {other._shape}", func)
-        self._absorb(Partial(*other._state), other._expm1, other._weight, other._count,
-                     other._shape, other._dtype, xp)
+        self._absorb(Partial(*other._state), other._expm1, other._weight, other._exponent,
+                     other._count, other._shape, other._dtype, xp)
         return self
 
     def result(self, return_sign: bool = False, *, mean: bool = False) -> Any:
@@ -381,6 +407,8 @@ class OnlineLogSumExp:
         divisor = None
         if mean:
             divisor = ns.where(weight == 0, ns.full_like(weight, math.nan), weight)
+        part.e = self._exponent if _unscaled(self._exponent) or not lazy or \
+            self._exponent.dtype == xp.float64 else xp.astype(self._exponent, xp.float64)
         with np.errstate(all="ignore"):
             out, sign, _ = finalize(part, self._tau, divisor)
             if mean:

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
+from array_api_compat import device as device_of
 
 import lsecore
 from lsearray._generic import infinite_terms, log_abs_sum
 from lsearray._scale import times
+from lsearray._weights import overflow_exponent, scaled_terms, weight_exponent
 
 __all__ = ["Partial", "finalize", "merge", "partial"]
 
@@ -28,6 +30,9 @@ class Partial:
     sum of those terms and ``t`` 0, and one with a nan term has ``t`` nan: both survive
     merges as scipy's special values).
     ``n``, when a mean is wanted, is the number of elements or the sum of the weights.
+    ``e`` (0, or an array of whole numbers shaped like ``m``): ``w``, ``t``, ``c`` and
+    ``n`` are in units of ``2**e``, so that sums of weights near the float maximum do
+    not overflow (`scaled_weights`).
     """
 
     m: Any
@@ -35,10 +40,34 @@ class Partial:
     t: Any
     c: Any
     n: Any = None
+    e: Any = 0
 
 
-def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
-    """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read.
+def _unscaled(e: Any) -> bool:
+    return isinstance(e, int) and e == 0
+
+
+def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
+    """The partials with their sums in the units of the largest ``e``, and that ``e``."""
+    scaled = [p.e for p in parts if not _unscaled(p.e)]
+    if not scaled:
+        return parts, 0
+    top = scaled[0]
+    for e in scaled[1:]:
+        top = xp.maximum(top, e)
+    two = xp.full_like(top, 2.0)
+    out = []
+    for p in parts:
+        f = xp.pow(two, p.e - top)  # at most 1
+        out.append(Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, top))
+    return out, top
+
+
+def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
+            count: bool = False) -> Partial:
+    """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read; with
+    ``count``, ``n`` is the number of elements or the sum of the weights (in the units
+    of the sums, ``2**e``).
 
     Examples
     --------
@@ -46,10 +75,54 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
     >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0)
     >>> p.m, p.w
     (array([[1.]]), array([[2.]]))
+    >>> p = partial(np.array([0.0, 0.0]), np.array([1.7e308, 1.7e308]), (0,), 1.0, count=True)
+    >>> p.e, float(np.log(p.w[0]) + p.e[0] * np.log(2.0))  # log(3.4e308), beyond float64
+    (array([3.]), 710.4199840737881)
     """
     if is_numpy_array(a):
-        parts = lsecore.reduce_partials(a, axes, b, inv_tau)
-        return Partial(*(np.expand_dims(x, axes) for x in parts))
+        p = _kernel_partial(a, b, axes, inv_tau)
+    else:
+        p = _partial(a, b, axes, inv_tau)
+    if count and b is None:
+        ns = np if is_numpy_array(a) else array_namespace(a)
+        size = math.prod(a.shape[k] for k in axes)
+        p.n = ns.full(p.m.shape, float(size), dtype=p.m.dtype, device=device_of(p.m))
+    elif count:
+        xp = np if is_numpy_array(b) else array_namespace(b)
+        e = weight_exponent(b, tuple(a.shape), axes)
+        if not _unscaled(e):  # the sums in the units the weights' sum needs, if larger
+            top = e if _unscaled(p.e) else xp.maximum(p.e, e)
+            f = xp.pow(xp.full_like(top, 2.0), p.e - top)
+            p = Partial(p.m, p.w * f, p.t * f, p.c * f, e=top)
+        if _unscaled(p.e):
+            p.n = np.sum(b, axis=axes, keepdims=True, dtype=np.float64) if xp is np \
+                else xp.sum(b, axis=axes, keepdims=True)
+        else:
+            p.n = xp.sum(b * xp.pow(xp.full_like(p.e, 2.0), -p.e), axis=axes, keepdims=True)
+    return p
+
+
+def _kernel_partial(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
+                    inv_tau: float) -> Partial:
+    """The kernel's partial; slices whose weighted sums overflow are reduced again with
+    their weights in units of ``2**e`` (`overflow_exponent`)."""
+    p = Partial(*(np.expand_dims(x, axes) for x in lsecore.reduce_partials(a, axes, b, inv_tau)))
+    if b is None:
+        return p
+    over = np.isfinite(p.m) & (np.isinf(p.w) | np.isinf(p.t))
+    if not over.any():
+        return p
+    e = np.where(over, overflow_exponent(b, tuple(a.shape), axes, np, np.float64), 0.0)
+    scaled = lsecore.reduce_partials(a, axes, b * np.exp2(-e), inv_tau)
+    fields = (np.where(over, np.expand_dims(x, axes), y) for x, y in zip(scaled, _fields(p)))
+    return Partial(*fields, e=e)
+
+
+def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
+    return (p.m, p.w, p.t, p.c)
+
+
+def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
     xp = array_namespace(a)
     if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
@@ -61,7 +134,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
     m = xp.max(a, axis=axes, keepdims=True)
     top = a == m
     terms = xp.exp(times(_gap(a, m, top, xp), inv_tau, xp))
-    terms = terms if b is None else terms * b
+    terms, e = (terms, 0) if b is None else scaled_terms(terms * b, axes, xp)
     zero = xp.zeros_like(terms)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
@@ -70,7 +143,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
     w = xp.where(some, infinite, w)
     t = xp.where(some, xp.zeros_like(t), t)
     t = xp.where(nan, xp.full_like(t, math.nan), t)
-    return Partial(m, w, t, xp.zeros_like(t))
+    return Partial(m, w, t, xp.zeros_like(t), e=e)
 
 
 def _gap(x: Any, m: Any, at_max: Any, xp: ModuleType) -> Any:
@@ -92,8 +165,12 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
     >>> merge([one, two], 1.0).w
     array([[2.]])
     """
+    numpy = is_numpy_array(parts[0].m)
+    xp = np if numpy else array_namespace(parts[0].m)
+    parts, e = _aligned(parts, xp)
+    n = None if parts[0].n is None else sum(p.n for p in parts[1:]) + parts[0].n
     first = parts[0]
-    if is_numpy_array(first.m):
+    if numpy:
         shape = first.m.shape
         m, w, t, c = (np.array(x, dtype=np.float64).reshape(-1) for x in
                       (first.m, first.w, first.t, first.c))
@@ -101,8 +178,7 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
             other = (np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in
                      (p.m, p.w, p.t, p.c))
             lsecore.merge(m, w, t, c, *other, inv_tau)
-        return Partial(*(x.reshape(shape) for x in (m, w, t, c)))
-    xp = array_namespace(first.m)
+        return Partial(*(x.reshape(shape) for x in (m, w, t, c)), n, e)
     m, w, t = first.m, first.w, first.t
     for p in parts[1:]:
         big = xp.maximum(m, p.m)
@@ -116,12 +192,13 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
         w1, t1 = rescaled(m, w, t)
         w2, t2 = rescaled(p.m, p.w, p.t)
         m, w, t = big, w1 + w2, t1 + t2
-    return Partial(m, w, t, xp.zeros_like(t))
+    return Partial(m, w, t, xp.zeros_like(t), n, e)
 
 
 def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any]:
-    """``(m + tau log|S|, sign(S), log|S|)`` for the partial's sum ``S = w + t + c``,
-    divided by ``divisor`` (in double-double for NumPy) when one is given.
+    """``(m + tau log|S|, sign(S), log|S|)`` for the partial's sum ``S = 2**e (w + t + c)``,
+    divided by ``divisor`` (in double-double for NumPy) when one is given: the divisor is
+    in the units of the sums (as ``n`` is), so ``2**e`` cancels from means.
 
     Examples
     --------
@@ -130,9 +207,12 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
     >>> float(out[0]), float(sign[0])
     (1.9287498479639178e-22, 1.0)
     """
+    scaled = not _unscaled(p.e)
     if is_numpy_array(p.m):
         shape = p.m.shape
         flat = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (p.m, p.w, p.t, p.c)]
+        if divisor is None and scaled:  # S / 2**-e: the finalizer's division is exact
+            divisor = np.exp2(-np.asarray(p.e, dtype=np.float64))
         if divisor is not None:
             divisor = np.ascontiguousarray(np.broadcast_to(divisor, shape), np.float64).reshape(-1)
         out, sign, log_total = (np.empty_like(flat[0]) for _ in range(3))
@@ -144,6 +224,8 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
     if divisor is not None:
         log_total = log_total - xp.log(xp.abs(divisor))
         sign = sign * xp.sign(divisor)
+    elif scaled:
+        log_total = log_total + p.e * math.log(2.0)
     finite = xp.where(xp.isfinite(p.m), p.m, xp.zeros_like(p.m))
     out = finite + times(log_total, tau, xp)
     ninf = xp.full_like(out, -math.inf)

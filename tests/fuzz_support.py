@@ -412,7 +412,7 @@ def weak(x: Any, dtype) -> np.ndarray:
 def ref_reduce(case: Case, mean: bool = False) -> dict:
     """Exact logsumexp (or logmeanexp) of case over its axes: a dict of arrays shaped like the
     result (kept axes, keepdims applied): value (object, mpf), sign, kappa (float), signed
-    (bool), m (float), n (slice length)."""
+    (bool), m (float), tail (float, `MpLse.tail`), n (slice length)."""
     a = np.atleast_1d(np.asarray(case.a))
     b = None if case.b is None else np.broadcast_to(weak(case.b, a.dtype), a.shape)
     axes = normalize_axes(case.axis, a.ndim)
@@ -432,8 +432,9 @@ def ref_reduce(case: Case, mean: bool = False) -> dict:
         out["kappa"].append(kappa)
         out["signed"].append(lse.signed or (mean and bi is not None and bool(np.any(bi < 0))))
         out["m"].append(lse.m)
+        out["tail"].append(lse.tail)
     res = {}
-    for key in ("value", "sign", "kappa", "signed", "m"):
+    for key in ("value", "sign", "kappa", "signed", "m", "tail"):
         vals = out[key]
         arr = np.empty(len(vals), dtype=object if key == "value" else None)
         arr[:] = vals

@@ -263,24 +263,28 @@ MP_INF = mpmath.mpf("inf")
 
 
 class MpLse(tuple):
-    """(value, sign, kappa, signed, m) of tau*log|sum b e^(a/tau)| over one slice.
+    """(value, sign, kappa, signed, m, tail) of tau*log|sum b e^(a/tau)| over one slice.
 
     value: mpf (nan, +inf, -inf for an empty or zero sum); sign: +1.0, -1.0, 0.0 or nan;
     kappa: the condition number sum|t| / |sum t| of the finite terms (1 without negative
     weights, inf for a zero sum); signed: whether a negative weight took part;
-    m: the largest finite a that took part (a float; nan when none did).
+    m: the largest finite a that took part (a float; nan when none did);
+    tail: sum |t| (tau + |m| + 3 |a - m|) / |sum t| over the terms t below the max (a
+    float; 0 without them): the absolute error that rounding those terms and their
+    arguments to float64 can leave in the result (the streaming accumulator's bound).
     """
 
     __slots__ = ()
 
-    def __new__(cls, value, sign, kappa, signed, m):
-        return tuple.__new__(cls, (value, sign, kappa, signed, m))
+    def __new__(cls, value, sign, kappa, signed, m, tail=0.0):
+        return tuple.__new__(cls, (value, sign, kappa, signed, m, tail))
 
     value = property(lambda self: self[0])
     sign = property(lambda self: self[1])
     kappa = property(lambda self: self[2])
     signed = property(lambda self: self[3])
     m = property(lambda self: self[4])
+    tail = property(lambda self: self[5])
 
 
 def _lse_terms(a, b):
@@ -354,6 +358,8 @@ def mp_lse_slice(a, b=None, temperature=1.0, dps=MP_DPS):
             return MpLse(-MP_INF, 0.0, MP_INF, signed, m)
         kappa = mpmath.fsum([abs(t) for t in terms]) / abs(total)
         sign = 1.0 if total > 0 else -1.0
+        tail = float(mpmath.fsum([abs(t) * (mt + abs(mm) + 3 * abs(mpmath.mpf(ai) - mm))
+                                  for t, (ai, _) in zip(terms, finite) if ai != m]) / abs(total))
 
     def compute(d):
         mt, mm = mpmath.mpf(tau), mpmath.mpf(m)
@@ -365,7 +371,7 @@ def mp_lse_slice(a, b=None, temperature=1.0, dps=MP_DPS):
             log_total = mpmath.log(abs(mpmath.fsum(terms)))
         return mm + mt * log_total, max(abs(mm), abs(mt * log_total))
 
-    return MpLse(_adaptive(compute, dps), sign, +kappa, signed, m)
+    return MpLse(_adaptive(compute, dps), sign, +kappa, signed, m, tail)
 
 
 def mp_lme_slice(a, b=None, temperature=1.0, dps=MP_DPS):
