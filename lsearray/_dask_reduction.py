@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from lsearray._partials import Partial, finalize, merge, partial
+from lsearray._partials import Partial, finalize, finalize_mean, merge, partial
 
 __all__ = ["normalizer", "reduce"]
 
@@ -39,10 +39,10 @@ def _flat(parts: Any) -> list[Partial]:
 
 
 def _chunk(x: Any, weights: Any = None, axis: tuple[int, ...] = (), keepdims: bool = True, *,
-           inv_tau: float, count: bool, computing_meta: bool = False) -> Any:
+           inv_tau: float, mean: bool, computing_meta: bool = False) -> Any:
     if computing_meta:  # dask infers the intermediate's meta: an array, not a Partial
         return x
-    return partial(x, weights, axis, inv_tau, count=count)
+    return partial(x, weights, axis, inv_tau, mean=mean)
 
 
 def _combine(parts: Any, axis: tuple[int, ...], keepdims: bool, *, inv_tau: float) -> Partial:
@@ -57,11 +57,7 @@ def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float,
         _, _, log_total = finalize(p, tau)
         result = _pair(p.m, log_total, _out_dtype(mode, np.float64))
     else:
-        divisor = None
-        if mode == "mean":
-            divisor = xp.broadcast_to(xp.asarray(p.n, dtype=xp.float64), p.m.shape)
-            divisor = xp.where(divisor == 0, xp.asarray(math.nan), divisor)
-        out, sign, _ = finalize(p, tau, divisor)
+        out, sign = finalize_mean(p, tau) if mode == "mean" else finalize(p, tau)[:2]
         # float64 results rounded to a float32 result: beyond its range they are inf, and
         # the cast's overflow warning is noise (see lsearray._narrow).
         with np.errstate(over="ignore"):
@@ -88,7 +84,7 @@ def reduce(a: Any, b: Any, axes: tuple[int, ...], tau: float, keepdims: bool, mo
     meta_ns = array_namespace(a._meta)
     return da.reduction(
         a,
-        chunk=functools.partial(_chunk, inv_tau=1.0 / tau, count=mode == "mean"),
+        chunk=functools.partial(_chunk, inv_tau=1.0 / tau, mean=mode == "mean"),
         combine=functools.partial(_combine, inv_tau=1.0 / tau),
         aggregate=functools.partial(_aggregate, tau=tau, mode=mode, dtype=dtype),
         axis=axes,

@@ -337,7 +337,7 @@ def expm1_sums(
 
 
 def rebase_expm1_sums(
-    sums: tuple[Any, Any, Any], weights: Any, old: Any, new: Any, tau: float | Factor,
+    sums: tuple[Any, Any, Any], weights: Any, old: Any, new: Any, inv_tau: float,
     xp: ModuleType
 ) -> tuple[Any, Any, Any]:
     """`expm1_sums`' ``(x, gaps, rest)`` of a part whose shift was ``old``, with the sum
@@ -350,7 +350,7 @@ def rebase_expm1_sums(
     keep = (gap == 0) | (old == -math.inf) | ~xp.isfinite(new) | ~xp.isfinite(gap)
     zero = _const(0.0, gap, xp)
     gap = xp.where(keep, zero, gap)
-    e = divide(gap, tau, xp)
+    e = times(gap, inv_tau, xp)
     f = xp.exp(e)
     shift = weights * xp.expm1(e)
     # tau expm1(e) in gaps as gap expm1(e) / e (at most tau: weights * gap may overflow),

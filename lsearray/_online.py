@@ -13,10 +13,9 @@ from array_api_compat import numpy as np_compat
 from array_api_compat import device as device_of
 
 from lsearray._dispatch import namespace
-from lsearray._generic import expm1_sums, near_max_mean, rebase_expm1_sums
 from lsearray._narrow import narrowed
-from lsearray._partials import Partial, finalize, merge, partial
-from lsearray._validation import Prepared, _temperature, prepare, prepare_array_api
+from lsearray._partials import Partial, finalize, finalize_mean, merge, partial
+from lsearray._validation import _temperature, prepare, prepare_array_api
 
 __all__ = ["OnlineLogSumExp"]
 
@@ -26,56 +25,20 @@ def _library(xp: ModuleType | None) -> str:
     return "numpy" if xp is None else xp.__name__.removeprefix("array_api_compat.")
 
 
-def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
-    return (p.m, p.w, p.t, p.c)
+def _reshaped(p: Partial, shape: tuple[int, ...], ns: ModuleType) -> Partial:
+    """``p`` (of kept axes) with every array reshaped to the result's ``shape``."""
+    def r(x: Any) -> Any:
+        return x if isinstance(x, int) else ns.reshape(x, shape)
+
+    return Partial(r(p.m), r(p.w), r(p.t), r(p.c), r(p.n), r(p.e), tuple(map(r, p.s)))
 
 
-def _unscaled(exponent: Any) -> bool:
-    return isinstance(exponent, int) and exponent == 0
+def _cast(p: Partial, dtype: Any, xp: ModuleType) -> Partial:
+    """``p`` with every array in ``dtype`` (the exponent is a whole number in any)."""
+    def c(x: Any) -> Any:
+        return x if isinstance(x, int) or x.dtype == dtype else xp.astype(x, dtype)
 
-
-def _in_units(part: Partial, sums: tuple[Any, Any, Any], weight: Any, exponent: Any, top: Any,
-              ns: ModuleType) -> tuple[Partial, tuple[Any, Any, Any], Any]:
-    """A partial's sums, its `expm1_sums` and its weights, in units of ``2**exponent``,
-    taken to the units of ``2**top`` (``top >= exponent``)."""
-    f = ns.pow(ns.full_like(top, 2.0), exponent - top)
-    return (Partial(part.m, part.w * f, part.t * f, part.c * f), tuple(x * f for x in sums),
-            weight * f)
-
-
-def _batch_expm1_sums(p: Prepared, part: Partial, weight: Any, shape: tuple[int, ...],
-                      tau: float, xp: ModuleType | None) -> tuple[Any, Any, Any]:
-    """`expm1_sums`' ``(x, gaps, rest)`` of a batch, shaped like the result, for the mean.
-
-    For NumPy batches ``x`` is the kernel partial's ``S - W`` (all of it in ``rest``)
-    wherever that is at least ``0.75 |W|``: there its rounding is a few ulp of itself,
-    and merges scale it without cancelling. Only slices whose mean is near their max
-    read the batch again, in float64.
-    """
-    if xp is None:
-        with np.errstate(all="ignore"):
-            x = ((part.w - weight) + part.t) + part.c
-        # a slice with no terms (its maxima at -inf still weigh in w): expm1(-inf) = -1
-        x = np.where(part.m == -math.inf, -weight, x)
-        zero = np.zeros_like(x)
-        need = np.isfinite(part.m) & ~(np.abs(x) >= 0.75 * np.abs(weight))
-        if not need.any():
-            return x, zero, x
-        b = None if p.b is None else p.b.astype(np.float64, copy=False)
-        with np.errstate(all="ignore"):
-            _, _, *sums = expm1_sums(p.a.astype(np.float64, copy=False), b, p.axes, tau, np_compat)
-        ex, gaps, rest = (np.reshape(v, shape) for v in sums)
-        return np.where(need, ex, x), np.where(need, gaps, zero), np.where(need, rest, x)
-    if 0 in p.a.shape:  # no terms (or no slices): libraries cannot take the max of nothing
-        zero = xp.zeros(shape, dtype=part.m.dtype, device=device_of(part.m))
-        return zero, zero, zero
-    with np.errstate(all="ignore"):
-        _, dead, *sums = expm1_sums(p.a, p.b, p.axes, tau, xp)
-    ex, gaps, rest = (xp.reshape(v, shape) for v in sums)
-    dead = xp.reshape(dead, shape)
-    lost = -weight  # a slice with no terms: expm1(-inf) = -1 for each weight
-    return (xp.where(dead, lost, ex), xp.where(dead, xp.zeros_like(gaps), gaps),
-            xp.where(dead, lost, rest))
+    return Partial(c(p.m), c(p.w), c(p.t), c(p.c), c(p.n), c(p.e), tuple(map(c, p.s)))
 
 
 class OnlineLogSumExp:
@@ -156,10 +119,8 @@ class OnlineLogSumExp:
         self._count = 0
         self._shape: tuple[int, ...] | None = None  # the result's shape, once a batch is seen
         self._dtype: Any = None  # the result's dtype
-        self._state: tuple[Any, Any, Any, Any] | None = None  # the partial (m, w, t, c)
-        self._expm1: tuple[Any, Any, Any] | None = None  # its expm1_sums, for the mean
-        self._weight: Any = None  # the sum of the weights (the count where none were given)
-        self._exponent: Any = 0  # the sums are in units of 2**exponent (see Partial)
+        # the partial of everything seen, with the weights' sum n and the mean's sums s
+        self._state: Partial | None = None
 
     @property
     def axis(self) -> int | None:
@@ -182,7 +143,7 @@ class OnlineLogSumExp:
 
     def _namespace(self) -> ModuleType | None:
         """The state's namespace: None for NumPy (the kernel path)."""
-        m = self._state[0]
+        m = self._state.m
         return None if isinstance(m, np.ndarray) else array_namespace(m)
 
     def _check_like(self, xp: ModuleType | None, shape: tuple[int, ...], device: Any, what: str,
@@ -201,54 +162,27 @@ class OnlineLogSumExp:
                 f"{func}: batches must agree in their shape without {where}: expected {self._shape}, "
                 f"got {what} with {shape}"
             )
-        if xp is not None and device is not None and device_of(self._state[0]) not in (None, device):
+        if xp is not None and device is not None and device_of(self._state.m) not in (None, device):
             raise ValueError(
-                f"{func}: the accumulator is on device {device_of(self._state[0])}; got {what} on {device}"
+                f"{func}: the accumulator is on device {device_of(self._state.m)}; got {what} on {device}"
             )
 
-    def _absorb(self, part: Partial, sums: tuple[Any, Any, Any], weight: Any, exponent: Any,
-                count: int, shape: tuple[int, ...], dtype: Any, xp: ModuleType | None) -> None:
-        """Merge the partial ``part``, its `expm1_sums` and the sum of its weights (all
-        shaped like the result, in units of ``2**exponent``) into the state."""
-        # NumPy-backed namespaces warn on inf - inf
-        with np.errstate(all="ignore"):
-            if self._state is None:
-                self._dtype = dtype
+    def _absorb(self, part: Partial, count: int, shape: tuple[int, ...], dtype: Any,
+                xp: ModuleType | None) -> None:
+        """Merge the partial ``part`` (shaped like the result, with ``n`` and ``s``) into
+        the state."""
+        if self._state is not None:
+            if xp is None:
+                dtype = np.result_type(self._dtype, dtype)
             else:
-                if not (_unscaled(exponent) and _unscaled(self._exponent)):
-                    # both in the units of the larger exponent
-                    ns = np if xp is None else xp
-                    top = ns.maximum(exponent, self._exponent) if _unscaled(self._exponent) \
-                        or _unscaled(exponent) else ns.maximum(self._exponent, exponent)
-                    part, sums, weight = _in_units(part, sums, weight, exponent, top, ns)
-                    self._state, self._expm1, self._weight = _in_units(
-                        Partial(*self._state), self._expm1, self._weight, self._exponent, top, ns)
-                    self._state = _fields(self._state)
-                    exponent = top
-                if xp is None:
-                    self._dtype = np.result_type(self._dtype, dtype)
-                    ns = np_compat
-                else:
-                    self._dtype = xp.result_type(self._dtype, dtype)
-                    compute = xp.result_type(self._state[0].dtype, part.m.dtype)
-
-                    def cast(fields: tuple[Any, ...]) -> tuple[Any, ...]:
-                        return tuple(xp.astype(x, compute) for x in fields)
-
-                    self._state, self._expm1 = cast(self._state), cast(self._expm1)
-                    (self._weight,), (weight,) = cast((self._weight,)), cast((weight,))
-                    part, sums, ns = Partial(*cast(_fields(part))), cast(sums), xp
-                merged = merge([Partial(*self._state), part], 1.0 / self._tau)
-                mine = rebase_expm1_sums(self._expm1, self._weight, self._state[0], merged.m,
-                                         self._tau, ns)
-                theirs = rebase_expm1_sums(sums, weight, part.m, merged.m, self._tau, ns)
-                sums = tuple(u + v for u, v in zip(mine, theirs))
-                weight = self._weight + weight
-                part = merged
-        self._state = _fields(part)
-        self._expm1 = sums
-        self._weight = weight
-        self._exponent = exponent
+                dtype = xp.result_type(self._dtype, dtype)
+                compute = xp.result_type(self._state.m.dtype, part.m.dtype)
+                self._state, part = _cast(self._state, compute, xp), _cast(part, compute, xp)
+            # NumPy-backed namespaces warn on inf - inf
+            with np.errstate(all="ignore"):
+                part = merge([self._state, part], 1.0 / self._tau)
+        self._state = part
+        self._dtype = dtype
         self._count += count
         self._shape = shape
 
@@ -295,19 +229,11 @@ class OnlineLogSumExp:
         self._check_like(xp, shape, None if xp is None else device_of(p.a),
                          f"a batch of shape {p.shape}", func)
         with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            whole = partial(p.a, p.b, p.axes, 1.0 / self._tau, count=True)
-        reshape = np.reshape if xp is None else xp.reshape
-        part = Partial(*(reshape(x, shape) for x in _fields(whole)))
-        weight = reshape(whole.n, shape)
-        if xp is not None and weight.dtype != part.m.dtype:
-            weight = xp.astype(weight, part.m.dtype)
-        exponent = whole.e if _unscaled(whole.e) else reshape(whole.e, shape)
-        if not _unscaled(whole.e):  # the weights in the units of the sums
-            ns = np if xp is None else xp
-            p = p._replace(b=p.b * ns.pow(ns.full_like(whole.e, 2.0), -whole.e))
-        sums = _batch_expm1_sums(p, part, weight, shape, self._tau, xp)
-        count = math.prod(p.a.shape[k] for k in p.axes)
-        self._absorb(part, sums, weight, exponent, count, shape, p.dtype, xp)
+            part = partial(p.a, p.b, p.axes, 1.0 / self._tau, mean=True)
+            part = _reshaped(part, shape, np if xp is None else xp)
+        if xp is not None and part.n.dtype != part.m.dtype:
+            part = _cast(part, part.m.dtype, xp)
+        self._absorb(part, math.prod(p.a.shape[k] for k in p.axes), shape, p.dtype, xp)
         return self
 
     def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
@@ -350,10 +276,9 @@ class OnlineLogSumExp:
         if other._state is None:
             return self
         xp = other._namespace()
-        device = None if xp is None else device_of(other._state[0])
+        device = None if xp is None else device_of(other._state.m)
         self._check_like(xp, other._shape, device, f"an accumulator of shape {other._shape}", func)
-        self._absorb(Partial(*other._state), other._expm1, other._weight, other._exponent,
-                     other._count, other._shape, other._dtype, xp)
+        self._absorb(other._state, other._count, other._shape, other._dtype, xp)
         return self
 
     def result(self, return_sign: bool = False, *, mean: bool = False) -> Any:
@@ -393,41 +318,17 @@ class OnlineLogSumExp:
             out = np.float64(math.nan if mean else -math.inf)
             return (out, np.float64(math.nan if mean else 0.0)) if return_sign else out
         xp = self._namespace()
-        part = Partial(*self._state)
+        part = self._state
         lazy = xp is not None and is_dask_namespace(xp)
-        sums, weight = self._expm1, self._weight
         if lazy and part.m.dtype != xp.float64:
             # dask computes later, outside this errstate: finalized in float64 and rounded
             # by narrowed, a result beyond the dtype's range is inf without the overflow
             # warning that float32 arithmetic would give.
-            part = Partial(*(xp.astype(x, xp.float64) for x in _fields(part)))
-            sums, weight = (tuple(xp.astype(x, xp.float64) for x in sums),
-                            xp.astype(weight, xp.float64))
+            part = _cast(part, xp.float64, xp)
         ns = np_compat if xp is None else xp
-        divisor = None
-        if mean:
-            divisor = ns.where(weight == 0, ns.full_like(weight, math.nan), weight)
-        part.e = self._exponent if _unscaled(self._exponent) or not lazy or \
-            self._exponent.dtype == xp.float64 else xp.astype(self._exponent, xp.float64)
         with np.errstate(all="ignore"):
-            out, sign, _ = finalize(part, self._tau, divisor)
-            if mean:
-                # a mean near the max: its log from the expm1 sums, without cancelling
-                finite = ns.isfinite(part.m)
-                shift = ns.where(finite, part.m, ns.zeros_like(part.m))
-                near, near_out = near_max_mean(shift, *sums, divisor, self._tau, ns)
-                near = near & finite
-                if xp is None:
-                    # The kernel's finalizer is off by tau 2^-53 (t + c) / S (the terms'
-                    # rounding), the expm1 form by about tau 2^-53 |x / W|: the smaller
-                    # wins. Sums mostly of the maxima's exact terms keep the finalizer.
-                    _, w, t, c = _fields(part)
-                    near = near & (np.abs(sums[0] / divisor) * np.abs(w + t + c) < np.abs(t + c))
-                out = ns.where(near, near_out, out)
-                sign = ns.where(near, ns.ones_like(sign), sign)
-        if mean:
-            out = ns.where(ns.isnan(divisor), divisor, out)
-            sign = ns.where(ns.isnan(divisor), divisor, sign)
+            out, sign = finalize_mean(part, self._tau) if mean else \
+                finalize(part, self._tau)[:2]
         if not return_sign:
             out = ns.where(sign < 0, ns.full_like(out, math.nan), out)
         if xp is None:

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
 from array_api_compat import device as device_of
+from array_api_compat import numpy as np_compat
 
 import lsecore
-from lsearray._generic import infinite_terms, log_abs_sum
+from lsearray._generic import expm1_sums, infinite_terms, log_abs_sum, near_max_mean, rebase_expm1_sums
 from lsearray._scale import times
 from lsearray._weights import overflow_exponent, scaled_terms, weight_exponent
 
-__all__ = ["Partial", "finalize", "merge", "partial"]
+__all__ = ["Partial", "finalize", "finalize_mean", "merge", "partial"]
 
 
 @dataclass
@@ -30,9 +31,11 @@ class Partial:
     sum of those terms and ``t`` 0, and one with a nan term has ``t`` nan: both survive
     merges as scipy's special values).
     ``n``, when a mean is wanted, is the number of elements or the sum of the weights.
-    ``e`` (0, or an array of whole numbers shaped like ``m``): ``w``, ``t``, ``c`` and
-    ``n`` are in units of ``2**e``, so that sums of weights near the float maximum do
-    not overflow (`scaled_weights`).
+    ``e`` (0, or an array of whole numbers shaped like ``m``): ``w``, ``t``, ``c``, ``n``
+    and ``s`` are in units of ``2**e``, so that sums of weights near the float maximum do
+    not overflow (`lsearray._weights`).
+    ``s``, for a mean, is `expm1_sums`' ``(x, gaps, rest)`` relative to ``m``: the mean's
+    log near the max without cancelling (`finalize_mean`).
     """
 
     m: Any
@@ -41,6 +44,7 @@ class Partial:
     c: Any
     n: Any = None
     e: Any = 0
+    s: Any = None
 
 
 def _unscaled(e: Any) -> bool:
@@ -59,15 +63,17 @@ def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
     out = []
     for p in parts:
         f = xp.pow(two, p.e - top)  # at most 1
-        out.append(Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, top))
+        out.append(Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, top,
+                           None if p.s is None else tuple(x * f for x in p.s)))
     return out, top
 
 
 def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
-            count: bool = False) -> Partial:
+            count: bool = False, mean: bool = False) -> Partial:
     """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read; with
     ``count``, ``n`` is the number of elements or the sum of the weights (in the units
-    of the sums, ``2**e``).
+    of the sums, ``2**e``); with ``mean``, ``s`` too (NumPy blocks are read again only
+    for slices whose mean is near their max).
 
     Examples
     --------
@@ -83,6 +89,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
         p = _kernel_partial(a, b, axes, inv_tau)
     else:
         p = _partial(a, b, axes, inv_tau)
+    count = count or mean
     if count and b is None:
         ns = np if is_numpy_array(a) else array_namespace(a)
         size = math.prod(a.shape[k] for k in axes)
@@ -99,7 +106,45 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
                 else xp.sum(b, axis=axes, keepdims=True)
         else:
             p.n = xp.sum(b * xp.pow(xp.full_like(p.e, 2.0), -p.e), axis=axes, keepdims=True)
+    if mean:
+        p.s = _mean_sums(a, b, axes, p, 1.0 / inv_tau)
     return p
+
+
+def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial,
+               tau: float) -> tuple[Any, Any, Any]:
+    """`expm1_sums`' ``(x, gaps, rest)`` of block ``a`` (weights ``b``) for its partial ``p``.
+
+    For NumPy blocks ``x`` is the partial's ``S - n`` (all of it in ``rest``) wherever that
+    is at least ``0.75 |n|``: there its rounding is a few ulp of itself, and merges scale it
+    without cancelling. Only slices whose mean is near their max are read again, in float64.
+    """
+    if b is not None and not _unscaled(p.e):  # the weights in the units of the sums
+        ns = np if is_numpy_array(b) else array_namespace(b)
+        b = b * ns.pow(ns.full_like(p.e, 2.0), -p.e)
+    if is_numpy_array(p.m):
+        with np.errstate(all="ignore"):
+            x = ((p.w - p.n) + p.t) + p.c
+        # a slice with no terms (its maxima at -inf still weigh in w): expm1(-inf) = -1
+        x = np.where(p.m == -math.inf, -p.n, x)
+        zero = np.zeros_like(x)
+        need = np.isfinite(p.m) & ~(np.abs(x) >= 0.75 * np.abs(p.n))
+        if not need.any():
+            return x, zero, x
+        b = None if b is None else np.asarray(b, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            _, _, ex, gaps, rest = expm1_sums(np.asarray(a, dtype=np.float64), b, axes, tau,
+                                              np_compat)
+        return np.where(need, ex, x), np.where(need, gaps, zero), np.where(need, rest, x)
+    xp = array_namespace(p.m)
+    if 0 in a.shape:  # no terms (or no slices): libraries cannot take the max of nothing
+        zero = xp.zeros_like(p.m)
+        return zero, zero, zero
+    with np.errstate(all="ignore"):
+        _, dead, ex, gaps, rest = expm1_sums(a, b, axes, tau, xp)
+    lost = xp.astype(-p.n, ex.dtype)  # a slice with no terms: expm1(-inf) = -1 for each weight
+    return (xp.where(dead, lost, ex), xp.where(dead, xp.zeros_like(gaps), gaps),
+            xp.where(dead, lost, rest))
 
 
 def _kernel_partial(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
@@ -178,7 +223,9 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
             other = (np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in
                      (p.m, p.w, p.t, p.c))
             lsecore.merge(m, w, t, c, *other, inv_tau)
-        return Partial(*(x.reshape(shape) for x in (m, w, t, c)), n, e)
+        m = m.reshape(shape)
+        return Partial(m, w.reshape(shape), t.reshape(shape), c.reshape(shape), n, e,
+                       _merged_sums(parts, m, inv_tau, np_compat))
     m, w, t = first.m, first.w, first.t
     for p in parts[1:]:
         big = xp.maximum(m, p.m)
@@ -192,7 +239,16 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
         w1, t1 = rescaled(m, w, t)
         w2, t2 = rescaled(p.m, p.w, p.t)
         m, w, t = big, w1 + w2, t1 + t2
-    return Partial(m, w, t, xp.zeros_like(t), n, e)
+    return Partial(m, w, t, xp.zeros_like(t), n, e, _merged_sums(parts, m, inv_tau, xp))
+
+
+def _merged_sums(parts: list[Partial], m: Any, inv_tau: float, xp: ModuleType) -> Any:
+    """The parts' mean sums (in common units) taken to the merged max ``m`` and added."""
+    if parts[0].s is None:
+        return None
+    with np.errstate(all="ignore"):
+        moved = [rebase_expm1_sums(p.s, p.n, p.m, m, inv_tau, xp) for p in parts]
+    return tuple(sum(v[k] for v in moved[1:]) + moved[0][k] for k in range(3))
 
 
 def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any]:
@@ -234,3 +290,37 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
     sign = xp.where(dead, xp.zeros_like(sign), sign)
     sign = xp.where(xp.isnan(out), xp.full_like(sign, math.nan), sign)
     return out, sign, log_total
+
+
+def finalize_mean(p: Partial, tau: float) -> tuple[Any, Any]:
+    """``(m + tau log|S / n|, sign)`` of a partial with ``n`` (and ``s``, `partial`'s
+    ``mean``): nan where ``n`` is 0 or nan. A mean near its max takes its log from the
+    expm1 sums (`near_max_mean`) where that is the more accurate: the kernel's finalizer
+    is off by about ``tau 2^-53 (t + c) / S`` (the terms' rounding), the expm1 form by
+    ``tau 2^-53 |x / n|``; array-API partials, finalized in their own floating point,
+    take it wherever ``|x / n| <= 1/2`` (as `logmeanexp` does).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = partial(np.array([5.0, 5.0 - 1e-12]), None, (0,), 1e-3, mean=True)
+    >>> float(finalize_mean(p, 1e3)[0][0])  # 5 - 0.5e-12: the mean, not the max
+    4.9999999999995
+    """
+    numpy = is_numpy_array(p.m)
+    xp = np_compat if numpy else array_namespace(p.m)
+    divisor = xp.where(p.n == 0, xp.full_like(p.n, math.nan), p.n)
+    with np.errstate(all="ignore"):
+        out, sign, _ = finalize(p, tau, divisor)
+        if p.s is not None:
+            finite = xp.isfinite(p.m)
+            shift = xp.where(finite, p.m, xp.zeros_like(p.m))
+            near, near_out = near_max_mean(shift, *p.s, divisor, tau, xp)
+            near = near & finite
+            if numpy:
+                total = xp.abs(p.w + p.t + p.c)
+                near = near & (xp.abs(p.s[0] / divisor) * total < xp.abs(p.t + p.c))
+            out = xp.where(near, near_out, out)
+            sign = xp.where(near, xp.ones_like(sign), sign)
+    nan = xp.isnan(divisor)
+    return xp.where(nan, divisor, out), xp.where(nan, divisor, sign)

@@ -168,10 +168,10 @@ def test_pickle_mid_stream():
     for batch in batches[:6]:
         acc.update(batch)
     copy = pickle.loads(pickle.dumps(acc))
-    values = [x for v in vars(copy).values() for x in (v if isinstance(v, tuple) else (v,))]
-    # the partial (m, w, t, c), the expm1 sums of the mean (x, gaps, rest) and the weights
-    state = [v for v in values if isinstance(v, np.ndarray)]
-    assert len(state) == 8 and all(v.dtype == np.float64 for v in state)
+    # the partial (m, w, t, c), the sum of the weights and the mean's expm1 sums (x, gaps, rest)
+    state = copy._state
+    arrays = [state.m, state.w, state.t, state.c, state.n, *state.s]
+    assert all(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in arrays)
     assert repr(copy) == repr(acc)
     for batch in batches[6:]:
         acc.update(batch)
