@@ -38,9 +38,11 @@ def _real_dtype(x: Any, xp: ModuleType) -> Any:
 
 
 def _sign(z: Any, xp: ModuleType) -> Any:
-    """z / |z| (0 at 0) for complex z, where not every backend's sign takes complex."""
-    zero = z == 0
-    return xp.where(zero, _const(0.0, z, xp), z / xp.where(zero, _const(1.0, z, xp), xp.abs(z)))
+    """z / |z| (0 at 0, nan at nan) for complex z, where not every backend's sign takes
+    complex; without the divisions NumPy warns on (lazily on dask)."""
+    zero, nan = z == 0, xp.isnan(z)
+    out = z / xp.where(zero | nan, _const(1.0, z, xp), xp.abs(z))
+    return xp.where(zero, _const(0.0, z, xp), xp.where(nan, _const(math.nan, z, xp), out))
 
 
 def _wrap_angle(x: Any, tau: float | Factor, xp: ModuleType) -> Any:
@@ -100,7 +102,8 @@ def _split_sums(
     in units of ``2**e`` (`scaled_terms`; ``e`` is 0 without weights)."""
     a, shift, top, dead, d = _shifted(a, b, axes, xp)
     z = divide(d, tau, xp)
-    terms, e = (xp.exp(z), 0) if b is None else scaled_terms(xp.exp(z) * b, axes, xp)
+    ez = _complex_exp(z, xp) if _is_complex(z, xp) else xp.exp(z)
+    terms, e = (ez, 0) if b is None else scaled_terms(ez * b, axes, xp)
     zero = _const(0.0, terms, xp)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
@@ -137,10 +140,13 @@ def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tup
         return total, xp.any(xp.isnan(a), axis=axes, keepdims=True)
     live, a_inf, b_inf = b != 0, a == math.inf, xp.isinf(b)
     infinite = live & (a_inf | (b_inf & (a > -math.inf)))
-    # sign(b) * inf, without the 0 * inf that lazy libraries warn about where b is 0
-    signed = xp.where(b > 0, _const(math.inf, b, xp), xp.where(b < 0, _const(-math.inf, b, xp), b))
-    value = xp.where(a_inf, signed, b)
-    total = xp.sum(xp.where(infinite, value, _const(0.0, b, xp)), axis=axes, keepdims=True)
+    # Every such term is an infinity of b's sign: their IEEE sum from which signs occur,
+    # without the inf - inf that lazy libraries warn about (outside any errstate).
+    up = xp.any(infinite & (b > 0), axis=axes, keepdims=True)
+    down = xp.any(infinite & (b < 0), axis=axes, keepdims=True)
+    inf, zero = _const(math.inf, b, xp), _const(0.0, b, xp)
+    total = xp.where(up & down, _const(math.nan, b, xp),
+                     xp.where(up, inf, xp.where(down, -inf, zero)))
     nan = (live & xp.isnan(a)) | xp.isnan(b) | (b_inf & (a == -math.inf))
     return total, xp.any(nan, axis=axes, keepdims=True)
 
@@ -176,22 +182,38 @@ def _real_log_sum(
     return shift, log_total, sign
 
 
+def _complex_exp(z: Any, xp: ModuleType) -> Any:
+    """``exp(z)`` for complex ``z``: 0 where the real part is -inf, nan where ``z`` has a
+    nan, C99's values elsewhere; NumPy warns on the first two, lazily (outside any
+    errstate) on dask, so they are not computed."""
+    gone, nan = xp.real(z) == -math.inf, xp.isnan(z)
+    ez = xp.exp(xp.where(gone | nan, _const(0.0, z, xp), z))
+    return xp.where(gone, _const(0.0, z, xp), xp.where(nan, _const(math.nan, z, xp), ez))
+
+
+def _complex_log(x: Any, xp: ModuleType) -> Any:
+    """``log(x)`` for complex ``x``, -inf at 0 without NumPy's divide-by-zero warning."""
+    zero = x == 0
+    return xp.where(zero, _const(-math.inf, x, xp), xp.log(xp.where(zero, _const(1.0, x, xp), x)))
+
+
 def _complex_logsumexp(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any]:
     """`logsumexp_signed` of complex input: the sign is a unit phase."""
     a, finite_shift, dead, w, t, e = _split_sums(a, b, axes, tau, xp)
-    w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
+    w_safe = xp.where((w == 0) | xp.isnan(w), _const(1.0, w, xp), w)  # nan: made nan below
     s = xp.where(t == 0, t, t / w_safe)
+    s = xp.where(xp.isnan(w), _const(math.nan, s, xp), s)
     phase = xp.exp(1j * divide(xp.imag(finite_shift), tau, xp))
     sign = _sign(s + 1, xp) * _sign(w, xp) * phase
     log_w = xp.log(w_safe) if b is None else xp.log(w_safe) + e * math.log(2.0)
     out = finite_shift + times(xp.log1p(s) + log_w, tau, xp)
     # Infinite results: complex log and exp's C99 rules decide, as in scipy.
-    naive = xp.exp(divide(a, tau, xp))
+    naive = _complex_exp(divide(a, tau, xp), xp)
     total = xp.sum(naive if b is None else b * naive, axis=axes, keepdims=True)
     finite = xp.isfinite(out)
-    out = xp.where(finite, out, times(xp.log(total), tau, xp))
+    out = xp.where(finite, out, times(_complex_log(total, xp), tau, xp))
     sign = xp.where(finite, sign, _sign(total, xp))
     out = xp.where(dead, _const(-math.inf, out, xp), out)
     sign = xp.where(dead, _const(0.0, sign, xp), sign)

@@ -73,7 +73,14 @@ class OnlineLogSumExp:
     -----
     For NumPy batches the result equals `logsumexp` of the concatenated batches
     (with their weights) to within an ulp or two: the kernel's merges carry their
-    rescaling in double-double, so the number of batches costs no accuracy. Other
+    rescaling in double-double, so the number of batches costs no accuracy. Where the
+    result cancels (much smaller than the temperature or than the max) the batches
+    cannot be read again, and the rounding of the terms below the max stays in it: the
+    bound is then 2 ulp plus an absolute
+    ``2**-50 * sum(|b_i| exp(z_i) (tau + |max| + 3 |a_i - max|)) / |S|`` over those
+    terms (``z_i = (a_i - max) / tau``, ``S`` the sum). Means near the max are taken
+    from ``sum(b expm1(z))``, carried through merges, so at a temperature far above the
+    data's spread the mean is the weighted mean of the data. Other
     libraries merge in their own floating point. NumPy state is float64 whatever the
     batches' dtype; other libraries keep it in the batches' computation dtype
     (float32 for float16 and bfloat16). The result has the batches' promoted dtype,

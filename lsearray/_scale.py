@@ -7,6 +7,8 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from array_api_compat import is_dask_namespace
+
 __all__ = ["Factor", "array_factor", "divide", "times"]
 
 
@@ -57,6 +59,19 @@ def times(x: Any, f: float | Factor, xp: ModuleType) -> Any:
     [0.0, 788860928.0, -inf]
     """
     mantissa, e = _factor(f)
+    if e > 1 and isinstance(mantissa, float) and is_dask_namespace(xp) and \
+            not xp.isdtype(x.dtype, "complex floating"):
+        # dask evaluates later, outside any errstate: products beyond the dtype's range
+        # are its infinities without the overflow warning that computing them gives
+        over = xp.abs(x) > float(xp.finfo(x.dtype).max) / math.ldexp(mantissa, e)
+        out = _times(xp.where(over, xp.zeros_like(x), x), mantissa, e, xp)
+        inf = xp.full_like(x, math.inf)
+        return xp.where(over, xp.where(x > 0, inf, -inf), out)
+    return _times(x, mantissa, e, xp)
+
+
+def _times(x: Any, mantissa: Any, e: int, xp: ModuleType) -> Any:
+    """`times` for the factor ``mantissa * 2**e``."""
     low, high = _exponents(x, xp)
     if low < e <= high:  # a normal number of the dtype: one product
         if isinstance(mantissa, float):

@@ -173,6 +173,7 @@ def test_complex_wrapping_of_large_imaginary_parts(xp):
     assert_complex_log(xp, got, xp.make(a_np), expected, "complex128", (2,))
 
 
+@pytest.mark.filterwarnings("error")  # dask evaluates later, outside any errstate
 def test_complex_special_values(xp):
     a_np = np.array([
         [1.0 + 1.0j, -inf + 0j, 0.5 - 2.0j],    # -inf contributes nothing

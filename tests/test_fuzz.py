@@ -64,10 +64,6 @@ import pickle
 import numpy as np
 import pytest
 
-# Opt-in while some of its failure classes are still open (README's test section).
-pytestmark = pytest.mark.skipif(not os.environ.get("LSEARRAY_FUZZ"),
-                                reason="set LSEARRAY_FUZZ=short or long to run")
-
 pytest.importorskip("hypothesis")
 pytest.importorskip("mpmath")
 sc = pytest.importorskip("scipy.special")
