@@ -279,7 +279,10 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleTy
     up = xp.any(x == math.inf, axis=axes, keepdims=True) & ~xp.any(
         xp.isnan(x), axis=axes, keepdims=True)
     log_total = xp.where(up, _const(math.inf, log_total, xp), log_total)
-    return divide(x - shift, tau, xp) - log_total
+    out = divide(x - shift, tau, xp) - log_total
+    # a finite x / tau minus log|S| = inf is -inf, also where x / tau overflows the dtype
+    below = up & (x < math.inf)
+    return xp.where(below, _const(-math.inf, out, xp), out)
 
 
 def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:

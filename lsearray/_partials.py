@@ -154,7 +154,8 @@ def _kernel_partial(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
     p = Partial(*(np.expand_dims(x, axes) for x in lsecore.reduce_partials(a, axes, b, inv_tau)))
     if b is None:
         return p
-    over = np.isfinite(p.m) & (np.isinf(p.w) | np.isinf(p.t))
+    with np.errstate(over="ignore"):
+        over = np.isfinite(p.m) & (np.isinf(p.w) | np.isinf(p.t) | np.isinf(p.w + p.t))
     if not over.any():
         return p
     e = np.where(over, overflow_exponent(b, tuple(a.shape), axes, np, np.float64), 0.0)
@@ -213,6 +214,32 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
     numpy = is_numpy_array(parts[0].m)
     xp = np if numpy else array_namespace(parts[0].m)
     parts, e = _aligned(parts, xp)
+    merged = _merge(parts, e, inv_tau, numpy, xp)
+    # Sums that overflowed in the merge (each part's below the float maximum) are merged
+    # again in units 2**k larger: only there, where a subnormal sum of another part is moot.
+    with np.errstate(over="ignore", invalid="ignore"):
+        over = xp.isfinite(merged.m) & (xp.isinf(merged.w) | xp.isinf(merged.t)
+                                        | xp.isinf(merged.w + merged.t))
+    if numpy and not over.any():
+        return merged
+    k = float(math.ceil(math.log2(len(parts))) + 2)
+    step = xp.where(over, xp.full_like(merged.w, k), xp.zeros_like(merged.w))
+    f = xp.pow(xp.full_like(step, 2.0), -step)
+    scaled = [Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, None,
+                      None if p.s is None else tuple(x * f for x in p.s)) for p in parts]
+    again = _merge(scaled, step if _unscaled(e) else e + step, inv_tau, numpy, xp)
+
+    def pick(x: Any, y: Any) -> Any:
+        return None if x is None else xp.where(over, x, y)
+
+    e_before = xp.zeros_like(step) if _unscaled(e) else e
+    return Partial(*(pick(x, y) for x, y in zip(_fields(again), _fields(merged))),
+                   pick(again.n, merged.n), pick(again.e, e_before),
+                   None if again.s is None else tuple(map(pick, again.s, merged.s)))
+
+
+def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: ModuleType) -> Partial:
+    """`merge` of partials in the same units ``2**e``."""
     n = None if parts[0].n is None else sum(p.n for p in parts[1:]) + parts[0].n
     first = parts[0]
     if numpy:

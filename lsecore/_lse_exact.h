@@ -299,7 +299,7 @@ LSE_INLINE int lse_refine_flag(double m, double w, double t, double c, double ta
     double s = w + t + c;
     if (!isfinite(m)) return 0;
     /* finite weights whose sum overflows, or so small that their products are subnormal */
-    if (isinf(w) || isinf(t) || (s > 0 && s < 0x1p-960)) return 1;
+    if (isinf(w) || isinf(t) || isinf(w + t) || (s > 0 && s < 0x1p-960)) return 1;
     if (!(isfinite(out) && s > 0 && w >= 0 && t >= 0)) return 0;
     double tt = t + c > 0 ? t + c : 0.0;
     double terms = (m >= 0 ? eps_pos : eps_neg) * tt;

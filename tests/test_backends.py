@@ -921,3 +921,30 @@ def test_tolerances_helper_is_strict_for_float64():
         assert_values([1.0 + 1e-10], [1.0], "float64")
     with pytest.raises(AssertionError):
         assert_values([nan], [inf], "float64")
+
+
+def test_log_softmax_of_an_infinite_max_at_a_tiny_temperature(xp):
+    """A finite x / tau overflows float32 at tau = 1e-300; minus log|S| = inf it is -inf
+    (scipy's value), not inf - inf = nan."""
+    a = np.array([[np.inf, 1.0], [1.0, -np.inf]])
+    got = lsearray.log_softmax(xp.make(a, "float32"), axis=None, temperature=1e-300)
+    np.testing.assert_array_equal(xp.to_numpy(got), [[np.nan, -np.inf], [-np.inf, -np.inf]])
+
+
+def test_weights_whose_sums_overflow(xp):
+    """Sums of weights beyond float64's maximum are kept in units of a power of two: the
+    log-sum-exp is log(1.7e308 * (1 + e^-1)) and the mean log((1 + e^-1) / 2), where
+    plain sums give inf and nan. A weight below the smallest normal on the max still
+    counts when the others' terms underflow (tau far below the gaps)."""
+    a, b = np.array([0.0, -1.0]), np.array([1.7e308, 1.7e308])
+    with mpmath.workdps(50):
+        want = float(mpmath.log(mpmath.mpf(1.7e308) * (1 + mpmath.exp(-1))))
+        want_mean = float(mpmath.log((1 + mpmath.exp(-1)) / 2))
+    got = lsearray.logsumexp(xp.make(a, "float64"), b=xp.make(b, "float64"))
+    np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-15)
+    got = lsearray.logmeanexp(xp.make(a, "float64"), b=xp.make(b, "float64"))
+    np.testing.assert_allclose(xp.to_numpy(got), want_mean, rtol=1e-14)
+    if xp.name != "jax":  # XLA flushes subnormal numbers to 0
+        a, b = np.array([-28.5, -61.2]), np.array([5e-324, 1.7976931348623157e308])
+        got = lsearray.logsumexp(xp.make(a, "float64"), b=xp.make(b, "float64"), temperature=1e-48)
+        assert xp.to_numpy(got) == -28.5

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.special
 
+import lsearray
 from lsearray import OnlineLogSumExp
 from backends import tolerances
 from reference import MP_DPS, mp_logsumexp, slow_logmeanexp, slow_logsumexp, ulp_error
@@ -467,3 +468,48 @@ def test_lazy_batches_with_infinite_maxima_compute_without_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         out = np.asarray(acc.result().compute())
     np.testing.assert_allclose(out, scipy.special.logsumexp(data, axis=0), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("tau", [1e6, 1e39, 3.4e38, 1e300])
+def test_backends_mean_far_above_the_spread(xp, tau):
+    """At a temperature far above the data's spread every term rounds to 1 and log(mean)
+    would be the max: the merged expm1 sums give the weighted arithmetic mean of the
+    data, as tau -> inf (mpmath's value, rounded)."""
+    xp.subset(tau == 1e39)
+    batches = [np.array([709.78271484375, 704.975830078125]), np.array([1.0, -1.5]),
+               np.array([3.0])]
+    acc = OnlineLogSumExp(axis=None, temperature=tau)
+    for batch in batches:
+        acc.update(xp.make(batch, "float32"))
+    data = np.concatenate(batches)
+    with mpmath.workdps(MP_DPS + int(math.log10(tau))):  # the terms differ from 1 by 1/tau
+        t = mpmath.mpf(tau)
+        exact = t * mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v)) / t) for v in data)
+                               / len(data))
+    np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)), np.float32(float(exact)),
+                               **tolerances("float32"))
+
+
+def test_weights_whose_sum_overflows(xp):
+    """Weights near the float64 maximum: their sums are kept in units of a power of two,
+    so the log-sum-exp (log(2 * 1.7e308)) and the mean are finite on every backend."""
+    xp.subset(True)
+    acc = OnlineLogSumExp(axis=None)
+    for _ in range(2):
+        acc.update(xp.make(np.array([0.0, -1.0]), "float64"),
+                   b=xp.make(np.array([1.7e308, 1.7e308]), "float64"))
+    with mpmath.workdps(MP_DPS):
+        total = 2 * mpmath.mpf(1.7e308) * (1 + mpmath.exp(-1))
+        want_sum, want_mean = float(mpmath.log(total)), float(mpmath.log(total / (4 * mpmath.mpf(1.7e308))))
+    np.testing.assert_allclose(xp.to_numpy(acc.result()), want_sum, rtol=1e-15)
+    np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)), want_mean, rtol=1e-15)
+
+
+def test_mean_whose_divisor_is_beyond_the_sum_by_2_to_the_1000():
+    """S / W below the smallest float64 (a weight of 2e-294 on the max, 2.8e171 in all, at
+    tau = 2e-274): the finalizer divides scaled copies and adds the power of two's log."""
+    a = np.array([0.0, -1e-323, -49.0, 10000.0])
+    b = np.array([5.463492696000919e73, 2.834654044979709e171, 2.4750466948451287e-138, 2.00001e-294])
+    acc = OnlineLogSumExp(axis=None, temperature=2e-274).update(a[:2], b=b[:2]).update(a[2:], b=b[2:])
+    assert acc.result(mean=True) == 10000.0
+    assert lsearray.logmeanexp(a, b=b, temperature=2e-274) == 10000.0
