@@ -54,9 +54,9 @@ def times(x: Any, f: float | Factor, xp: ModuleType) -> Any:
     --------
     >>> import numpy as np
     >>> from array_api_compat import numpy as xp
-    >>> x = np.array([0.0, 2.0**-100, -3.0], dtype=np.float32)
+    >>> x = np.array([0.0, 2.0**-100, -2.0**-110], dtype=np.float32)
     >>> times(x, 1e39, xp).tolist()  # x * np.float32(1e39) is [nan, inf, -inf]
-    [0.0, 788860928.0, -inf]
+    [0.0, 788860928.0, -770372.0]
     """
     mantissa, e = _factor(f)
     if e > 1 and isinstance(mantissa, float) and is_dask_namespace(xp) and \
@@ -96,8 +96,8 @@ def divide(x: Any, f: float | Factor, xp: ModuleType) -> Any:
     --------
     >>> import numpy as np
     >>> from array_api_compat import numpy as xp
-    >>> divide(np.array([0.0, -1.0], dtype=np.float32), 1e-300, xp)
-    array([  0., -inf], dtype=float32)
+    >>> divide(np.array([3e38, 1.0], dtype=np.float32), 1e39, xp)  # 1e39 is not a float32
+    array([3.e-01, 1.e-39], dtype=float32)
     """
     return times(x, _inverse(_factor(f)), xp)
 
