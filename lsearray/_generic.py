@@ -6,6 +6,7 @@ import math
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
@@ -298,11 +299,15 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
         out, _ = logsumexp_signed(a, b, axes, tau, xp)
         return xp.full_like(out, math.nan)
     if b is None:
-        weights, zero, b_mean, scale = math.prod(a.shape[k] for k in axes), None, None, 0.0
+        weights, zero, b_mean = math.prod(a.shape[k] for k in axes), None, None
     else:
-        # The sum of the weights in units of 2**e, where it would overflow: the mean of
-        # b / 2**e is the same, and the sum of the terms is taken from b (with its own scale).
+        # The sum of the weights in units of 2**e where it overflows (only there: a
+        # weight below the smallest normal may hold the max's term): the mean of b / 2**e
+        # is the same, and the sum of the terms is taken from b (with its own scale).
+        with np.errstate(over="ignore"):
+            over = xp.isinf(xp.sum(b, axis=axes, keepdims=True))
         e = overflow_exponent(b, tuple(a.shape), axes, xp)
+        e = xp.where(over, e, xp.zeros_like(e))
         b_mean = b * xp.pow(xp.full_like(e, 2.0), -e)
         weights = xp.sum(b_mean, axis=axes, keepdims=True)
         zero = weights == 0
@@ -396,8 +401,8 @@ def near_max_mean(
     log1p(u)`` is ``tau u * log1p(u) / u``, the weighted arithmetic mean of ``a`` as
     tau -> inf."""
     u = x / weights
-    near = xp.abs(u) <= 0.5
     tau_u = gaps / weights + times(rest / weights, tau, xp)
+    near = (xp.abs(u) <= 0.5) & xp.isfinite(tau_u)  # else the caller's log of the mean
     return near, shift + tau_u * _log1p_ratio(xp.where(near, u, _const(0.0, u, xp)), xp)
 
 

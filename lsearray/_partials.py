@@ -97,7 +97,12 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
     elif count:
         xp = np if is_numpy_array(b) else array_namespace(b)
         e = weight_exponent(b, tuple(a.shape), axes)
-        if not _unscaled(e):  # the sums in the units the weights' sum needs, if larger
+        if not _unscaled(e):
+            # Only where the weights' sum overflows (a weight below the smallest normal
+            # may hold the max's term): the sums in the units it needs, if larger.
+            with np.errstate(over="ignore"):
+                over = xp.isinf(xp.sum(b, axis=axes, keepdims=True))
+            e = xp.where(over, e, xp.zeros_like(e))
             top = e if _unscaled(p.e) else xp.maximum(p.e, e)
             f = xp.pow(xp.full_like(top, 2.0), p.e - top)
             p = Partial(p.m, p.w * f, p.t * f, p.c * f, e=top)
@@ -214,20 +219,24 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
     numpy = is_numpy_array(parts[0].m)
     xp = np if numpy else array_namespace(parts[0].m)
     parts, e = _aligned(parts, xp)
-    merged = _merge(parts, e, inv_tau, numpy, xp)
+    with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow: redone below
+        merged = _merge(parts, e, inv_tau, numpy, xp)
     # Sums that overflowed in the merge (each part's below the float maximum) are merged
     # again in units 2**k larger: only there, where a subnormal sum of another part is moot.
     with np.errstate(over="ignore", invalid="ignore"):
         over = xp.isfinite(merged.m) & (xp.isinf(merged.w) | xp.isinf(merged.t)
                                         | xp.isinf(merged.w + merged.t))
+        for extra in ([] if merged.n is None else [merged.n]) + list(merged.s or ()):
+            over = over | (xp.isinf(extra) & xp.isfinite(merged.m))
     if numpy and not over.any():
         return merged
     k = float(math.ceil(math.log2(len(parts))) + 2)
     step = xp.where(over, xp.full_like(merged.w, k), xp.zeros_like(merged.w))
     f = xp.pow(xp.full_like(step, 2.0), -step)
-    scaled = [Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, None,
+    e_again = step if _unscaled(e) else e + step
+    scaled = [Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, e_again,
                       None if p.s is None else tuple(x * f for x in p.s)) for p in parts]
-    again = _merge(scaled, step if _unscaled(e) else e + step, inv_tau, numpy, xp)
+    again = _merge(scaled, e_again, inv_tau, numpy, xp)
 
     def pick(x: Any, y: Any) -> Any:
         return None if x is None else xp.where(over, x, y)

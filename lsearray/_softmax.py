@@ -42,16 +42,17 @@ def _shifted(p: Prepared) -> tuple[Finalized, np.ndarray, np.ndarray]:
     return r, z, zl
 
 
-def _remainder(x: np.ndarray, q: np.ndarray, tau: float) -> np.ndarray:
-    """``x - q tau`` exactly for ``q`` the rounded quotient ``x / tau``: Dekker's product
-    of ``q`` and ``tau`` (Veltkamp's splits), whose rounding error the difference keeps."""
+def _remainder(x: np.ndarray, q: np.ndarray, tau: Any) -> np.ndarray:
+    """``x - q tau`` exactly for ``q`` the rounded quotient ``x / tau`` (``tau`` a float
+    or an array broadcast against ``x``): Dekker's product of ``q`` and ``tau``
+    (Veltkamp's splits), whose rounding error the difference keeps."""
     def split(v):
         big = v * 134217729.0                    # 2^27 + 1
         hi = big - (big - v)
         return hi, v - hi
 
     qh, ql = split(q)
-    th, tl = split(np.float64(tau))
+    th, tl = split(np.asarray(tau, dtype=np.float64))
     prod = q * tau
     err = ((qh * th - prod) + qh * tl + ql * th) + ql * tl
     return (x - prod) - err
@@ -154,9 +155,12 @@ def softmax(x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: f
         return _fused(p, view, log_mode=False)
     r, z, zl = _shifted(p)
     np.exp(z, out=z)
-    with np.errstate(invalid="ignore"):
+    hi, lo = (np.expand_dims(v, p.axes) for v in r.total_parts())
+    with np.errstate(invalid="ignore", over="ignore"):
         z += z * zl                              # exp(z + zl), to first order
-        z /= np.expand_dims(r.total, p.axes)
+        y = z / hi
+        # corrected for the division's rounding and the sum's: z - y hi exactly, less y lo
+        z = y + (_remainder(z, y, hi) - y * lo) / hi
     z[~np.broadcast_to(np.expand_dims(np.isfinite(r.m), p.axes), z.shape)] = np.nan
     return _result(z, p)
 

@@ -258,26 +258,46 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, doub
     return 0
 
 
-cdef bint _run_final(const a_t *a, View va, double inv_tau, double itl, double tau, double divisor,
-                     double *out, int coarse, const Tolerance *tol,
-                     unsigned char *refine) except -1 nogil:
+cdef int _run_final(const a_t *a, View va, double inv_tau, double itl, double tau, double divisor,
+                    double *out, int coarse, const Tolerance *tol,
+                    unsigned char *refine) except -1 nogil:
     """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
     as it is complete: ``out[o, i] = tau log(S / divisor)`` (no division when
     ``divisor`` is 0), written to the (n0, n2) C-contiguous ``out``, with partials only
-    per tile.  Returns False, doing nothing, where `_chunks` splits the reduced axis
-    (the caller then takes the partials path).
+    per tile, or, where `_chunks` splits the reduced axis (few outputs), for all of them.
     """
     if _short_rows(va):
         va = _transposed(va)
     cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
     cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
     cdef Py_ssize_t ntasks = va.n0 * ntiles
+    cdef Py_ssize_t nout = va.n0 * va.n2
     cdef int nt = lse_max_threads()
     cdef Py_ssize_t k, o, i0, i1, j, T = LSE_TILE
     cdef double *buf
     cdef double *p
     if _chunks(va, ntasks) > 1:
-        return False
+        # m, w, t, c and divisors of every output (few of them)
+        buf = <double *> malloc(5 * nout * sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError()
+        for j in range(nout):
+            buf[j] = -INFINITY
+            buf[nout + j] = 0.0
+            buf[2 * nout + j] = 0.0
+            buf[3 * nout + j] = 0.0
+            buf[4 * nout + j] = divisor
+        _run(a, va, <const a_t *> NULL, va, inv_tau, itl, buf, buf + nout, buf + 2 * nout,
+             buf + 3 * nout, coarse)
+        lse_finalize(nout, buf, buf + nout, buf + 2 * nout, buf + 3 * nout,
+                     NULL if divisor == 0.0 else buf + 4 * nout, tau, out, NULL, NULL)
+        for j in range(nout):
+            refine[j] = lse_refine_flag(buf[j], buf[nout + j], buf[2 * nout + j],
+                                        buf[3 * nout + j], tau, out[j], tol.eps_neg,
+                                        tol.eps_pos, tol.bits, <double> va.n1, 1, 0.0)
+        free(buf)
+        return 0
     if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
         nt = 1
     # Per thread: the tile's m, w, t, c and divisors.
@@ -306,7 +326,7 @@ cdef bint _run_final(const a_t *a, View va, double inv_tau, double itl, double t
                 p[j], p[T + j], p[2 * T + j], p[3 * T + j], tau, out[o * va.n2 + i0 + j],
                 tol.eps_neg, tol.eps_pos, tol.bits, <double> va.n1, 1, 0.0)
     free(buf)
-    return True
+    return 0
 
 
 cdef inline double _low_part(double tau, double inv_tau) noexcept nogil:
@@ -366,8 +386,8 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     ``S`` of ``exp(a[o, :, i] * inv_tau)`` shifted by its max, plus the max (as
     `finalize` computes it; ``divisor`` 0 divides by nothing).
 
-    Returns False, leaving ``out`` unwritten, where the work would be split along the
-    reduced axis between threads (few long reductions): use `accumulate` there.
+    Few long reductions are split along the reduced axis into chunks whose partials are
+    merged before they are finalized (the same chunks on any number of threads).
 
     Parameters
     ----------
@@ -383,7 +403,6 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
         (a mean's log can cancel against its max).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
-    cdef bint done
     cdef int coarse = LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0 else LSE_EXACT
     cdef Tolerance tol = _tolerance(sizeof(a_t), coarse == LSE_COARSE_FLOAT32, False)
     if out.shape[0] != a.shape[0] or out.shape[1] != a.shape[2]:
@@ -394,12 +413,10 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     if a.shape[1] == 0:
         raise ValueError("reduce_finalized needs a non-empty reduced axis")
     if a.shape[0] == 0 or a.shape[2] == 0:
-        return True
+        return
     with nogil:
-        done = _run_final(&a[0, 0, 0], va, inv_tau, _low_part(tau, inv_tau), tau, divisor,
-                          &out[0, 0], coarse, &tol,
-                          &refine[0, 0])
-    return done
+        _run_final(&a[0, 0, 0], va, inv_tau, _low_part(tau, inv_tau), tau, divisor,
+                   &out[0, 0], coarse, &tol, &refine[0, 0])
 
 
 def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not None,

@@ -111,7 +111,7 @@ def reduce_finalized(
     """The unweighted log-sum-exp of ``a`` over ``axes`` (divided by ``divisor`` before
     the log unless it is 0), finalized tile by tile, with no partial arrays; None where
     this path does not apply (an empty reduction, a layout that is not a C-contiguous run
-    of axes, or threads splitting the reduced axis): use `reduce_partials` there.
+    of axes): use `reduce_partials` there.
     ``float32_result``: the caller rounds the result to float32 (or a narrower float),
     which lets float32 input take coarser exps where its max allows it (see
     `reduce_partials`).
@@ -127,9 +127,8 @@ def reduce_finalized(
     outer, size, inner = run_view(a.shape, axes)
     out = np.empty((outer, inner))
     flags = np.empty((outer, inner), np.uint8)
-    if not _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags,
-                                    divisor, float32_result):
-        return None
+    _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags, divisor,
+                             float32_result)
     out = out.reshape(_kept_shape(a.shape, axes))
     refine(a, axes, None, tau, divisor, out, None, flags)
     return out

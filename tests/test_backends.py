@@ -948,3 +948,19 @@ def test_weights_whose_sums_overflow(xp):
         a, b = np.array([-28.5, -61.2]), np.array([5e-324, 1.7976931348623157e308])
         got = lsearray.logsumexp(xp.make(a, "float64"), b=xp.make(b, "float64"), temperature=1e-48)
         assert xp.to_numpy(got) == -28.5
+
+
+def test_mean_weights_near_the_float_maximum(xp):
+    """logmeanexp with weights whose products or sums approach the float maximum: a
+    subnormal weight on the max still holds the result where the weights' sum does not
+    overflow, and a mean near the max whose expm1 sums would overflow takes the log of
+    the mean instead (mpmath's values)."""
+    if xp.name != "jax":  # XLA flushes subnormal numbers to 0
+        a, b = np.array([-28.5, -61.2]), np.array([5e-324, 1.797e308])
+        got = lsearray.logmeanexp(xp.make(a, "float64"), b=xp.make(b, "float64"), temperature=1e-48)
+        assert xp.to_numpy(got) == -28.5
+    a, b = np.array([0.0, -1000.0]), np.array([1e306, 1e306])
+    with mpmath.workdps(50):
+        want = float(1e4 * mpmath.log((1 + mpmath.exp(mpmath.mpf(-1000) / 1e4)) / 2))
+    got = lsearray.logmeanexp(xp.make(a, "float64"), b=xp.make(b, "float64"), temperature=1e4)
+    np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-11)
