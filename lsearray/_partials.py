@@ -226,8 +226,9 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
     with np.errstate(over="ignore", invalid="ignore"):
         over = xp.isfinite(merged.m) & (xp.isinf(merged.w) | xp.isinf(merged.t)
                                         | xp.isinf(merged.w + merged.t))
-        for extra in ([] if merged.n is None else [merged.n]) + list(merged.s or ()):
-            over = over | (xp.isinf(extra) & xp.isfinite(merged.m))
+        if numpy:  # lazy libraries would compute the mean's sums for every result
+            for extra in ([] if merged.n is None else [merged.n]) + list(merged.s or ()):
+                over = over | (np.isinf(extra) & np.isfinite(merged.m))
     if numpy and not over.any():
         return merged
     k = float(math.ceil(math.log2(len(parts))) + 2)

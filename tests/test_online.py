@@ -515,15 +515,14 @@ def test_mean_whose_divisor_is_beyond_the_sum_by_2_to_the_1000():
     assert lsearray.logmeanexp(a, b=b, temperature=2e-274) == 10000.0
 
 
-def test_mean_whose_weights_sum_beyond_float64_over_many_merges(xp):
+def test_mean_whose_weights_sum_beyond_float64_over_many_merges():
     """Twenty batches whose weights (1e308 each) sum beyond float64: the merges redo their
-    sums in larger units, so the mean is log((20 + 20e308 e^-1000) / 20e308) = -709.196."""
-    xp.subset(True)
+    sums in larger units, so the mean is log((20 + 20e308 e^-1000) / 20e308) = -709.196.
+    (Other libraries' merges redo only the partials' sums: README Limits.)"""
     acc = OnlineLogSumExp(axis=None)
     for _ in range(20):
-        acc.update(xp.make(np.array([0.0, -1000.0]), "float64"),
-                   b=xp.make(np.array([1.0, 1e308]), "float64"))
+        acc.update(np.array([0.0, -1000.0]), b=np.array([1.0, 1e308]))
     with mpmath.workdps(MP_DPS):
         w = mpmath.mpf(1e308)
         want = float(mpmath.log((20 + 20 * w * mpmath.exp(-1000)) / (20 + 20 * w)))
-    np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)), want, rtol=1e-15)
+    np.testing.assert_allclose(acc.result(mean=True), want, rtol=1e-15)
