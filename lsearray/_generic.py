@@ -374,7 +374,7 @@ def rebase_expm1_sums(
     of its weights, taken to the shift ``new >= old`` of a merge: ``expm1(z + e) =
     exp(e) expm1(z) + expm1(e)`` for ``e = (old - new) / tau``, so that nothing cancels
     with weights of one sign. Unchanged where the shifts agree, where ``old`` is -inf
-    (every term stays 0) and where ``new`` is not finite (no mean is taken there)."""
+    (each term's expm1 stays -1) and where ``new`` is not finite (no mean is taken there)."""
     x, gaps, rest = sums
     gap = old - new
     keep = (gap == 0) | (old == -math.inf) | ~xp.isfinite(new) | ~xp.isfinite(gap)

@@ -88,9 +88,8 @@ class Finalized:
 
     def total_parts(self) -> tuple[np.ndarray, np.ndarray]:
         """`total` rounded once and its rounding error (0 where the total is not
-        finite), both independent of how threads split ``t`` and ``c``: the error is
-        kept to 2^-20 of an ulp of the total, far more than a corrected quotient uses,
-        and far less than the bits that differ with the split."""
+        finite), the error kept to 2^-20 of an ulp of the total: far more than the
+        softmax's corrected quotient uses."""
         w, t, c = self._sum
         with np.errstate(invalid="ignore", over="ignore"):
             s = w + t

@@ -14,9 +14,9 @@ __all__ = ["overflow_exponent", "scaled_terms", "weight_exponent"]
 
 def overflow_exponent(x: Any, shape: tuple[int, ...], axes: tuple[int, ...],
                       xp: ModuleType, dtype: Any = None) -> Any:
-    """The smallest ``e >= 0`` per slice of ``x`` over ``axes`` (kept as size 1; a block of
-    ``shape``) for which no sum of ``x / 2**e`` over the slice overflows ``dtype`` (``x``'s
-    own by default): ``n max|x| / 2**e < max / 4``, a whole number of ``x``'s dtype.
+    """A whole number ``e >= 0`` per slice of ``x`` over ``axes`` (kept as size 1; a block
+    of ``shape``) for which no sum of ``x / 2**e`` over the slice overflows ``dtype``
+    (``x``'s own by default): the least with ``2**ceil(log2 n) max|x| / 2**e < max / 4``.
     Non-finite elements are left out (they are special values elsewhere).
 
     Examples

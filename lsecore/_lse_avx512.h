@@ -462,7 +462,7 @@ LSE512 __mmask8 lse512_finalize(ptrdiff_t n, const double *m, const double *w, c
     __m512d s = _mm512_add_pd(vw, vt);
     __m512d lo = _mm512_add_pd(lse512_two_sum_err(vw, vt, s), vc);
     /* sums below 2^-1000 (quotients near underflow, subnormal weights) are the portable
-     * code's, which scales them */
+     * code's, which scales quotients beyond float64's range */
     __mmask8 ok = km & _mm512_cmp_pd_mask(s, _mm512_set1_pd(0x1p-1000), _CMP_GE_OQ)
                   & _mm512_cmp_pd_mask(s, big, _CMP_LE_OQ)
                   & _mm512_cmp_pd_mask(_mm512_abs_pd(vm), big, _CMP_LE_OQ)

@@ -121,8 +121,8 @@ LSE_INLINE double lse_two_sum_err(double x, double y, double s)
     return (x - (s - yy)) + (y - yy);
 }
 
-/* (w + t) + c as *sh + *sl: *sh the sum rounded once (so that it does not depend on how
- * threads split t and c), *sl its rounding error; *sl is 0 where the sum is not finite. */
+/* (w + t) + c as *sh + *sl: *sh the sum rounded once, *sl its rounding error (0 where the
+ * sum is not finite). */
 LSE_INLINE void lse_split_sum(double w, double t, double c, double *sh, double *sl)
 {
     double st = w + t;
