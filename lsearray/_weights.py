@@ -52,7 +52,6 @@ def scaled_terms(terms: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any
     return terms * xp.pow(xp.full_like(e, 2.0), -e), e
 
 
-
 def weight_exponent(b: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
     """`overflow_exponent` of weights ``b`` (a block of ``shape``), for the sum of the
     weights; 0 (a Python int) for NumPy weights whose sums cannot overflow float64.
