@@ -193,7 +193,7 @@ class Path:
         return np.dtype(r.dtype).name if self.name != "array_api_strict" else str(r.dtype).split(".")[-1]
 
     def looser(self, dtype):
-        """(ulps, scale factor) of the undocumented bound for the array-API and dask paths."""
+        """(ulps, scale factor) of the README's bound for the array-API and dask paths."""
         return 4.0, 64.0 * float(np.finfo(dtype).eps)
 
 
