@@ -13,7 +13,9 @@ from array_api_compat import device as device_of
 from array_api_compat import numpy as np_compat
 
 import lsecore
-from lsearray._generic import expm1_sums, infinite_terms, log_abs_sum, near_max_mean, rebase_expm1_sums
+from lsearray._generic import (
+    expm1_sums, infinite_terms, log_abs_sum, near_max_mean, rebase_expm1_sums,
+)
 from lsearray._scale import times
 from lsearray._weights import overflow_exponent, scaled_terms, weight_exponent
 
@@ -96,21 +98,25 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
         p.n = ns.full(p.m.shape, float(size), dtype=p.m.dtype, device=device_of(p.m))
     elif count:
         xp = np if is_numpy_array(b) else array_namespace(b)
+        with np.errstate(over="ignore"):
+            plain = np.sum(b, axis=axes, keepdims=True, dtype=np.float64) if xp is np \
+                else xp.sum(b, axis=axes, keepdims=True)
+        over = xp.isinf(plain)
         e = weight_exponent(b, tuple(a.shape), axes)
         if not _unscaled(e):
             # Only where the weights' sum overflows (a weight below the smallest normal
             # may hold the max's term): the sums in the units it needs, if larger.
-            with np.errstate(over="ignore"):
-                over = xp.isinf(xp.sum(b, axis=axes, keepdims=True))
             e = xp.where(over, e, xp.zeros_like(e))
             top = e if _unscaled(p.e) else xp.maximum(p.e, e)
             f = xp.pow(xp.full_like(top, 2.0), p.e - top)
             p = Partial(p.m, p.w * f, p.t * f, p.c * f, e=top)
-        if _unscaled(p.e):
-            p.n = np.sum(b, axis=axes, keepdims=True, dtype=np.float64) if xp is np \
-                else xp.sum(b, axis=axes, keepdims=True)
-        else:
-            p.n = xp.sum(b * xp.pow(xp.full_like(p.e, 2.0), -p.e), axis=axes, keepdims=True)
+        p.n = plain
+        if not _unscaled(p.e):
+            # a power of two scales the sum exactly; it is summed again only where it overflowed
+            unit = xp.pow(xp.full_like(p.e, 2.0), -p.e)
+            p.n = plain * unit
+            if xp is not np or over.any():
+                p.n = xp.where(over, xp.sum(b * unit, axis=axes, keepdims=True), p.n)
     if mean:
         p.s = _mean_sums(a, b, axes, p, 1.0 / inv_tau)
     return p
