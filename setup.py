@@ -1,6 +1,7 @@
 """Build the lsecore Cython kernel, with OpenMP when the compiler has it."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -10,11 +11,24 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
+NO_COMPILER = (
+    "lsecore: building lsearray from source needs a C compiler, and {cc!r} was not found. "
+    "Install one (gcc or clang; Xcode's command line tools on macOS; Microsoft C++ Build Tools "
+    "on Windows) or set CC, then run pip again; a platform with a published wheel needs none."
+)
 OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 
 
-def openmp_flags():
-    """The compile and link flags for OpenMP, or none when the compiler lacks it."""
+def c_compiler():
+    """The C compiler command the build will call; exits with one clear line when it is missing."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    if sys.platform != "win32" and shutil.which(cc[0]) is None:
+        sys.exit(NO_COMPILER.format(cc=cc[0]))
+    return cc
+
+
+def openmp_flags(cc):
+    """The compile and link flags for OpenMP, or none when the compiler `cc` lacks it."""
     if os.environ.get("LSECORE_NO_OPENMP"):
         return [], []
     if sys.platform == "win32":
@@ -23,7 +37,6 @@ def openmp_flags():
         compile_flags, link_flags = ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
     else:
         compile_flags, link_flags = ["-fopenmp"], ["-fopenmp"]
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
@@ -34,15 +47,17 @@ def openmp_flags():
         except OSError:
             ok = False
     if not ok:
-        print("lsecore: the compiler has no OpenMP; building single-threaded", file=sys.stderr)
+        print("lsecore: the C compiler has no OpenMP, so the kernel is built single-threaded "
+              "(lsecore.build_info() reports it)", file=sys.stderr)
         return [], []
     return compile_flags, link_flags
 
 
-compile_openmp, link_openmp = openmp_flags()
+compile_openmp, link_openmp = openmp_flags(c_compiler())
 # -fno-trapping-math lets the compiler vectorize the selects on nan/inf in the kernels;
-# results are unchanged (never -ffast-math: it would break inf and nan).
-optimize = [] if sys.platform == "win32" else ["-O3", "-fno-trapping-math"]
+# results are unchanged (never -ffast-math: it would break inf and nan). -g0 overrides the
+# -g of Python's own flags: debug info would make the extension several times larger.
+optimize = [] if sys.platform == "win32" else ["-O3", "-fno-trapping-math", "-g0"]
 
 extensions = [
     Extension(

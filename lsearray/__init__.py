@@ -1,6 +1,6 @@
 """Log-sum-exp, softmax and their relatives: fast, accurate and single-pass."""
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from lsearray._matmul import logmatmulexp
 from lsearray._online import OnlineLogSumExp
@@ -11,9 +11,10 @@ from lsearray._scan import logcumsumexp
 from lsearray._softmax import log_softmax, softmax
 
 try:
-    __version__ = version("lsearray")
-except PackageNotFoundError:  # imported from a source tree that is not installed
+    __version__ = _metadata.version("lsearray")
+except _metadata.PackageNotFoundError:  # imported from a source tree that is not installed
     __version__ = "unknown"
+del _metadata
 
 __all__ = [
     "OnlineLogSumExp", "__version__", "categorical", "gumbel_softmax", "log_softmax", "logaddexp",

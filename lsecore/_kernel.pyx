@@ -6,7 +6,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, fma
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "exact_rows", "finalize", "logaddexp", "max_threads",
+__all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp", "max_threads",
            "merge", "normalize", "reduce_finalized", "refine_flags", "scan", "simd", "softmax_rows"]
 
 ctypedef fused a_t:
@@ -22,6 +22,9 @@ cdef extern from "_lse_blocks.h" nogil:
     int lse_max_threads()
     int lse_thread_num()
     int lse_simd_avx512()
+    int lse_built_openmp()
+    int lse_built_avx512()
+    int lse_built_clones()
     void lse_normalize_d(const double *a, Py_ssize_t ar, Py_ssize_t ai, double *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          const double *m, const double *s, const double *sl, double tau,
@@ -784,6 +787,26 @@ def simd():
     ``"generic"`` (the portable loops, compiled for x86-64-v3, v4 and baseline where
     the compiler can; ``LSECORE_SIMD=generic`` in the environment selects them)."""
     return "avx512" if lse_simd_avx512() else "generic"
+
+
+def build_info():
+    """What this build of the kernel compiled in and what it runs here.
+
+    Returns
+    -------
+    dict
+        ``openmp`` (bool: threads compiled in), ``simd_compiled`` (the vector loops
+        compiled in: ``"avx512"`` and the portable ``"generic"`` ones, built for
+        x86-64-v4, v3 and baseline where the compiler can, ``"generic[x86-64-v4,v3]"``),
+        ``simd`` (the loops chosen on this CPU, see `simd`) and ``max_threads``.
+    """
+    generic = "generic[x86-64-v4,v3]" if lse_built_clones() else "generic"
+    return {
+        "openmp": bool(lse_built_openmp()),
+        "simd_compiled": (["avx512"] if lse_built_avx512() else []) + [generic],
+        "simd": simd(),
+        "max_threads": max_threads(),
+    }
 
 
 def max_threads():

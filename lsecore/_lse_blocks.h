@@ -552,6 +552,34 @@ LSE_DISPATCH(f, float, f)
 #define lse_cols_dd lse_cols_generic_dd
 #define lse_cols_ff lse_cols_generic_ff
 #endif
+/* What this build compiled in (lsecore.build_info): OpenMP, the AVX-512 loops, the x86-64-v3/v4 clones. */
+static inline int lse_built_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline int lse_built_avx512(void)
+{
+#ifdef LSE_HAVE_AVX512
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline int lse_built_clones(void)
+{
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LSE_NO_CLONES)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Whether the AVX-512 loops run (1) or the portable ones (0). */
 static inline int lse_simd_avx512(void)
 {

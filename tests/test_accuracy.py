@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import lsearray
-from awkward import seed_for
+from awkward_arrays import seed_for
 from reference import mp_logsumexp, ulp_error
 
 DTYPES = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]

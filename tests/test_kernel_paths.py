@@ -20,7 +20,7 @@ import pytest
 
 import lsearray
 import lsecore
-from awkward import seed_for
+from awkward_arrays import seed_for
 from lsecore import _kernel
 from reference import mp_logsumexp, ulp_error
 

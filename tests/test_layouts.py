@@ -7,7 +7,7 @@ import pytest
 import scipy.special as sc
 
 import lsearray
-from awkward import awkward_inputs, axis_choices, seed_for, weight_variants
+from awkward_arrays import awkward_inputs, axis_choices, seed_for, weight_variants
 from reference import (
     expected_dtype,
     slow_log_softmax,

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from numpy.exceptions import AxisError
 
 import lsearray
-from awkward import awkward_inputs, seed_for
+from awkward_arrays import awkward_inputs, seed_for
 from backends import assert_values, make_backend
 
 __all__ = []
