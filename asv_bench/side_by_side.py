@@ -60,6 +60,7 @@ imported. The exit status is 1 when a contender raised (it is reported, not time
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -112,6 +113,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "--min-sample and fewer plot points")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
     parser.add_argument("--no-jax", action="store_true", help="leave jax out")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the machine, every time and the memory and accuracy "
+                             "tables to PATH as JSON (asv_bench/figures.py reads it)")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin the process to --threads CPUs (jax then uses all)")
     args = parser.parse_args(argv)
@@ -167,6 +171,7 @@ from scipy import special  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import lsearray  # noqa: E402
+import lsecore  # noqa: E402
 
 torch: Any = None
 if ARGS is None or not ARGS.no_torch:
@@ -717,6 +722,32 @@ def memory_table(cases: list[Case], names: Sequence[str]) -> str:
     return markdown(header, rows)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what `platform` knows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    """What a figure depends on: the CPU, the kernel's SIMD path and threads, the versions."""
+    info = lsecore.build_info()
+    return {
+        "cpu": cpu_model(), "arch": platform.machine(), "cpus": os.cpu_count(),
+        "simd": info["simd"], "openmp": info["openmp"], "threads": args.threads,
+        "pinning": PINNING, "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "lsearray": getattr(lsearray, "__version__", "?"),
+        "torch": torch.__version__ if torch is not None else None,
+        "jax": jax.__version__ if jax is not None else None,
+        "size": args.size, "repeat": args.repeat,
+    }
+
+
 def describe_environment(args: argparse.Namespace) -> str:
     """Versions, machine, thread pools and options of this run."""
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}",
@@ -729,8 +760,8 @@ def describe_environment(args: argparse.Namespace) -> str:
         pools.append(f"torch:{torch.get_num_threads()}")
     return "\n".join([
         ", ".join(versions),
-        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs "
-        f"visible, {PINNING}; threads={args.threads}, repeat={args.repeat} (best of, "
+        f"machine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs visible, "
+        f"lsecore SIMD path {lsecore.build_info()['simd']}, {PINNING}; threads={args.threads}, repeat={args.repeat} (best of, "
         f"interleaved), size={args.size:.3g}, cases={','.join(args.cases)}"
         + (", quick" if args.quick else ""),
         "thread pools while timing: " + (", ".join(pools) or "none found"),
@@ -830,8 +861,12 @@ TABLES = (
 )
 
 
-def run_tables(args: argparse.Namespace) -> None:
-    """Time the selected cases and print the time, agreement and memory tables."""
+def run_tables(args: argparse.Namespace) -> tuple[list[Case], dict[tuple[str, str], float], dict[str, str]]:
+    """Time the selected cases and print the time, agreement and memory tables.
+
+    Returns the cases, the best seconds per (case label, contender) and the memory tables
+    (title: markdown).
+    """
     cases = make_cases(args.size, args.cases)
     diffs = check_agreement(cases)
     plan = [Timed((case.label, name), fn)
@@ -852,14 +887,18 @@ def run_tables(args: argparse.Namespace) -> None:
         print(RELATIVES_LEGEND)
         print()
     report_agreement(diffs, cases)
+    memory = {}
     large = [c for c in cases if c.group not in ("small", "relatives")]
     if large:
-        print_section("Peak extra memory of one call (tracemalloc; C-level malloc is not "
-                      "traced):", memory_table(large, ("lsearray", "scipy", "numpy two-pass")))
+        memory["Peak extra memory of one call (tracemalloc; C-level malloc is not traced):"] = \
+            memory_table(large, ("lsearray", "scipy", "numpy two-pass"))
     matmul = [c for c in cases if c.kind == "logmatmulexp"]
     if matmul:
-        print_section("Peak extra memory of one logmatmulexp call (tracemalloc):",
-                      memory_table(matmul, ("lsearray", "naive numpy", "shifted numpy")))
+        memory["Peak extra memory of one logmatmulexp call (tracemalloc):"] = \
+            memory_table(matmul, ("lsearray", "naive numpy", "shifted numpy"))
+    for title, body in memory.items():
+        print_section(title, body)
+    return cases, best, memory
 
 
 def run_scaling(args: argparse.Namespace) -> None:
@@ -880,6 +919,19 @@ def run_scaling(args: argparse.Namespace) -> None:
                             "speed-up"], rows))
 
 
+def write_json(args: argparse.Namespace, cases: list[Case], best: dict[tuple[str, str], float],
+               tables: dict[str, str]) -> None:
+    """The run for asv_bench/figures.py: machine, cases in order, finite times, tables."""
+    record = {
+        "machine": machine(args),
+        "cases": [{"label": c.label, "group": c.group, "kind": c.kind} for c in cases],
+        "times": [[label, name, t] for (label, name), t in best.items() if math.isfinite(t)],
+        "tables": tables,
+    }
+    with open(args.json, "w") as f:
+        json.dump(record, f, indent=1)
+
+
 def main(args: argparse.Namespace) -> int:
     """Print the tables (and write the plot) for ``args``; 1 if a contender failed, else 0."""
     with threadpool_limits(limits=args.threads):
@@ -890,15 +942,18 @@ def main(args: argparse.Namespace) -> int:
         if args.scaling:
             run_scaling(args)
             return 1 if FAILURES else 0
-        run_tables(args)
+        cases, best, tables = run_tables(args)
         if args.plot:
             run_plot(args.plot, args)
         if args.accuracy:
-            print_section("Max ulp error against mpmath (mp.dps=50), float64:",
-                          markdown(*run_accuracy(seed=7)))
+            tables["Max ulp error against mpmath (mp.dps=50), float64:"] = markdown(*run_accuracy(seed=7))
             if "relatives" in args.cases:
-                print_section("logcumsumexp, max ulp error over the prefixes against mpmath "
-                              "(mp.dps=50), float64:", markdown(*run_accuracy(seed=7, cumulative=True)))
+                tables["logcumsumexp, max ulp error over the prefixes against mpmath (mp.dps=50), "
+                       "float64:"] = markdown(*run_accuracy(seed=7, cumulative=True))
+            for title in list(tables)[-2 if "relatives" in args.cases else -1:]:
+                print_section(title, tables[title])
+        if args.json:
+            write_json(args, cases, best, tables)
         if FAILURES:
             print("FAILED (left out of the tables):")
             for (label, name), msg in FAILURES.items():

@@ -131,3 +131,49 @@ def test_asv_runs_the_relatives_quick(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Running 10 total benchmarks" in out.stdout
     assert "failed" not in out.stdout
+
+
+def load_figures():
+    """asv_bench/figures.py as a module (asv_bench is not a package)."""
+    spec = importlib.util.spec_from_file_location("figures", ASV_DIR / "figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(lsearray, scipy, x_sum):
+    """A side_by_side.py JSON record with one case timed for three contenders."""
+    label = "1-D float64 n=1e+06"
+    return {"cases": [{"label": label, "group": "1d", "kind": "logsumexp"}],
+            "times": [[label, "lsearray", lsearray], [label, "scipy", scipy], [label, "x.sum()", x_sum]]}
+
+
+def test_figures_takes_each_ratio_within_its_run_then_the_median_and_range():
+    figures = load_figures()
+    runs = [fake_run(1.0, 10.0, 0.5), fake_run(2.0, 30.0, 0.5), fake_run(1.5, 12.0, 1.0)]
+    table = figures.summarize(runs, ("1d",), "ms")
+    # scipy / lsearray per run: 10, 15, 8; lsearray / x.sum(): 2, 4, 1.5; lsearray: 1, 2, 1.5 s.
+    assert "| 1-D float64 n=1e+06 | 1500.0 (1000.0–2000.0) | 10.00 (8.00–15.00) | 2.00 (1.50–4.00) |" \
+        in table.splitlines()
+    assert table.splitlines()[0] == "| case | lsearray ms | scipy / lsearray | lsearray / x.sum() |"
+
+
+def test_figures_replaces_only_its_marked_blocks(tmp_path):
+    figures = load_figures()
+    path = tmp_path / "page.md"
+    path.write_text("before\n<!-- figures:headline -->\nold\n<!-- /figures:headline -->\nafter\n")
+    assert figures.update_file(str(path), {"headline": "new\ntable", "tables": "unused"}) == ["headline"]
+    assert path.read_text() == "before\n<!-- figures:headline -->\nnew\ntable\n<!-- /figures:headline -->\nafter\n"
+    assert sorted(os.listdir(tmp_path)) == ["page.md"]
+
+
+def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- figures:tables -->\n<!-- /figures:tables -->\n")
+    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--update", str(page), "--",
+           "--size", "2e4", "--repeat", "1", "--quick", "--cases", "1d,small", "--no-jax"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = page.read_text()
+    assert "2 runs in separate processes" in text and "lsecore SIMD path" in text
+    assert "| 1-D float32 n=2e+04 |" in text and "Max ulp error against mpmath" in text

@@ -1,0 +1,209 @@
+"""Run side_by_side.py in several processes and write the median and spread of its ratios into the docs.
+
+Usage::
+
+    python asv_bench/figures.py [--runs 5] [--update README.md docs/performance.md]
+        [-- side_by_side.py options, e.g. --size 2e7 --threads 1]
+
+One process gives each contender's best time of its interleaved rounds, so drift within a
+run hits every contender alike; a machine's state between processes (frequency, the other
+tenants, page placement) does not, so one process is one sample. This script runs
+``side_by_side.py --json`` ``--runs`` times, one process after the other (the first also
+measures accuracy and memory, which do not vary between runs), and reduces the samples:
+
+- lsearray's time per call: median (min–max) over the runs;
+- "other / lsearray" and "lsearray / floor" (x.sum(), np.exp): the ratio within each run,
+  then its median (min–max) over the runs.
+
+The tables are printed and, with ``--update FILE ...``, written into each file between
+marker lines: ``<!-- figures:headline -->`` ... ``<!-- /figures:headline -->`` gets the
+headline table (README), ``<!-- figures:tables -->`` ... ``<!-- /figures:tables -->``
+every table. Each block starts with the machine it was measured on (CPU model, the SIMD
+path lsecore took, threads, versions) and the protocol. A file is replaced whole (written
+beside it, then moved), and only when every run succeeded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main", "summarize", "update_file"]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIDE_BY_SIDE = os.path.join(HERE, "side_by_side.py")
+FLOORS = ("x.sum()", "np.exp(x, out=y)")
+ORDER = ("scipy", "np.logaddexp", "np.logaddexp.accumulate", "torch", "jax", "numpy two-pass",
+         "naive numpy", "shifted numpy") + FLOORS
+SHORT = {"numpy two-pass": "two-pass", "np.exp(x, out=y)": "np.exp",
+         "np.logaddexp.accumulate": "accumulate", "naive numpy": "naive", "shifted numpy": "shifted"}
+TITLES = (
+    ("logsumexp", ("1d", "2d", "short", "tall"), "ms"),
+    ("softmax and log_softmax", ("softmax",), "ms"),
+    ("small calls (10 elements)", ("small",), "µs"),
+    ("the relatives", ("relatives",), "ms"),
+)
+# The README's rows: the float64 and float32 reductions, the rows of a matrix, softmax.
+HEADLINE = (r"^1-D float64", r"^1-D float32", r"^2-D float64 .* axis=1", r"^softmax float64 \(",
+            r"^log_softmax float32 \(")
+HEADLINE_COLUMNS = ("scipy", "torch", "jax", "x.sum()")
+LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'other / lsearray': how "
+          "many times longer the other takes than lsearray, within the same run; 'lsearray / "
+          "x.sum()': lsearray's time in units of one read of the input, its floor; np.exp: "
+          "np.exp(x, out=y), one read, one write and one exp per element; two-pass: the numpy "
+          "recipe (max, then exp and sum).")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="separate processes (default 5)")
+    parser.add_argument("--update", nargs="+", default=[], metavar="FILE",
+                        help="write the tables into the marked blocks of these files")
+    parser.add_argument("side_by_side", nargs=argparse.REMAINDER,
+                        help="options passed to side_by_side.py, after --")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
+    if args.side_by_side[:1] == ["--"]:
+        args.side_by_side = args.side_by_side[1:]
+    for path in args.update:
+        if not os.path.isfile(path):
+            parser.error(f"--update: no such file: {path}")
+    return args
+
+
+def run_once(options: list[str], first: bool) -> dict[str, Any]:
+    """One side_by_side.py process; its JSON record."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "run.json")
+        cmd = [sys.executable, SIDE_BY_SIDE, *options, "--json", path] + (["--accuracy"] if first else [])
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"side_by_side.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        with open(path) as f:
+            return json.load(f)
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """``median (min–max)`` of ``values``, each formatted with ``fmt``."""
+    if not values:
+        return "—"
+    med = format(statistics.median(values), fmt)
+    if len(values) == 1:
+        return med
+    return f"{med} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def _time_fmt(seconds: float, scale: float) -> str:
+    return ".3f" if seconds * scale < 10 else ".1f"
+
+
+def summarize(runs: list[dict[str, Any]], groups: Sequence[str], unit: str,
+              columns: Sequence[str] | None = None, rows: Sequence[str] | None = None) -> str:
+    """The markdown table of ``runs`` for the cases of ``groups`` (or matching ``rows``)."""
+    scale = {"ms": 1e3, "µs": 1e6}[unit]
+    cases = [c["label"] for c in runs[0]["cases"]
+             if (rows is None and c["group"] in groups)
+             or (rows is not None and any(re.search(r, c["label"]) for r in rows))]
+    times = [{(label, name): t for label, name, t in run["times"]} for run in runs]
+    present = {name for run in times for (_, name) in run}
+    names = [n for n in (columns or ORDER) if n in present
+             and any((label, n) in run for run in times for label in cases)]
+    header = ["case", f"lsearray {unit}"]
+    header += [f"lsearray / {SHORT.get(n, n)}" if n in FLOORS else f"{SHORT.get(n, n)} / lsearray"
+               for n in names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for label in cases:
+        ours = [run[(label, "lsearray")] for run in times if (label, "lsearray") in run]
+        row = [label, spread([t * scale for t in ours], _time_fmt(min(ours, default=1.0), scale))]
+        for name in names:
+            pairs = [(run[(label, "lsearray")], run[(label, name)]) for run in times
+                     if (label, "lsearray") in run and (label, name) in run]
+            ratios = [o / t for o, t in pairs] if name in FLOORS else [t / o for o, t in pairs]
+            row.append(spread(ratios, ".2f"))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def describe(runs: list[dict[str, Any]]) -> str:
+    """The machine and the protocol, as the first lines of a block."""
+    m = runs[0]["machine"]
+    versions = ", ".join(f"{k} {m[k]}" for k in ("lsearray", "numpy", "scipy", "torch", "jax") if m.get(k))
+    cpus = {run["machine"]["cpu"] for run in runs}
+    return (f"Measured on {' / '.join(sorted(cpus))} ({m['arch']}, {m['cpus']} CPUs visible), lsecore "
+            f"SIMD path {m['simd']}, OpenMP {'on' if m['openmp'] else 'off'}, {m['threads']} thread(s) "
+            f"for every library; {versions}; Python {m['python']}. {len(runs)} runs in separate "
+            f"processes, each the best of {m['repeat']} interleaved rounds; n = {m['size']:.3g}; "
+            f"{time.strftime('%Y-%m-%d')}, by `python asv_bench/figures.py`.")
+
+
+def headline(runs: list[dict[str, Any]]) -> str:
+    """The README's block: the machine and the headline rows."""
+    return "\n\n".join([describe(runs), summarize(runs, (), "ms", HEADLINE_COLUMNS, HEADLINE), LEGEND])
+
+
+def tables(runs: list[dict[str, Any]]) -> str:
+    """The docs' block: the machine, every time table, the accuracy and memory of the first run."""
+    parts = [describe(runs), LEGEND]
+    present = {c["group"] for c in runs[0]["cases"]}
+    for title, groups, unit in TITLES:
+        if present & set(groups):
+            parts += [f"**{title}**, time per call:", summarize(runs, groups, unit)]
+    for title, body in runs[0]["tables"].items():
+        parts += [f"**{title.rstrip(':')}** (first run):", body]
+    return "\n\n".join(parts)
+
+
+def update_file(path: str, blocks: dict[str, str]) -> list[str]:
+    """Replace the marked blocks of ``path`` that ``blocks`` names; the names replaced."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    done = []
+    for name, body in blocks.items():
+        pattern = re.compile(rf"(<!-- figures:{name} -->\n).*?(<!-- /figures:{name} -->)", re.DOTALL)
+        text, count = pattern.subn(lambda m: m[1] + body + "\n" + m[2], text)
+        if count:
+            done.append(name)
+    if done:
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return done
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs = []
+    for i in range(args.runs):
+        print(f"run {i + 1} of {args.runs} ...", file=sys.stderr, flush=True)
+        runs.append(run_once(args.side_by_side, first=i == 0))
+    blocks = {"headline": headline(runs), "tables": tables(runs)}
+    print(blocks["tables"])
+    for path in args.update:
+        names = update_file(path, blocks)
+        print(f"{path}: {', '.join(names) or 'no figures markers found'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("figures.py: interrupted; no file was changed", file=sys.stderr)
+        sys.exit(130)
+    except RuntimeError as error:
+        print(f"figures.py: {error}", file=sys.stderr)
+        sys.exit(1)
