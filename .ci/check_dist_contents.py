@@ -1,0 +1,47 @@
+"""Check what the sdist and the wheel carry: python .ci/check_dist_contents.py SDIST WHEEL."""
+
+import fnmatch
+import sys
+import tarfile
+import zipfile
+
+# The sdist builds the package and runs its tests and examples.
+SDIST_NEEDS = ("LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
+               "conftest.py", "lsecore/_kernel.pyx", "lsecore/_lse_blocks.h", "lsecore/_lse_avx512.h",
+               "lsecore/_lse_exact.h", "lsecore/_lse_scan.h", "lsearray/py.typed",
+               "tests/conftest.py", "tests/awkward_arrays.py", "tests/reference.py", "tests/backends.py",
+               "tests/fuzz_support.py", "examples/quickstart.py", "asv_bench/side_by_side.py",
+               "docs/conf.py")
+SDIST_NEVER = ("*.so", "*.pyd", "*/__pycache__/*", "lsecore/_kernel.c", "docs/_build/*")
+# The wheel: the packages, the compiled kernel, the license; no sources of the kernel.
+WHEEL_NEEDS = ("lsearray/__init__.py", "lsearray/py.typed", "lsecore/__init__.py", "lsecore/_kernel.*",
+               "lsearray-*.dist-info/licenses/LICENSE")
+WHEEL_NEVER = ("*.pyx", "*.h", "*.c", "tests/*", "*/__pycache__/*")
+
+
+def check(kind, names, needs, never):
+    """Problems with ``names`` (archive members relative to the top)."""
+    missing = [p for p in needs if not fnmatch.filter(names, p)]
+    extra = sorted({n for p in never for n in fnmatch.filter(names, p)})
+    return [f"{kind} lacks {p}" for p in missing] + [f"{kind} should not carry {n}" for n in extra]
+
+
+def main(sdist, wheel):
+    with tarfile.open(sdist) as tar:
+        sdist_names = [m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name and m.isfile()]
+    with zipfile.ZipFile(wheel) as zf:
+        wheel_names = zf.namelist()
+        kernel = [n for n in wheel_names if fnmatch.fnmatch(n, "lsecore/_kernel.*")]
+        debug = [n for n in kernel if b".debug_info" in zf.read(n)]
+    problems = check("sdist", sdist_names, SDIST_NEEDS, SDIST_NEVER)
+    problems += check("wheel", wheel_names, WHEEL_NEEDS, WHEEL_NEVER)
+    problems += [f"wheel's {n} carries debug info" for n in debug]
+    for p in problems:
+        print(p)
+    sizes = ", ".join(f"{n} {zipfile.ZipFile(wheel).getinfo(n).file_size / 1e6:.2f} MB" for n in kernel)
+    print(f"sdist: {len(sdist_names)} files; wheel: {len(wheel_names)} files ({sizes})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
