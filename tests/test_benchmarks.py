@@ -118,9 +118,10 @@ def test_asv_finds_the_suite():
 
 
 @pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
-def test_asv_runs_the_relatives_quick(tmp_path):
-    """Every relatives benchmark runs once (asv --quick), on its smallest parameters."""
-    smallest = r"^bench_relatives\..*\((1000000|500|'float64', '2d-axis1')\)$"
+def test_asv_runs_the_relatives_and_the_stream_quick(tmp_path):
+    """Every relatives and streaming benchmark runs once (asv --quick), on its smallest parameters."""
+    smallest = (r"^(bench_relatives\..*\((1000000|500|'float64', '2d-axis1')\)"
+                r"|bench_online\..*\('float64', 10\))$")
     # asv run needs a machine description; one in a temporary home, not the user's.
     env = dict(os.environ, HOME=str(tmp_path))
     subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], capture_output=True,
@@ -129,7 +130,7 @@ def test_asv_runs_the_relatives_quick(tmp_path):
            "--show-stderr", "--bench", smallest]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ASV_DIR, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Running 10 total benchmarks" in out.stdout
+    assert "Running 14 total benchmarks" in out.stdout
     assert "failed" not in out.stdout
 
 
