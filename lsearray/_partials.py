@@ -191,7 +191,12 @@ def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
     m = xp.max(a, axis=axes, keepdims=True)
     top = a == m
     terms = xp.exp(times(_gap(a, m, top, xp), inv_tau, xp))
-    terms, e = (terms, 0) if b is None else scaled_terms(terms * b, axes, xp)
+    e: Any = 0
+    if b is not None:
+        # infinite weights are `infinite_terms`' (w and t are set from it below); left in,
+        # one on a term that underflows makes 0 * inf, which a lazy library warns about.
+        finite_b = xp.where(xp.isinf(b), xp.zeros_like(b), b)
+        terms, e = scaled_terms(terms * finite_b, axes, xp)
     zero = xp.zeros_like(terms)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
@@ -254,9 +259,22 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
                    None if again.s is None else tuple(map(pick, again.s, merged.s)))
 
 
+def _ieee_add(x: Any, y: Any, xp: ModuleType) -> Any:
+    """``x + y``, nan where they are infinities of opposite signs, without computing that
+    ``inf - inf`` (a warning where a lazy library evaluates it, outside any errstate)."""
+    opposite = xp.isinf(x) & xp.isinf(y) & (x != y)
+    zero = xp.zeros_like(x)
+    total = xp.where(opposite, zero, x) + xp.where(opposite, zero, y)
+    return xp.where(opposite, xp.full_like(total, math.nan), total)
+
+
 def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: ModuleType) -> Partial:
     """`merge` of partials in the same units ``2**e``."""
-    n = None if parts[0].n is None else sum(p.n for p in parts[1:]) + parts[0].n
+    n = None
+    if parts[0].n is not None:  # infinite weights of both signs: on NumPy under merge's errstate
+        n = parts[0].n
+        for p in parts[1:]:
+            n = n + p.n if numpy else _ieee_add(n, p.n, xp)
     first = parts[0]
     if numpy:
         shape = first.m.shape
@@ -281,7 +299,7 @@ def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: Module
 
         w1, t1 = rescaled(m, w, t)
         w2, t2 = rescaled(p.m, p.w, p.t)
-        m, w, t = big, w1 + w2, t1 + t2
+        m, w, t = big, _ieee_add(w1, w2, xp), t1 + t2
     return Partial(m, w, t, xp.zeros_like(t), n, e, _merged_sums(parts, m, inv_tau, xp))
 
 
