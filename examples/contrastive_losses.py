@@ -1,10 +1,15 @@
-"""Softmax cross-entropy and the InfoNCE contrastive loss over a batch, stable at any scale of logits.
+r"""
+Contrastive losses: softmax cross-entropy and InfoNCE at any scale
+==================================================================
+
+Softmax cross-entropy and the InfoNCE contrastive loss over a batch, stable at any scale of logits.
 
 A classifier's cross-entropy for logits z (batch x classes) and labels y is the mean over the batch of
 -log softmax(z)[y] = logsumexp(z) - z[y]. InfoNCE (van den Oord et al., 2018; the loss of SimCLR and
 CLIP) is the same loss on a similarity matrix: with embeddings u_i and v_i of B matching pairs, the
-logits are the cosine similarities s_ij = <u_i, v_j> / (|u_i| |v_j|) at a temperature tau, and the label
-of row i is i, its own partner; the symmetric version averages the loss over rows and over columns.
+logits are the cosine similarities
+:math:`s_{ij} = \langle u_i, v_j \rangle / (\lVert u_i \rVert \lVert v_j \rVert)` at a temperature tau, and
+the label of row i is i, its own partner; the symmetric version averages the loss over rows and over columns.
 
 In lsearray the loss is ``lsearray.logsumexp(z, axis=-1, temperature=tau) / tau - z[y] / tau`` and its
 gradient with respect to the logits is ``(lsearray.softmax(z, axis=-1, temperature=tau) - onehot(y)) /
@@ -12,7 +17,8 @@ gradient with respect to the logits is ``(lsearray.softmax(z, axis=-1, temperatu
 exceeds about 709 tau, which a small temperature makes common.
 
 Checked against the direct formula in float64 on moderate logits, against central finite differences for
-the gradient, and against 50-digit decimal arithmetic on logits of order 1e4.
+the gradient, and against 50-digit decimal arithmetic on logits of order 1e4. The figure shows the loss
+against the temperature, where the direct formula breaks down, and the softmax of the similarities.
 
 Run: ``python examples/contrastive_losses.py``
 """
@@ -91,8 +97,11 @@ def _finite_difference(logits: NDArray[np.float64], labels: NDArray[np.intp], te
     return grad
 
 
-def main() -> int:
-    """Print the losses beside the direct formula and decimal arithmetic; return 1 if they disagree."""
+def main(plot: bool = False) -> int:
+    """Print the losses beside the direct formula and decimal arithmetic; return 1 if they disagree.
+
+    With ``plot``, also draw the figure (when matplotlib is installed).
+    """
     rng = np.random.default_rng(10)
     logits, labels = rng.normal(0.0, 3.0, (32, 10)), rng.integers(0, 10, 32)
     ce, ce_direct = cross_entropy(logits, labels), _direct(logits, labels, 1.0)
@@ -124,8 +133,37 @@ def main() -> int:
     print(f"{verdict} the direct formula (relative error {loss_err:.1e}, tolerance 1e-12; gradient "
           f"{grad_err:.1e}, tolerance 1e-7) and decimal arithmetic (relative error {extreme_err:.1e}, "
           f"tolerance 1e-12)")
+    if plot:
+        _plot(u, v, tau)
     return 0 if ok else 1
 
 
+def _plot(u: NDArray[np.float64], v: NDArray[np.float64], tau: float) -> None:
+    """InfoNCE against the temperature, by lsearray and by the direct formula; the similarities' softmax."""
+    try:  # matplotlib is optional: without it the script only prints its check
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    s, labels = similarities(u, v), np.arange(len(u))
+    taus = np.geomspace(1e-4, 1.0, 60)
+    ours = [info_nce(u, v, t) for t in taus]
+    with np.errstate(all="ignore"):
+        direct = np.array([(_direct(s, labels, t) + _direct(s.T, labels, t)) / 2 for t in taus])
+    fig, (ax_l, ax_p) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    ax_l.loglog(taus, ours, "C0", lw=2, label="logsumexp(s, temperature=tau) / tau - s_ii / tau")
+    finite = np.isfinite(direct)
+    ax_l.loglog(taus[finite], direct[finite], "C1x", label="-log(exp(s_ii / tau) / sum exp(s_ij / tau))")
+    if not finite.all():
+        ax_l.axvspan(taus[0], taus[~finite].max(), color="C1", alpha=0.1, label="direct formula: nan or inf")
+    ax_l.set(xlabel="temperature tau", ylabel="symmetric InfoNCE", title=f"InfoNCE of {len(u)} pairs")
+    ax_l.legend(fontsize="small")
+    image = ax_p.imshow(lsearray.softmax(s, axis=-1, temperature=tau), cmap="viridis")
+    fig.colorbar(image, ax=ax_p, shrink=0.8)
+    ax_p.set(xlabel="j", ylabel="i", title=f"softmax(s_ij, axis=-1, temperature={tau})")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # A failed check exits with status 1; a passing one ends normally (no sys.exit(0), which would
+    # also end a documentation build that runs the script in its own process).
+    if main(plot=True):
+        sys.exit(1)

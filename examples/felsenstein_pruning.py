@@ -1,4 +1,8 @@
-"""Phylogenetic likelihood by Felsenstein's pruning algorithm in log space, on a small and a large tree.
+"""
+Phylogenetics: Felsenstein's pruning algorithm in log space
+===========================================================
+
+Phylogenetic likelihood by Felsenstein's pruning algorithm in log space, on a small and a large tree.
 
 The likelihood of an alignment of DNA sequences at the leaves of a tree, under the Jukes-Cantor model of
 substitution, sums over the unknown bases at every internal node. Felsenstein's pruning algorithm does it
@@ -15,7 +19,9 @@ observed base and -inf for the others, and the site log-likelihood is
 
 Checked against direct summation over all 4**4 assignments of bases to the internal nodes of a
 five-leaf tree, and against the classic rescaled pruning in probability space on a balanced tree with
-1024 leaves, whose site likelihoods (about e**-1400) are zero in float64.
+1024 leaves, whose site likelihoods (about e**-1400) are zero in float64. The figure shows those site
+log-likelihoods beside the smallest float64, and how the likelihood of a site falls with the size of
+the tree.
 
 Run: ``python examples/felsenstein_pruning.py``
 """
@@ -157,8 +163,11 @@ def _rescaled_pruning(tree: Tree, alignment: dict[str, str]) -> float:
     return float(np.sum(np.log(partial @ PI) + log_scale))
 
 
-def main() -> int:
-    """Print both trees' log-likelihoods beside their references; return 1 if they disagree."""
+def main(plot: bool = False) -> int:
+    """Print both trees' log-likelihoods beside their references; return 1 if they disagree.
+
+    With ``plot``, also draw the figure (when matplotlib is installed).
+    """
     rng = np.random.default_rng(7)
     small = simulate(FIVE_LEAVES, 12, rng)
     ours = site_log_likelihoods(FIVE_LEAVES, small)
@@ -182,8 +191,41 @@ def main() -> int:
     verdict = "agrees with" if ok else "DISAGREES with"
     print(f"{verdict} direct summation over ancestral states (site error {small_err:.1e}) and rescaled "
           f"pruning (relative error {big_err:.1e}); tolerance 1e-12")
+    if plot:
+        _plot(site_log_likelihoods(big_tree, big))
     return 0 if ok else 1
 
 
+def _plot(big_sites: NDArray[np.float64]) -> None:
+    """The 1024-leaf tree's site log-likelihoods, and the mean site log-likelihood against the leaves."""
+    try:  # matplotlib is optional: without it the script only prints its check
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    smallest = math.log(np.nextafter(0.0, 1.0))  # log of the smallest positive float64, about -744.4
+    rng = np.random.default_rng(12)
+    leaves = 2 ** np.arange(1, 11)
+    means = [np.mean(site_log_likelihoods(tree, simulate(tree, 200, rng)))
+             for tree in (balanced_tree(int(n), 0.5) for n in leaves)]
+    fig, (ax_h, ax_n) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    ax_h.hist(big_sites, bins=20, color="C0")
+    ax_h.set(xlabel="log p(site) = logsumexp(log partial(root), b=pi)", ylabel="sites",
+             title=f"{len(big_sites)} sites of a 1024-leaf tree")
+    ax_h.annotate(f"every site below {smallest:.1f},\nthe log of the smallest float64:\n"
+                  f"exp(log p) is 0 for all {len(big_sites)}", (0.03, 0.97), xycoords="axes fraction",
+                  va="top", fontsize="small")
+    ax_h.set_ylim(top=1.35 * ax_h.get_ylim()[1])
+    ax_n.semilogx(leaves, means, "o-", base=2, label="mean log p(site), pruning in log space")
+    ax_n.axhline(smallest, color="C3", ls="--", label="log of the smallest float64")
+    ax_n.fill_between(leaves, smallest, min(means) * 1.1, color="C3", alpha=0.1,
+                      label="a site likelihood of 0 in float64")
+    ax_n.set(xlabel="leaves (balanced tree, branches of length 0.5)", ylabel="mean log p(site)",
+             title="Site likelihoods underflow as the tree grows")
+    ax_n.legend(fontsize="small", loc="lower left")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # A failed check exits with status 1; a passing one ends normally (no sys.exit(0), which would
+    # also end a documentation build that runs the script in its own process).
+    if main(plot=True):
+        sys.exit(1)

@@ -1,11 +1,17 @@
-"""Gumbel box intersection by the temperature log-sum-exp, with Monte Carlo checks of Gumbel max-stability.
+r"""
+Gumbel boxes: max-stability and Gumbel-max sampling
+===================================================
+
+Gumbel box intersection by the temperature log-sum-exp, with Monte Carlo checks of Gumbel max-stability.
 
 A Gumbel box (Dasgupta et al., NeurIPS 2020) is a box whose lower corner in each dimension is a
 MaxGumbel(mu_z, beta) random variable and whose upper corner is a MinGumbel(mu_Z, beta) one. The Gumbel
 family is max-stable: if G1, G2 ~ Gumbel(0, beta) are independent,
 
-    max(x + G1, y + G2) ~ Gumbel(lse_beta(x, y), beta),
-    lse_beta(x, y) = beta log(e**(x / beta) + e**(y / beta)),
+.. math::
+
+    \max(x + G_1, y + G_2) \sim \mathrm{Gumbel}(\mathrm{lse}_\beta(x, y), \beta), \qquad
+    \mathrm{lse}_\beta(x, y) = \beta \log\left(e^{x/\beta} + e^{y/\beta}\right),
 
 and mirrored for the minimum of MinGumbels: min(x - G1, y - G2) ~ MinGumbel(-lse_beta(-x, -y), beta). So
 the intersection of two Gumbel boxes is again a Gumbel box, with lower corners at
@@ -19,7 +25,8 @@ distance below the 0.1 % critical value 1.95 / sqrt(n), and the maximum-likeliho
 ``-lsearray.logmeanexp(-samples, temperature=beta)``, within 4 standard errors beta / sqrt(n)); and the
 Gumbel-max trick that the same theorem gives, argmax(logits + G) ~ softmax(logits), through
 ``lsearray.categorical`` and ``lsearray.gumbel_softmax(..., hard=True)`` (frequencies within 4.5
-binomial standard deviations).
+binomial standard deviations). The figures show the law of an intersection's corner beside the
+histogram of its draws, the smooth max against beta, and the Gumbel-max frequencies.
 
 Run: ``python examples/gumbel_boxes.py``
 """
@@ -131,8 +138,11 @@ def _check_gumbel_max(logits: NDArray[np.float64], n: int, rng: np.random.Genera
     return bool(np.all(errors < 4.5 * sd))
 
 
-def main() -> int:
-    """Run the three checks; return 1 if any fails."""
+def main(plot: bool = False) -> int:
+    """Run the three checks; return 1 if any fails.
+
+    With ``plot``, also draw the figures (when matplotlib is installed).
+    """
     x, y, beta = 100.0, 100.5, 0.1
     ours, reference = float(lse_beta(x, y, beta)), _decimal_lse(x, y, beta)
     with np.errstate(over="ignore"):
@@ -154,8 +164,62 @@ def main() -> int:
     verdict = "agrees with" if ok else "DISAGREES with"
     print(f"{verdict} the Gumbel max-stability theorem (lse_beta within 2 ulp of decimal: {ok_lse}; "
           f"intersection laws: {ok_boxes}; Gumbel-max frequencies: {ok_sampling})")
+    if plot:
+        _plot(a, b, beta, n, logits)
     return 0 if ok else 1
 
 
+def _plot(a: Box, b: Box, beta: float, n: int, logits: NDArray[np.float64]) -> None:
+    """Draws of an intersection's lower corner beside its predicted law, lse_beta against beta, and the
+    frequencies of Gumbel-max draws (fresh draws from fixed seeds, like the checks')."""
+    try:  # matplotlib is optional: without it the script only prints its check
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    # Two lower corners at the same place: their max is shifted by beta log 2, the most it can be.
+    z_a, z_b = 0.0, 0.0
+    rng = np.random.default_rng(13)
+    lower = np.maximum(z_a + rng.gumbel(0.0, beta, n), z_b + rng.gumbel(0.0, beta, n))
+    loc, hard = float(lse_beta(z_a, z_b, beta)), max(z_a, z_b)
+    x = np.linspace(np.quantile(lower, 0.0005), np.quantile(lower, 0.9995), 400)
+
+    def density(mu: float) -> NDArray[np.float64]:
+        return np.exp(-(x - mu) / beta - np.exp(-(x - mu) / beta)) / beta
+
+    fig, (ax_h, ax_s) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    ax_h.hist(lower, bins=100, range=(x[0], x[-1]), density=True, color="0.8",
+              label=f"max(z_A + G1, z_B + G2), {n} draws")
+    ax_h.plot(x, density(loc), "C0", lw=2, label=f"Gumbel(lse_beta(z_A, z_B) = {loc:.4f}, beta)")
+    ax_h.plot(x, density(hard), "C3--", lw=1.5, label=f"Gumbel(max(z_A, z_B) = {hard}, beta)")
+    ax_h.set(xlabel="lower corner of the intersection", ylabel="density", xlim=(x[0], x[-1]),
+             title=f"Max-stability: z_A = z_B = {z_a}, beta = {beta}")
+    ax_h.legend(fontsize="small")
+
+    betas = np.geomspace(1e-3, 3.0, 100)
+    x0, y0 = a.z[0], b.z[0]
+    smooth = [float(lse_beta(x0, y0, float(t))) for t in betas]
+    ax_s.semilogx(betas, smooth, "C0", lw=2, label="lse_beta(x, y) = logaddexp(x, y, temperature=beta)")
+    ax_s.semilogx(betas, np.full_like(betas, max(x0, y0)), "k:", label="max(x, y)")
+    ax_s.semilogx(betas, max(x0, y0) + betas * np.log(2), "k--", lw=0.8, label="max(x, y) + beta log 2")
+    ax_s.set(xlabel="beta", ylabel="smooth max", title=f"The smooth max of x = {x0} and y = {y0}")
+    ax_s.legend(fontsize="small")
+
+    p = lsearray.softmax(logits)
+    rng = np.random.default_rng(14)
+    freq_categorical = np.bincount(lsearray.categorical(logits, shape=(n,), rng=rng), minlength=len(p)) / n
+    freq_hard = lsearray.gumbel_softmax(np.broadcast_to(logits, (n, len(p))), hard=True, rng=rng).mean(axis=0)
+    fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    k = np.arange(len(p))
+    for shift, values, label in ((-0.27, p, "softmax(logits)"), (0.0, freq_categorical, "categorical"),
+                                 (0.27, freq_hard, "gumbel_softmax(hard=True)")):
+        ax.bar(k + shift, values, width=0.27, label=label)
+    ax.set(xticks=k, xlabel="category", ylabel="probability / frequency",
+           title=f"Gumbel-max sampling, {n} draws, logits = log p + 700")
+    ax.legend(fontsize="small")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # A failed check exits with status 1; a passing one ends normally (no sys.exit(0), which would
+    # also end a documentation build that runs the script in its own process).
+    if main(plot=True):
+        sys.exit(1)

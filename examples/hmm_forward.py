@@ -1,11 +1,17 @@
-"""Hidden Markov model likelihoods and state posteriors by the forward-backward algorithm in log space.
+r"""
+Hidden Markov models: forward-backward in log space
+===================================================
 
 A hidden Markov model has K hidden states with initial probabilities pi, a transition matrix A
 (A[i, j] = p(state j at t+1 | state i at t)) and emission probabilities B (B[i, o] = p(symbol o | state i)).
 The likelihood of an observed sequence sums the probabilities of all K**T state paths; the forward
 recursion does it in O(T K**2):
 
-    alpha_0 = pi * B[:, o_0],    alpha_t = (alpha_{t-1} @ A) * B[:, o_t],    p(o) = sum(alpha_{T-1}).
+.. math::
+
+    \alpha_0 = \pi \odot B_{:, o_0}, \qquad
+    \alpha_t = (\alpha_{t-1} A) \odot B_{:, o_t}, \qquad
+    p(o) = \textstyle\sum_i \alpha_{T-1, i}.
 
 In probability space alpha underflows after a few hundred steps. In log space the matrix product becomes
 ``lsearray.logmatmulexp(log_alpha, log_A)`` and the final sum ``lsearray.logsumexp``; the backward
@@ -13,7 +19,9 @@ recursion runs the same way and ``lsearray.softmax`` of ``log_alpha + log_beta``
 probability of each state at each time.
 
 Checked against a brute-force sum over every state path of a short sequence, and against the scaled
-(probability-space, renormalized every step) forward algorithm on a sequence of 5000 symbols.
+(probability-space, renormalized every step) forward algorithm on a sequence of 5000 symbols. The figures
+show the state posteriors along a sequence beside the states that generated it, and the log-likelihood of
+each prefix: the textbook forward algorithm underflows to ``-inf`` where the log-space one goes on.
 
 Run: ``python examples/hmm_forward.py``
 """
@@ -100,14 +108,17 @@ def posterior_marginals(log_pi: NDArray[np.float64], log_A: NDArray[np.float64],
 
 
 def sample(pi: NDArray[np.float64], A: NDArray[np.float64], B: NDArray[np.float64], length: int,
-           rng: np.random.Generator) -> NDArray[np.intp]:
-    """One observed sequence of the given length drawn from the model."""
+           rng: np.random.Generator, return_states: bool = False
+           ) -> NDArray[np.intp] | tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """One observed sequence of the given length drawn from the model (and its hidden states)."""
     state = rng.choice(len(pi), p=pi)
     symbols = np.empty(length, dtype=np.intp)
+    states = np.empty(length, dtype=np.intp)
     for t in range(length):
+        states[t] = state
         symbols[t] = rng.choice(B.shape[1], p=B[state])
         state = rng.choice(len(pi), p=A[state])
-    return symbols
+    return (symbols, states) if return_states else symbols
 
 
 def _brute_force(observations: NDArray[np.intp]) -> tuple[float, NDArray[np.float64]]:
@@ -143,8 +154,11 @@ def _unscaled_forward(observations: NDArray[np.intp]) -> float:
         return float(np.log(alpha.sum()))
 
 
-def main() -> int:
-    """Print the likelihoods and marginals beside their references; return 1 if they disagree."""
+def main(plot: bool = False) -> int:
+    """Print the likelihoods and marginals beside their references; return 1 if they disagree.
+
+    With ``plot``, also draw the figures (when matplotlib is installed).
+    """
     rng = np.random.default_rng(6)
     log_pi, log_A, log_B = np.log(PI), np.log(A), np.log(B)
 
@@ -171,8 +185,55 @@ def main() -> int:
     print(f"{verdict} brute-force enumeration (log p error {ll_err:.1e}, marginals {gamma_err:.1e}; "
           f"tolerance 1e-12) and the scaled forward algorithm (relative error {long_err:.1e}; "
           f"tolerance 1e-12)")
+    if plot:
+        _plot(log_pi, log_A, log_B, long)
     return 0 if ok else 1
 
 
+def _plot(log_pi: NDArray[np.float64], log_A: NDArray[np.float64], log_B: NDArray[np.float64],
+          long: NDArray[np.intp]) -> None:
+    """State posteriors along a sampled sequence, and the log-likelihood of every prefix of ``long``."""
+    try:  # matplotlib is optional: without it the script only prints its check
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+    except ImportError:
+        return
+    symbols, states = sample(PI, A, B, 300, np.random.default_rng(11), return_states=True)
+    gamma = posterior_marginals(log_pi, log_A, log_B, symbols)[0]
+    names = ("GC-rich", "AT-rich", "neutral")
+    t = np.arange(len(symbols))
+    fig, (ax_post, ax_true) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True, height_ratios=(4, 1),
+                                           layout="constrained")
+    ax_post.stackplot(t, gamma.T, labels=names, step="mid", alpha=0.85)
+    ax_post.set(ylabel="p(state | all symbols)", ylim=(0, 1), xlim=(0, len(t) - 1),
+                title="Posterior state probabilities: softmax(log alpha + log beta)")
+    ax_post.legend(loc="upper right", ncols=3, fontsize="small")
+    ax_true.imshow(states[None, :], aspect="auto", cmap=ListedColormap([f"C{k}" for k in range(len(names))]),
+                   vmin=0, vmax=len(names) - 1, interpolation="nearest", extent=(-0.5, len(t) - 0.5, 0, 1))
+    ax_true.set(yticks=[], xlabel="t", ylabel="true\nstate")
+
+    log_alpha = forward(log_pi, log_A, log_B, long)[0]
+    prefix = lsearray.logsumexp(log_alpha, axis=-1)  # log p(o_0, ..., o_t) for every t
+    alpha, textbook = PI * B[:, long[0]], np.empty(len(long))
+    with np.errstate(divide="ignore", under="ignore"):
+        for i, symbol in enumerate(long):
+            if i:
+                alpha = (alpha @ A) * B[:, symbol]
+            textbook[i] = np.log(alpha.sum())
+    fig, ax = plt.subplots(figsize=(9, 3.5), layout="constrained")
+    ax.plot(prefix, label="forward in log space (logmatmulexp)")
+    finite = np.isfinite(textbook)
+    ax.plot(np.flatnonzero(finite), textbook[finite], "--", lw=2, label="forward in probability space")
+    first = int(np.argmin(finite))
+    ax.axvline(first, color="0.5", lw=0.8)
+    ax.annotate(f"underflows to 0 at t = {first}", (first, prefix[first]), xytext=(12, 12),
+                textcoords="offset points")
+    ax.set(xlabel="t", ylabel="log p(o_0, ..., o_t)", title=f"Prefix log-likelihoods of {len(long)} symbols")
+    ax.legend()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # A failed check exits with status 1; a passing one ends normally (no sys.exit(0), which would
+    # also end a documentation build that runs the script in its own process).
+    if main(plot=True):
+        sys.exit(1)

@@ -1,7 +1,15 @@
-"""Partition function, free energy and magnetization of a periodic Ising chain, in log space.
+r"""
+Ising chain: partition function, free energy and magnetization
+==============================================================
 
-N spins s_i = +1 or -1 on a ring have the energy E(s) = -J sum_i s_i s_(i+1) - h sum_i s_i and, at
-temperature kT, the Boltzmann probabilities exp(-E(s) / kT) / Z. The free energy is F = -kT log Z.
+Partition function, free energy and magnetization of a periodic Ising chain, in log space.
+
+N spins s_i = +1 or -1 on a ring have the energy and, at temperature kT, the Boltzmann probabilities
+
+.. math::
+
+    E(s) = -J \sum_i s_i s_{i+1} - h \sum_i s_i, \qquad
+    p(s) = e^{-E(s)/kT} / Z, \qquad F = -kT \log Z.
 
 Two routes through lsearray:
 
@@ -13,8 +21,15 @@ Two routes through lsearray:
   ``lsearray.logsumexp`` of the diagonal.
 
 Checked against the closed form from the transfer matrix's eigenvalues
-lambda_(+/-) = e**(J/kT) (cosh(h/kT) +/- sqrt(sinh(h/kT)**2 + e**(-4J/kT))), log Z = log(lambda_+**N +
-lambda_-**N), and the magnetization per spin that follows from it by differentiating in h.
+
+.. math::
+
+    \lambda_\pm = e^{J/kT} \left( \cosh(h/kT) \pm \sqrt{\sinh^2(h/kT) + e^{-4J/kT}} \right),
+    \qquad \log Z = \log(\lambda_+^N + \lambda_-^N),
+
+and the magnetization per spin that follows from it by differentiating in h. The figure shows the
+Boltzmann distribution of the magnetization at three temperatures, and the free energy of a long ring
+where Z overflows float64.
 
 Run: ``python examples/ising_chain.py``
 """
@@ -91,8 +106,11 @@ def _closed_form(n: int, J: float, h: float, kT: float) -> tuple[float, float]:
     return log_z, math.sinh(x) / r * (1 - ratio_n) / (1 + ratio_n)
 
 
-def main() -> int:
-    """Print the free energies and magnetization beside the closed form; return 1 if they disagree."""
+def main(plot: bool = False) -> int:
+    """Print the free energies and magnetization beside the closed form; return 1 if they disagree.
+
+    With ``plot``, also draw the figures (when matplotlib is installed).
+    """
     n, J, h, kT = 16, 1.0, 0.3, 1.5
     exact_log_z, exact_m = _closed_form(n, J, h, kT)
     exact_f = free_energy_per_spin(exact_log_z, n, kT)
@@ -118,8 +136,48 @@ def main() -> int:
     ok = err < 1e-12
     verdict = "agrees with" if ok else "DISAGREES with"
     print(f"{verdict} the exact transfer-matrix eigenvalues (largest error {err:.1e}, tolerance 1e-12)")
+    if plot:
+        _plot(n, J, h, n_big)
     return 0 if ok else 1
 
 
+def _plot(n: int, J: float, h: float, n_big: int) -> None:
+    """The Boltzmann distribution of the magnetization at three temperatures (enumeration), and the
+    free energy per spin of a long ring against the temperature (transfer matrix in log space)."""
+    try:  # matplotlib is optional: without it the script only prints its check
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    energy, magnetization = states(n, J, h)
+    fig, (ax_m, ax_f) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    bins = np.arange(-n, n + 1, 2)
+    for kT in (0.5, 1.5, 5.0):
+        p = lsearray.softmax(-energy, temperature=kT)
+        ax_m.plot(bins / n, np.bincount(((magnetization + n) // 2).astype(int), weights=p), "o-", ms=3,
+                  label=f"kT = {kT}")
+    ax_m.set(xlabel="magnetization per spin", ylabel="probability",
+             title=f"softmax(-E, temperature=kT) over 2**{n} states, h = {h}")
+    ax_m.legend()
+
+    temperatures = np.geomspace(0.1, 10.0, 60)
+    exact = [free_energy_per_spin(_closed_form(n_big, J, 0.0, kT)[0], n_big, kT) for kT in temperatures]
+    ours = [free_energy_per_spin(transfer_log_partition_function(n_big, J, 0.0, kT), n_big, kT)
+            for kT in temperatures]
+    with np.errstate(over="ignore", invalid="ignore"):
+        naive = np.array([-kT * np.log(np.trace(np.linalg.matrix_power(
+            np.exp(log_transfer_matrix(J, 0.0, kT)), n_big))) / n_big for kT in temperatures])
+    ax_f.semilogx(temperatures, exact, "k-", lw=3, alpha=0.3, label="eigenvalues (closed form)")
+    ax_f.semilogx(temperatures, ours, "C0.", label="transfer matrix, logmatmulexp")
+    finite = np.isfinite(naive)
+    ax_f.semilogx(temperatures[finite], naive[finite], "C1x", label="transfer matrix in float64")
+    ax_f.axvspan(temperatures[0], temperatures[finite][0], color="C1", alpha=0.1,
+                 label="float64 Z overflows")
+    ax_f.set(xlabel="kT", ylabel="free energy per spin", title=f"Ring of {n_big} spins, h = 0")
+    ax_f.legend(fontsize="small")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # A failed check exits with status 1; a passing one ends normally (no sys.exit(0), which would
+    # also end a documentation build that runs the script in its own process).
+    if main(plot=True):
+        sys.exit(1)

@@ -1,8 +1,14 @@
-"""A bootstrap particle filter with log-weights, checked against the Kalman filter's exact likelihood.
+r"""
+Particle filter: log-weights, effective sample size and resampling
+==================================================================
 
+A bootstrap particle filter with log-weights, checked against the Kalman filter's exact likelihood.
 The linear-Gaussian state-space model
 
-    x_0 ~ N(0, p0),    x_t = phi * x_{t-1} + N(0, q),    y_t = x_t + N(0, r),    t = 1, ..., T
+.. math::
+
+    x_0 \sim N(0, p_0), \qquad x_t = \phi x_{t-1} + N(0, q), \qquad y_t = x_t + N(0, r),
+    \qquad t = 1, \dots, T
 
 has an exact likelihood p(y_1, ..., y_T), computed by the Kalman filter. A particle filter estimates it
 by simulation: N particles are moved by the dynamics and weighted by the likelihood of each observation.
@@ -13,7 +19,8 @@ p(y_t | y_1, ..., y_{t-1}), ``lsearray.log_softmax`` renormalizes, the effective
 
 The estimate is random: with N = 2000 particles and T = 100 observations its standard deviation over
 seeds is about 0.16, so the check allows 0.8 (five standard deviations); the filtered means, about 0.03
-posterior standard deviations (RMS) from the Kalman means, are allowed 0.1.
+posterior standard deviations (RMS) from the Kalman means, are allowed 0.1. The figure shows the filtered
+means beside the Kalman filter's, and the effective sample size falling between resamplings.
 
 Run: ``python examples/particle_filter.py``
 """
@@ -108,8 +115,11 @@ def particle_filter(y: NDArray[np.float64], n: int, rng: np.random.Generator,
     return FilterResult(log_lik, means, ess)
 
 
-def main() -> int:
-    """Run both filters on simulated data; return 1 if the particle estimate is off by more than stated."""
+def main(plot: bool = False) -> int:
+    """Run both filters on simulated data; return 1 if the particle estimate is off by more than stated.
+
+    With ``plot``, also draw the figure (when matplotlib is installed).
+    """
     n = 2000
     y = simulate(100, np.random.default_rng(1))
     exact = kalman_filter(y)
@@ -127,8 +137,39 @@ def main() -> int:
     verdict = "agrees with" if ok else "DISAGREES with"
     print(f"{verdict} the Kalman filter (log-likelihood error {ll_err:.3f}, tolerance 0.8; "
           f"means {rms:.3f} sd, tolerance 0.1)")
+    if plot:
+        _plot(y, exact, estimate, n)
     return 0 if ok else 1
 
 
+def _plot(y: NDArray[np.float64], exact: FilterResult, estimate: FilterResult, n: int) -> None:
+    """Filtered means of both filters over the observations, and the effective sample size per step."""
+    try:  # matplotlib is optional: without it the script only prints its check
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    t = np.arange(1, len(y) + 1)
+    sd = np.sqrt(exact.per_step)
+    fig, (ax_x, ax_ess) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, layout="constrained")
+    ax_x.fill_between(t, exact.means - 2 * sd, exact.means + 2 * sd, color="C0", alpha=0.2,
+                      label="Kalman filter: mean ± 2 sd")
+    ax_x.plot(t, exact.means, color="C0")
+    ax_x.plot(t, estimate.means, "--", color="C1", label=f"particle filter, {n} particles: mean")
+    ax_x.plot(t, y, ".", color="0.3", ms=4, label="observations y_t")
+    ax_x.set(ylabel="x_t", title="Filtered means E[x_t | y_1, ..., y_t]")
+    ax_x.legend(loc="upper left", fontsize="small", ncols=3)
+    resampled = estimate.per_step < 0.5 * n
+    ax_ess.plot(t, estimate.per_step, color="C2", label="exp(-logsumexp(2 log w))")
+    ax_ess.plot(t[resampled], estimate.per_step[resampled], "v", color="C3",
+                label="below N/2: resampled (logcumsumexp)")
+    ax_ess.axhline(0.5 * n, color="0.5", lw=0.8, ls=":")
+    ax_ess.set(xlabel="t", ylabel="effective sample size", ylim=(0, n * 1.05),
+               title="Effective sample size after weighing in y_t")
+    ax_ess.legend(loc="lower left", fontsize="small")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # A failed check exits with status 1; a passing one ends normally (no sys.exit(0), which would
+    # also end a documentation build that runs the script in its own process).
+    if main(plot=True):
+        sys.exit(1)

@@ -1,4 +1,15 @@
-"""Quick start: a mixture model's log-likelihood, softmax responsibilities, and a side-by-side timing."""
+"""
+A quick start: mixture log-likelihoods, responsibilities and a timing
+=====================================================================
+
+A tour of the basics: a Gaussian mixture's log-likelihood is a weighted ``lsearray.logsumexp`` over
+its components, and the posterior responsibilities are their ``lsearray.softmax``. Then the accurate
+value of ``logsumexp([0, -50])`` (``log1p(exp(-50))``, not 0), a smooth maximum with a temperature,
+and one pass over 2e7 values beside ``scipy.special.logsumexp`` when scipy is installed. The figure
+shows the mixture's density and the responsibilities of its components along x.
+
+Run: ``python examples/quickstart.py``
+"""
 
 import time
 
@@ -7,7 +18,8 @@ import numpy as np
 import lsearray
 
 
-def main() -> None:
+def main(plot: bool = False) -> None:
+    """Print the tour's results; with ``plot``, also draw the figure (when matplotlib is installed)."""
     rng = np.random.default_rng(0)
 
     # Log-likelihood of 1e6 points under a 3-component Gaussian mixture: the per-point
@@ -27,6 +39,8 @@ def main() -> None:
 
     # A smooth max with temperature: max <= lse_tau <= max + tau * log(n).
     print(f"smooth max of [1, 2, 3] at tau=0.1: {lsearray.logsumexp([1.0, 2.0, 3.0], temperature=0.1):.6f}")
+    if plot:
+        _plot(means, sigmas, weights)
 
     # A single pass over 2e7 values, beside scipy when it is installed.
     a = rng.normal(size=20_000_000)
@@ -44,5 +58,26 @@ def main() -> None:
     print(f"scipy.special.logsumexp:            {theirs!r} in {theirs_s * 1e3:.1f} ms")
 
 
+def _plot(means: np.ndarray, sigmas: np.ndarray, weights: np.ndarray) -> None:
+    """The mixture's density and its components, and the responsibilities along x."""
+    try:  # matplotlib is optional: without it the script only prints its results
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    grid = np.linspace(-6.0, 9.0, 500)
+    log_pdf = -0.5 * ((grid[:, None] - means) / sigmas) ** 2 - np.log(sigmas * np.sqrt(2 * np.pi))
+    fig, (ax_d, ax_r) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, layout="constrained")
+    ax_d.plot(grid, np.exp(lsearray.logsumexp(log_pdf, axis=1, b=weights)), "k", lw=2,
+              label="exp(logsumexp(log_pdf, axis=1, b=weights))")
+    for k in range(len(means)):
+        ax_d.plot(grid, weights[k] * np.exp(log_pdf[:, k]), f"C{k}--", lw=1, label=f"component {k}")
+    ax_d.set(ylabel="density", title="A three-component Gaussian mixture")
+    ax_d.legend(fontsize="small")
+    resp = lsearray.softmax(log_pdf + np.log(weights), axis=1)
+    ax_r.stackplot(grid, resp.T, labels=[f"component {k}" for k in range(len(means))], alpha=0.85)
+    ax_r.set(xlabel="x", ylabel="responsibility", ylim=(0, 1), xlim=(grid[0], grid[-1]),
+             title="softmax(log_pdf + log(weights), axis=1)")
+
+
 if __name__ == "__main__":
-    main()
+    main(plot=True)
