@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,21 @@ from lsearray._narrow import narrowed
 from lsearray._validation import prepare_array_api
 
 __all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]
+
+try:  # at import, so that a missing extra is named before any work is done
+    importlib.import_module("dask.array")
+except ImportError as exc:
+    raise ImportError("lsearray.dask needs dask: pip install 'lsearray[dask]'") from exc
+
+
+def _native(x: Any) -> Any:
+    """A dask array in the machine's byte order, converted chunk by chunk as they are
+    read (the kernel reads native data only); anything else as it is."""
+    import dask.array as da
+
+    if isinstance(x, da.Array) and not x.dtype.isnative:
+        return x.astype(x.dtype.newbyteorder("="))
+    return x
 
 
 def _prepared(a: Any, b: Any, axis: Any, temperature: Any, func: str):
@@ -22,6 +38,7 @@ def _prepared(a: Any, b: Any, axis: Any, temperature: Any, func: str):
     a = a if isinstance(a, da.Array) or weak else da.asarray(a)
     if b is not None and not isinstance(b, scalars):
         b = b if isinstance(b, da.Array) else da.asarray(b)
+    a, b = _native(a), _native(b)
     xp = array_namespace(b if weak else a)
     p, compute = prepare_array_api(a, b, axis, temperature, func, xp)
     return p, compute, xp

@@ -454,7 +454,44 @@ def test_two_pass_recipe_also_reads_once_when_computed_together():
 
 
 # ---------------------------------------------------------------------------------------------
-# bounded memory
+# byte order: data in the other byte order (a big-endian file on a little-endian machine)
+
+
+def _swapped(dtype):
+    """``dtype`` in the byte order this machine does not use."""
+    return np.dtype(dtype).newbyteorder("S")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+@pytest.mark.parametrize("func", ["logsumexp", "logmeanexp", "softmax", "log_softmax"])
+def test_other_byte_order_gives_the_native_answer(func, dtype):
+    x = (_rng(4).standard_normal((9, 10)) * 5).astype(dtype)
+    other = x.astype(_swapped(dtype))
+    a = da.from_array(other, chunks=(4, 3))
+    kwargs = {"axis": 1}
+    if func in ("logsumexp", "logmeanexp"):
+        w = _rng(5).random(10).astype(dtype) + 1
+        kwargs["b"] = da.from_array(w.astype(_swapped(dtype)), chunks=3)
+        native = getattr(lsearray, func)(x, axis=1, b=w)
+        numpy_path = getattr(lsearray, func)(other, axis=1, b=w.astype(_swapped(dtype)))
+    else:
+        native = getattr(lsearray, func)(x, axis=1)
+        numpy_path = getattr(lsearray, func)(other, axis=1)
+    got = _computed(getattr(ldask, func)(a, **kwargs))
+    _close(got, native, native.dtype)
+    _close(numpy_path, native, native.dtype)
+
+
+def test_other_byte_order_is_converted_chunk_by_chunk():
+    rec = _Recorder(12, 100, seed=6)
+    other = rec.array.map_blocks(lambda block: block.astype(_swapped(block.dtype)),
+                                 dtype=_swapped(np.float64))
+    r = ldask.logsumexp(other, split_every=3)
+    assert r.dtype == np.float64 and r.dtype.isnative
+    _close(r.compute(scheduler="threads"), lsearray.logsumexp(rec.numpy))
+    assert rec.counts == {(i,): 1 for i in range(12)}  # each chunk read (and converted) once
+
+
 
 _CHUNK = 1 << 17  # float64 elements: 1 MiB
 _NCHUNKS = 400
