@@ -1,5 +1,10 @@
-"""Every script in examples/ runs to completion and prints the agreement it promises."""
+"""Every script in examples/ runs to completion and prints the agreement it promises.
 
+Each runs twice: with matplotlib where it is installed (the script then draws its figures, off screen),
+and with an import of matplotlib that fails, as where it is not installed (the script only prints).
+"""
+
+import os
 import pathlib
 import re
 import subprocess
@@ -31,9 +36,23 @@ def test_every_example_has_a_promise():
                                    f"promises without a script: {set(PROMISES) - names}"
 
 
+@pytest.fixture(scope="module")
+def no_matplotlib(tmp_path_factory):
+    """A folder whose ``matplotlib`` package fails to import, to put first on PYTHONPATH."""
+    root = tmp_path_factory.mktemp("no_matplotlib")
+    (root / "matplotlib").mkdir()
+    (root / "matplotlib" / "__init__.py").write_text('raise ImportError("No module named \'matplotlib\'")\n')
+    return root
+
+
+@pytest.mark.parametrize("matplotlib", ["with matplotlib", "without matplotlib"])
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs(script):
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+def test_example_runs(script, matplotlib, no_matplotlib):
+    # Agg: figures are drawn off screen, so no window opens on a machine with a display.
+    env = dict(os.environ, MPLBACKEND="Agg")
+    if matplotlib == "without matplotlib":
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(no_matplotlib), env.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(PROMISES[script.name], out.stdout, re.MULTILINE), out.stdout
     assert "DISAGREES" not in out.stdout
