@@ -105,4 +105,7 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
 html_context = {"default_mode": "light"}
+# Pages without subpages need no section navigation: their text takes the width.
+html_sidebars = {page: [] for page in ("index", "installation", "performance", "development",
+                                        "releasing", "changelog")}
 html_show_sourcelink = False
