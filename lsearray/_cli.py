@@ -9,8 +9,10 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
@@ -18,10 +20,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from lsearray import __version__
+
 __all__ = ["main"]
 
 _NPY_MAGIC = b"\x93NUMPY"
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_PREFIXES = "KMGT"  # kilo to tera: powers of 1000, or of 1024 with an i (KiB to TiB)
+# The metadata of an array or group in a zarr store: zarr formats 2 and 3.
+_ZARR_FILES = (".zarray", ".zgroup", "zarr.json")
 _DEMO_COLUMNS = 1000
 _DEMO_SEED = 20240601
 _RTOL = 1e-10
@@ -29,6 +35,21 @@ _RTOL = 1e-10
 
 class CommandError(Exception):
     """A problem with what the command was given: reported as one line, exit status 2."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM (or SIGHUP) received: raised in the main thread so that, as on Ctrl-C,
+    cleanups run on the way out.
+
+    Parameters
+    ----------
+    signum : int
+        The signal's number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,11 +85,19 @@ class _NpyFile:
 
 
 def _nbytes(text: str) -> int:
-    """A positive size such as ``2GB``, ``64MB`` or ``1500`` (bytes; powers of 1000)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?B)?\s*", text, flags=re.IGNORECASE)
+    """A positive size such as ``2GB``, ``200M``, ``1500`` (bytes) or ``2GiB``.
+
+    K, M, G and T are powers of 1000; Ki, Mi, Gi and Ti powers of 1024; the final B
+    is optional.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:([KMGT])(i?))?B?\s*", text,
+                         flags=re.IGNORECASE)
     if match is None:
-        raise argparse.ArgumentTypeError(f"expected a size such as 2GB or 64MB; got {text!r}")
-    size = int(float(match[1]) * _UNITS[(match[2] or "").upper()])
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 2GB, 200M, 2GiB or 1500; got {text!r}")
+    prefix, binary = match[2], match[3]
+    power = 0 if prefix is None else _PREFIXES.index(prefix.upper()) + 1
+    size = int(float(match[1]) * (1024 if binary else 1000) ** power)
     if size < 1:
         raise argparse.ArgumentTypeError(f"expected a positive size; got {text!r}")
     return size
@@ -121,24 +150,56 @@ def _chunks(spec: str, ndim: int) -> Any:
     return parsed if "," in text else parsed[0]
 
 
-def _source(path: str) -> Any:
-    """The array-like in a .npy file (memory-mapped) or a .zarr store (opened read-only)."""
-    if not os.path.exists(path):
-        raise CommandError(f"{path}: no such file or directory")
+def _zarr_array(path: str) -> Any:
+    """The array in the zarr store at directory ``path``, opened read-only."""
+    if not any(os.path.isfile(os.path.join(path, name)) for name in _ZARR_FILES):
+        raise CommandError(f"{path}: not a .npy file or a zarr store")
     try:
-        if os.path.isdir(path) or path.rstrip("/\\").endswith(".zarr"):
-            try:
-                import zarr
-            except ImportError:
-                raise CommandError(f"{path}: reading a .zarr store needs zarr installed") from None
-            return zarr.open_array(path, mode="r")
+        import zarr
+    except ImportError:
+        raise CommandError(f"{path}: reading a zarr store needs zarr: pip install zarr") from None
+    try:
+        node = zarr.open(path, mode="r")
+    except Exception as exc:  # zarr's errors for a damaged store are of many kinds
+        raise CommandError(f"cannot read {path}: {exc}") from None
+    if isinstance(node, zarr.Group):
+        arrays = ", ".join(sorted(node.array_keys())) or "none"
+        raise CommandError(f"{path}: a zarr group, not an array; name one of its arrays "
+                           f"as {os.path.join(path, 'NAME')} (arrays here: {arrays})")
+    return node
+
+
+def _npy_file(path: str) -> _NpyFile:
+    """The .npy file at ``path``, memory-mapped."""
+    try:
         with open(path, "rb") as f:
             magic = f.read(len(_NPY_MAGIC))
         if magic != _NPY_MAGIC:
-            raise CommandError(f"{path}: unsupported format; expected a .npy file or a .zarr store")
+            raise CommandError(f"{path}: not a .npy file or a zarr store")
         return _NpyFile(path)
     except (OSError, ValueError) as exc:
         raise CommandError(f"cannot read {path}: {exc}") from None
+
+
+def _check_dtype(path: str, dtype: np.dtype) -> None:
+    """Refuse data that lsearray does not reduce, naming the file rather than a parameter."""
+    if dtype.kind not in "biufc":
+        raise CommandError(
+            f"{path}: dtype {dtype} is not numeric; expected bool, integer, floating or complex "
+            f"values"
+        )
+    if dtype.kind in "fc" and dtype.itemsize > (8 if dtype.kind == "f" else 16):
+        raise CommandError(f"{path}: dtype {dtype} is wider than lsearray computes in (64-bit "
+                           f"floating point); convert it to float64 first")
+
+
+def _source(path: str) -> Any:
+    """The array-like in a .npy file (memory-mapped) or a zarr store (opened read-only)."""
+    if not os.path.exists(path):
+        raise CommandError(f"{path}: no such file or directory")
+    source = _zarr_array(path) if os.path.isdir(path) else _npy_file(path)
+    _check_dtype(path, np.dtype(source.dtype))
+    return source
 
 
 def _as_dask(source: Any, chunks: Any, spec: str) -> Any:
@@ -203,10 +264,12 @@ def _save(path: str, result: np.ndarray) -> None:
         with open(tmp, "xb") as f:
             np.save(f, result)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # a full disk, and Ctrl-C or SIGTERM too, leave nothing behind
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise CommandError(f"cannot write {path}: {exc}") from None
+        if isinstance(exc, OSError):
+            raise CommandError(f"cannot write {path}: {exc}") from None
+        raise
 
 
 @contextlib.contextmanager
@@ -215,8 +278,11 @@ def _client(address: str | None) -> Iterator[Any]:
     if address is None:
         yield None
         return
-    from distributed import Client
-
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CommandError("--scheduler needs dask.distributed: pip install 'lsearray[dask]'") \
+            from None
     try:
         client = Client(address, timeout="8s")  # with set-up, the whole refusal stays under 10 s
     except (OSError, ValueError, TypeError) as exc:
@@ -251,10 +317,10 @@ def _describe(result: np.ndarray) -> str:
 
 
 def _size(nbytes: float) -> str:
-    """``nbytes`` in the largest unit (powers of 1000) that keeps it at least 1."""
-    for unit in ("GB", "MB", "KB"):
-        if nbytes >= _UNITS[unit]:
-            return f"{nbytes / _UNITS[unit]:.2f} {unit}"
+    """``nbytes`` in the largest unit (powers of 1000, up to TB) that keeps it at least 1."""
+    for power in range(len(_PREFIXES), 0, -1):
+        if nbytes >= 1000**power:
+            return f"{nbytes / 1000**power:.2f} {_PREFIXES[power - 1]}B"
     return f"{nbytes:.0f} B"
 
 
@@ -263,8 +329,23 @@ def _rate(nbytes: int, seconds: float) -> str:
     return f"{nbytes / 1e9 / seconds:.3g} GB/s" if seconds > 0 else "n/a"
 
 
+def _dtype_name(dtype: np.dtype) -> str:
+    """``float64``, or ``float64, big-endian`` for data not in the machine's byte order."""
+    if dtype.isnative:
+        return str(dtype)
+    order = "big" if dtype.byteorder == ">" else "little"
+    return f"{dtype.newbyteorder('=')}, {order}-endian"
+
+
+def _print_fields(fields: Sequence[tuple[str, str]]) -> None:
+    """Summary lines ``key value``, flushed: a pipe shows them as they come."""
+    for key, value in fields:
+        print(f"{key:<11} {value}")
+    sys.stdout.flush()
+
+
 def _reduce(args: argparse.Namespace) -> int:
-    """``lsearray reduce``: one pass over INPUT, a summary on stdout."""
+    """``lsearray reduce``: one pass over INPUT; what it reads on stdout, then the result."""
     import lsearray.dask
 
     a, b = _open_inputs(args)
@@ -280,28 +361,27 @@ def _reduce(args: argparse.Namespace) -> int:
     axes = tuple(range(a.ndim)) if axis is None else np.lib.array_utils.normalize_axis_tuple(
         axis, max(a.ndim, 1))
     with _client(args.scheduler) as client:
+        _print_fields([  # before the progress bar, so that a long run says what it does
+            ("input", args.input),
+            ("shape", str(a.shape)),
+            ("dtype", _dtype_name(a.dtype)),
+            ("chunks", f"{a.chunksize} x {a.npartitions}"),
+            ("weights", "none" if b is None else f"{args.weights}, shape {b.shape}"),
+            ("function", f"{func.__name__}, temperature {args.temperature:g}"
+                         + (", keepdims" if args.keepdims else "")),
+            ("axes", str(axes)),
+        ])
         start = time.perf_counter()
         result = _compute(lazy, client)
         seconds = time.perf_counter() - start
     if args.out is not None:
         _save(args.out, result)
-    lines = [
-        ("input", args.input),
-        ("shape", str(a.shape)),
-        ("dtype", str(a.dtype)),
-        ("chunks", f"{a.chunksize} x {a.npartitions}"),
-        ("weights", "none" if b is None else f"{args.weights}, shape {b.shape}"),
-        ("function", f"{func.__name__}, temperature {args.temperature:g}"
-                     + (", keepdims" if args.keepdims else "")),
-        ("axes", str(axes)),
+    _print_fields([
         ("result", _describe(result)),
         ("wall time", f"{seconds:.3f} s"),
         ("throughput", f"{_rate(a.nbytes, seconds)} ({_size(a.nbytes)} of input read)"),
-    ]
-    if args.out is not None:
-        lines.append(("output", args.out))
-    for key, value in lines:
-        print(f"{key:<11} {value}")
+        *([] if args.out is None else [("output", args.out)]),
+    ])
     return 0
 
 
@@ -312,15 +392,17 @@ def _write_loglik(path: str, rows: int, chunk_rows: int) -> None:
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64,
                                     shape=(rows, _DEMO_COLUMNS))
     log_norm = 0.5 * math.log(2 * math.pi)
-    for start in range(0, rows, chunk_rows):
-        z = rng.standard_normal((min(chunk_rows, rows - start), _DEMO_COLUMNS))
-        z *= z
-        z *= -0.5
-        z -= log_norm
-        out[start:start + len(z)] = z
-        print(f"\rwriting {path}: {100 * (start + len(z)) // rows:3d}%", end="",
-              file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    try:
+        for start in range(0, rows, chunk_rows):
+            z = rng.standard_normal((min(chunk_rows, rows - start), _DEMO_COLUMNS))
+            z *= z
+            z *= -0.5
+            z -= log_norm
+            out[start:start + len(z)] = z
+            print(f"\rwriting {path}: {100 * (start + len(z)) // rows:3d}%", end="",
+                  file=sys.stderr, flush=True)
+    finally:  # the progress line ends before anything else is said, interrupted or not
+        print(file=sys.stderr)
     out.flush()
     del out
 
@@ -356,6 +438,20 @@ def _recipes(x: Any) -> list[tuple[str, str, Any]]:
     ]
 
 
+def _check_space(directory: str, nbytes: int) -> None:
+    """Refuse a data set of ``nbytes`` that ``directory``'s file system has no room for,
+    rather than fill the disk and fail part way."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError as exc:
+        raise CommandError(f"cannot create a directory in {directory}: {exc}") from None
+    if nbytes > free:
+        raise CommandError(
+            f"the demo needs {_size(nbytes)} in {directory} but only {_size(free)} is free; "
+            f"pass a smaller --size or a --dir with more room"
+        )
+
+
 def _demo(args: argparse.Namespace) -> int:
     """``lsearray demo``: write synthetic log-likelihoods, reduce them in one pass and in two."""
     import dask.array as da
@@ -363,10 +459,12 @@ def _demo(args: argparse.Namespace) -> int:
     row_bytes = 8 * _DEMO_COLUMNS
     rows = max(1, args.size // row_bytes)
     chunk_rows = max(1, min(rows, args.chunk // row_bytes))
+    parent = tempfile.gettempdir() if args.dir is None else args.dir
+    _check_space(parent, rows * row_bytes)
     try:
-        workdir = tempfile.mkdtemp(prefix="lsearray-demo-", dir=args.dir)
+        workdir = tempfile.mkdtemp(prefix="lsearray-demo-", dir=parent)
     except OSError as exc:
-        raise CommandError(f"cannot create a directory in {args.dir}: {exc}") from None
+        raise CommandError(f"cannot create a directory in {parent}: {exc}") from None
     try:
         path = os.path.join(workdir, "loglik.npy")
         start = time.perf_counter()
@@ -403,6 +501,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     """The ``lsearray`` argument parser."""
     parser = _Parser(prog="lsearray", description="Log-sum-exp of arrays larger than memory.")
+    parser.add_argument("--version", action="version", version=f"lsearray {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     reduce = commands.add_parser(
@@ -434,13 +533,52 @@ def _parser() -> argparse.ArgumentParser:
         description="Write a float64 .npy of synthetic log-likelihoods chunk by chunk, reduce it "
                     "with lsearray.dask.logsumexp and with the two-pass recipe, and compare.")
     demo.add_argument("--size", type=_nbytes, default=_nbytes("2GB"),
-                      help="size of the data set, e.g. 2GB or 200MB (default: 2GB)")
-    demo.add_argument("--dir", help="where to write it (default: a new temporary directory)")
+                      help="size of the data set, e.g. 2GB, 200M or 1500 (bytes); KB, MB, GB "
+                           "and TB are powers of 1000, KiB, MiB, GiB and TiB of 1024 "
+                           "(default: 2GB)")
+    demo.add_argument("--dir", help="where to write it, in a new directory removed afterwards "
+                                    "(default: the system's temporary directory)")
     demo.add_argument("--chunk", type=_nbytes, default=_nbytes("64MB"),
-                      help="size of a chunk (default: 64MB)")
+                      help="size of a chunk, as --size (default: 64MB)")
     demo.add_argument("--keep", action="store_true", help="keep the data set afterwards")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _raise_terminated(signum: int, frame: Any) -> NoReturn:
+    """The handler of SIGTERM and SIGHUP (see `_terminating_signals_raise`)."""
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminating_signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise `_Terminated` in the main thread.
+
+    Their default ends the process at once, leaving the demo's data set or a temporary
+    OUT behind; raised, they unwind through the cleanups as Ctrl-C does. A signal that
+    is ignored or handled already keeps its disposition, and so does every signal when
+    called outside the main thread (where handlers cannot be set).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGTERM", "SIGHUP")
+    signums = [getattr(signal, n) for n in names if hasattr(signal, n)]  # Windows has no SIGHUP
+    replaced = {s: signal.signal(s, _raise_terminated)
+                for s in signums if signal.getsignal(s) == signal.SIG_DFL}
+    try:
+        yield
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run its command."""
+    args = _parser().parse_args(argv)
+    if importlib.util.find_spec("dask") is None:
+        raise CommandError("the command line needs dask: pip install 'lsearray[dask]'")
+    return args.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -455,13 +593,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     status : int
         0 on success, 1 when the demo's two results differ, 2 for bad input (after
-        one line on stderr that starts ``lsearray: error:``).
+        one line on stderr that starts ``lsearray: error:``), 130 after Ctrl-C and
+        128 + the signal's number after SIGTERM or SIGHUP (after one line on stderr,
+        with nothing left behind).
     """
-    try:
-        args = _parser().parse_args(argv)
-        if importlib.util.find_spec("dask") is None:
-            raise CommandError("the command line needs dask: pip install 'lsearray[dask]'")
-        return args.run(args)
-    except CommandError as exc:
-        print(f"lsearray: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    with _terminating_signals_raise():
+        try:
+            return _run(argv)
+        except CommandError as exc:
+            print(f"lsearray: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # the cleanups have run; a traceback would say nothing more
+            print("lsearray: interrupted", file=sys.stderr)
+            return 128 + signal.SIGINT  # a shell's status for a command ended by the signal
+        except _Terminated as exc:
+            print(f"lsearray: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+            return 128 + exc.signum
