@@ -17,7 +17,7 @@ from lsearray._generic import (
     expm1_sums, infinite_terms, log_abs_sum, near_max_mean, rebase_expm1_sums,
 )
 from lsearray._scale import times
-from lsearray._weights import overflow_exponent, scaled_terms, weight_exponent
+from lsearray._weights import ieee_sum, overflow_exponent, scaled_terms, weight_exponent
 
 __all__ = ["Partial", "finalize", "finalize_mean", "merge", "partial"]
 
@@ -98,9 +98,11 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
         p.n = ns.full(p.m.shape, float(size), dtype=p.m.dtype, device=device_of(p.m))
     elif count:
         xp = np if is_numpy_array(b) else array_namespace(b)
-        with np.errstate(over="ignore"):
-            plain = np.sum(b, axis=axes, keepdims=True, dtype=np.float64) if xp is np \
-                else xp.sum(b, axis=axes, keepdims=True)
+        if xp is np:
+            with np.errstate(over="ignore"):
+                plain = np.sum(b, axis=axes, keepdims=True, dtype=np.float64)
+        else:
+            plain = ieee_sum(b, axes, xp)
         over = xp.isinf(plain)
         e = weight_exponent(b, tuple(a.shape), axes)
         if not _unscaled(e):
@@ -116,7 +118,9 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
             unit = xp.pow(xp.full_like(p.e, 2.0), -p.e)
             p.n = plain * unit
             if xp is not np or over.any():
-                p.n = xp.where(over, xp.sum(b * unit, axis=axes, keepdims=True), p.n)
+                again = np.sum(b * unit, axis=axes, keepdims=True) if xp is np else \
+                    ieee_sum(b * unit, axes, xp)
+                p.n = xp.where(over, again, p.n)
     if mean:
         p.s = _mean_sums(a, b, axes, p, 1.0 / inv_tau)
     return p

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-__all__ = ["overflow_exponent", "scaled_terms", "weight_exponent"]
+__all__ = ["ieee_sum", "overflow_exponent", "scaled_terms", "weight_exponent"]
 
 
 def overflow_exponent(x: Any, shape: tuple[int, ...], axes: tuple[int, ...],
@@ -74,3 +74,33 @@ def weight_exponent(b: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> An
     if big * max(count, 1) < 2.0**1020:  # False for inf and nan too
         return 0
     return overflow_exponent(b, shape, axes, np, np.float64)
+
+
+def ieee_sum(x: Any, axes: tuple[int, ...], xp: ModuleType) -> Any:
+    """``xp.sum(x, axis=axes, keepdims=True)`` with IEEE's values (inf where it overflows,
+    the infinities' sum, nan) but without computing an overflow or ``inf - inf``: a lazy
+    library would warn of them when it evaluates, outside any errstate.
+
+    Examples
+    --------
+    >>> from array_api_compat import numpy as xp
+    >>> import numpy as np
+    >>> ieee_sum(np.array([[1.7e308, 1.7e308], [1.0, 2.0], [np.inf, -np.inf]]), (1,), xp).ravel()
+    array([inf,  3., nan])
+    """
+    if 0 in x.shape:  # nothing to overflow (and libraries cannot take the max of nothing)
+        return xp.sum(x, axis=axes, keepdims=True)
+    zero = xp.zeros_like(x)
+    finite = xp.where(xp.isfinite(x), x, zero)
+    e = overflow_exponent(finite, tuple(x.shape), axes, xp)
+    unit = xp.pow(xp.full_like(e, 2.0), -e)
+    scaled = xp.sum(finite * unit, axis=axes, keepdims=True)  # cannot overflow
+    over = xp.abs(scaled) > float(xp.finfo(x.dtype).max) * unit
+    total = xp.where(over, xp.zeros_like(scaled), scaled) * xp.pow(xp.full_like(e, 2.0), e)
+    inf = xp.full_like(total, math.inf)
+    total = xp.where(over, xp.where(scaled > 0, inf, -inf), total)
+    up = xp.any(x == math.inf, axis=axes, keepdims=True)
+    down = xp.any(x == -math.inf, axis=axes, keepdims=True)
+    nan = (up & down) | xp.any(xp.isnan(x), axis=axes, keepdims=True)
+    total = xp.where(up, inf, xp.where(down, -inf, total))
+    return xp.where(nan, xp.full_like(total, math.nan), total)

@@ -492,6 +492,7 @@ def test_backends_mean_far_above_the_spread(xp, tau):
                                **tolerances("float32"))
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_weights_whose_sum_overflows(xp):
     """Weights near the float64 maximum: their sums are kept in units of a power of two,
     so the log-sum-exp (log(2 * 1.7e308)) and the mean are finite on every backend."""
