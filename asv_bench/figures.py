@@ -2,18 +2,21 @@
 
 Usage::
 
-    python asv_bench/figures.py [--runs 5] [--update README.md docs/performance.md]
-        [-- side_by_side.py options, e.g. --size 2e7 --threads 1]
+    python asv_bench/figures.py [--runs 5] [--cases 1d,2d,...] [--update README.md docs/performance.md]
+        [-- side_by_side.py options, e.g. --size 2e7 --threads 1 --repeat 5]
 
 One process gives each contender's best time of its interleaved rounds, so drift within a
-run hits every contender alike; a machine's state between processes (frequency, the other
-tenants, page placement) does not, so one process is one sample. This script runs
-``side_by_side.py --json`` ``--runs`` times, one process after the other (the first also
-measures accuracy and memory, which do not vary between runs), and reduces the samples:
+process hits every contender alike; a machine's state between processes (frequency, the
+other tenants, page placement) does not, so one process is one sample. A run is one
+``side_by_side.py --json`` process per case group, because scipy's temporaries (about 5
+times the input) cost more in a process that holds the other groups' arrays, and jax's
+contender runs in a process of its own beside lsearray (``--only jax``), because importing
+jax slows the others. The runs go one after the other; the first also measures accuracy and
+memory, which do not vary between runs. The samples reduce to:
 
 - lsearray's time per call: median (min–max) over the runs;
-- "other / lsearray" and "lsearray / floor" (x.sum(), np.exp): the ratio within each run,
-  then its median (min–max) over the runs.
+- "other / lsearray" and "lsearray / floor" (x.sum(), np.exp): the ratio to lsearray timed
+  in the same process, then its median (min–max) over the runs.
 
 The tables are printed and, with ``--update FILE ...``, written into each file between
 marker lines: ``<!-- figures:headline -->`` ... ``<!-- /figures:headline -->`` gets the
@@ -39,6 +42,8 @@ from typing import Any
 __all__ = ["main", "summarize", "update_file"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives")
+JAX_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small")  # jax has no relatives here
 SIDE_BY_SIDE = os.path.join(HERE, "side_by_side.py")
 FLOORS = ("x.sum()", "np.exp(x, out=y)")
 ORDER = ("scipy", "np.logaddexp", "np.logaddexp.accumulate", "torch", "jax", "numpy two-pass",
@@ -65,6 +70,9 @@ LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'othe
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="separate processes (default 5)")
+    parser.add_argument("--cases", default=",".join(GROUPS),
+                        help="comma-separated case groups, each run in its own process (default all)")
+    parser.add_argument("--no-jax", action="store_true", help="leave jax's processes out")
     parser.add_argument("--update", nargs="+", default=[], metavar="FILE",
                         help="write the tables into the marked blocks of these files")
     parser.add_argument("side_by_side", nargs=argparse.REMAINDER,
@@ -74,22 +82,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--runs must be at least 1, got {args.runs}")
     if args.side_by_side[:1] == ["--"]:
         args.side_by_side = args.side_by_side[1:]
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not args.cases or any(c not in GROUPS for c in args.cases):
+        parser.error(f"--cases expects a comma-separated subset of {','.join(GROUPS)}, got {args.cases}")
     for path in args.update:
         if not os.path.isfile(path):
             parser.error(f"--update: no such file: {path}")
     return args
 
 
-def run_once(options: list[str], first: bool) -> dict[str, Any]:
+def run_process(options: list[str]) -> dict[str, Any]:
     """One side_by_side.py process; its JSON record."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "run.json")
-        cmd = [sys.executable, SIDE_BY_SIDE, *options, "--json", path] + (["--accuracy"] if first else [])
+        cmd = [sys.executable, SIDE_BY_SIDE, *options, "--json", path]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"side_by_side.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         with open(path) as f:
             return json.load(f)
+
+
+def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
+    """One run: a process per case group (and one for jax's contender per group), merged
+    into one record whose times are ``[case, contender, seconds, lsearray's seconds in the
+    same process]``. The first run also measures accuracy (in the last group's process)."""
+    cases, times, tables, machines = [], [], {}, []
+    for k, group in enumerate(args.cases):
+        accuracy = ["--accuracy"] if first and k == len(args.cases) - 1 else []
+        processes = [run_process([*args.side_by_side, "--cases", group, "--no-jax", *accuracy])]
+        if not args.no_jax and group in JAX_GROUPS:
+            processes.append(run_process([*args.side_by_side, "--cases", group, "--no-torch",
+                                          "--only", "jax"]))
+        for n, record in enumerate(processes):
+            ours = {label: t for label, name, t in record["times"] if name == "lsearray"}
+            times += [[label, name, t, ours.get(label)] for label, name, t in record["times"]
+                      if n == 0 or name != "lsearray"]
+            machines.append(record["machine"])
+        cases += processes[0]["cases"]
+        for title, body in processes[0]["tables"].items():
+            # a memory table per group: one table, its rows appended
+            tables[title] = body if title not in tables else \
+                tables[title] + "\n" + "\n".join(body.splitlines()[2:])
+    jax_versions = [m["jax"] for m in machines if m.get("jax")]
+    machine = dict(machines[0], jax=jax_versions[0] if jax_versions else None)
+    machine["cpus_seen"] = sorted({m["cpu"] for m in machines})
+    return {"machine": machine, "cases": cases, "times": times, "tables": tables}
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -113,7 +151,8 @@ def summarize(runs: list[dict[str, Any]], groups: Sequence[str], unit: str,
     cases = [c["label"] for c in runs[0]["cases"]
              if (rows is None and c["group"] in groups)
              or (rows is not None and any(re.search(r, c["label"]) for r in rows))]
-    times = [{(label, name): t for label, name, t in run["times"]} for run in runs]
+    # (case, contender) -> (its seconds, lsearray's seconds in the same process)
+    times = [{(label, name): (t, ours) for label, name, t, ours in run["times"]} for run in runs]
     present = {name for run in times for (_, name) in run}
     names = [n for n in (columns or ORDER) if n in present
              and any((label, n) in run for run in times for label in cases)]
@@ -122,12 +161,11 @@ def summarize(runs: list[dict[str, Any]], groups: Sequence[str], unit: str,
                for n in names]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for label in cases:
-        ours = [run[(label, "lsearray")] for run in times if (label, "lsearray") in run]
+        ours = [run[(label, "lsearray")][0] for run in times if (label, "lsearray") in run]
         row = [label, spread([t * scale for t in ours], _time_fmt(min(ours, default=1.0), scale))]
         for name in names:
-            pairs = [(run[(label, "lsearray")], run[(label, name)]) for run in times
-                     if (label, "lsearray") in run and (label, name) in run]
-            ratios = [o / t for o, t in pairs] if name in FLOORS else [t / o for o, t in pairs]
+            pairs = [run[(label, name)] for run in times if (label, name) in run]
+            ratios = [o / t if name in FLOORS else t / o for t, o in pairs if o]
             row.append(spread(ratios, ".2f"))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -137,11 +175,12 @@ def describe(runs: list[dict[str, Any]]) -> str:
     """The machine and the protocol, as the first lines of a block."""
     m = runs[0]["machine"]
     versions = ", ".join(f"{k} {m[k]}" for k in ("lsearray", "numpy", "scipy", "torch", "jax") if m.get(k))
-    cpus = {run["machine"]["cpu"] for run in runs}
+    cpus = {cpu for run in runs for cpu in run["machine"].get("cpus_seen", [run["machine"]["cpu"]])}
     return (f"Measured on {' / '.join(sorted(cpus))} ({m['arch']}, {m['cpus']} CPUs visible), lsecore "
             f"SIMD path {m['simd']}, OpenMP {'on' if m['openmp'] else 'off'}, {m['threads']} thread(s) "
-            f"for every library; {versions}; Python {m['python']}. {len(runs)} runs in separate "
-            f"processes, each the best of {m['repeat']} interleaved rounds; n = {m['size']:.3g}; "
+            f"for every library; {versions}; Python {m['python']}. {len(runs)} runs, each a process per "
+            f"case group (jax's in processes of its own), each the best of {m['repeat']} "
+            f"interleaved rounds; n = {m['size']:.3g}; "
             f"{time.strftime('%Y-%m-%d')}, by `python asv_bench/figures.py`.")
 
 
@@ -189,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = []
     for i in range(args.runs):
         print(f"run {i + 1} of {args.runs} ...", file=sys.stderr, flush=True)
-        runs.append(run_once(args.side_by_side, first=i == 0))
+        runs.append(run_once(args, first=i == 0))
     blocks = {"headline": headline(runs), "tables": tables(runs)}
     print(blocks["tables"])
     for path in args.update:

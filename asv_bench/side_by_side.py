@@ -111,6 +111,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="fast smoke run: smaller defaults for --size, --repeat, "
                              "--min-sample and fewer plot points")
+    parser.add_argument("--only", default=None, metavar="NAMES",
+                        help="time only these contenders (comma separated, e.g. jax) beside "
+                             "lsearray; the others are still checked for agreement")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
     parser.add_argument("--no-jax", action="store_true", help="leave jax out")
     parser.add_argument("--json", metavar="PATH", default=None,
@@ -139,6 +142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--cases expects a comma-separated subset of {','.join(CASE_GROUPS)}, "
                      f"got {args.cases!r}")
     args.cases = cases
+    args.only = None if args.only is None else {"lsearray", *(n.strip() for n in args.only.split(","))}
     return args
 
 
@@ -870,7 +874,8 @@ def run_tables(args: argparse.Namespace) -> tuple[list[Case], dict[tuple[str, st
     cases = make_cases(args.size, args.cases)
     diffs = check_agreement(cases)
     plan = [Timed((case.label, name), fn)
-            for case in cases for name, fn in contenders(case).items()]
+            for case in cases for name, fn in contenders(case).items()
+            if args.only is None or name in args.only]
     best = time_interleaved(plan, args.repeat, args.min_sample)
     for title, groups, unit in TABLES:
         selected = [c for c in cases if c.group in groups]

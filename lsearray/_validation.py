@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import sys
 import warnings
 from types import ModuleType
@@ -81,6 +82,23 @@ def _temperature(temperature: Any, func: str) -> float:
     return tau
 
 
+def _axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
+    """``axis`` (None, an integer or a tuple of integers) as the normalized axes of an
+    ``ndim``-d array; anything else is a TypeError that names its type (NumPy's own would
+    say that a float "is not iterable")."""
+    if axis is None:
+        return tuple(range(ndim))
+    for item in axis if isinstance(axis, (tuple, list)) else (axis,):
+        try:
+            operator.index(item)
+        except TypeError:
+            raise TypeError(
+                f"{func}: axis must be an integer, a tuple of integers or None; got "
+                f"{type(item).__name__}"
+            ) from None
+    return normalize_axis_tuple(axis, ndim)
+
+
 def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     """Check and normalize ``a``, ``b``, ``axis`` and ``temperature`` like scipy.special.
 
@@ -124,7 +142,7 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     if a.ndim == 0:
         a = a.reshape(1)
         b = None if b is None else b.reshape(1)
-    axes = tuple(range(a.ndim)) if axis is None else normalize_axis_tuple(axis, a.ndim)
+    axes = _axes(axis, a.ndim, func)
     a = _kernel_ready(a, compute)
     b = None if b is None else _kernel_ready(b, compute)
     return Prepared(a, b, axes, tau, dtype, shape)
@@ -231,7 +249,7 @@ def prepare_array_api(
     if a.ndim == 0:
         a = xp.reshape(a, (1,))
         b = None if b is None else xp.reshape(b, (1,))
-    axes = tuple(range(a.ndim)) if axis is None else normalize_axis_tuple(axis, a.ndim)
+    axes = _axes(axis, a.ndim, func)
     if is_array_api_obj(temperature):
         real = xp.real(xp.zeros((), dtype=compute)).dtype if xp.isdtype(
             compute, "complex floating") else compute

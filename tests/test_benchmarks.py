@@ -143,10 +143,11 @@ def load_figures():
 
 
 def fake_run(lsearray, scipy, x_sum):
-    """A side_by_side.py JSON record with one case timed for three contenders."""
+    """A run's record with one case timed for three contenders in one process."""
     label = "1-D float64 n=1e+06"
     return {"cases": [{"label": label, "group": "1d", "kind": "logsumexp"}],
-            "times": [[label, "lsearray", lsearray], [label, "scipy", scipy], [label, "x.sum()", x_sum]]}
+            "times": [[label, name, t, lsearray] for name, t in
+                      (("lsearray", lsearray), ("scipy", scipy), ("x.sum()", x_sum))]}
 
 
 def test_figures_takes_each_ratio_within_its_run_then_the_median_and_range():
@@ -169,12 +170,15 @@ def test_figures_replaces_only_its_marked_blocks(tmp_path):
 
 
 def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
+    """Two runs of two groups (and jax's processes where jax is installed)."""
     page = tmp_path / "page.md"
     page.write_text("<!-- figures:tables -->\n<!-- /figures:tables -->\n")
-    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--update", str(page), "--",
-           "--size", "2e4", "--repeat", "1", "--quick", "--cases", "1d,small", "--no-jax"]
+    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--cases", "1d,small", "--update",
+           str(page), "--",
+           "--size", "2e4", "--repeat", "1", "--quick"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
     text = page.read_text()
-    assert "2 runs in separate processes" in text and "lsecore SIMD path" in text
+    assert "2 runs, each a process per case group" in text and "lsecore SIMD path" in text
     assert "| 1-D float32 n=2e+04 |" in text and "Max ulp error against mpmath" in text
+    assert ("jax / lsearray" in text) == has("jax")

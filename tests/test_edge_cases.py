@@ -286,7 +286,7 @@ def test_softmax_int_input_is_float64():
 
 
 def test_softmax_choices_that_differ_from_scipy():
-    """Documented choices (README, Semantics): 8-bit integers give float64 (scipy: float16),
+    """Documented choices (docs/user_guide/semantics.md): 8-bit integers give float64 (scipy: float16),
     bool counts as 0 and 1 (scipy: TypeError), empty input gives an empty array (scipy:
     ValueError)."""
     for func in (lsearray.softmax, lsearray.log_softmax):

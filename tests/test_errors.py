@@ -119,6 +119,17 @@ def test_axis_out_of_range_for_0d_and_1d():
         lsearray.logmeanexp(np.zeros(3), axis=1)
 
 
+NOT_AXES = [(1.0, "float"), ((0, 1.0), "float"), ("1", "str"), (np.float64(0.0), "float64")]
+
+
+@pytest.mark.parametrize("name", ALL_FUNCS)
+@pytest.mark.parametrize("axis, kind", NOT_AXES, ids=[f"axis={ax!r}".replace(" ", "") for ax, _ in NOT_AXES])
+def test_axis_that_is_not_an_integer_raises_type_error_naming_its_type(name, axis, kind):
+    with pytest.raises(TypeError, match=rf"^{name}: axis must be an integer, a tuple of integers or None; "
+                                        rf"got {kind}$"):
+        call(name, np.zeros((2, 3)), axis=axis)
+
+
 REPEATED = [(0, 0), (1, -1), (0, 1, 0)]
 
 

@@ -188,7 +188,7 @@ def test_softmax_and_log_softmax_within_two_ulp(tau, layout):
     """The rounding of a - m (16 ulp of softmax, 32 of log_softmax before) is carried into
     every output, on the row, column, long-row and fallback paths. log_softmax's
     normalizer log S keeps the terms' error (up to 0.7 ulp each), and its output rounds
-    once more: 2 ulp, the README's bound (1.72 seen on strided columns)."""
+    once more: 2 ulp, the bound in docs/user_guide/limits.md (1.72 seen on strided columns)."""
     rng = np.random.default_rng(10)
     if layout == "long row":
         x = rng.normal(scale=6.0, size=(1, 70000))

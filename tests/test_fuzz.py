@@ -9,7 +9,7 @@ code (array_api_strict, skipped when it is not installed) and on dask arrays (sk
 
 * against scipy.special (logsumexp with b / return_sign / axis / keepdims, softmax, log_softmax;
   at temperature 1): the shape, the dtype, NumPy scalar or array, and the pattern of
-  nan / +inf / -inf and signs, except the documented differences (README Semantics: an empty
+  nan / +inf / -inf and signs, except the documented differences (docs/user_guide/semantics.md: an empty
   reduction's sign is 0, an element of weight 0 is removed, even an inf or nan one and even
   when nothing else is left;
   the contract: softmax of an empty array is an empty array) and where scipy's own rounding
@@ -24,7 +24,7 @@ code (array_api_strict, skipped when it is not installed) and on dask arrays (sk
     2**-100 * max(|max a|, tau) absolute in float64 (the double-double limit where the result is
     tiny against the max; for log_softmax, in units of a / tau); softmax and gumbel_softmax
     2 ulp; OnlineLogSumExp 2 ulp ("an ulp or two"); with negative weights, plus
-    tau * eps * kappa (kappa the condition number of the sum; README, tests/test_accuracy.py),
+    tau * eps * kappa (kappa the condition number of the sum; docs/user_guide/limits.md, tests/test_accuracy.py),
     and nothing is asserted of a slice whose eps * kappa >= 1/2 (its sign is not determined);
   - logmatmulexp: 2.5 ulp of max(|out|, 1) in float64; float32 1 ulp of max(|out|, 1) on NumPy,
     3 on the array-API path (its docstring);
@@ -193,7 +193,7 @@ class Path:
         return np.dtype(r.dtype).name if self.name != "array_api_strict" else str(r.dtype).split(".")[-1]
 
     def looser(self, dtype):
-        """(ulps, scale factor) of the README's bound for the array-API and dask paths."""
+        """(ulps, scale factor) of the bound (docs/user_guide/limits.md) for the array-API and dask paths."""
         return 4.0, 64.0 * float(np.finfo(dtype).eps)
 
 
@@ -428,7 +428,7 @@ def _against_scipy_lse(chk, case, rs, got, vals, ref, exact, rdtype, undetermine
 
 def _removed_nan(case) -> np.ndarray:
     """Per result element: whether its slice holds an element of weight 0 (lsearray removes it,
-    even an inf or nan one: README Semantics; scipy does not always)."""
+    even an inf or nan one: docs/user_guide/semantics.md; scipy does not always)."""
     a = np.atleast_1d(np.asarray(case.a, dtype=np.float64))
     if case.b is None:
         flag = np.zeros(a.shape, bool)

@@ -218,7 +218,7 @@ def test_torch_all_neginf_full_reduction_and_weights_zero_gradient(torch):
 
 
 # Sums of nothing (every term -inf or of weight 0) are the constant -inf: no input gets a gradient
-# from them, as logsumexp's all -inf slices (README, Semantics).
+# from them, as logsumexp's all -inf slices (docs/user_guide/semantics.md).
 NOTHING_X1, NOTHING_X2 = [-inf, -inf, 1.0, 2.0], [-inf, 0.5, -inf, 2.0]
 NOTHING_G1, NOTHING_G2 = [0.0, 0.0, 1.0, 0.5], [0.0, 1.0, 0.0, 0.5]
 # logcumsumexp: d/dx sum(out) over [-inf, -inf, -inf, 1, 2]: out[3] = 1, out[4] = log(e + e^2)

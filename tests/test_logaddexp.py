@@ -279,7 +279,7 @@ def test_torch_gradient_is_a_sigmoid(temperature):
     g1, g2 = torch.autograd.grad(out.sum(), (x1, x2))
     with np.errstate(invalid="ignore"):
         want = np.where(a == b, 0.5, _sigmoid((a - b) / temperature))
-    nothing = (a == -inf) & (b == -inf)  # -inf + -inf adds nothing: no gradient (README)
+    nothing = (a == -inf) & (b == -inf)  # -inf + -inf adds nothing: no gradient (docs/user_guide/semantics.md)
     assert_values(g1.numpy(), np.where(nothing, 0.0, want), "float64", "d/dx1")
     assert_values(g2.numpy(), np.where(nothing, 0.0, 1.0 - want), "float64", "d/dx2")
 

@@ -521,7 +521,7 @@ def test_mean_whose_divisor_is_beyond_the_sum_by_2_to_the_1000():
 def test_mean_whose_weights_sum_beyond_float64_over_many_merges():
     """Twenty batches whose weights (1e308 each) sum beyond float64: the merges redo their
     sums in larger units, so the mean is log((20 + 20e308 e^-1000) / 20e308) = -709.196.
-    (Other libraries' merges redo only the partials' sums: README Limits.)"""
+    (Other libraries' merges redo only the partials' sums: docs/user_guide/limits.md.)"""
     acc = OnlineLogSumExp(axis=None)
     for _ in range(20):
         acc.update(np.array([0.0, -1000.0]), b=np.array([1.0, 1e308]))
