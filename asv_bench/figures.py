@@ -44,6 +44,7 @@ __all__ = ["main", "summarize", "update_file"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives")
 JAX_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small")  # jax has no relatives here
+SCALING_GROUPS = ("1d", "2d", "short", "tall", "softmax")
 SIDE_BY_SIDE = os.path.join(HERE, "side_by_side.py")
 FLOORS = ("x.sum()", "np.exp(x, out=y)")
 ORDER = ("scipy", "np.logaddexp", "np.logaddexp.accumulate", "torch", "jax", "numpy two-pass",
@@ -73,6 +74,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(GROUPS),
                         help="comma-separated case groups, each run in its own process (default all)")
     parser.add_argument("--no-jax", action="store_true", help="leave jax's processes out")
+    parser.add_argument("--scaling", type=int, default=None, metavar="N",
+                        help="also time lsearray alone on 1 and N threads (side_by_side.py "
+                             "--scaling), a process per group, and give the speed-up")
     parser.add_argument("--update", nargs="+", default=[], metavar="FILE",
                         help="write the tables into the marked blocks of these files")
     parser.add_argument("side_by_side", nargs=argparse.REMAINDER,
@@ -107,7 +111,7 @@ def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
     """One run: a process per case group (and one for jax's contender per group), merged
     into one record whose times are ``[case, contender, seconds, lsearray's seconds in the
     same process]``. The first run also measures accuracy (in the last group's process)."""
-    cases, times, tables, machines = [], [], {}, []
+    cases, times, tables, machines, scaling = [], [], {}, [], []
     for k, group in enumerate(args.cases):
         accuracy = ["--accuracy"] if first and k == len(args.cases) - 1 else []
         processes = [run_process([*args.side_by_side, "--cases", group, "--no-jax", *accuracy])]
@@ -120,6 +124,12 @@ def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
                       if n == 0 or name != "lsearray"]
             machines.append(record["machine"])
         cases += processes[0]["cases"]
+        if args.scaling and group in SCALING_GROUPS:
+            record = run_process([*args.side_by_side, "--cases", group, "--no-jax", "--no-torch",
+                                  "--scaling", "--threads", str(args.scaling)])
+            best = {(label, name): t for label, name, t in record["times"]}
+            scaling += [[c["label"], best[c["label"], "1"], best[c["label"], "n"]]
+                        for c in record["cases"] if (c["label"], "1") in best and (c["label"], "n") in best]
         for title, body in processes[0]["tables"].items():
             # a memory table per group: one table, its rows appended
             tables[title] = body if title not in tables else \
@@ -127,7 +137,8 @@ def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
     jax_versions = [m["jax"] for m in machines if m.get("jax")]
     machine = dict(machines[0], jax=jax_versions[0] if jax_versions else None)
     machine["cpus_seen"] = sorted({m["cpu"] for m in machines})
-    return {"machine": machine, "cases": cases, "times": times, "tables": tables}
+    return {"machine": machine, "cases": cases, "times": times, "tables": tables, "scaling": scaling,
+            "scaling_threads": args.scaling}
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -171,6 +182,20 @@ def summarize(runs: list[dict[str, Any]], groups: Sequence[str], unit: str,
     return "\n".join(lines)
 
 
+def scaling_table(runs: list[dict[str, Any]]) -> str:
+    """lsearray's time on one thread and its speed-up on N, median (min–max) over the runs."""
+    n = runs[0]["scaling_threads"]
+    labels = [label for label, _, _ in runs[0]["scaling"]]
+    samples = {label: [(t1, tn) for run in runs for lab, t1, tn in run["scaling"] if lab == label]
+               for label in labels}
+    lines = [f"| case | 1 thread ms | {n} threads ms | speed-up |", "|---|---:|---:|---:|"]
+    for label, pairs in samples.items():
+        lines.append(f"| {label} | {spread([1e3 * t1 for t1, _ in pairs], '.2f')} | "
+                     f"{spread([1e3 * tn for _, tn in pairs], '.2f')} | "
+                     f"{spread([t1 / tn for t1, tn in pairs], '.2f')} |")
+    return "\n".join(lines)
+
+
 def describe(runs: list[dict[str, Any]]) -> str:
     """The machine and the protocol, as the first lines of a block."""
     m = runs[0]["machine"]
@@ -196,6 +221,10 @@ def tables(runs: list[dict[str, Any]]) -> str:
     for title, groups, unit in TITLES:
         if present & set(groups):
             parts += [f"**{title}**, time per call:", summarize(runs, groups, unit)]
+    if runs[0].get("scaling"):
+        parts += [f"**lsearray alone on 1 and {runs[0]['scaling_threads']} threads** (side_by_side.py "
+                  "--scaling: both in the same interleaved rounds, a process per group), time per call:",
+                  scaling_table(runs)]
     for title, body in runs[0]["tables"].items():
         parts += [f"**{title.rstrip(':')}** (first run):", body]
     return "\n\n".join(parts)

@@ -906,9 +906,10 @@ def run_tables(args: argparse.Namespace) -> tuple[list[Case], dict[tuple[str, st
     return cases, best, memory
 
 
-def run_scaling(args: argparse.Namespace) -> None:
+def run_scaling(args: argparse.Namespace) -> tuple[list[Case], dict[tuple[str, str], float]]:
     """Time lsearray on one thread and on ``args.threads`` threads in the same interleaved
-    rounds; print the times and the speed-up of every large case selected."""
+    rounds; print the times and the speed-up of every large case selected. Returns the cases
+    and the best seconds per (case label, "1" or "n")."""
     cases = [c for c in make_cases(args.size, args.cases) if c.group not in ("small", "relatives")]
     plan = []
     for case in cases:
@@ -922,6 +923,7 @@ def run_scaling(args: argparse.Namespace) -> None:
     print_section(f"lsearray on 1 and {args.threads} threads, time per call (best of rounds):",
                   markdown(["case", "1 thread ms", f"{args.threads} threads ms",
                             "speed-up"], rows))
+    return cases, best
 
 
 def write_json(args: argparse.Namespace, cases: list[Case], best: dict[tuple[str, str], float],
@@ -945,7 +947,9 @@ def main(args: argparse.Namespace) -> int:
         print(describe_environment(args))
         print()
         if args.scaling:
-            run_scaling(args)
+            cases, best = run_scaling(args)
+            if args.json:
+                write_json(args, cases, best, {})
             return 1 if FAILURES else 0
         cases, best, tables = run_tables(args)
         if args.plot:

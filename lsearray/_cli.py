@@ -337,6 +337,17 @@ def _dtype_name(dtype: np.dtype) -> str:
     return f"{dtype.newbyteorder('=')}, {order}-endian"
 
 
+def _kernel() -> str:
+    """What the kernel runs on this machine: its SIMD loops and threads (on a cluster, the
+    workers' own may differ)."""
+    import lsecore
+
+    info = lsecore.build_info()
+    threads = (f"{info['max_threads']} OpenMP threads" if info["openmp"]
+               else "1 thread (built without OpenMP)")
+    return f"lsecore {info['simd']} loops, {threads}"
+
+
 def _print_fields(fields: Sequence[tuple[str, str]]) -> None:
     """Summary lines ``key value``, flushed: a pipe shows them as they come."""
     for key, value in fields:
@@ -370,6 +381,7 @@ def _reduce(args: argparse.Namespace) -> int:
             ("function", f"{func.__name__}, temperature {args.temperature:g}"
                          + (", keepdims" if args.keepdims else "")),
             ("axes", str(axes)),
+            ("kernel", _kernel()),
         ])
         start = time.perf_counter()
         result = _compute(lazy, client)
@@ -474,6 +486,7 @@ def _demo(args: argparse.Namespace) -> int:
               f"written in {time.perf_counter() - start:.2f} s")
         x = da.from_array(_NpyFile(path), chunks=(chunk_rows, _DEMO_COLUMNS))
         print(f"chunks      {x.chunksize} x {x.npartitions} ({_size(chunk_rows * row_bytes)} each)")
+        print(f"kernel      {_kernel()}")
         for _, _, lazy in _recipes(x[:1]):  # imports and thread start-up, outside the timings
             lazy.compute(scheduler="threads")
         measured = []

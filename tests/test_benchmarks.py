@@ -173,8 +173,8 @@ def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
     """Two runs of two groups (and jax's processes where jax is installed)."""
     page = tmp_path / "page.md"
     page.write_text("<!-- figures:tables -->\n<!-- /figures:tables -->\n")
-    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--cases", "1d,small", "--update",
-           str(page), "--",
+    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--cases", "1d,small", "--scaling", "2",
+           "--update", str(page), "--",
            "--size", "2e4", "--repeat", "1", "--quick"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -182,3 +182,4 @@ def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
     assert "2 runs, each a process per case group" in text and "lsecore SIMD path" in text
     assert "| 1-D float32 n=2e+04 |" in text and "Max ulp error against mpmath" in text
     assert ("jax / lsearray" in text) == has("jax")
+    assert "| case | 1 thread ms | 2 threads ms | speed-up |" in text and "| 1-D float64 n=2e+04 | " in text

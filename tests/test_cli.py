@@ -5,6 +5,7 @@ import collections
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -146,6 +147,8 @@ def test_summary_shows_small_result(data, capsys):
     assert fields["dtype"] == "float64"
     assert fields["axes"] == "(0, 1)"
     assert "GB/s" in fields["throughput"] and fields["wall"].endswith(" s")
+    assert re.fullmatch(r"lsecore (avx512|generic) loops, (\d+ OpenMP threads|1 thread \(built without "
+                        r"OpenMP\))", fields["kernel"]), fields["kernel"]
 
 
 @needs_dask
