@@ -15,7 +15,7 @@ import lsearray
 from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, ThreadLimited,
                      get_1d, get_2d, get_b, limit_threads, restore_threads)
 
-__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "Logsumexp2D", "LogsumexpLayout", "LogsumexpInterleaved",
+__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "LogsumexpNormalizedRows", "Logsumexp2D", "LogsumexpLayout", "LogsumexpInterleaved",
            "LogsumexpWeighted", "LogsumexpTemperature", "Logmeanexp", "Softmax"]
 
 
@@ -60,6 +60,28 @@ class LogsumexpNegativeMax(ThreadLimited):
 
     def time_scipy_logsumexp(self, dtype):
         special.logsumexp(self.a)
+
+
+class LogsumexpNormalizedRows(ThreadLimited):
+    """Rows of log-probabilities, (20000, 1000) float64 normalized so that each row's
+    log-sum-exp is 0: the max and the log of the sum cancel, so every row takes the accurate
+    tier (lsecore/_lse_exact.h), where the same rows shifted by +5 (``shifted``) do not; one
+    thread."""
+    params = [["normalized", "shifted"]]
+    param_names = ["rows"]
+    timeout = 300
+
+    def setup(self, rows):
+        a = get_2d(SHAPE_ROWS)
+        a = a - special.logsumexp(a, axis=1, keepdims=True)
+        self.a = a if rows == "normalized" else a + 5.0
+        limit_threads(self, 1)
+
+    def time_logsumexp(self, rows):
+        lsearray.logsumexp(self.a, axis=1)
+
+    def time_scipy_logsumexp(self, rows):
+        special.logsumexp(self.a, axis=1)
 
 
 class Logsumexp2D(ThreadLimited):
