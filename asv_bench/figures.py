@@ -2,8 +2,10 @@
 
 Usage::
 
-    python asv_bench/figures.py [--runs 5] [--cases 1d,2d,...] [--update README.md docs/performance.md]
-        [-- side_by_side.py options, e.g. --size 2e7 --threads 1 --repeat 5]
+    python asv_bench/figures.py [--runs 5] [--cases 1d,2d,...] [--scaling 2] [--record RUNS.json]
+        [--update README.md docs/performance.md] [-- side_by_side.py options, e.g. --size 2e7 --repeat 5]
+
+(``--from-record RUNS.json`` writes the tables again from a record, without measuring.)
 
 One process gives each contender's best time of its interleaved rounds, so drift within a
 process hits every contender alike; a machine's state between processes (frequency, the
@@ -61,6 +63,9 @@ TITLES = (
 HEADLINE = (r"^1-D float64", r"^1-D float32", r"^2-D float64 .* axis=1", r"^softmax float64 \(",
             r"^log_softmax float32 \(")
 HEADLINE_COLUMNS = ("scipy", "torch", "jax", "x.sum()")
+HEADLINE_LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'other / lsearray': "
+                   "how many times longer the other takes than lsearray, within the same run; "
+                   "'lsearray / x.sum()': lsearray's time in units of one read of the input, its floor.")
 LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'other / lsearray': how "
           "many times longer the other takes than lsearray, within the same run; 'lsearray / "
           "x.sum()': lsearray's time in units of one read of the input, its floor; np.exp: "
@@ -79,6 +84,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "--scaling), a process per group, and give the speed-up")
     parser.add_argument("--update", nargs="+", default=[], metavar="FILE",
                         help="write the tables into the marked blocks of these files")
+    parser.add_argument("--record", metavar="PATH", default=None,
+                        help="also write every run's record (machine, all times) to PATH as JSON")
+    parser.add_argument("--from-record", metavar="PATH", default=None,
+                        help="write the tables from a --record file instead of measuring")
     parser.add_argument("side_by_side", nargs=argparse.REMAINDER,
                         help="options passed to side_by_side.py, after --")
     args = parser.parse_args(argv)
@@ -137,6 +146,7 @@ def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
     jax_versions = [m["jax"] for m in machines if m.get("jax")]
     machine = dict(machines[0], jax=jax_versions[0] if jax_versions else None)
     machine["cpus_seen"] = sorted({m["cpu"] for m in machines})
+    machine["date"] = time.strftime("%Y-%m-%d")
     return {"machine": machine, "cases": cases, "times": times, "tables": tables, "scaling": scaling,
             "scaling_threads": args.scaling}
 
@@ -202,16 +212,17 @@ def describe(runs: list[dict[str, Any]]) -> str:
     versions = ", ".join(f"{k} {m[k]}" for k in ("lsearray", "numpy", "scipy", "torch", "jax") if m.get(k))
     cpus = {cpu for run in runs for cpu in run["machine"].get("cpus_seen", [run["machine"]["cpu"]])}
     return (f"Measured on {' / '.join(sorted(cpus))} ({m['arch']}, {m['cpus']} CPUs visible), lsecore "
-            f"SIMD path {m['simd']}, OpenMP {'on' if m['openmp'] else 'off'}, {m['threads']} thread(s) "
-            f"for every library; {versions}; Python {m['python']}. {len(runs)} runs, each a process per "
+            f"SIMD path {m['simd']}, OpenMP {'on' if m['openmp'] else 'off'}, {m['threads']} "
+            f"thread{'' if m['threads'] == 1 else 's'} for every library; {versions}; Python {m['python']}. {len(runs)} runs, each a process per "
             f"case group (jax's in processes of its own), each the best of {m['repeat']} "
             f"interleaved rounds; n = {m['size']:.3g}; "
-            f"{time.strftime('%Y-%m-%d')}, by `python asv_bench/figures.py`.")
+            f"{m['date']}, by `python asv_bench/figures.py`.")
 
 
 def headline(runs: list[dict[str, Any]]) -> str:
     """The README's block: the machine and the headline rows."""
-    return "\n\n".join([describe(runs), summarize(runs, (), "ms", HEADLINE_COLUMNS, HEADLINE), LEGEND])
+    return "\n\n".join([describe(runs), summarize(runs, (), "ms", HEADLINE_COLUMNS, HEADLINE),
+                        HEADLINE_LEGEND])
 
 
 def tables(runs: list[dict[str, Any]]) -> str:
@@ -255,9 +266,15 @@ def update_file(path: str, blocks: dict[str, str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     runs = []
-    for i in range(args.runs):
+    if args.from_record:
+        with open(args.from_record) as f:
+            runs = json.load(f)
+    for i in range(0 if args.from_record else args.runs):
         print(f"run {i + 1} of {args.runs} ...", file=sys.stderr, flush=True)
         runs.append(run_once(args, first=i == 0))
+    if args.record:
+        with open(args.record, "w") as f:
+            json.dump(runs, f, indent=1)
     blocks = {"headline": headline(runs), "tables": tables(runs)}
     print(blocks["tables"])
     for path in args.update:

@@ -173,8 +173,9 @@ def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
     """Two runs of two groups (and jax's processes where jax is installed)."""
     page = tmp_path / "page.md"
     page.write_text("<!-- figures:tables -->\n<!-- /figures:tables -->\n")
+    record = tmp_path / "runs.json"
     cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--cases", "1d,small", "--scaling", "2",
-           "--update", str(page), "--",
+           "--record", str(record), "--update", str(page), "--",
            "--size", "2e4", "--repeat", "1", "--quick"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -183,3 +184,10 @@ def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
     assert "| 1-D float32 n=2e+04 |" in text and "Max ulp error against mpmath" in text
     assert ("jax / lsearray" in text) == has("jax")
     assert "| case | 1 thread ms | 2 threads ms | speed-up |" in text and "| 1-D float64 n=2e+04 | " in text
+    # the record gives the same tables again, without measuring
+    again = tmp_path / "again.md"
+    again.write_text("<!-- figures:tables -->\n<!-- /figures:tables -->\n")
+    out = subprocess.run([sys.executable, str(ASV_DIR / "figures.py"), "--from-record", str(record),
+                          "--update", str(again)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert again.read_text() == text
