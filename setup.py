@@ -7,10 +7,6 @@ import sys
 import sysconfig
 import tempfile
 
-import numpy as np
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-
 NO_COMPILER = (
     "lsecore: building lsearray from source needs a C compiler, and {cc!r} was not found. "
     "Install one (gcc or clang; Xcode's command line tools on macOS; Microsoft C++ Build Tools "
@@ -53,7 +49,15 @@ def openmp_flags(cc):
     return compile_flags, link_flags
 
 
-compile_openmp, link_openmp = openmp_flags(c_compiler())
+# An sdist only packs the sources; anything else builds (or prepares to build) the kernel, and a
+# missing compiler is said before the build tools are imported.
+builds = "sdist" not in sys.argv[1:]
+compile_openmp, link_openmp = openmp_flags(c_compiler()) if builds else ([], [])
+
+import numpy as np  # noqa: E402
+from Cython.Build import cythonize  # noqa: E402
+from setuptools import Extension, setup  # noqa: E402
+
 # -fno-trapping-math lets the compiler vectorize the selects on nan/inf in the kernels;
 # results are unchanged (never -ffast-math: it would break inf and nan). -g0 overrides the
 # -g of Python's own flags: debug info would make the extension several times larger.

@@ -12,7 +12,8 @@ SDIST_NEEDS = ("LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "setup.
                "tests/conftest.py", "tests/awkward_arrays.py", "tests/reference.py", "tests/backends.py",
                "tests/fuzz_support.py", "examples/quickstart.py", "asv_bench/side_by_side.py",
                "docs/conf.py")
-SDIST_NEVER = ("*.so", "*.pyd", "*/__pycache__/*", "lsecore/_kernel.c", "docs/_build/*")
+SDIST_NEVER = ("*.so", "*.pyd", "*/__pycache__/*", "lsecore/_kernel.c", "docs/_build/*",
+               "docs/auto_examples/*", "docs/generated/*", "docs/sg_execution_times.rst")
 # The wheel: the packages, the compiled kernel, the license; no sources of the kernel.
 WHEEL_NEEDS = ("lsearray/__init__.py", "lsearray/py.typed", "lsecore/__init__.py", "lsecore/_kernel.*",
                "lsearray-*.dist-info/licenses/LICENSE")
@@ -27,18 +28,19 @@ def check(kind, names, needs, never):
 
 
 def main(sdist, wheel):
+    """Print what is missing from or extra in each archive; 1 if anything is, else 0."""
     with tarfile.open(sdist) as tar:
         sdist_names = [m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name and m.isfile()]
     with zipfile.ZipFile(wheel) as zf:
         wheel_names = zf.namelist()
         kernel = [n for n in wheel_names if fnmatch.fnmatch(n, "lsecore/_kernel.*")]
         debug = [n for n in kernel if b".debug_info" in zf.read(n)]
+        sizes = ", ".join(f"{n} {zf.getinfo(n).file_size / 1e6:.2f} MB" for n in kernel)
     problems = check("sdist", sdist_names, SDIST_NEEDS, SDIST_NEVER)
     problems += check("wheel", wheel_names, WHEEL_NEEDS, WHEEL_NEVER)
     problems += [f"wheel's {n} carries debug info" for n in debug]
     for p in problems:
         print(p)
-    sizes = ", ".join(f"{n} {zipfile.ZipFile(wheel).getinfo(n).file_size / 1e6:.2f} MB" for n in kernel)
     print(f"sdist: {len(sdist_names)} files; wheel: {len(wheel_names)} files ({sizes})")
     return 1 if problems else 0
 

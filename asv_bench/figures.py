@@ -74,6 +74,7 @@ LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'othe
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``side_by_side`` holds the options after ``--``, ``cases`` a list."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="separate processes (default 5)")
     parser.add_argument("--cases", default=",".join(GROUPS),
@@ -162,6 +163,7 @@ def spread(values: list[float], fmt: str) -> str:
 
 
 def _time_fmt(seconds: float, scale: float) -> str:
+    """The format of a time column: three decimals below 10 units, one above."""
     return ".3f" if seconds * scale < 10 else ".1f"
 
 
@@ -264,6 +266,7 @@ def update_file(path: str, blocks: dict[str, str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Measure (or read ``--from-record``), print the tables and write the marked blocks."""
     args = parse_args(argv)
     runs = []
     if args.from_record:

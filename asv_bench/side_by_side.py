@@ -956,12 +956,13 @@ def main(args: argparse.Namespace) -> int:
         if args.plot:
             run_plot(args.plot, args)
         if args.accuracy:
-            tables["Max ulp error against mpmath (mp.dps=50), float64:"] = markdown(*run_accuracy(seed=7))
+            accuracy = {"Max ulp error against mpmath (mp.dps=50), float64:": markdown(*run_accuracy(seed=7))}
             if "relatives" in args.cases:
-                tables["logcumsumexp, max ulp error over the prefixes against mpmath (mp.dps=50), "
-                       "float64:"] = markdown(*run_accuracy(seed=7, cumulative=True))
-            for title in list(tables)[-2 if "relatives" in args.cases else -1:]:
-                print_section(title, tables[title])
+                accuracy["logcumsumexp, max ulp error over the prefixes against mpmath (mp.dps=50), "
+                         "float64:"] = markdown(*run_accuracy(seed=7, cumulative=True))
+            for title, body in accuracy.items():
+                print_section(title, body)
+            tables.update(accuracy)
         if args.json:
             write_json(args, cases, best, tables)
         if FAILURES:

@@ -37,6 +37,9 @@ class CommandError(Exception):
     """A problem with what the command was given: reported as one line, exit status 2."""
 
 
+_STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 class _Terminated(BaseException):
     """SIGTERM (or SIGHUP) received: raised in the main thread so that, as on Ctrl-C,
     cleanups run on the way out.
@@ -261,7 +264,11 @@ def _save(path: str, result: np.ndarray) -> None:
     directory, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "xb") as f:
+        f = open(tmp, "xb")  # exclusive: another run's temporary is never taken over
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc}") from None
+    try:
+        with f:
             np.save(f, result)
         os.replace(tmp, path)
     except BaseException as exc:  # a full disk, and Ctrl-C or SIGTERM too, leave nothing behind
@@ -477,6 +484,7 @@ def _demo(args: argparse.Namespace) -> int:
         workdir = tempfile.mkdtemp(prefix="lsearray-demo-", dir=parent)
     except OSError as exc:
         raise CommandError(f"cannot create a directory in {parent}: {exc}") from None
+    kept = False
     try:
         path = os.path.join(workdir, "loglik.npy")
         start = time.perf_counter()
@@ -503,11 +511,12 @@ def _demo(args: argparse.Namespace) -> int:
         agree = bool(np.allclose(one, two, rtol=_RTOL, atol=0))
         print(f"results {'agree' if agree else 'differ'} (rtol {_RTOL:g}): "
               f"{_describe(one)} and {_describe(two)}")
-        if args.keep:
+        kept = args.keep
+        if kept:
             print(f"kept        {path}")
         return 0 if agree else 1
     finally:
-        if not args.keep:
+        if not kept:  # --keep keeps only a data set that was written whole and reduced
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -558,32 +567,61 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ignored(signum: int, frame: Any) -> None:
+    """A handler that does nothing. Unlike SIG_IGN it also takes a signal that arrived
+    before it was set and waits for Python to run its handler (for which SIG_IGN would
+    print "Signal ... ignored due to race condition")."""
+
+
+def _ignore_further_signals() -> None:
+    """Ignore the stopping signals from now on: a second Ctrl-C or SIGTERM would otherwise
+    interrupt the cleanups that the first one started (`_terminating_signals_raise` puts
+    the handlers back)."""
+    for name in _STOPPING:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _ignored)
+
+
 def _raise_terminated(signum: int, frame: Any) -> NoReturn:
     """The handler of SIGTERM and SIGHUP (see `_terminating_signals_raise`)."""
+    _ignore_further_signals()
     raise _Terminated(signum)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
+    """The handler of SIGINT: Python's KeyboardInterrupt, once."""
+    _ignore_further_signals()
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def _terminating_signals_raise() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise `_Terminated` in the main thread.
+    """Within the block, SIGTERM and SIGHUP raise `_Terminated` in the main thread, and
+    SIGINT KeyboardInterrupt; after the first, all three are ignored until the block ends.
 
     Their default ends the process at once, leaving the demo's data set or a temporary
-    OUT behind; raised, they unwind through the cleanups as Ctrl-C does. A signal that
-    is ignored or handled already keeps its disposition, and so does every signal when
-    called outside the main thread (where handlers cannot be set).
+    OUT behind; raised, they unwind through the cleanups as Ctrl-C does, and a second
+    signal cannot cut those short. A signal that is ignored or handled already keeps its
+    disposition, and so does every signal when called outside the main thread (where
+    handlers cannot be set).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = ("SIGTERM", "SIGHUP")
-    signums = [getattr(signal, n) for n in names if hasattr(signal, n)]  # Windows has no SIGHUP
-    replaced = {s: signal.signal(s, _raise_terminated)
-                for s in signums if signal.getsignal(s) == signal.SIG_DFL}
+    # Windows has no SIGHUP; the first stopping signal sets them all to SIG_IGN, so all are put back
+    before = {getattr(signal, n): signal.getsignal(getattr(signal, n)) for n in _STOPPING
+              if hasattr(signal, n)}
+    for signum, handler in before.items():
+        if signum == signal.SIGINT and handler is signal.default_int_handler:
+            signal.signal(signum, _raise_interrupt)
+        elif signum != signal.SIGINT and handler == signal.SIG_DFL:
+            signal.signal(signum, _raise_terminated)
     try:
         yield
     finally:
-        for signum, handler in replaced.items():
-            signal.signal(signum, handler)
+        for signum, handler in before.items():
+            if handler is not None:  # None: set outside Python, which cannot be put back
+                signal.signal(signum, handler)
 
 
 def _run(argv: Sequence[str] | None) -> int:

@@ -275,7 +275,9 @@ def _ieee_add(x: Any, y: Any, xp: ModuleType) -> Any:
 def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: ModuleType) -> Partial:
     """`merge` of partials in the same units ``2**e``."""
     n = None
-    if parts[0].n is not None:  # infinite weights of both signs: on NumPy under merge's errstate
+    if parts[0].n is not None:
+        # weight sums of opposite infinite signs add to nan: NumPy's warning is silenced by
+        # merge's errstate, a lazy library's (computed later) is avoided by _ieee_add
         n = parts[0].n
         for p in parts[1:]:
             n = n + p.n if numpy else _ieee_add(n, p.n, xp)

@@ -53,7 +53,10 @@ static inline int lse_max_threads(void)
 #define LSE_TILE 64         /* columns of a column tile */
 #define LSE_TILE_ROWS 256   /* rows of a column tile per block */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LSE_NO_CLONES)
+/* target_clones needs the loader's ifunc, which glibc has and musl has not. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) \
+    && !defined(LSE_NO_CLONES)
+#define LSE_HAVE_CLONES 1
 #define LSE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LSE_CLONES
@@ -573,7 +576,7 @@ static inline int lse_built_avx512(void)
 
 static inline int lse_built_clones(void)
 {
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LSE_NO_CLONES)
+#ifdef LSE_HAVE_CLONES
     return 1;
 #else
     return 0;

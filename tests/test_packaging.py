@@ -57,7 +57,8 @@ def test_unbuilt_source_tree_says_what_to_do(tmp_path):
     """A checkout's lsecore/ without the compiled kernel shadows the installed package."""
     shutil.copytree(pathlib.Path(lsecore.__file__).parent, tmp_path / "lsecore",
                     ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
-    out = subprocess.run([sys.executable, "-c", "import lsecore"], capture_output=True, text=True,
+    # -S: no site-packages, so no editable install's import hook, which would come before the copy
+    out = subprocess.run([sys.executable, "-S", "-c", "import lsecore"], capture_output=True, text=True,
                          cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
