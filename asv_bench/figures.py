@@ -85,6 +85,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "--scaling), a process per group, and give the speed-up")
     parser.add_argument("--update", nargs="+", default=[], metavar="FILE",
                         help="write the tables into the marked blocks of these files")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="also draw 1-D float64 throughput against n, the median of the runs "
+                             "with their range (side_by_side.py --plot-only, a process per run)")
+    parser.add_argument("--plot-threads", type=int, default=2, metavar="N",
+                        help="threads every library may use in the plot's runs (default 2)")
     parser.add_argument("--record", metavar="PATH", default=None,
                         help="also write every run's record (machine, all times) to PATH as JSON")
     parser.add_argument("--from-record", metavar="PATH", default=None,
@@ -144,12 +149,18 @@ def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
             # a memory table per group: one table, its rows appended
             tables[title] = body if title not in tables else \
                 tables[title] + "\n" + "\n".join(body.splitlines()[2:])
+    throughput = None
+    if args.plot:
+        record = run_process([*args.side_by_side, "--cases", "1d", "--plot-only",
+                              "--threads", str(args.plot_threads)])
+        throughput = record["throughput"]
+        machines.append(record["machine"])
     jax_versions = [m["jax"] for m in machines if m.get("jax")]
     machine = dict(machines[0], jax=jax_versions[0] if jax_versions else None)
     machine["cpus_seen"] = sorted({m["cpu"] for m in machines})
     machine["date"] = time.strftime("%Y-%m-%d")
     return {"machine": machine, "cases": cases, "times": times, "tables": tables, "scaling": scaling,
-            "scaling_threads": args.scaling}
+            "scaling_threads": args.scaling, "throughput": throughput, "plot_threads": args.plot_threads}
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -265,6 +276,18 @@ def update_file(path: str, blocks: dict[str, str]) -> list[str]:
     return done
 
 
+def plot(path: str, runs: list[dict[str, Any]]) -> None:
+    """Draw the runs' throughput series (median and range) into ``path``."""
+    from throughput_plot import draw  # beside this script, on its sys.path; needs matplotlib
+
+    m, n = runs[0]["machine"], runs[0]["plot_threads"]
+    series = [run["throughput"]["series"] for run in runs]
+    draw(path, runs[0]["throughput"]["sizes"], series,
+         f"1-D float64 logsumexp throughput ({n} threads unless named; x.sum() is numpy's, one "
+         f"thread)\nmedian and range of {len(runs)} runs, each the best of {m['repeat']} rounds; "
+         f"{m['cpu']}, lsecore SIMD path {m['simd']}, {m['date']}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure (or read ``--from-record``), print the tables and write the marked blocks."""
     args = parse_args(argv)
@@ -279,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(args.record, "w") as f:
             json.dump(runs, f, indent=1)
     blocks = {"headline": headline(runs), "tables": tables(runs)}
+    if args.plot:
+        if not all(run.get("throughput") for run in runs):
+            raise RuntimeError("--plot: the runs have no throughput series (measure with --plot)")
+        plot(args.plot, runs)
     print(blocks["tables"])
     for path in args.update:
         names = update_file(path, blocks)

@@ -4,6 +4,10 @@ Usage::
 
     python asv_bench/side_by_side.py [--size 2e7] [--threads 1] [--repeat 7]
         [--cases 1d,2d,short,tall,softmax,small,relatives] [--accuracy] [--plot PATH] [--quick]
+        [--only NAMES] [--json PATH] [--plot-only] [--scaling]
+
+One run is one process: ``asv_bench/figures.py`` runs it several times and writes the
+median and range of its ratios into the README and the documentation.
 
 Cases (``--cases``, comma separated, default all); n is ``--size``:
 
@@ -105,6 +109,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", metavar="PATH", default=None,
                         help="write a PNG of 1-D float64 logsumexp throughput against n "
                              "(needs matplotlib)")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="time only the throughput series of --plot (with --json, record "
+                             "them; asv_bench/figures.py --plot draws several runs)")
     parser.add_argument("--scaling", action="store_true",
                         help="time lsearray alone on 1 and on --threads threads, interleaved, "
                              "and print the speed-up (instead of the tables)")
@@ -176,6 +183,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import lsearray  # noqa: E402
 import lsecore  # noqa: E402
+from throughput_plot import draw  # noqa: E402  (beside this script, on its sys.path)
 
 torch: Any = None
 if ARGS is None or not ARGS.no_torch:
@@ -818,12 +826,9 @@ def throughput_plan(x: np.ndarray, sizes: list[int], threads: int) -> list[Timed
     return plan
 
 
-def run_plot(path: str, args: argparse.Namespace) -> None:
-    """Time the throughput series, print them as a table and draw them into ``path``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def run_plot(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Time the throughput series, print them as a table and draw them into ``path`` (unless
+    it is empty); the sizes and the series (contender -> elements per second)."""
     x = np.random.default_rng(54321).standard_normal(args.size) * 10.0
     sizes = plot_sizes(args.size, args.plot_points)
     best = time_interleaved(throughput_plan(x, sizes, args.threads), args.repeat, args.min_sample)
@@ -837,24 +842,15 @@ def run_plot(path: str, args: argparse.Namespace) -> None:
     print_section("Throughput, 1-D float64 logsumexp, million elements per second:",
                   markdown(["contender"] + [f"n={n:.3g}" for n in sizes], rows))
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, values in series.items():
-        pts = [(n, v) for n, v in zip(sizes, values) if v is not None]
-        style = "--" if name == "x.sum()" else "-"
-        ax.loglog([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=name)
-    ax.set_xlabel("n (elements)")
-    ax.set_ylabel("elements per second")
-    threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
-    ax.set_title(f"1-D float64 logsumexp throughput ({threads} unless named; x.sum() is numpy's, "
-                 f"one thread; best of {args.repeat})\n{cpu_model()}, lsecore SIMD path "
-                 f"{lsecore.build_info()['simd']}, {time.strftime('%Y-%m-%d')}", fontsize="medium")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"Wrote {path}")
-    print()
+    if path:
+        threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+        draw(path, sizes, [series],
+             f"1-D float64 logsumexp throughput ({threads} unless named; x.sum() is numpy's, one "
+             f"thread; best of {args.repeat})\n{cpu_model()}, lsecore SIMD path "
+             f"{lsecore.build_info()['simd']}, {time.strftime('%Y-%m-%d')}")
+        print(f"Wrote {path}")
+        print()
+    return {"sizes": sizes, "series": series}
 
 
 # ---------------------------------------------------------------------------- main
@@ -928,13 +924,15 @@ def run_scaling(args: argparse.Namespace) -> tuple[list[Case], dict[tuple[str, s
 
 
 def write_json(args: argparse.Namespace, cases: list[Case], best: dict[tuple[str, str], float],
-               tables: dict[str, str]) -> None:
-    """The run for asv_bench/figures.py: machine, cases in order, finite times, tables."""
+               tables: dict[str, str], throughput: dict[str, Any] | None = None) -> None:
+    """The run for asv_bench/figures.py: machine, cases in order, finite times, tables, and
+    with ``--plot-only`` the throughput series."""
     record = {
         "machine": machine(args),
         "cases": [{"label": c.label, "group": c.group, "kind": c.kind} for c in cases],
         "times": [[label, name, t] for (label, name), t in best.items() if math.isfinite(t)],
         "tables": tables,
+        "throughput": throughput,
     }
     with open(args.json, "w") as f:
         json.dump(record, f, indent=1)
@@ -951,6 +949,11 @@ def main(args: argparse.Namespace) -> int:
             cases, best = run_scaling(args)
             if args.json:
                 write_json(args, cases, best, {})
+            return 1 if FAILURES else 0
+        if args.plot_only:
+            throughput = run_plot(args.plot, args)
+            if args.json:
+                write_json(args, [], {}, {}, throughput)
             return 1 if FAILURES else 0
         cases, best, tables = run_tables(args)
         if args.plot:

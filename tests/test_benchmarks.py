@@ -184,6 +184,7 @@ def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
     assert "| 1-D float32 n=2e+04 |" in text and "Max ulp error against mpmath" in text
     assert ("jax / lsearray" in text) == has("jax")
     assert "| case | 1 thread ms | 2 threads ms | speed-up |" in text and "| 1-D float64 n=2e+04 | " in text
+
     # the record gives the same tables again, without measuring
     again = tmp_path / "again.md"
     again.write_text("<!-- figures:tables -->\n<!-- /figures:tables -->\n")
@@ -191,3 +192,18 @@ def test_figures_runs_separate_processes_and_names_the_machine(tmp_path):
                           "--update", str(again)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert again.read_text() == text
+
+
+@pytest.mark.skipif(not has("matplotlib"), reason="--plot needs matplotlib (the bench extra)")
+def test_figures_plots_the_runs_throughput(tmp_path):
+    """--plot: a process per run times the throughput series; the PNG is drawn from all."""
+    png, record = tmp_path / "throughput.png", tmp_path / "runs.json"
+    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "2", "--cases", "small", "--no-jax",
+           "--plot", str(png), "--record", str(record), "--", "--size", "2e4", "--repeat", "1", "--quick",
+           "--no-jax"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    runs = json.loads(record.read_text())
+    assert [len(run["throughput"]["series"]["x.sum()"]) for run in runs] == [4, 4]
+    assert [run["throughput"]["sizes"] for run in runs] == [[1000, 2714, 7368, 20000]] * 2
