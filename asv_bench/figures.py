@@ -224,12 +224,12 @@ def describe(runs: list[dict[str, Any]]) -> str:
     m = runs[0]["machine"]
     versions = ", ".join(f"{k} {m[k]}" for k in ("lsearray", "numpy", "scipy", "torch", "jax") if m.get(k))
     cpus = {cpu for run in runs for cpu in run["machine"].get("cpus_seen", [run["machine"]["cpu"]])}
+    threads = f"{m['threads']} thread{'' if m['threads'] == 1 else 's'}"
     return (f"Measured on {' / '.join(sorted(cpus))} ({m['arch']}, {m['cpus']} CPUs visible), lsecore "
-            f"SIMD path {m['simd']}, OpenMP {'on' if m['openmp'] else 'off'}, {m['threads']} "
-            f"thread{'' if m['threads'] == 1 else 's'} for every library; {versions}; Python {m['python']}. {len(runs)} runs, each a process per "
-            f"case group (jax's in processes of its own), each the best of {m['repeat']} "
-            f"interleaved rounds; n = {m['size']:.3g}; "
-            f"{m['date']}, by `python asv_bench/figures.py`.")
+            f"SIMD path {m['simd']}, OpenMP {'on' if m['openmp'] else 'off'}, {threads} for every "
+            f"library; {versions}; Python {m['python']}. {len(runs)} runs, each a process per case "
+            f"group (jax's in processes of its own), each the best of {m['repeat']} interleaved "
+            f"rounds; n = {m['size']:.3g}; {m['date']}, by `python asv_bench/figures.py`.")
 
 
 def headline(runs: list[dict[str, Any]]) -> str:

@@ -773,8 +773,8 @@ def describe_environment(args: argparse.Namespace) -> str:
     return "\n".join([
         ", ".join(versions),
         f"machine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs visible, "
-        f"lsecore SIMD path {lsecore.build_info()['simd']}, {PINNING}; threads={args.threads}, repeat={args.repeat} (best of, "
-        f"interleaved), size={args.size:.3g}, cases={','.join(args.cases)}"
+        f"lsecore SIMD path {lsecore.build_info()['simd']}, {PINNING}; threads={args.threads}, "
+        f"repeat={args.repeat} (best of, interleaved), size={args.size:.3g}, cases={','.join(args.cases)}"
         + (", quick" if args.quick else ""),
         "thread pools while timing: " + (", ".join(pools) or "none found"),
     ])

@@ -6,8 +6,9 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, fma
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp", "max_threads",
-           "merge", "normalize", "reduce_finalized", "refine_flags", "scan", "simd", "softmax_rows"]
+__all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp",
+           "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan", "simd",
+           "softmax_rows"]
 
 ctypedef fused a_t:
     float

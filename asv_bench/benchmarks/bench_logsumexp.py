@@ -15,8 +15,9 @@ import lsearray
 from .common import (DTYPES, SHAPE_2D, SHAPE_ROWS, SHAPE_SHORT, SHAPE_TALL, THREADS, ThreadLimited,
                      get_1d, get_2d, get_b, limit_threads, restore_threads)
 
-__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "LogsumexpNormalizedRows", "Logsumexp2D", "LogsumexpLayout", "LogsumexpInterleaved",
-           "LogsumexpWeighted", "LogsumexpTemperature", "Logmeanexp", "Softmax"]
+__all__ = ["Logsumexp1D", "LogsumexpNegativeMax", "LogsumexpNormalizedRows", "Logsumexp2D",
+           "LogsumexpLayout", "LogsumexpInterleaved", "LogsumexpWeighted", "LogsumexpTemperature",
+           "Logmeanexp", "Softmax"]
 
 
 class Logsumexp1D(ThreadLimited):
