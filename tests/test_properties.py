@@ -151,7 +151,10 @@ def test_agrees_with_scipy_axis_and_weights(a, data):
     keepdims = data.draw(st.booleans())
     b = data.draw(hnp.arrays(np.float64, a.shape, elements=st.floats(0.0, 10.0)))
     got = lsearray.logsumexp(a, axis=axis, b=b, keepdims=keepdims)
-    expected = sc.logsumexp(a, axis=axis, b=b, keepdims=keepdims)
+    # scipy divides the sum by the maximal term's weight, which overflows (with a warning)
+    # where that weight is subnormal; its result stays right
+    with np.errstate(over="ignore"):
+        expected = sc.logsumexp(a, axis=axis, b=b, keepdims=keepdims)
     assert type(got) is type(expected) and np.shape(got) == np.shape(expected)
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
