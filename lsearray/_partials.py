@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, is_numpy_array
+from array_api_compat import array_namespace, is_dask_namespace, is_numpy_array
 from array_api_compat import device as device_of
 from array_api_compat import numpy as np_compat
 
@@ -241,9 +241,9 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
     with np.errstate(over="ignore", invalid="ignore"):
         over = xp.isfinite(merged.m) & (xp.isinf(merged.w) | xp.isinf(merged.t)
                                         | xp.isinf(merged.w + merged.t))
-        if numpy:  # lazy libraries would compute the mean's sums for every result
+        if not is_dask_namespace(xp):  # dask would compute the mean's sums for every result
             for extra in ([] if merged.n is None else [merged.n]) + list(merged.s or ()):
-                over = over | (np.isinf(extra) & np.isfinite(merged.m))
+                over = over | (xp.isinf(extra) & xp.isfinite(merged.m))
     if numpy and not over.any():
         return merged
     k = float(math.ceil(math.log2(len(parts))) + 2)

@@ -508,6 +508,38 @@ def test_weights_whose_sum_overflows(xp):
     np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)), want_mean, rtol=1e-15)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_batches_whose_weights_overflow_only_together(xp):
+    """Each batch's weights sum below the float64 maximum, all four above it: the merges
+    keep the weight sums in larger units, so the mean is the closed form's on every backend."""
+    xp.subset(True)
+    acc = OnlineLogSumExp(axis=None)
+    for k in range(4):
+        acc.update(xp.make(np.array([float(k)]), "float64"), b=xp.make(np.array([1e308]), "float64"))
+    with mpmath.workdps(MP_DPS):
+        terms = sum(mpmath.exp(k) for k in range(4))
+        want_sum = float(mpmath.log(mpmath.mpf(1e308) * terms))
+        want_mean = float(mpmath.log(terms / 4))
+    np.testing.assert_allclose(xp.to_numpy(acc.result()), want_sum, rtol=1e-15)
+    np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)), want_mean, rtol=1e-15)
+
+
+def test_mean_whose_weights_overflow_only_together(xp):
+    """Weights whose sums over the batches overflow while the log-sum-exp's sums do not (the
+    heavy weights sit on small terms): the merges redo the weight sums in larger units, so
+    the mean is the closed form's (dask's merges do not: docs/user_guide/limits.md)."""
+    xp.subset(True)
+    if xp.name == "dask":
+        pytest.skip("documented: dask's merges redo only the log-sum-exp's sums")
+    acc = OnlineLogSumExp(axis=None)
+    for _ in range(30):
+        acc.update(xp.make(np.array([0.0, -50.0]), "float64"), b=xp.make(np.array([1.0, 1e308]), "float64"))
+    with mpmath.workdps(MP_DPS):
+        big = mpmath.mpf(1e308)
+        want = float(mpmath.log((1 + big * mpmath.exp(-50)) / (1 + big)))
+    np.testing.assert_allclose(xp.to_numpy(acc.result(mean=True)), want, rtol=1e-15)
+
+
 def test_mean_whose_divisor_is_beyond_the_sum_by_2_to_the_1000():
     """S / W below the smallest float64 (a weight of 2e-294 on the max, 2.8e171 in all, at
     tau = 2e-274): the finalizer divides scaled copies and adds the power of two's log."""
