@@ -6,12 +6,11 @@ import math
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
 from lsearray._scale import Factor, divide, times
-from lsearray._weights import overflow_exponent, scaled_terms
+from lsearray._weights import ieee_sum, overflow_exponent, scaled_terms
 
 __all__ = [
     "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",
@@ -304,8 +303,7 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
         # The sum of the weights in units of 2**e where it overflows (only there: a
         # weight below the smallest normal may hold the max's term): the mean of b / 2**e
         # is the same, and the sum of the terms is taken from b (with its own scale).
-        with np.errstate(over="ignore"):
-            over = xp.isinf(xp.sum(b, axis=axes, keepdims=True))
+        over = xp.isinf(ieee_sum(b, axes, xp))
         e = overflow_exponent(b, tuple(a.shape), axes, xp)
         e = xp.where(over, e, xp.zeros_like(e))
         b_mean = b * xp.pow(xp.full_like(e, 2.0), -e)
