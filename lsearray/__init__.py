@@ -2,6 +2,7 @@
 
 import importlib.metadata as _metadata
 
+from lsearray._executors.numpy import build_info
 from lsearray._matmul import logmatmulexp
 from lsearray._online import OnlineLogSumExp
 from lsearray._pairwise import logaddexp
@@ -17,6 +18,6 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that is no
 del _metadata
 
 __all__ = [
-    "OnlineLogSumExp", "__version__", "categorical", "gumbel_softmax", "log_softmax", "logaddexp",
+    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "log_softmax", "logaddexp",
     "logcumsumexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
 ]

@@ -347,9 +347,9 @@ def _dtype_name(dtype: np.dtype) -> str:
 def _kernel() -> str:
     """What the kernel runs on this machine: its SIMD loops and threads (on a cluster, the
     workers' own may differ)."""
-    import lsecore
+    import lsearray
 
-    info = lsecore.build_info()
+    info = lsearray.build_info()
     threads = (f"{info['max_threads']} OpenMP threads" if info["openmp"]
                else "1 thread (built without OpenMP)")
     return f"lsecore {info['simd']} loops, {threads}"

@@ -14,7 +14,7 @@ import lsecore
 from lsearray import _generic
 from lsearray._dispatch import namespace
 from lsearray._narrow import narrowed
-from lsearray._numpy_executor import Finalized, reduce
+from lsearray._executors.numpy import Finalized, reduce
 from lsearray._validation import Prepared, prepare, prepare_array_api
 
 __all__ = ["logmeanexp", "logsumexp"]

@@ -11,7 +11,7 @@ from array_api_compat import is_dask_namespace
 from lsearray import _generic
 from lsearray._dispatch import namespace
 from lsearray._narrow import narrowed
-from lsearray._numpy_executor import Finalized, reduce
+from lsearray._executors.numpy import Finalized, reduce
 from lsearray._validation import Prepared, prepare, prepare_array_api
 from lsecore import _kernel
 from lsecore._layout import run_view

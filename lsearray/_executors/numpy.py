@@ -11,7 +11,7 @@ from lsearray._validation import Prepared
 from lsecore import _kernel
 from lsecore._layout import refine
 
-__all__ = ["Finalized", "reduce"]
+__all__ = ["Finalized", "build_info", "reduce"]
 
 
 def _flat_float64(x: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
@@ -102,6 +102,25 @@ class Finalized:
             _, e = np.frexp(hi)
             lo = np.ldexp(np.round(np.ldexp(lo, 72 - e)), e - 72)
             return hi.reshape(self.m.shape), lo.reshape(self.m.shape)
+
+
+def build_info() -> dict[str, object]:
+    """How the lsecore kernel was built and what it runs on this machine.
+
+    Returns
+    -------
+    info : dict
+        ``openmp`` (bool): built with OpenMP; ``simd_compiled`` (list of str): the
+        instruction sets compiled in; ``simd`` (str): the one this machine runs;
+        ``max_threads`` (int): the threads a reduction may use.
+
+    Examples
+    --------
+    >>> import lsearray
+    >>> sorted(lsearray.build_info())
+    ['max_threads', 'openmp', 'simd', 'simd_compiled']
+    """
+    return dict(lsecore.build_info())
 
 
 def reduce(
