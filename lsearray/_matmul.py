@@ -10,9 +10,9 @@ import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj, is_dask_namespace, is_jax_namespace
 
-from lsearray import _generic
-from lsearray._dispatch import namespace
-from lsearray._narrow import narrowed
+from lsearray._executors import array_api_lse as _generic
+from lsearray._delegation import namespace
+from lsearray._executors.narrow import narrowed
 from lsearray._reductions import logsumexp
 from lsearray._validation import _as_real_array
 

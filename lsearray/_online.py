@@ -12,9 +12,9 @@ from array_api_compat import array_namespace, is_dask_namespace
 from array_api_compat import numpy as np_compat
 from array_api_compat import device as device_of
 
-from lsearray._dispatch import namespace
-from lsearray._narrow import narrowed
-from lsearray._partials import Partial, finalize, finalize_mean, merge, partial
+from lsearray._delegation import namespace
+from lsearray._executors.narrow import narrowed
+from lsearray._executors.partials import Partial, finalize, finalize_mean, merge, partial
 from lsearray._validation import _temperature, prepare, prepare_array_api
 
 __all__ = ["OnlineLogSumExp"]

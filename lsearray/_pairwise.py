@@ -10,10 +10,10 @@ from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj, is_dask_namespace
 
 import lsecore
-from lsearray._dispatch import namespace
-from lsearray._generic import nothing_is_constant
-from lsearray._scale import Factor, divide, times
-from lsearray._narrow import narrowed
+from lsearray._delegation import namespace
+from lsearray._executors.array_api_lse import nothing_is_constant
+from lsearray._executors.scale import Factor, divide, times
+from lsearray._executors.narrow import narrowed
 from lsearray._validation import _array_temperature, _as_real_array, _temperature
 
 __all__ = ["generic_logaddexp", "logaddexp"]

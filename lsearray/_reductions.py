@@ -11,9 +11,9 @@ from array_api_compat import is_dask_namespace
 
 import lsecore
 
-from lsearray import _generic
-from lsearray._dispatch import namespace
-from lsearray._narrow import narrowed
+from lsearray._executors import array_api_lse as _generic
+from lsearray._delegation import namespace
+from lsearray._executors.narrow import narrowed
 from lsearray._executors.numpy import Finalized, reduce
 from lsearray._validation import Prepared, prepare, prepare_array_api
 

@@ -13,7 +13,7 @@ from array_api_compat import device as device_of
 from array_api_compat import is_dask_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
 from numpy.lib.array_utils import normalize_axis_index
 
-from lsearray._dispatch import namespace
+from lsearray._delegation import namespace
 from lsearray._softmax import softmax
 from lsearray._validation import _as_real_array, _temperature, prepare, prepare_array_api
 

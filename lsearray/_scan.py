@@ -12,9 +12,9 @@ from array_api_compat import is_dask_namespace
 from numpy.lib.array_utils import normalize_axis_index
 
 import lsecore
-from lsearray._dispatch import namespace
-from lsearray._generic import nothing_is_constant
-from lsearray._narrow import narrowed
+from lsearray._delegation import namespace
+from lsearray._executors.array_api_lse import nothing_is_constant
+from lsearray._executors.narrow import narrowed
 from lsearray._pairwise import generic_logaddexp, logaddexp
 from lsearray._validation import _temperature, prepare, prepare_array_api
 

@@ -14,7 +14,7 @@ from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj, is_dask_array
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from lsearray._scale import Factor, array_factor
+from lsearray._executors.scale import Factor, array_factor
 
 __all__ = ["Prepared", "prepare", "prepare_array_api"]
 

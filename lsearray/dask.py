@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from lsearray import _dask_reduction, _generic
-from lsearray._narrow import narrowed
+from lsearray._executors import array_api_lse as _generic, dask_tree as _dask_reduction
+from lsearray._executors.narrow import narrowed
 from lsearray._validation import prepare_array_api
 
 __all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]

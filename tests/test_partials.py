@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lsearray
-from lsearray._partials import finalize, merge, partial
+from lsearray._executors.partials import finalize, merge, partial
 
 inf, nan = np.inf, np.nan
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from lsearray._partials import Partial, finalize, finalize_mean, merge, partial
+from lsearray._executors.partials import Partial, finalize, finalize_mean, merge, partial
 
 __all__ = ["normalizer", "reduce"]
 
@@ -59,7 +59,7 @@ def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float,
     else:
         out, sign = finalize_mean(p, tau) if mode == "mean" else finalize(p, tau)[:2]
         # float64 results rounded to a float32 result: beyond its range they are inf, and
-        # the cast's overflow warning is noise (see lsearray._narrow).
+        # the cast's overflow warning is noise (see lsearray._executors.narrow).
         with np.errstate(over="ignore"):
             if mode == "signed":
                 result = _pair(out, sign, _out_dtype(mode, dtype))

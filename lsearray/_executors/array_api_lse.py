@@ -9,8 +9,8 @@ from typing import Any
 from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
-from lsearray._scale import Factor, divide, times
-from lsearray._weights import ieee_sum, overflow_exponent, scaled_terms
+from lsearray._executors.scale import Factor, divide, times
+from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms
 
 __all__ = [
     "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",

@@ -13,11 +13,11 @@ from array_api_compat import device as device_of
 from array_api_compat import numpy as np_compat
 
 import lsecore
-from lsearray._generic import (
+from lsearray._executors.array_api_lse import (
     expm1_sums, infinite_terms, log_abs_sum, near_max_mean, rebase_expm1_sums,
 )
-from lsearray._scale import times
-from lsearray._weights import ieee_sum, overflow_exponent, scaled_terms, weight_exponent
+from lsearray._executors.scale import times
+from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms, weight_exponent
 
 __all__ = ["Partial", "finalize", "finalize_mean", "merge", "partial"]
 
@@ -35,7 +35,7 @@ class Partial:
     ``n``, when a mean is wanted, is the number of elements or the sum of the weights.
     ``e`` (0, or an array of whole numbers shaped like ``m``): ``w``, ``t``, ``c``, ``n``
     and ``s`` are in units of ``2**e``, so that sums of weights near the float maximum do
-    not overflow (`lsearray._weights`).
+    not overflow (`lsearray._executors.weights`).
     ``s``, for a mean, is `expm1_sums`' ``(x, gaps, rest)`` relative to ``m``: the mean's
     log near the max without cancelling (`finalize_mean`).
     """
