@@ -1,14 +1,23 @@
-"""Which executor a call goes to: NumPy's kernel, or the array-API code with its namespace."""
+"""Which executor runs a call: the one place where NumPy, dask, torch, JAX and the other array libraries are told apart."""
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
-from array_api_compat import array_namespace, is_array_api_obj, is_dask_array, is_numpy_namespace
+from array_api_compat import (
+    array_namespace, is_array_api_obj, is_dask_array, is_dask_namespace, is_jax_namespace,
+    is_numpy_namespace, is_torch_namespace,
+)
 
-__all__ = ["namespace"]
+from lsearray._executors.array_api import ArrayAPIExecutor
+from lsearray._executors.numpy import NumPyExecutor
+
+__all__ = ["Executor", "executor", "executor_of_namespace"]
+
+Executor = Union[NumPyExecutor, ArrayAPIExecutor]
+
+_NUMPY = NumPyExecutor()
 
 
 def _is_real_ndarray(x: Any) -> bool:
@@ -16,30 +25,32 @@ def _is_real_ndarray(x: Any) -> bool:
     return type(x) is np.ndarray and x.dtype.kind != "c"
 
 
-def namespace(*xs: Any) -> ModuleType | None:
-    """The array-API namespace of the array arguments, or None for the NumPy kernel.
+def executor(*xs: Any) -> Executor:
+    """The executor for a call on the array arguments ``xs`` (None for an absent one).
 
-    Lists, Python scalars and NumPy arrays go to the kernel (complex ones to the
-    array-API code, with NumPy's namespace). Arrays of two libraries raise TypeError,
-    but for NumPy arrays beside a dask array (the dask reduction takes them).
+    Lists, Python scalars and real NumPy arrays go to the NumPy executor (the lsecore
+    kernel); complex NumPy input to the array-API executor with NumPy's namespace; dask
+    arrays (NumPy arrays beside them join them, as in dask's own reductions) to the
+    dask executor; torch and JAX arrays to executors with their libraries' random
+    numbers and tracing; the arrays of any other array API library to the array-API
+    executor with their namespace. Arrays of two libraries raise TypeError.
 
     Examples
     --------
     >>> import numpy as np
-    >>> namespace(np.ones(3), None) is None
-    True
-    >>> namespace(np.ones(3, dtype=complex)).__name__
+    >>> executor(np.ones(3), None).name
+    'numpy'
+    >>> executor(np.ones(3, dtype=complex)).xp.__name__
     'array_api_compat.numpy'
     """
     if all(x is None or _is_real_ndarray(x) for x in xs):  # the common case, quickly
-        return None
+        return _NUMPY
     arrays = [x for x in xs if x is not None and is_array_api_obj(x)]
     plain = [x for x in xs if x is not None and (isinstance(x, np.ndarray) or not is_array_api_obj(x))]
     complex_ = any(np.iscomplexobj(x) for x in plain)
     if not arrays:
-        return array_namespace(np.empty(0)) if complex_ else None
+        return executor_of_namespace(array_namespace(np.empty(0))) if complex_ else _NUMPY
     if any(is_dask_array(x) for x in arrays):
-        # NumPy weights broadcast into a dask reduction as dask's own reductions allow.
         arrays = [x for x in arrays if not isinstance(x, np.ndarray)]
     try:
         xp = array_namespace(*arrays)
@@ -47,5 +58,24 @@ def namespace(*xs: Any) -> ModuleType | None:
         kinds = ", ".join(sorted({type(x).__module__ + "." + type(x).__name__ for x in arrays}))
         raise TypeError(f"arrays of one library expected; got a mix of {kinds}") from None
     if is_numpy_namespace(xp) and not complex_:
-        return None
-    return xp
+        return _NUMPY
+    return executor_of_namespace(xp)
+
+
+def executor_of_namespace(xp: Any) -> Executor:
+    """The executor for arrays of the array API namespace ``xp``."""
+    if is_numpy_namespace(xp):
+        return ArrayAPIExecutor(xp)
+    if is_dask_namespace(xp):
+        from lsearray._executors.dask import DaskExecutor
+
+        return DaskExecutor(xp)
+    if is_torch_namespace(xp):
+        from lsearray._executors.torch import TorchExecutor
+
+        return TorchExecutor(xp)
+    if is_jax_namespace(xp):
+        from lsearray._executors.jax import JaxExecutor
+
+        return JaxExecutor(xp)
+    return ArrayAPIExecutor(xp)

@@ -4,41 +4,15 @@ from __future__ import annotations
 
 import math
 import operator
-from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, is_dask_namespace
-from array_api_compat import numpy as np_compat
-from array_api_compat import device as device_of
 
-from lsearray._delegation import namespace
-from lsearray._executors.narrow import narrowed
-from lsearray._executors.partials import Partial, finalize, finalize_mean, merge, partial
-from lsearray._validation import _temperature, prepare, prepare_array_api
+from lsearray._delegation import Executor, executor
+from lsearray._executors.partials import Partial
+from lsearray._validation import bad_axis, temperature_value
 
 __all__ = ["OnlineLogSumExp"]
-
-
-def _library(xp: ModuleType | None) -> str:
-    """A short name of the array library behind ``xp`` (None: NumPy's kernel path)."""
-    return "numpy" if xp is None else xp.__name__.removeprefix("array_api_compat.")
-
-
-def _reshaped(p: Partial, shape: tuple[int, ...], ns: ModuleType) -> Partial:
-    """``p`` (of kept axes) with every array reshaped to the result's ``shape``."""
-    def r(x: Any) -> Any:
-        return x if isinstance(x, int) else ns.reshape(x, shape)
-
-    return Partial(r(p.m), r(p.w), r(p.t), r(p.c), r(p.n), r(p.e), tuple(map(r, p.s)))
-
-
-def _cast(p: Partial, dtype: Any, xp: ModuleType) -> Partial:
-    """``p`` with every array in ``dtype`` (the exponent is a whole number in any)."""
-    def c(x: Any) -> Any:
-        return x if isinstance(x, int) or x.dtype == dtype else xp.astype(x, dtype)
-
-    return Partial(c(p.m), c(p.w), c(p.t), c(p.c), c(p.n), c(p.e), tuple(map(c, p.s)))
 
 
 class OnlineLogSumExp:
@@ -118,16 +92,19 @@ class OnlineLogSumExp:
             try:
                 axis = operator.index(axis)
             except TypeError:
-                raise TypeError(
-                    f"OnlineLogSumExp: axis must be an int or None; got {type(axis).__name__}"
-                ) from None
+                raise bad_axis("OnlineLogSumExp", axis, "an integer or None") from None
         self._axis = axis
-        self._tau = _temperature(temperature, "OnlineLogSumExp")
+        self._tau = temperature_value(temperature, "OnlineLogSumExp")
         self._count = 0
         self._shape: tuple[int, ...] | None = None  # the result's shape, once a batch is seen
         self._dtype: Any = None  # the result's dtype
-        # the partial of everything seen, with the weights' sum n and the mean's sums s
+        # the partial of everything seen, with the weights' sum and the mean's sums
         self._state: Partial | None = None
+
+    @property
+    def _executor(self) -> Executor:
+        """The executor of the state's library (the state is plain arrays, so it pickles)."""
+        return executor(self._state.max)
 
     @property
     def axis(self) -> int | None:
@@ -146,22 +123,17 @@ class OnlineLogSumExp:
         if self._state is None:
             return head + ">"
         dtype = getattr(self._dtype, "name", self._dtype)
-        return f"{head} shape={self._shape} dtype={dtype} library={_library(self._namespace())}>"
+        return f"{head} shape={self._shape} dtype={dtype} library={self._executor.library}>"
 
-    def _namespace(self) -> ModuleType | None:
-        """The state's namespace: None for NumPy (the kernel path)."""
-        m = self._state.m
-        return None if isinstance(m, np.ndarray) else array_namespace(m)
-
-    def _check_like(self, xp: ModuleType | None, shape: tuple[int, ...], device: Any, what: str,
+    def _check_like(self, ex: Executor, shape: tuple[int, ...], device: Any, what: str,
                     func: str) -> None:
         """TypeError for another library than the state's, ValueError for another shape or device."""
         if self._state is None:
             return
-        mine = self._namespace()
-        if xp is not mine:
+        mine = self._executor
+        if ex.library != mine.library:
             raise TypeError(
-                f"{func}: the accumulator holds {_library(mine)} arrays; got {what} of {_library(xp)}"
+                f"{func}: the accumulator holds {mine.library} arrays; got {what} of {ex.library}"
             )
         if shape != self._shape:
             where = "every axis" if self._axis is None else f"axis {self._axis}"
@@ -169,25 +141,18 @@ class OnlineLogSumExp:
                 f"{func}: batches must agree in their shape without {where}: expected {self._shape}, "
                 f"got {what} with {shape}"
             )
-        if xp is not None and device is not None and device_of(self._state.m) not in (None, device):
+        mine_device = mine.device_of(self._state.max)
+        if device is not None and mine_device not in (None, device):
             raise ValueError(
-                f"{func}: the accumulator is on device {device_of(self._state.m)}; got {what} on {device}"
+                f"{func}: the accumulator is on device {mine_device}; got {what} on {device}"
             )
 
     def _absorb(self, part: Partial, count: int, shape: tuple[int, ...], dtype: Any,
-                xp: ModuleType | None) -> None:
-        """Merge the partial ``part`` (shaped like the result, with ``n`` and ``s``) into
-        the state."""
+                ex: Executor) -> None:
+        """Merge the partial ``part`` (shaped like the result, with its count and mean
+        sums) into the state."""
         if self._state is not None:
-            if xp is None:
-                dtype = np.result_type(self._dtype, dtype)
-            else:
-                dtype = xp.result_type(self._dtype, dtype)
-                compute = xp.result_type(self._state.m.dtype, part.m.dtype)
-                self._state, part = _cast(self._state, compute, xp), _cast(part, compute, xp)
-            # NumPy-backed namespaces warn on inf - inf
-            with np.errstate(all="ignore"):
-                part = merge([self._state, part], 1.0 / self._tau)
+            part, dtype = ex.stream_merge(self._state, self._dtype, part, dtype, self._tau)
         self._state = part
         self._dtype = dtype
         self._count += count
@@ -225,22 +190,11 @@ class OnlineLogSumExp:
         array([1.38629436, 1.38629436])
         """
         func = "OnlineLogSumExp.update"
-        xp = namespace(batch, b)
-        if xp is None:
-            p = prepare(batch, b, self._axis, self._tau, func)
-        else:
-            p, compute = prepare_array_api(batch, b, self._axis, self._tau, func, xp)
-            if xp.isdtype(compute, "complex floating"):
-                raise TypeError(f"{func}: complex input is not supported; got dtype {compute}")
-        shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
-        self._check_like(xp, shape, None if xp is None else device_of(p.a),
-                         f"a batch of shape {p.shape}", func)
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            part = partial(p.a, p.b, p.axes, 1.0 / self._tau, mean=True)
-            part = _reshaped(part, shape, np if xp is None else xp)
-        if xp is not None and part.n.dtype != part.m.dtype:
-            part = _cast(part, part.m.dtype, xp)
-        self._absorb(part, math.prod(p.a.shape[k] for k in p.axes), shape, p.dtype, xp)
+        ex = executor(batch, b)
+        part, shape, count, dtype, device, seen = ex.stream_partial(batch, b, self._axis,
+                                                                    self._tau, func)
+        self._check_like(ex, shape, device, f"a batch of shape {seen}", func)
+        self._absorb(part, count, shape, dtype, ex)
         return self
 
     def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
@@ -282,10 +236,10 @@ class OnlineLogSumExp:
             )
         if other._state is None:
             return self
-        xp = other._namespace()
-        device = None if xp is None else device_of(other._state.m)
-        self._check_like(xp, other._shape, device, f"an accumulator of shape {other._shape}", func)
-        self._absorb(other._state, other._count, other._shape, other._dtype, xp)
+        ex = other._executor
+        device = ex.device_of(other._state.max)
+        self._check_like(ex, other._shape, device, f"an accumulator of shape {other._shape}", func)
+        self._absorb(other._state, other._count, other._shape, other._dtype, ex)
         return self
 
     def result(self, return_sign: bool = False, *, mean: bool = False) -> Any:
@@ -324,24 +278,6 @@ class OnlineLogSumExp:
         if self._state is None:
             out = np.float64(math.nan if mean else -math.inf)
             return (out, np.float64(math.nan if mean else 0.0)) if return_sign else out
-        xp = self._namespace()
-        part = self._state
-        lazy = xp is not None and is_dask_namespace(xp)
-        if lazy and part.m.dtype != xp.float64:
-            # dask computes later, outside this errstate: finalized in float64 and rounded
-            # by narrowed, a result beyond the dtype's range is inf without the overflow
-            # warning that float32 arithmetic would give.
-            part = _cast(part, xp.float64, xp)
-        ns = np_compat if xp is None else xp
-        with np.errstate(all="ignore"):
-            out, sign = finalize_mean(part, self._tau) if mean else \
-                finalize(part, self._tau)[:2]
-        if not return_sign:
-            out = ns.where(sign < 0, ns.full_like(out, math.nan), out)
-        if xp is None:
-            out, sign = (narrowed(np.asarray(x), self._dtype)[()] for x in (out, sign))
-        elif lazy:
-            out, sign = (narrowed(x, self._dtype) for x in (out, sign))
-        else:
-            out, sign = (x if x.dtype == self._dtype else xp.astype(x, self._dtype) for x in (out, sign))
+        out, sign = self._executor.stream_result(self._state, self._dtype, self._tau, mean,
+                                                 return_sign)
         return (out, sign) if return_sign else out

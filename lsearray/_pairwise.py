@@ -2,117 +2,11 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
-import numpy as np
-from array_api_compat import device as device_of
-from array_api_compat import is_array_api_obj, is_dask_namespace
+from lsearray._delegation import executor
 
-import lsecore
-from lsearray._delegation import namespace
-from lsearray._executors.array_api_lse import nothing_is_constant
-from lsearray._executors.scale import Factor, divide, times
-from lsearray._executors.narrow import narrowed
-from lsearray._validation import _array_temperature, _as_real_array, _temperature
-
-__all__ = ["generic_logaddexp", "logaddexp"]
-
-_WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
-
-
-def _broadcast_shape(s1: tuple, s2: tuple) -> tuple:
-    try:
-        return np.broadcast_shapes(s1, s2)
-    except ValueError:
-        raise ValueError(
-            f"logaddexp: x1 with shape {s1} and x2 with shape {s2} do not broadcast together"
-        ) from None
-
-
-def generic_logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
-    """``tau log(exp(x1 / tau) + exp(x2 / tau))`` by array-API operations, as
-    ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype;
-    ``tau`` (a float or a `Factor`) may lie outside the dtype's range.
-
-    Equal arguments (infinities too) take a zero difference rather than ``inf - inf``,
-    so that equal infinities give that infinity, and gradients stay finite: the max
-    splits its gradient between ties, and the difference passes none where it is 0. Two
-    ``-inf`` add nothing: the result is the constant ``-inf``, whose gradient is 0.
-    """
-    diff = x1 - x2
-    diff = xp.where(x1 == x2, xp.zeros_like(diff), diff)
-    out = xp.maximum(x1, x2) + times(xp.log1p(xp.exp(divide(-xp.abs(diff), tau, xp))), tau, xp)
-    return nothing_is_constant(out, xp)
-
-
-def _numpy(x1: Any, x2: Any, tau: float) -> Any:
-    """The lsecore kernel's logaddexp, with NumPy's dtype and scalar conventions."""
-    x1 = x1 if type(x1) in _WEAK else _as_real_array(x1, "x1", "logaddexp")
-    x2 = x2 if type(x2) in _WEAK else _as_real_array(x2, "x2", "logaddexp")
-    _broadcast_shape(np.shape(x1), np.shape(x2))
-    dtype = np.result_type(x1, x2)
-    dtype = dtype.newbyteorder("=") if dtype.kind == "f" else np.dtype(np.float64)
-    compute = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
-    out = narrowed(lsecore.logaddexp(x1, x2, tau, compute), dtype)
-    return out[()] if out.ndim == 0 else out
-
-
-def _real_dtype(x: Any, name: str, xp: ModuleType) -> Any:
-    """``x``'s dtype as the computation sees it: integer and bool arrays as the default
-    real floating dtype; complex and other dtypes raise TypeError."""
-    if not xp.isdtype(x.dtype, ("bool", "integral", "real floating")):
-        raise TypeError(f"logaddexp expects {name} of a real numeric dtype; got dtype {x.dtype}")
-    if xp.isdtype(x.dtype, "real floating"):
-        return x.dtype
-    return xp.__array_namespace_info__().default_dtypes(device=device_of(x))["real floating"]
-
-
-def _operand(x: Any, xp: ModuleType) -> Any:
-    """``x`` as an array of ``xp`` (NumPy arrays beside dask arrays become dask arrays);
-    Python scalars stay weak."""
-    if type(x) in _WEAK or (is_array_api_obj(x) and not isinstance(x, np.ndarray)):
-        return x
-    return xp.asarray(x)
-
-
-def _array_api(x1: Any, x2: Any, temperature: Any, xp: ModuleType) -> Any:
-    """logaddexp of arrays of the namespace ``xp`` (or Python scalars beside them)."""
-    operands = {"x1": _operand(x1, xp), "x2": _operand(x2, xp)}
-    arrays = {name: x for name, x in operands.items() if type(x) not in _WEAK}
-    dtype = xp.result_type(*(_real_dtype(x, name, xp) for name, x in arrays.items()))
-    compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
-    devices = {name: device_of(x) for name, x in arrays.items()}
-    if len(set(devices.values()) - {None}) > 1:  # None: being traced
-        raise ValueError(f"logaddexp: x1 is on device {devices['x1']} but x2 is on device {devices['x2']}")
-    dev = next(iter(devices.values()))
-    x1, x2 = (
-        xp.asarray(float(x), dtype=compute, device=dev) if type(x) in _WEAK
-        else (x if x.dtype == compute else xp.astype(x, compute))
-        for x in operands.values()
-    )
-    _broadcast_shape(tuple(x1.shape), tuple(x2.shape))
-    if is_dask_namespace(xp):
-        out = _dask(x1, x2, _temperature(temperature, "logaddexp"))
-    else:
-        if is_array_api_obj(temperature):
-            tau = _array_temperature(temperature, "logaddexp", xp, compute)
-        else:
-            tau = _temperature(temperature, "logaddexp")
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            out = generic_logaddexp(x1, x2, tau, xp)
-    return out if out.dtype == dtype else xp.astype(out, dtype)
-
-
-def _dask(x1: Any, x2: Any, tau: float) -> Any:
-    """Lazily, block by block: each pair of blocks goes through `logaddexp` (the lsecore
-    kernel for NumPy blocks)."""
-    from dask.array.core import elemwise
-
-    def logaddexp_blocks(b1: Any, b2: Any) -> Any:
-        return logaddexp(b1, b2, temperature=tau)
-
-    return elemwise(logaddexp_blocks, x1, x2, dtype=x1.dtype)
+__all__ = ["logaddexp"]
 
 
 def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
@@ -175,7 +69,4 @@ def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
     >>> logaddexp(np.float32(2.0), 2.0, temperature=0.5)
     np.float32(2.3465736)
     """
-    xp = namespace(x1, x2)
-    if xp is None:
-        return _numpy(x1, x2, _temperature(temperature, "logaddexp"))
-    return _array_api(x1, x2, temperature, xp)
+    return executor(x1, x2).logaddexp(x1, x2, temperature)

@@ -2,56 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
-
-from array_api_compat import is_dask_namespace
-
-import lsecore
-
-from lsearray._executors import array_api_lse as _generic
-from lsearray._delegation import namespace
-from lsearray._executors.narrow import narrowed
-from lsearray._executors.numpy import Finalized, reduce
-from lsearray._validation import Prepared, prepare, prepare_array_api
+from lsearray._delegation import executor
 
 __all__ = ["logmeanexp", "logsumexp"]
-
-
-def _shaped(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, dtype: np.dtype) -> Any:
-    """Round to ``dtype`` (to inf where the result overflows it), restore reduced axes for
-    keepdims, and return 0-d results as NumPy scalars."""
-    x = narrowed(x, dtype)
-    if keepdims:
-        x = np.expand_dims(x, axes)
-    return x[()] if x.ndim == 0 else x
-
-
-def _nan_where_negative(r: Finalized, p: Prepared) -> np.ndarray:
-    """``r.out``, nan where the sum is negative (only negative weights make one)."""
-    return r.out if p.b is None else np.where(r.sign < 0, np.nan, r.out)
-
-
-def _divisor(p: Prepared) -> np.ndarray | float:
-    """What a mean divides the sum by: the count, or the sum of the weights; nan for 0."""
-    if p.b is None:
-        count = math.prod((p.a.shape[k] for k in p.axes), start=1.0)
-        return count if count else math.nan
-    with np.errstate(over="ignore"):
-        total = np.sum(p.b, axis=p.axes, dtype=np.float64)
-    return np.where(total == 0, np.nan, total)
-
-
-def _summable(p: Prepared) -> Prepared:
-    """``p`` with finite weights whose sum overflows scaled by 2^-64: a mean is the same
-    for weights scaled alike (only then is a scaled copy of ``b`` made)."""
-    with np.errstate(over="ignore"):
-        total = np.sum(p.b, axis=p.axes, dtype=np.float64)
-    if np.isinf(total).any() and np.isfinite(p.b).all():
-        return p._replace(b=np.ldexp(p.b, -64))
-    return p
 
 
 def logsumexp(
@@ -126,29 +81,8 @@ def logsumexp(
     >>> logsumexp([[0.0, 1.0], [2.0, 3.0]], axis=1, temperature=0.5)
     array([1.06346401, 3.06346401])
     """
-    xp = namespace(a, b)
-    if xp is not None and is_dask_namespace(xp):
-        from lsearray import dask
+    return executor(a, b).logsumexp(a, axis, b, keepdims, return_sign, temperature)
 
-        return dask.logsumexp(a, axis, b, keepdims, return_sign, temperature=temperature)
-    if xp is not None:
-        p, _ = prepare_array_api(a, b, axis, temperature, "logsumexp", xp)
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            out, sign = _generic.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
-        out = _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
-        return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
-    p = prepare(a, b, axis, temperature, "logsumexp")
-    # Only a value rounded to float32 (or narrower) is asked for: see lsecore.reduce_partials.
-    narrow = p.b is None and not return_sign and np.dtype(p.dtype).itemsize <= 4
-    if p.b is None and not return_sign:  # positive: no sign to ask for
-        out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, float32_result=narrow)
-        if out is not None:
-            return _shaped(out, p.axes, keepdims, p.dtype)
-    r = reduce(p, sign=return_sign or p.b is not None, log_total=False, float32_result=narrow,
-               exact=True)
-    if not return_sign:
-        return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
-    return _shaped(r.out, p.axes, keepdims, p.dtype), _shaped(r.sign, p.axes, keepdims, p.dtype)
 
 
 def logmeanexp(
@@ -205,22 +139,4 @@ def logmeanexp(
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
     np.float64(3.023431954817704)
     """
-    xp = namespace(a, b)
-    if xp is not None and is_dask_namespace(xp):
-        from lsearray import dask
-
-        return dask.logmeanexp(a, axis, b, keepdims, temperature=temperature)
-    if xp is not None:
-        p, _ = prepare_array_api(a, b, axis, temperature, "logmeanexp", xp)
-        with np.errstate(all="ignore"):
-            out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
-        return _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
-    p = prepare(a, b, axis, temperature, "logmeanexp")
-    if p.b is None:
-        out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, _divisor(p))
-        if out is not None:
-            return _shaped(out, p.axes, keepdims, p.dtype)
-    if p.b is not None:
-        p = _summable(p)
-    r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False, exact=True)
-    return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
+    return executor(a, b).logmeanexp(a, axis, b, keepdims, temperature)

@@ -4,155 +4,33 @@ from __future__ import annotations
 
 import math
 import operator
-from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace
 from array_api_compat import device as device_of
-from array_api_compat import is_dask_namespace, is_jax_namespace, is_numpy_namespace, is_torch_namespace
 from numpy.lib.array_utils import normalize_axis_index
 
-from lsearray._delegation import namespace
+from lsearray._delegation import Executor, executor
+from lsearray._executors.random import is_seed
 from lsearray._softmax import softmax
-from lsearray._validation import _as_real_array, _temperature, prepare, prepare_array_api
+from lsearray._validation import bad_axis, temperature_value
 
 __all__ = ["categorical", "gumbel_softmax"]
 
 
-def _type_name(x: Any) -> str:
-    return f"{type(x).__module__}.{type(x).__qualname__}"
-
-
-def _is_seed(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
-def _floating(logits: Any, axis: Any, func: str) -> tuple[Any, ModuleType, Any, int]:
-    """``(x, xp, dtype, ax)``: the logits as a real floating array of their namespace
-    (float64 for NumPy input, float32 for float16/bfloat16 elsewhere), that namespace,
-    the dtype of a floating result and the normalized axis of the categories."""
-    xp = namespace(logits)
-    if xp is None:
-        p = prepare(_as_real_array(logits, "logits", func), None, None, 1.0, func)
-        x = np.asarray(p.a, dtype=np.float64).reshape(p.shape)
-        xp = array_namespace(x)
-    else:
-        p, compute = prepare_array_api(logits, None, None, 1.0, func, xp)
-        if xp.isdtype(compute, "complex floating"):
-            raise TypeError(f"{func}: complex logits are not supported; got dtype {compute}")
-        x = xp.reshape(p.a, p.shape)
+def _floating(logits: Any, axis: Any, func: str) -> tuple[Any, Executor, Any, int]:
+    """``(x, ex, dtype, ax)``: the logits as a real floating array of their namespace
+    (float64 for NumPy input, float32 for float16/bfloat16 elsewhere), the executor that
+    computes on it, the dtype of a floating result and the normalized axis of the
+    categories."""
+    x, ex, dtype = executor(logits).real_floating(logits, "logits", func)
     if x.ndim == 0:
         raise ValueError(f"{func}: logits must have at least one axis (the categories); got a 0-d array")
     try:
         ax = normalize_axis_index(operator.index(axis), x.ndim)
     except TypeError:
-        raise TypeError(f"{func}: axis must be an int; got {type(axis).__name__}") from None
-    return x, xp, p.dtype, ax
-
-
-def _numpy_generator(rng: Any, kind: str, func: str) -> np.random.Generator:
-    """A NumPy Generator from anything `numpy.random.default_rng` accepts."""
-    try:
-        return np.random.default_rng(rng)
-    except TypeError:
-        raise TypeError(
-            f"{func}: rng for {kind} logits must be a numpy.random.Generator, a seed (int) or None; "
-            f"got {_type_name(rng)}"
-        ) from None
-
-
-def _from_uniform(u: Any, xp: ModuleType) -> Any:
-    """``-log(-log(u))`` with ``u`` moved from [0, 1) into [tiny, 1), so never infinite."""
-    u = xp.maximum(u, xp.asarray(xp.finfo(u.dtype).smallest_normal, dtype=u.dtype, device=device_of(u)))
-    return -xp.log(-xp.log(u))
-
-
-def _torch_gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
-    import torch
-
-    if rng is None or isinstance(rng, torch.Generator):
-        generator = rng
-    elif _is_seed(rng):
-        generator = torch.Generator(device=like.device).manual_seed(int(rng))
-    else:
-        raise TypeError(
-            f"{func}: rng for torch logits must be a torch.Generator, a seed (int) or None; "
-            f"got {_type_name(rng)}"
-        )
-    if generator is not None and generator.device.type != like.device.type:
-        raise ValueError(
-            f"{func}: rng is a torch.Generator on {generator.device} but the logits are on {like.device}"
-        )
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
-    return _from_uniform(u, array_namespace(u))
-
-
-def _jax_gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
-    import jax
-
-    if rng is None:
-        key = jax.random.key(int(np.random.default_rng().integers(2**63)))
-    elif _is_seed(rng):
-        key = jax.random.key(int(rng))
-    elif isinstance(rng, jax.Array) and (
-        jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key)
-        or (rng.dtype == np.uint32 and rng.ndim == 1)
-    ):
-        key = rng
-    else:
-        raise TypeError(
-            f"{func}: rng for jax logits must be a PRNG key (jax.random.key or jax.random.PRNGKey), "
-            f"a seed (int) or None; got {_type_name(rng)}"
-        )
-    return jax.random.gumbel(key, shape, like.dtype)
-
-
-def _dask_gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
-    import dask.array as da
-
-    try:
-        generator = da.random.default_rng(rng)
-    except TypeError:
-        raise TypeError(
-            f"{func}: rng for dask logits must be a numpy or dask Generator, a seed (int) or None; "
-            f"got {_type_name(rng)}"
-        ) from None
-    # The trailing axes are the logits' (broadcast): take their chunks where the sizes agree.
-    lead = len(shape) - like.ndim
-    chunks = tuple(
-        like.chunks[k - lead] if k >= lead and like.shape[k - lead] == n else "auto"
-        for k, n in enumerate(shape)
-    )
-    u = generator.random(shape, chunks=chunks)
-    return _from_uniform(u, array_namespace(u)).astype(like.dtype)
-
-
-def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
-    """Standard Gumbel noise ``-log(-log(U))``, ``U`` uniform in (0, 1), of ``shape``, in the
-    namespace, dtype and device of ``like``: drawn by torch's and jax's own generators and
-    dask's lazy one; NumPy's, moved to the device, for every other namespace."""
-    xp = array_namespace(like)
-    if is_torch_namespace(xp):
-        return _torch_gumbel(shape, like, rng, func)
-    if is_jax_namespace(xp):
-        return _jax_gumbel(shape, like, rng, func)
-    if is_dask_namespace(xp):
-        return _dask_gumbel(shape, like, rng, func)
-    kind = "numpy" if is_numpy_namespace(xp) else xp.__name__
-    g = _from_uniform(_numpy_generator(rng, kind, func).random(shape), np)
-    return xp.asarray(g, dtype=like.dtype, device=device_of(like))
-
-
-def _readable(x: Any, xp: ModuleType) -> bool:
-    """Whether the values of ``x`` can be read now (not lazy, not being traced)."""
-    if is_dask_namespace(xp):
-        return False
-    if is_jax_namespace(xp):
-        import jax
-
-        return not isinstance(x, jax.core.Tracer)
-    return True
+        raise bad_axis(func, axis, "an integer") from None
+    return x, ex, dtype, ax
 
 
 def _first(mask: Any, xp: ModuleType) -> tuple[int, ...]:
@@ -178,7 +56,7 @@ def _result_shape(shape: Any, batch: tuple[int, ...], logits_shape: tuple[int, .
     """``shape`` as a tuple, checked: the logits' batch shape must broadcast to it."""
     if shape is None:
         return batch
-    shape = (operator.index(shape),) if _is_seed(shape) else tuple(operator.index(n) for n in shape)
+    shape = (operator.index(shape),) if is_seed(shape) else tuple(operator.index(n) for n in shape)
     try:
         ok = min(shape, default=0) >= 0 and np.broadcast_shapes(batch, shape) == shape
     except ValueError:
@@ -198,24 +76,6 @@ def _shifted(x: Any, ax: int, xp: ModuleType) -> Any:
     shifted = x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
     top = xp.where(x == m, xp.zeros_like(x), xp.full_like(x, -math.inf))
     return xp.where(m == math.inf, top, shifted)
-
-
-def _default_int(x: Any, xp: ModuleType) -> Any:
-    """``x`` in the namespace's default integer dtype; a NumPy scalar for 0-d NumPy."""
-    dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(x))["integral"]
-    if is_numpy_namespace(xp):
-        return np.asarray(x, dtype=dtype)[()]
-    return x if x.dtype == dtype else xp.astype(x, dtype)
-
-
-def _stop_gradient(y: Any, xp: ModuleType) -> Any:
-    if is_torch_namespace(xp):
-        return y.detach()
-    if is_jax_namespace(xp):
-        import jax
-
-        return jax.lax.stop_gradient(y)
-    return y
 
 
 def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = None, rng: Any = None) -> Any:
@@ -287,7 +147,8 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
     >>> categorical([[0.0, -np.inf], [-np.inf, 5.0]], rng=1)
     array([0, 1])
     """
-    x, xp, _, ax = _floating(logits, axis, "categorical")
+    x, ex, _, ax = _floating(logits, axis, "categorical")
+    xp = ex.xp
     k = x.shape[ax]
     if k == 0:
         raise ValueError(
@@ -296,13 +157,13 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
     batch = tuple(x.shape[:ax]) + tuple(x.shape[ax + 1:])
     out_shape = _result_shape(shape, batch, tuple(x.shape), axis)
     if 0 in out_shape:  # no draws: dask cannot take the argmax of nothing
-        return _default_int(xp.zeros(out_shape, device=device_of(x)), xp)
-    if _readable(x, xp):
+        return ex.default_int(xp.zeros(out_shape, device=device_of(x)))
+    if ex.readable(x):
         _check_slices(x, ax, axis, xp)
     lead = len(out_shape) - len(batch)
     noise_shape = (*out_shape[:lead + ax], k, *out_shape[lead + ax:])
-    z = _shifted(x, ax, xp) + _gumbel(noise_shape, x, rng, "categorical")
-    return _default_int(xp.argmax(z, axis=lead + ax), xp)
+    z = _shifted(x, ax, xp) + ex.gumbel(noise_shape, x, rng, "categorical")
+    return ex.default_int(xp.argmax(z, axis=lead + ax))
 
 
 def gumbel_softmax(
@@ -358,9 +219,10 @@ def gumbel_softmax(
     array([[1., 0., 0.],
            [0., 0., 1.]])
     """
-    tau = _temperature(temperature, "gumbel_softmax")
-    x, xp, dtype, ax = _floating(logits, axis, "gumbel_softmax")
-    y = softmax(x + _gumbel(tuple(x.shape), x, rng, "gumbel_softmax"), axis=ax, temperature=tau)
+    tau = temperature_value(temperature, "gumbel_softmax")
+    x, ex, dtype, ax = _floating(logits, axis, "gumbel_softmax")
+    xp = ex.xp
+    y = softmax(x + ex.gumbel(tuple(x.shape), x, rng, "gumbel_softmax"), axis=ax, temperature=tau)
     out = y if y.dtype == dtype else xp.astype(y, dtype)
     k = y.shape[ax]
     if not hard or k == 0:  # an empty slice has no argmax: its one-hot sample is empty too
@@ -368,4 +230,4 @@ def gumbel_softmax(
     index = xp.argmax(y, axis=ax, keepdims=True)
     positions = xp.reshape(xp.arange(k, device=device_of(y)), (k,) + (1,) * (y.ndim - ax - 1))
     one_hot = xp.astype(positions == index, dtype)
-    return one_hot + (out - _stop_gradient(out, xp))
+    return one_hot + (out - ex.stop_gradient(out))

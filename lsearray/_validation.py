@@ -11,12 +11,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import device as device_of
-from array_api_compat import is_array_api_obj, is_dask_array
-from numpy.lib.array_utils import normalize_axis_tuple
+from array_api_compat import is_array_api_obj
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from lsearray._executors.scale import Factor, array_factor
 
-__all__ = ["Prepared", "prepare", "prepare_array_api"]
+__all__ = [
+    "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
+    "complex_rejected", "not_numeric", "prepare", "prepare_array_api", "reduction_axes",
+    "scan_axis", "temperature_value",
+]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _SCALARS = (bool, int, float, complex)  # weak beside an array: the array's dtype decides
@@ -34,23 +38,42 @@ class Prepared(NamedTuple):
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
 
 
-def _as_real_array(x: Any, name: str, func: str) -> np.ndarray:
+def complex_rejected(func: str, name: str, dtype: Any) -> TypeError:
+    """The error for complex input where ``func`` takes real input only."""
+    return TypeError(f"{func}: complex input is not supported; {name} has dtype {dtype}")
+
+
+def not_numeric(func: str, name: str, dtype: Any, *, real: bool = True) -> TypeError:
+    """The error for ``name`` of a dtype that is not a (real) number's."""
+    kinds = "a real numeric dtype (bool, integer or floating)" if real else "a numeric dtype"
+    return TypeError(f"{func} expects {name} of {kinds}; got dtype {dtype}")
+
+
+def as_real_array(x: Any, name: str, func: str) -> np.ndarray:
+    """``x`` as a NumPy array of a real numeric dtype the kernel can compute in."""
     x = np.asarray(x)
     if x.dtype.kind == "c":
-        raise TypeError(
-            f"{func}: complex input is not supported; {name} has dtype {x.dtype}"
-        )
+        raise complex_rejected(func, name, x.dtype)
     if x.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{func} expects {name} of a real numeric dtype (bool, integer or floating); "
-            f"got dtype {x.dtype}"
-        )
+        raise not_numeric(func, name, x.dtype)
     if x.dtype.kind == "f" and x.dtype.itemsize > 8:
         raise TypeError(
             f"{func} computes in float32 or float64; {name} has dtype {x.dtype} "
             "(cast it to float64 first)"
         )
     return x
+
+
+def broadcast_shape(func: str, *named: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """The broadcast shape of the named shapes, or the ValueError that names them."""
+    try:
+        return np.broadcast_shapes(*(tuple(shape) for _, shape in named))
+    except ValueError:
+        (n1, s1), (n2, s2) = named
+        raise ValueError(
+            f"{func}: {n1} with shape {tuple(s1)} and {n2} with shape {tuple(s2)} do not "
+            "broadcast together"
+        ) from None
 
 
 def _kernel_ready(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -66,7 +89,7 @@ def _kernel_ready(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 _SMALLEST_TAU = sys.float_info.min
 
 
-def _temperature(temperature: Any, func: str) -> float:
+def temperature_value(temperature: Any, func: str) -> float:
     """``temperature`` as a float, checked: finite and at least the smallest normal float64."""
     try:
         tau = float(temperature)
@@ -82,7 +105,7 @@ def _temperature(temperature: Any, func: str) -> float:
     return tau
 
 
-def _axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
+def reduction_axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
     """``axis`` (None, an integer or a tuple of integers) as the normalized axes of an
     ``ndim``-d array; anything else is a TypeError that names its type (NumPy's own would
     say that a float "is not iterable")."""
@@ -92,11 +115,24 @@ def _axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
         try:
             operator.index(item)
         except TypeError:
-            raise TypeError(
-                f"{func}: axis must be an integer, a tuple of integers or None; got "
-                f"{type(item).__name__}"
-            ) from None
+            raise bad_axis(func, item, "an integer, a tuple of integers or None") from None
     return normalize_axis_tuple(axis, ndim)
+
+
+def bad_axis(func: str, axis: Any, expected: str) -> TypeError:
+    """The error for an ``axis`` argument of a type ``func`` does not take."""
+    return TypeError(f"{func}: axis must be {expected}; got {type(axis).__name__}")
+
+
+def scan_axis(axis: Any, ndim: int, func: str) -> int | None:
+    """``axis`` (an integer or None) normalized against ``ndim`` (0-d input counts as 1-d)."""
+    if axis is None:
+        return None
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise bad_axis(func, axis, "an integer or None") from None
+    return normalize_axis_index(axis, max(ndim, 1))
 
 
 def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
@@ -111,16 +147,16 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     >>> p.a.dtype, p.axes, p.dtype
     (dtype('float64'), (0,), dtype('float64'))
     """
-    tau = _temperature(temperature, func)
+    tau = temperature_value(temperature, func)
     a_weak = a if type(a) in _SCALARS else None
-    a = _as_real_array(a, "a", func)
+    a = as_real_array(a, "a", func)
     if b is None:
         dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
     else:
         # Python scalars are weak, as in NumPy 2 and scipy: float32 a with b=2.0 stays
         # float32, and so does a=3.0 with a float32 b.
         b_weak = b if type(b) in _SCALARS else None
-        b = _as_real_array(b, "b", func)
+        b = as_real_array(b, "b", func)
         dtype = np.result_type(a.dtype if a_weak is None else a_weak, b.dtype if b_weak is None else b_weak)
         dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
         # a weak scalar takes the result's dtype before anything is computed, as on the
@@ -128,12 +164,7 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
         with np.errstate(over="ignore"):
             a = a if a_weak is None else np.asarray(a_weak, dtype)
             b = b if b_weak is None else np.asarray(b_weak, dtype)
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(
-                f"b with shape {b.shape} does not broadcast against a with shape {a.shape}"
-            ) from None
+        shape = broadcast_shape(func, ("b", b.shape), ("a", a.shape))
         a = np.broadcast_to(a, shape)
         b = np.broadcast_to(b, shape)
     dtype = dtype.newbyteorder("=")
@@ -142,17 +173,16 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     if a.ndim == 0:
         a = a.reshape(1)
         b = None if b is None else b.reshape(1)
-    axes = _axes(axis, a.ndim, func)
+    axes = reduction_axes(axis, a.ndim, func)
     a = _kernel_ready(a, compute)
     b = None if b is None else _kernel_ready(b, compute)
     return Prepared(a, b, axes, tau, dtype, shape)
 
 
-def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Factor | float:
+def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Factor:
     """A temperature given as an array (to differentiate through it), as a `Factor` whose
     mantissa is in ``dtype``: checked where its value is known (not while a function is
-    being traced), before any cast, so that a value outside ``dtype``'s range keeps it. A
-    dask array gives its float: the lazy reductions take one."""
+    being traced), before any cast, so that a value outside ``dtype``'s range keeps it."""
     tau = temperature if is_array_api_obj(temperature) else xp.asarray(temperature)
     if tau.ndim != 0:
         raise ValueError(f"{func}: temperature must be a scalar; got shape {tau.shape}")
@@ -164,18 +194,8 @@ def _array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) 
     except Exception:  # a tracer (jax.jit): its value is not known yet
         value = None
     if value is not None:
-        _temperature(value, func)
-    if is_dask_array(tau):
-        return value
+        temperature_value(value, func)
     return array_factor(tau, value, dtype, xp)
-
-
-def _without_empty_chunks(x: Any) -> Any:
-    """A dask array rechunked without its size-0 chunks (dask's own reductions fail
-    on them); anything else as it is."""
-    if not is_dask_array(x) or all(all(c for c in dim) for dim in x.chunks):
-        return x
-    return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
 
 
 def _weak_result_type(xp: ModuleType, dtype: Any, scalar: Any, device: Any) -> Any:
@@ -210,7 +230,7 @@ def prepare_array_api(
     dev = device_of(a)
     numeric = ("bool", "integral", "real floating", "complex floating")
     if not xp.isdtype(a.dtype, numeric):
-        raise TypeError(f"{func} expects a of a numeric dtype; got dtype {a.dtype}")
+        raise not_numeric(func, "a", a.dtype, real=False)
     if b is None:
         dtype = a.dtype
     elif type(b) in _SCALARS:
@@ -218,13 +238,9 @@ def prepare_array_api(
         with np.errstate(over="ignore"):
             b = xp.asarray(b, dtype=dtype, device=dev)
     else:
-        if is_dask_array(a) and not is_dask_array(b):
-            import dask.array as da
-
-            b = da.asarray(np.asarray(b))
         b = b if is_array_api_obj(b) else xp.asarray(b, device=dev)
         if not xp.isdtype(b.dtype, numeric):
-            raise TypeError(f"{func} expects b of a numeric dtype; got dtype {b.dtype}")
+            raise not_numeric(func, "b", b.dtype, real=False)
         if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
             raise ValueError(f"{func}: a is on device {dev} but b is on device {device_of(b)}")
         dtype = weak if weak is not None else xp.result_type(a.dtype, b.dtype)
@@ -236,24 +252,17 @@ def prepare_array_api(
     a = a if a.dtype == compute else xp.astype(a, compute)
     if b is not None:
         b = b if b.dtype == compute else xp.astype(b, compute)
-        try:
-            shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
-        except ValueError:
-            raise ValueError(
-                f"b with shape {tuple(b.shape)} does not broadcast against a with shape "
-                f"{tuple(a.shape)}"
-            ) from None
+        shape = broadcast_shape(func, ("b", b.shape), ("a", a.shape))
         a, b = xp.broadcast_to(a, shape), xp.broadcast_to(b, shape)
-    a, b = _without_empty_chunks(a), _without_empty_chunks(b)
     shape = tuple(a.shape)
     if a.ndim == 0:
         a = xp.reshape(a, (1,))
         b = None if b is None else xp.reshape(b, (1,))
-    axes = _axes(axis, a.ndim, func)
+    axes = reduction_axes(axis, a.ndim, func)
     if is_array_api_obj(temperature):
         real = xp.real(xp.zeros((), dtype=compute)).dtype if xp.isdtype(
             compute, "complex floating") else compute
-        tau = _array_temperature(temperature, func, xp, real)
+        tau = array_temperature(temperature, func, xp, real)
     else:
-        tau = _temperature(temperature, func)
+        tau = temperature_value(temperature, func)
     return Prepared(a, b, axes, tau, dtype, shape), compute

@@ -5,11 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import numpy as np
-
-from lsearray._executors import array_api_lse as _generic, dask_tree as _dask_reduction
-from lsearray._executors.narrow import narrowed
-from lsearray._validation import prepare_array_api
 
 __all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]
 
@@ -18,30 +13,7 @@ try:  # at import, so that a missing extra is named before any work is done
 except ImportError as exc:
     raise ImportError("lsearray.dask needs dask: pip install 'lsearray[dask]'") from exc
 
-
-def _native(x: Any) -> Any:
-    """A dask array in the machine's byte order, converted chunk by chunk as they are
-    read (the kernel reads native data only); anything else as it is."""
-    import dask.array as da
-
-    if isinstance(x, da.Array) and not x.dtype.isnative:
-        return x.astype(x.dtype.newbyteorder("="))
-    return x
-
-
-def _prepared(a: Any, b: Any, axis: Any, temperature: Any, func: str):
-    import dask.array as da
-    from array_api_compat import array_namespace
-
-    scalars = (bool, int, float, complex)
-    weak = type(a) in scalars and b is not None and type(b) not in scalars  # b's dtype decides
-    a = a if isinstance(a, da.Array) or weak else da.asarray(a)
-    if b is not None and not isinstance(b, scalars):
-        b = b if isinstance(b, da.Array) else da.asarray(b)
-    a, b = _native(a), _native(b)
-    xp = array_namespace(b if weak else a)
-    p, compute = prepare_array_api(a, b, axis, temperature, func, xp)
-    return p, compute, xp
+from lsearray._executors.dask import DaskExecutor  # noqa: E402  (after the check above)
 
 
 def logsumexp(
@@ -81,14 +53,7 @@ def logsumexp(
     >>> lsearray.dask.logsumexp(x, axis=1).compute()
     array([1.79175947, 1.79175947, 1.79175947, 1.79175947])
     """
-    p, compute, xp = _prepared(a, b, axis, temperature, "logsumexp")
-    if xp.isdtype(compute, "complex floating"):
-        out, sign = _generic.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
-        out = _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
-        return (out, _generic.shaped(sign, p.axes, keepdims, p.dtype, xp)) if return_sign else out
-    mode = "signed" if return_sign else "lse"
-    r = _dask_reduction.reduce(p.a, p.b, p.axes, p.tau, keepdims, mode, p.dtype, split_every)
-    return (r.real.astype(p.dtype), r.imag.astype(p.dtype)) if return_sign else r
+    return DaskExecutor().logsumexp(a, axis, b, keepdims, return_sign, temperature, split_every)
 
 
 def logmeanexp(
@@ -112,35 +77,7 @@ def logmeanexp(
     >>> float(lsearray.dask.logmeanexp(da.full((10,), 3.0, chunks=4)).compute())
     3.0
     """
-    p, compute, xp = _prepared(a, b, axis, temperature, "logmeanexp")
-    if xp.isdtype(compute, "complex floating"):
-        out = _generic.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
-        return _generic.shaped(out, p.axes, keepdims, p.dtype, xp)
-    return _dask_reduction.reduce(p.a, p.b, p.axes, p.tau, keepdims, "mean", p.dtype, split_every)
-
-
-def _input_shape(x: Any, p) -> Any:
-    """Back to a 0-d input's shape (validation made it 1-d); chunk sizes may be unknown."""
-    return x.reshape(()) if len(p.shape) == 0 else x
-
-
-def _normalized(x: Any, axis: Any, temperature: Any, func: str, split_every: Any):
-    """``(x - m) / tau`` in float64 and ``log|S|`` from one reduction, and the
-    validated arguments."""
-    import dask.array as da
-
-    p, compute, xp = _prepared(x, None, axis, temperature, func)
-    if xp.isdtype(compute, "complex floating"):
-        raise TypeError(f"{func} expects real input; got dtype {compute}")
-    m, log_total = _dask_reduction.normalizer(p.a, p.axes, p.tau, split_every)
-    z = da.map_blocks(_shifted_block, p.a, m, p.tau, dtype=np.float64)
-    return p, z, m, log_total, da
-
-
-def _shifted_block(x: np.ndarray, m: np.ndarray, tau: float) -> np.ndarray:
-    """``(x - m) / tau`` in float64 for one block; inf - inf is a nan on purpose."""
-    with np.errstate(invalid="ignore"):
-        return (x.astype(np.float64) - m) / tau
+    return DaskExecutor().logmeanexp(a, axis, b, keepdims, temperature, split_every)
 
 
 def softmax(
@@ -164,10 +101,7 @@ def softmax(
     array([[0.25, 0.25, 0.25, 0.25],
            [0.25, 0.25, 0.25, 0.25]])
     """
-    p, z, m, log_total, da = _normalized(x, axis, temperature, "softmax", split_every)
-    s = da.exp(z) / da.exp(log_total)
-    s = da.where(da.isfinite(m), s, np.nan)
-    return _input_shape(s.astype(p.dtype), p)
+    return DaskExecutor().softmax(x, axis, temperature, split_every)
 
 
 def log_softmax(
@@ -186,5 +120,4 @@ def log_softmax(
     >>> lsearray.dask.log_softmax(da.log(da.asarray([1.0, 3.0]))).compute()
     array([-1.38629436, -0.28768207])
     """
-    p, z, _, log_total, _ = _normalized(x, axis, temperature, "log_softmax", split_every)
-    return _input_shape(narrowed(z - log_total, p.dtype), p)
+    return DaskExecutor().log_softmax(x, axis, temperature, split_every)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-from lsearray import _matmul, logmatmulexp
+from lsearray import logmatmulexp
+from lsearray._executors import matmul as _matmul
 from backends import assert_values, make_backend
 
 inf = math.inf

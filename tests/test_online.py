@@ -169,9 +169,10 @@ def test_pickle_mid_stream():
     for batch in batches[:6]:
         acc.update(batch)
     copy = pickle.loads(pickle.dumps(acc))
-    # the partial (m, w, t, c), the sum of the weights and the mean's expm1 sums (x, gaps, rest)
+    # the partial, the sum of the weights and the mean's expm1 sums (x, gaps, rest)
     state = copy._state
-    arrays = [state.m, state.w, state.t, state.c, state.n, *state.s]
+    arrays = [state.max, state.top_weight, state.rest, state.rest_err, state.count,
+              *state.mean_sums]
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in arrays)
     assert repr(copy) == repr(acc)
     for batch in batches[6:]:
@@ -446,11 +447,11 @@ def test_bad_arguments():
         OnlineLogSumExp().merge([1.0])
     with pytest.raises(ValueError, match=r"temperature must be positive, finite and at least .*; got 0.0"):
         OnlineLogSumExp(temperature=0)
-    with pytest.raises(TypeError, match="axis must be an int or None; got tuple"):
+    with pytest.raises(TypeError, match="axis must be an integer or None; got tuple"):
         OnlineLogSumExp(axis=(0, 1))
     with pytest.raises(TypeError, match="complex input is not supported"):
         OnlineLogSumExp().update(np.ones(2, complex))
-    message = "b with shape (4,) does not broadcast against a with shape (3,)"
+    message = "b with shape (4,) and a with shape (3,) do not broadcast together"
     with pytest.raises(ValueError, match=re.escape(message)):
         OnlineLogSumExp().update(np.ones(3), b=np.ones(4))
     with pytest.raises(np.exceptions.AxisError):

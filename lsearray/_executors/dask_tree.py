@@ -52,10 +52,10 @@ def _combine(parts: Any, axis: tuple[int, ...], keepdims: bool, *, inv_tau: floa
 def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float, mode: str,
                dtype: Any) -> Any:
     p = _combine(parts, axis, keepdims, inv_tau=1.0 / tau)
-    xp = array_namespace(p.m)
+    xp = array_namespace(p.max)
     if mode == "norm":
         _, _, log_total = finalize(p, tau)
-        result = _pair(p.m, log_total, _out_dtype(mode, np.float64))
+        result = _pair(p.max, log_total, _out_dtype(mode, np.float64))
     else:
         out, sign = finalize_mean(p, tau) if mode == "mean" else finalize(p, tau)[:2]
         # float64 results rounded to a float32 result: beyond its range they are inf, and

@@ -1,107 +1,72 @@
-"""The NumPy executor: partials from the lsecore kernel, finalized into results."""
+"""The NumPy executor: NumPy arrays (and lists and scalars) on the lsecore kernel."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from array_api_compat import numpy as np_compat
 
 import lsecore
-from lsearray._validation import Prepared
-from lsecore import _kernel
-from lsecore._layout import refine
+from lsearray._executors import matmul, numpy_softmax, partials
+from lsearray._executors.array_api import ArrayAPIExecutor
+from lsearray._executors.narrow import narrowed
+from lsearray._executors.numpy_reduce import Finalized, reduce
+from lsearray._validation import (
+    Prepared, as_real_array, broadcast_shape, prepare, scan_axis, temperature_value,
+)
 
-__all__ = ["Finalized", "build_info", "reduce"]
-
-
-def _flat_float64(x: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
-    """``x`` broadcast to ``shape`` as a new C-contiguous 1-d float64 array."""
-    flat = np.empty(shape)
-    flat[...] = x
-    return flat.ravel()
+__all__ = ["NumPyExecutor", "build_info"]
 
 
-class Finalized:
-    """A finished reduction, shaped like the kept axes; the sum divided by ``divisor``
-    (for means) when one is given.
+def _shaped(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, dtype: np.dtype) -> Any:
+    """Round to ``dtype`` (to inf where the result overflows it), restore reduced axes for
+    keepdims, and return 0-d results as NumPy scalars."""
+    x = narrowed(x, dtype)
+    if keepdims:
+        x = np.expand_dims(x, axes)
+    return x[()] if x.ndim == 0 else x
 
-    Attributes
-    ----------
-    m : ndarray
-        The max over each slice (the shift).
-    log_total : ndarray or None
-        ``log|total|``, accurate when ``total`` is within an ulp of 1; None unless
-        asked for.
-    out : ndarray
-        ``m + tau * log_total``: the log-sum-exp (float64).
-    sign : ndarray or None
-        The sign of the total: -1, 0, +1, or nan for a nan result; None unless asked
-        for.
-    """
 
-    def __init__(
-        self,
-        m: np.ndarray,
-        w: np.ndarray,
-        t: np.ndarray,
-        c: np.ndarray,
-        tau: float,
-        divisor: np.ndarray | float | None = None,
-        *,
-        sign: bool = True,
-        log_total: bool = True,
-    ):
-        shape = m.shape
-        m, w, t, c = m.ravel(), w.ravel(), t.ravel(), c.ravel()  # contiguous, copies if need be
-        if divisor is not None:
-            divisor = _flat_float64(divisor, shape)
-        out = np.empty_like(m)
-        sign_ = np.empty_like(m) if sign else None
-        log_total_ = np.empty_like(m) if log_total else None
-        lsecore.finalize(m, w, t, c, tau, out, sign_, log_total_, divisor)
-        self._partials = (m, w, t, c)
-        self._tau = tau
-        self.m = m.reshape(shape)
-        self._sum = (w, t, c)
-        self.out = out.reshape(shape)
-        self.sign = None if sign_ is None else sign_.reshape(shape)
-        self.log_total = None if log_total_ is None else log_total_.reshape(shape)
+def _nan_where_negative(r: Finalized, p: Prepared) -> np.ndarray:
+    """``r.out``, nan where the sum is negative (only negative weights make one)."""
+    return r.out if p.b is None else np.where(r.sign < 0, np.nan, r.out)
 
-    def refine(self, p: Prepared, divisor: np.ndarray | float | None, float32_result: bool) -> None:
-        """Recompute from ``p`` the results the kernel cannot promise within an ulp (of
-        float32 with ``float32_result``): see `lsecore.refine`."""
-        flags = np.empty(self.out.size, np.uint8)
-        count = math.prod(p.a.shape[k] for k in p.axes)
-        # The largest |weight|: it can bring back terms the loops flush below 2^-1021.
-        max_weight = 0.0 if p.b is None or p.b.size == 0 else max(
-            abs(float(np.max(p.b))), abs(float(np.min(p.b))))
-        _kernel.refine_flags(*self._partials, self._tau, self.out.reshape(-1),
-                             p.a.dtype.itemsize, float32_result, max_weight, count, True,
-                             flags)
-        refine(p.a, p.axes, p.b, self._tau, 0.0 if divisor is None else divisor, self.out,
-               self.sign, flags)
 
-    @property
-    def total(self) -> np.ndarray:
-        """``w + t + c``: the slice's sum of ``b exp((a - m) / tau)`` (divisor aside)."""
-        return self.total_parts()[0]
+def _divisor(p: Prepared) -> np.ndarray | float:
+    """What a mean divides the sum by: the count, or the sum of the weights; nan for 0."""
+    if p.b is None:
+        count = math.prod((p.a.shape[k] for k in p.axes), start=1.0)
+        return count if count else math.nan
+    with np.errstate(over="ignore"):
+        total = np.sum(p.b, axis=p.axes, dtype=np.float64)
+    return np.where(total == 0, np.nan, total)
 
-    def total_parts(self) -> tuple[np.ndarray, np.ndarray]:
-        """`total` rounded once and its rounding error (0 where the total is not
-        finite), the error kept to 2^-20 of an ulp of the total: far more than the
-        softmax's corrected quotient uses."""
-        w, t, c = self._sum
-        with np.errstate(invalid="ignore", over="ignore"):
-            s = w + t
-            v = s - w
-            lo = (w - (s - v)) + (t - v) + c
-            lo[~np.isfinite(s)] = 0.0
-            hi = s + lo
-            lo = lo - (hi - s)
-            lo[~np.isfinite(hi)] = 0.0
-            _, e = np.frexp(hi)
-            lo = np.ldexp(np.round(np.ldexp(lo, 72 - e)), e - 72)
-            return hi.reshape(self.m.shape), lo.reshape(self.m.shape)
+
+def _summable(p: Prepared) -> Prepared:
+    """``p`` with finite weights whose sum overflows scaled by 2^-64: a mean is the same
+    for weights scaled alike (only then is a scaled copy of ``b`` made)."""
+    with np.errstate(over="ignore"):
+        total = np.sum(p.b, axis=p.axes, dtype=np.float64)
+    if np.isinf(total).any() and np.isfinite(p.b).all():
+        return p._replace(b=np.ldexp(p.b, -64))
+    return p
+
+
+_WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
+
+
+def _logaddexp(x1: Any, x2: Any, tau: float) -> Any:
+    """The lsecore kernel's logaddexp, with NumPy's dtype and scalar conventions."""
+    x1 = x1 if type(x1) in _WEAK else as_real_array(x1, "x1", "logaddexp")
+    x2 = x2 if type(x2) in _WEAK else as_real_array(x2, "x2", "logaddexp")
+    broadcast_shape("logaddexp", ("x1", np.shape(x1)), ("x2", np.shape(x2)))
+    dtype = np.result_type(x1, x2)
+    dtype = dtype.newbyteorder("=") if dtype.kind == "f" else np.dtype(np.float64)
+    compute = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+    out = narrowed(lsecore.logaddexp(x1, x2, tau, compute), dtype)
+    return out[()] if out.ndim == 0 else out
 
 
 def build_info() -> dict[str, object]:
@@ -123,31 +88,92 @@ def build_info() -> dict[str, object]:
     return dict(lsecore.build_info())
 
 
-def reduce(
-    p: Prepared,
-    divisor: np.ndarray | float | None = None,
-    *,
-    sign: bool = True,
-    log_total: bool = True,
-    float32_result: bool = False,
-    exact: bool = False,
-) -> Finalized:
-    """Reduce a prepared input with the lsecore kernel, in one read of ``p.a``;
-    ``divisor`` (shaped like the result) divides the sum before its log. ``sign`` and
-    ``log_total`` say whether the result needs those arrays; ``float32_result`` that only
-    ``out`` is wanted, as a float32 log-sum-exp (see `lsecore.reduce_partials`);
-    ``exact`` that ``out`` must be within an ulp also where the max and the log of the
-    sum cancel (`Finalized.refine`).
+class NumPyExecutor:
+    """Runs calls on NumPy arrays (lists, scalars) with the lsecore kernel: one read of
+    the input, no temporaries its size, results in NumPy's dtype and scalar conventions."""
 
-    Examples
-    --------
-    >>> from lsearray._validation import prepare
-    >>> r = reduce(prepare([0.0, 0.0], None, None, 1.0, "logsumexp"))
-    >>> float(r.out), float(r.sign)
-    (0.6931471805599453, 1.0)
-    """
-    partials = lsecore.reduce_partials(p.a, p.axes, p.b, 1.0 / p.tau, float32_result, p.tau)
-    r = Finalized(*partials, p.tau, divisor, sign=sign, log_total=log_total)
-    if exact:
-        r.refine(p, divisor, float32_result)
-    return r
+    name = "numpy"
+    library = "numpy"
+
+    def device_of(self, x: Any) -> None:
+        """NumPy arrays live on the CPU; the kernel has no devices to tell apart."""
+        return None
+
+    def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
+                  temperature: Any) -> Any:
+        p = prepare(a, b, axis, temperature, "logsumexp")
+        # Only a value rounded to float32 (or narrower) is asked for: see lsecore.reduce_partials.
+        narrow = p.b is None and not return_sign and np.dtype(p.dtype).itemsize <= 4
+        if p.b is None and not return_sign:  # positive: no sign to ask for
+            out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, float32_result=narrow)
+            if out is not None:
+                return _shaped(out, p.axes, keepdims, p.dtype)
+        r = reduce(p, sign=return_sign or p.b is not None, log_total=False,
+                   float32_result=narrow, exact=True)
+        if not return_sign:
+            return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
+        return (_shaped(r.out, p.axes, keepdims, p.dtype),
+                _shaped(r.sign, p.axes, keepdims, p.dtype))
+
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
+        p = prepare(a, b, axis, temperature, "logmeanexp")
+        if p.b is None:
+            out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, _divisor(p))
+            if out is not None:
+                return _shaped(out, p.axes, keepdims, p.dtype)
+        if p.b is not None:
+            p = _summable(p)
+        r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False, exact=True)
+        return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
+
+    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        return numpy_softmax.softmax(prepare(x, None, axis, temperature, "softmax"))
+
+    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        return numpy_softmax.log_softmax(prepare(x, None, axis, temperature, "log_softmax"))
+
+    def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
+        return _logaddexp(x1, x2, temperature_value(temperature, "logaddexp"))
+
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+        p = prepare(a, None, None, temperature, "logcumsumexp")
+        out = lsecore.logcumsumexp(p.a, scan_axis(axis, len(p.shape), "logcumsumexp"), p.tau)
+        return narrowed(out, p.dtype)
+
+    def logmatmulexp(self, a: Any, b: Any) -> Any:
+        return matmul.numpy_product(a, b)
+
+    def stream_partial(self, batch: Any, b: Any, axis: Any, tau: float, func: str) -> tuple:
+        """`OnlineLogSumExp.update`'s partial of a batch: ``(partial shaped like the
+        result, that shape, the elements reduced, the result dtype, the device, the
+        batch's shape)``."""
+        p = prepare(batch, b, axis, tau, func)
+        shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
+        with np.errstate(all="ignore"):
+            part = partials.reshaped(partials.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
+                                     shape, np)
+        return part, shape, math.prod(p.a.shape[k] for k in p.axes), p.dtype, None, p.shape
+
+    def stream_merge(self, state: partials.Partial, state_dtype: Any, part: partials.Partial,
+                     dtype: Any, tau: float) -> tuple[partials.Partial, Any]:
+        """The merge of two streams' partials, and their common result dtype."""
+        with np.errstate(all="ignore"):
+            merged = partials.merge([state, part], 1.0 / tau)
+        return merged, np.result_type(state_dtype, dtype)
+
+    def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
+                      return_sign: bool) -> tuple[Any, Any]:
+        """A stream's ``(result, sign)`` in ``dtype`` (nan for negative sums without
+        ``return_sign``), NumPy scalars for 0-d results."""
+        with np.errstate(all="ignore"):
+            out, sign = (partials.finalize_mean(part, tau) if mean
+                         else partials.finalize(part, tau)[:2])
+        if not return_sign:
+            out = np.where(sign < 0, math.nan, out)
+        return tuple(narrowed(np.asarray(x), dtype)[()] for x in (out, sign))
+
+    def real_floating(self, x: Any, name: str, func: str) -> tuple[Any, ArrayAPIExecutor, Any]:
+        """``x`` as a float64 array, the array-API executor on NumPy that computes on it
+        (the samplers' noise, argmax and one-hot), and the dtype of a floating result."""
+        p = prepare(as_real_array(x, name, func), None, None, 1.0, func)
+        return np.asarray(p.a, dtype=np.float64).reshape(p.shape), ArrayAPIExecutor(np_compat), p.dtype

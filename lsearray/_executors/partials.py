@@ -19,34 +19,35 @@ from lsearray._executors.array_api_lse import (
 from lsearray._executors.scale import times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms, weight_exponent
 
-__all__ = ["Partial", "finalize", "finalize_mean", "merge", "partial"]
+__all__ = ["Partial", "cast", "finalize", "finalize_mean", "merge", "partial", "reshaped"]
 
 
 @dataclass
 class Partial:
     """The log-sum-exp partial of each slice of a block, reduced axes kept as size 1.
 
-    ``m`` the max (over nonzero weights), ``w`` the summed weight of the elements equal
-    to it, ``t + c`` the compensated sum of ``b exp((a - m) / tau)`` over the others;
-    float64 NumPy arrays, or arrays of the block's own namespace (then ``c`` is 0, and a
-    slice with terms that are infinite in exact arithmetic has ``m = +inf``, ``w`` the IEEE
-    sum of those terms and ``t`` 0, and one with a nan term has ``t`` nan: both survive
-    merges as scipy's special values).
-    ``n``, when a mean is wanted, is the number of elements or the sum of the weights.
-    ``e`` (0, or an array of whole numbers shaped like ``m``): ``w``, ``t``, ``c``, ``n``
-    and ``s`` are in units of ``2**e``, so that sums of weights near the float maximum do
-    not overflow (`lsearray._executors.weights`).
-    ``s``, for a mean, is `expm1_sums`' ``(x, gaps, rest)`` relative to ``m``: the mean's
-    log near the max without cancelling (`finalize_mean`).
+    ``max`` the max (over nonzero weights), ``top_weight`` the summed weight of the
+    elements equal to it, ``rest + rest_err`` the compensated sum of
+    ``b exp((a - max) / tau)`` over the others; float64 NumPy arrays, or arrays of the
+    block's own namespace (then ``rest_err`` is 0, and a slice with terms that are
+    infinite in exact arithmetic has ``max = +inf``, ``top_weight`` the IEEE sum of those
+    terms and ``rest`` 0, and one with a nan term has ``rest`` nan: both survive merges as
+    scipy's special values).
+    ``count``, when a mean is wanted, is the number of elements or the sum of the weights.
+    ``exponent`` (0, or an array of whole numbers shaped like ``max``): the sums and the
+    count are in units of ``2**exponent``, so that sums of weights near the float maximum
+    do not overflow (`lsearray._executors.weights`).
+    ``mean_sums``, for a mean, is `expm1_sums`' ``(x, gaps, rest)`` relative to ``max``:
+    the mean's log near the max without cancelling (`finalize_mean`).
     """
 
-    m: Any
-    w: Any
-    t: Any
-    c: Any
-    n: Any = None
-    e: Any = 0
-    s: Any = None
+    max: Any
+    top_weight: Any
+    rest: Any
+    rest_err: Any
+    count: Any = None
+    exponent: Any = 0
+    mean_sums: Any = None
 
 
 def _unscaled(e: Any) -> bool:
@@ -55,7 +56,7 @@ def _unscaled(e: Any) -> bool:
 
 def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
     """The partials with their sums in the units of the largest ``e``, and that ``e``."""
-    scaled = [p.e for p in parts if not _unscaled(p.e)]
+    scaled = [p.exponent for p in parts if not _unscaled(p.exponent)]
     if not scaled:
         return parts, 0
     top = scaled[0]
@@ -64,9 +65,9 @@ def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
     two = xp.full_like(top, 2.0)
     out = []
     for p in parts:
-        f = xp.pow(two, p.e - top)  # at most 1
-        out.append(Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, top,
-                           None if p.s is None else tuple(x * f for x in p.s)))
+        f = xp.pow(two, p.exponent - top)  # at most 1
+        out.append(Partial(p.max, p.top_weight * f, p.rest * f, p.rest_err * f, None if p.count is None else p.count * f, top,
+                           None if p.mean_sums is None else tuple(x * f for x in p.mean_sums)))
     return out, top
 
 
@@ -81,10 +82,10 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
     --------
     >>> import numpy as np
     >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0)
-    >>> p.m, p.w
+    >>> p.max, p.top_weight
     (array([[1.]]), array([[2.]]))
     >>> p = partial(np.array([0.0, 0.0]), np.array([1.7e308, 1.7e308]), (0,), 1.0, count=True)
-    >>> p.e, float(np.log(p.w[0]) + p.e[0] * np.log(2.0))  # log(3.4e308), beyond float64
+    >>> p.exponent, float(np.log(p.top_weight[0]) + p.exponent[0] * np.log(2.0))  # log(3.4e308), beyond float64
     (array([3.]), 710.4199840737881)
     """
     if is_numpy_array(a):
@@ -95,7 +96,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
     if count and b is None:
         ns = np if is_numpy_array(a) else array_namespace(a)
         size = math.prod(a.shape[k] for k in axes)
-        p.n = ns.full(p.m.shape, float(size), dtype=p.m.dtype, device=device_of(p.m))
+        p.count = ns.full(p.max.shape, float(size), dtype=p.max.dtype, device=device_of(p.max))
     elif count:
         xp = np if is_numpy_array(b) else array_namespace(b)
         if xp is np:
@@ -109,20 +110,20 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
             # Only where the weights' sum overflows (a weight below the smallest normal
             # may hold the max's term): the sums in the units it needs, if larger.
             e = xp.where(over, e, xp.zeros_like(e))
-            top = e if _unscaled(p.e) else xp.maximum(p.e, e)
-            f = xp.pow(xp.full_like(top, 2.0), p.e - top)
-            p = Partial(p.m, p.w * f, p.t * f, p.c * f, e=top)
-        p.n = plain
-        if not _unscaled(p.e):
+            top = e if _unscaled(p.exponent) else xp.maximum(p.exponent, e)
+            f = xp.pow(xp.full_like(top, 2.0), p.exponent - top)
+            p = Partial(p.max, p.top_weight * f, p.rest * f, p.rest_err * f, exponent=top)
+        p.count = plain
+        if not _unscaled(p.exponent):
             # a power of two scales the sum exactly; it is summed again only where it overflowed
-            unit = xp.pow(xp.full_like(p.e, 2.0), -p.e)
-            p.n = plain * unit
+            unit = xp.pow(xp.full_like(p.exponent, 2.0), -p.exponent)
+            p.count = plain * unit
             if xp is not np or over.any():
                 again = np.sum(b * unit, axis=axes, keepdims=True) if xp is np else \
                     ieee_sum(b * unit, axes, xp)
-                p.n = xp.where(over, again, p.n)
+                p.count = xp.where(over, again, p.count)
     if mean:
-        p.s = _mean_sums(a, b, axes, p, 1.0 / inv_tau)
+        p.mean_sums = _mean_sums(a, b, axes, p, 1.0 / inv_tau)
     return p
 
 
@@ -134,16 +135,16 @@ def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial,
     is at least ``0.75 |n|``: there its rounding is a few ulp of itself, and merges scale it
     without cancelling. Only slices whose mean is near their max are read again, in float64.
     """
-    if b is not None and not _unscaled(p.e):  # the weights in the units of the sums
+    if b is not None and not _unscaled(p.exponent):  # the weights in the units of the sums
         ns = np if is_numpy_array(b) else array_namespace(b)
-        b = b * ns.pow(ns.full_like(p.e, 2.0), -p.e)
-    if is_numpy_array(p.m):
+        b = b * ns.pow(ns.full_like(p.exponent, 2.0), -p.exponent)
+    if is_numpy_array(p.max):
         with np.errstate(all="ignore"):
-            x = ((p.w - p.n) + p.t) + p.c
+            x = ((p.top_weight - p.count) + p.rest) + p.rest_err
         # a slice with no terms (its maxima at -inf still weigh in w): expm1(-inf) = -1
-        x = np.where(p.m == -math.inf, -p.n, x)
+        x = np.where(p.max == -math.inf, -p.count, x)
         zero = np.zeros_like(x)
-        need = np.isfinite(p.m) & ~(np.abs(x) >= 0.75 * np.abs(p.n))
+        need = np.isfinite(p.max) & ~(np.abs(x) >= 0.75 * np.abs(p.count))
         if not need.any():
             return x, zero, x
         b = None if b is None else np.asarray(b, dtype=np.float64)
@@ -151,13 +152,13 @@ def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial,
             _, _, ex, gaps, rest = expm1_sums(np.asarray(a, dtype=np.float64), b, axes, tau,
                                               np_compat)
         return np.where(need, ex, x), np.where(need, gaps, zero), np.where(need, rest, x)
-    xp = array_namespace(p.m)
+    xp = array_namespace(p.max)
     if 0 in a.shape:  # no terms (or no slices): libraries cannot take the max of nothing
-        zero = xp.zeros_like(p.m)
+        zero = xp.zeros_like(p.max)
         return zero, zero, zero
     with np.errstate(all="ignore"):
         _, dead, ex, gaps, rest = expm1_sums(a, b, axes, tau, xp)
-    lost = xp.astype(-p.n, ex.dtype)  # a slice with no terms: expm1(-inf) = -1 for each weight
+    lost = xp.astype(-p.count, ex.dtype)  # a slice with no terms: expm1(-inf) = -1 for each weight
     return (xp.where(dead, lost, ex), xp.where(dead, xp.zeros_like(gaps), gaps),
             xp.where(dead, lost, rest))
 
@@ -170,17 +171,17 @@ def _kernel_partial(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
     if b is None:
         return p
     with np.errstate(over="ignore"):
-        over = np.isfinite(p.m) & (np.isinf(p.w) | np.isinf(p.t) | np.isinf(p.w + p.t))
+        over = np.isfinite(p.max) & (np.isinf(p.top_weight) | np.isinf(p.rest) | np.isinf(p.top_weight + p.rest))
     if not over.any():
         return p
     e = np.where(over, overflow_exponent(b, tuple(a.shape), axes, np, np.float64), 0.0)
     scaled = lsecore.reduce_partials(a, axes, b * np.exp2(-e), inv_tau)
     fields = (np.where(over, np.expand_dims(x, axes), y) for x, y in zip(scaled, _fields(p)))
-    return Partial(*fields, e=e)
+    return Partial(*fields, exponent=e)
 
 
 def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
-    return (p.m, p.w, p.t, p.c)
+    return (p.max, p.top_weight, p.rest, p.rest_err)
 
 
 def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
@@ -209,7 +210,7 @@ def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
     w = xp.where(some, infinite, w)
     t = xp.where(some, xp.zeros_like(t), t)
     t = xp.where(nan, xp.full_like(t, math.nan), t)
-    return Partial(m, w, t, xp.zeros_like(t), e=e)
+    return Partial(m, w, t, xp.zeros_like(t), exponent=e)
 
 
 def _gap(x: Any, m: Any, at_max: Any, xp: ModuleType) -> Any:
@@ -228,30 +229,30 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
     >>> import numpy as np
     >>> one = partial(np.array([[0.0, -50.0]]), None, (1,), 1.0)
     >>> two = partial(np.array([[0.0]]), None, (1,), 1.0)
-    >>> merge([one, two], 1.0).w
+    >>> merge([one, two], 1.0).top_weight
     array([[2.]])
     """
-    numpy = is_numpy_array(parts[0].m)
-    xp = np if numpy else array_namespace(parts[0].m)
+    numpy = is_numpy_array(parts[0].max)
+    xp = np if numpy else array_namespace(parts[0].max)
     parts, e = _aligned(parts, xp)
     with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow: redone below
         merged = _merge(parts, e, inv_tau, numpy, xp)
     # Sums that overflowed in the merge (each part's below the float maximum) are merged
     # again in units 2**k larger: only there, where a subnormal sum of another part is moot.
     with np.errstate(over="ignore", invalid="ignore"):
-        over = xp.isfinite(merged.m) & (xp.isinf(merged.w) | xp.isinf(merged.t)
-                                        | xp.isinf(merged.w + merged.t))
+        over = xp.isfinite(merged.max) & (xp.isinf(merged.top_weight) | xp.isinf(merged.rest)
+                                        | xp.isinf(merged.top_weight + merged.rest))
         if not is_dask_namespace(xp):  # dask would compute the mean's sums for every result
-            for extra in ([] if merged.n is None else [merged.n]) + list(merged.s or ()):
-                over = over | (xp.isinf(extra) & xp.isfinite(merged.m))
+            for extra in ([] if merged.count is None else [merged.count]) + list(merged.mean_sums or ()):
+                over = over | (xp.isinf(extra) & xp.isfinite(merged.max))
     if numpy and not over.any():
         return merged
     k = float(math.ceil(math.log2(len(parts))) + 2)
-    step = xp.where(over, xp.full_like(merged.w, k), xp.zeros_like(merged.w))
+    step = xp.where(over, xp.full_like(merged.top_weight, k), xp.zeros_like(merged.top_weight))
     f = xp.pow(xp.full_like(step, 2.0), -step)
     e_again = step if _unscaled(e) else e + step
-    scaled = [Partial(p.m, p.w * f, p.t * f, p.c * f, None if p.n is None else p.n * f, e_again,
-                      None if p.s is None else tuple(x * f for x in p.s)) for p in parts]
+    scaled = [Partial(p.max, p.top_weight * f, p.rest * f, p.rest_err * f, None if p.count is None else p.count * f, e_again,
+                      None if p.mean_sums is None else tuple(x * f for x in p.mean_sums)) for p in parts]
     again = _merge(scaled, e_again, inv_tau, numpy, xp)
 
     def pick(x: Any, y: Any) -> Any:
@@ -259,8 +260,8 @@ def merge(parts: list[Partial], inv_tau: float) -> Partial:
 
     e_before = xp.zeros_like(step) if _unscaled(e) else e
     return Partial(*(pick(x, y) for x, y in zip(_fields(again), _fields(merged))),
-                   pick(again.n, merged.n), pick(again.e, e_before),
-                   None if again.s is None else tuple(map(pick, again.s, merged.s)))
+                   pick(again.count, merged.count), pick(again.exponent, e_before),
+                   None if again.mean_sums is None else tuple(map(pick, again.mean_sums, merged.mean_sums)))
 
 
 def _ieee_add(x: Any, y: Any, xp: ModuleType) -> Any:
@@ -275,27 +276,27 @@ def _ieee_add(x: Any, y: Any, xp: ModuleType) -> Any:
 def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: ModuleType) -> Partial:
     """`merge` of partials in the same units ``2**e``."""
     n = None
-    if parts[0].n is not None:
+    if parts[0].count is not None:
         # weight sums of opposite infinite signs add to nan: NumPy's warning is silenced by
         # merge's errstate, a lazy library's (computed later) is avoided by _ieee_add
-        n = parts[0].n
+        n = parts[0].count
         for p in parts[1:]:
-            n = n + p.n if numpy else _ieee_add(n, p.n, xp)
+            n = n + p.count if numpy else _ieee_add(n, p.count, xp)
     first = parts[0]
     if numpy:
-        shape = first.m.shape
+        shape = first.max.shape
         m, w, t, c = (np.array(x, dtype=np.float64).reshape(-1) for x in
-                      (first.m, first.w, first.t, first.c))
+                      (first.max, first.top_weight, first.rest, first.rest_err))
         for p in parts[1:]:
             other = (np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in
-                     (p.m, p.w, p.t, p.c))
+                     (p.max, p.top_weight, p.rest, p.rest_err))
             lsecore.merge(m, w, t, c, *other, inv_tau)
         m = m.reshape(shape)
         return Partial(m, w.reshape(shape), t.reshape(shape), c.reshape(shape), n, e,
                        _merged_sums(parts, m, inv_tau, np_compat))
-    m, w, t = first.m, first.w, first.t
+    m, w, t = first.max, first.top_weight, first.rest
     for p in parts[1:]:
-        big = xp.maximum(m, p.m)
+        big = xp.maximum(m, p.max)
 
         def rescaled(mi, wi, ti):
             same = mi == big
@@ -304,17 +305,17 @@ def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: Module
             return kept, xp.where(same, ti, (wi + ti) * f)
 
         w1, t1 = rescaled(m, w, t)
-        w2, t2 = rescaled(p.m, p.w, p.t)
+        w2, t2 = rescaled(p.max, p.top_weight, p.rest)
         m, w, t = big, _ieee_add(w1, w2, xp), t1 + t2
     return Partial(m, w, t, xp.zeros_like(t), n, e, _merged_sums(parts, m, inv_tau, xp))
 
 
 def _merged_sums(parts: list[Partial], m: Any, inv_tau: float, xp: ModuleType) -> Any:
     """The parts' mean sums (in common units) taken to the merged max ``m`` and added."""
-    if parts[0].s is None:
+    if parts[0].mean_sums is None:
         return None
     with np.errstate(all="ignore"):
-        moved = [rebase_expm1_sums(p.s, p.n, p.m, m, inv_tau, xp) for p in parts]
+        moved = [rebase_expm1_sums(p.mean_sums, p.count, p.max, m, inv_tau, xp) for p in parts]
     return tuple(sum(v[k] for v in moved[1:]) + moved[0][k] for k in range(3))
 
 
@@ -330,30 +331,30 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
     >>> float(out[0]), float(sign[0])
     (1.9287498479639178e-22, 1.0)
     """
-    scaled = not _unscaled(p.e)
-    if is_numpy_array(p.m):
-        shape = p.m.shape
-        flat = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (p.m, p.w, p.t, p.c)]
+    scaled = not _unscaled(p.exponent)
+    if is_numpy_array(p.max):
+        shape = p.max.shape
+        flat = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (p.max, p.top_weight, p.rest, p.rest_err)]
         if divisor is None and scaled:  # S / 2**-e: the finalizer's division is exact
-            divisor = np.exp2(-np.asarray(p.e, dtype=np.float64))
+            divisor = np.exp2(-np.asarray(p.exponent, dtype=np.float64))
         if divisor is not None:
             divisor = np.ascontiguousarray(np.broadcast_to(divisor, shape), np.float64).reshape(-1)
         out, sign, log_total = (np.empty_like(flat[0]) for _ in range(3))
         lsecore.finalize(*flat, tau, out, sign, log_total, divisor)
         return out.reshape(shape), sign.reshape(shape), log_total.reshape(shape)
-    xp = array_namespace(p.m)
-    w_zero = p.w == 0
-    log_total, sign = log_abs_sum(p.w, p.t, xp)
+    xp = array_namespace(p.max)
+    w_zero = p.top_weight == 0
+    log_total, sign = log_abs_sum(p.top_weight, p.rest, xp)
     if divisor is not None:
         log_total = log_total - xp.log(xp.abs(divisor))
         sign = sign * xp.sign(divisor)
     elif scaled:
-        log_total = log_total + p.e * math.log(2.0)
-    finite = xp.where(xp.isfinite(p.m), p.m, xp.zeros_like(p.m))
+        log_total = log_total + p.exponent * math.log(2.0)
+    finite = xp.where(xp.isfinite(p.max), p.max, xp.zeros_like(p.max))
     out = finite + times(log_total, tau, xp)
     ninf = xp.full_like(out, -math.inf)
-    dead = (p.m == -math.inf) & ~xp.isnan(p.t)
-    out = xp.where((w_zero & (p.t == 0)) | dead, ninf, out)
+    dead = (p.max == -math.inf) & ~xp.isnan(p.rest)
+    out = xp.where((w_zero & (p.rest == 0)) | dead, ninf, out)
     sign = xp.where(dead, xp.zeros_like(sign), sign)
     sign = xp.where(xp.isnan(out), xp.full_like(sign, math.nan), sign)
     return out, sign, log_total
@@ -374,20 +375,38 @@ def finalize_mean(p: Partial, tau: float) -> tuple[Any, Any]:
     >>> float(finalize_mean(p, 1e3)[0][0])  # 5 - 0.5e-12: the mean, not the max
     4.9999999999995
     """
-    numpy = is_numpy_array(p.m)
-    xp = np_compat if numpy else array_namespace(p.m)
-    divisor = xp.where(p.n == 0, xp.full_like(p.n, math.nan), p.n)
+    numpy = is_numpy_array(p.max)
+    xp = np_compat if numpy else array_namespace(p.max)
+    divisor = xp.where(p.count == 0, xp.full_like(p.count, math.nan), p.count)
     with np.errstate(all="ignore"):
         out, sign, _ = finalize(p, tau, divisor)
-        if p.s is not None:
-            finite = xp.isfinite(p.m)
-            shift = xp.where(finite, p.m, xp.zeros_like(p.m))
-            near, near_out = near_max_mean(shift, *p.s, divisor, tau, xp)
+        if p.mean_sums is not None:
+            finite = xp.isfinite(p.max)
+            shift = xp.where(finite, p.max, xp.zeros_like(p.max))
+            near, near_out = near_max_mean(shift, *p.mean_sums, divisor, tau, xp)
             near = near & finite
             if numpy:
-                total = xp.abs(p.w + p.t + p.c)
-                near = near & (xp.abs(p.s[0] / divisor) * total < xp.abs(p.t + p.c))
+                total = xp.abs(p.top_weight + p.rest + p.rest_err)
+                near = near & (xp.abs(p.mean_sums[0] / divisor) * total < xp.abs(p.rest + p.rest_err))
             out = xp.where(near, near_out, out)
             sign = xp.where(near, xp.ones_like(sign), sign)
     nan = xp.isnan(divisor)
     return xp.where(nan, divisor, out), xp.where(nan, divisor, sign)
+
+
+def reshaped(p: Partial, shape: tuple[int, ...], ns: ModuleType) -> Partial:
+    """``p`` (of kept axes) with every array reshaped to the result's ``shape``."""
+    def r(x: Any) -> Any:
+        return x if isinstance(x, int) else ns.reshape(x, shape)
+
+    return Partial(r(p.max), r(p.top_weight), r(p.rest), r(p.rest_err), r(p.count), r(p.exponent),
+                   tuple(map(r, p.mean_sums)))
+
+
+def cast(p: Partial, dtype: Any, xp: ModuleType) -> Partial:
+    """``p`` with every array in ``dtype`` (the exponent is a whole number in any)."""
+    def c(x: Any) -> Any:
+        return x if isinstance(x, int) or x.dtype == dtype else xp.astype(x, dtype)
+
+    return Partial(c(p.max), c(p.top_weight), c(p.rest), c(p.rest_err), c(p.count), c(p.exponent),
+                   tuple(map(c, p.mean_sums)))

@@ -1,0 +1,270 @@
+"""The array-API executor: arrays of any array API library, computed by its own operations."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import device as device_of
+from array_api_compat import is_array_api_obj, is_numpy_namespace
+
+from lsearray._executors import array_api_lse, matmul, partials
+from lsearray._executors.array_api_lse import nothing_is_constant
+from lsearray._executors.random import from_uniform, numpy_generator
+from lsearray._executors.scale import Factor, divide, times
+from lsearray._validation import (
+    Prepared, array_temperature, broadcast_shape, complex_rejected, not_numeric,
+    prepare_array_api, scan_axis, temperature_value,
+)
+
+__all__ = ["ArrayAPIExecutor", "generic_logaddexp"]
+
+_WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
+
+
+def generic_logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
+    """``tau log(exp(x1 / tau) + exp(x2 / tau))`` by array-API operations, as
+    ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype;
+    ``tau`` (a float or a `Factor`) may lie outside the dtype's range.
+
+    Equal arguments (infinities too) take a zero difference rather than ``inf - inf``,
+    so that equal infinities give that infinity, and gradients stay finite: the max
+    splits its gradient between ties, and the difference passes none where it is 0. Two
+    ``-inf`` add nothing: the result is the constant ``-inf``, whose gradient is 0.
+    """
+    diff = x1 - x2
+    diff = xp.where(x1 == x2, xp.zeros_like(diff), diff)
+    out = xp.maximum(x1, x2) + times(xp.log1p(xp.exp(divide(-xp.abs(diff), tau, xp))), tau, xp)
+    return nothing_is_constant(out, xp)
+
+
+def _real_dtype(x: Any, name: str, xp: ModuleType) -> Any:
+    """``x``'s dtype as the computation sees it: integer and bool arrays as the default
+    real floating dtype; complex and other dtypes raise TypeError."""
+    if xp.isdtype(x.dtype, "complex floating"):
+        raise complex_rejected("logaddexp", name, x.dtype)
+    if not xp.isdtype(x.dtype, ("bool", "integral", "real floating")):
+        raise not_numeric("logaddexp", name, x.dtype)
+    if xp.isdtype(x.dtype, "real floating"):
+        return x.dtype
+    return xp.__array_namespace_info__().default_dtypes(device=device_of(x))["real floating"]
+
+
+def _temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> float | Factor:
+    """A float temperature, or one given as an array to differentiate through (`Factor`)."""
+    if is_array_api_obj(temperature):
+        return array_temperature(temperature, func, xp, dtype)
+    return temperature_value(temperature, func)
+
+
+def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
+    """The inclusive scan of ``a`` along ``axis`` under logaddexp, in ``ceil(log2 n)``
+    whole-array steps (Hillis and Steele): step ``k`` merges every element with the one
+    ``2**k`` before it. Every element is the log-sum-exp of its prefix, summed in a tree
+    of logaddexps, so the error grows with ``log2 n``, not ``n``. An all ``-inf`` prefix
+    gives the constant ``-inf``: its elements get gradient 0."""
+    n = a.shape[axis]
+    before = (slice(None),) * axis
+
+    def part(start: int | None, stop: int | None) -> Any:
+        return a[before + (slice(start, stop), ...)]
+
+    step = 1
+    while step < n:
+        head = part(0, step)
+        tail = generic_logaddexp(part(step, None), part(0, n - step), tau, xp)
+        a = xp.concat([head, tail], axis=axis)
+        step *= 2
+    return nothing_is_constant(a, xp)
+
+
+class ArrayAPIExecutor:
+    """Runs calls on the arrays of one array API namespace ``xp`` (torch, JAX, CuPy,
+    array-api-strict, complex NumPy) by that namespace's operations: results of its kind,
+    on its device, differentiable by its autograd. Libraries with hooks of their own
+    (random numbers, tracing) subclass it."""
+
+    name = "array API"
+
+    def __init__(self, xp: ModuleType) -> None:
+        self.xp = xp
+
+    @property
+    def library(self) -> str:
+        """The array library's short name, for messages."""
+        return self.xp.__name__.removeprefix("array_api_compat.")
+
+    def device_of(self, x: Any) -> Any:
+        """The device of an array of the namespace (None while it is traced)."""
+        return device_of(x)
+
+    def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str) -> tuple[Prepared, Any]:
+        """`prepare_array_api` for this namespace: the arguments and the compute dtype."""
+        return prepare_array_api(a, b, axis, temperature, func, self.xp)
+
+    def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
+                  temperature: Any) -> Any:
+        xp = self.xp
+        p, _ = self.prepare(a, b, axis, temperature, "logsumexp")
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
+        out = array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
+        if return_sign:
+            return out, array_api_lse.shaped(sign, p.axes, keepdims, p.dtype, xp)
+        return out
+
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
+        xp = self.xp
+        p, _ = self.prepare(a, b, axis, temperature, "logmeanexp")
+        with np.errstate(all="ignore"):
+            out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
+        return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
+
+    def _real_prepared(self, x: Any, axis: Any, temperature: Any, func: str,
+                       name: str = "x") -> Prepared:
+        """`prepare` for the functions of real input only."""
+        p, compute = self.prepare(x, None, axis, temperature, func)
+        if self.xp.isdtype(compute, "complex floating"):
+            raise complex_rejected(func, name, compute)
+        return p
+
+    def _normalized(self, x: Any, axis: Any, temperature: Any, func: str) -> Any:
+        xp = self.xp
+        p = self._real_prepared(x, axis, temperature, func)
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            z = getattr(array_api_lse, func)(p.a, p.axes, p.tau, xp)
+        z = xp.reshape(z, p.shape)
+        return array_api_lse.shaped(z, (), True, p.dtype, xp)
+
+    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        return self._normalized(x, axis, temperature, "softmax")
+
+    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        return self._normalized(x, axis, temperature, "log_softmax")
+
+    def logaddexp_operands(self, x1: Any, x2: Any) -> tuple[Any, Any, Any]:
+        """``x1`` and ``x2`` as arrays of the compute dtype (Python scalars take the other's
+        dtype) on one device, and the result's dtype."""
+        xp = self.xp
+        operands = {"x1": self.asarray(x1), "x2": self.asarray(x2)}
+        arrays = {name: x for name, x in operands.items() if type(x) not in _WEAK}
+        dtype = xp.result_type(*(_real_dtype(x, name, xp) for name, x in arrays.items()))
+        compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+        devices = {name: device_of(x) for name, x in arrays.items()}
+        if len(set(devices.values()) - {None}) > 1:  # None: being traced
+            raise ValueError(
+                f"logaddexp: x1 is on device {devices['x1']} but x2 is on device {devices['x2']}")
+        dev = next(iter(devices.values()))
+        x1, x2 = (
+            xp.asarray(float(x), dtype=compute, device=dev) if type(x) in _WEAK
+            else (x if x.dtype == compute else xp.astype(x, compute))
+            for x in operands.values()
+        )
+        broadcast_shape("logaddexp", ("x1", x1.shape), ("x2", x2.shape))
+        return x1, x2, dtype
+
+    def asarray(self, x: Any) -> Any:
+        """``x`` as an array of the namespace; arrays of other libraries and Python
+        scalars (weak) as they are."""
+        if type(x) in _WEAK or (is_array_api_obj(x) and not isinstance(x, np.ndarray)):
+            return x
+        return self.xp.asarray(x)
+
+    def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
+        xp = self.xp
+        x1, x2, dtype = self.logaddexp_operands(x1, x2)
+        tau = _temperature(temperature, "logaddexp", xp, x1.dtype)
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            out = generic_logaddexp(x1, x2, tau, xp)
+        return out if out.dtype == dtype else xp.astype(out, dtype)
+
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+        xp = self.xp
+        p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
+        axis = scan_axis(axis, len(p.shape), "logcumsumexp")
+        x = p.a
+        if axis is None:
+            x, axis = xp.reshape(x, (-1,)), 0
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            out = _doubling_scan(x, axis, p.tau, xp)
+        return out if out.dtype == p.dtype else xp.astype(out, p.dtype)
+
+    def logmatmulexp(self, a: Any, b: Any) -> Any:
+        return matmul.array_api_product(a, b, self.xp)
+
+    def stream_partial(self, batch: Any, b: Any, axis: Any, tau: float, func: str) -> tuple:
+        """`OnlineLogSumExp.update`'s partial of a batch (see `NumPyExecutor.stream_partial`)."""
+        xp = self.xp
+        p, compute = self.prepare(batch, b, axis, tau, func)
+        if xp.isdtype(compute, "complex floating"):
+            raise complex_rejected(func, "batch", compute)
+        shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
+        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+            part = partials.reshaped(partials.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
+                                     shape, xp)
+        if part.count.dtype != part.max.dtype:
+            part = partials.cast(part, part.max.dtype, xp)
+        count = math.prod(p.a.shape[k] for k in p.axes)
+        return part, shape, count, p.dtype, device_of(p.a), p.shape
+
+    def stream_merge(self, state: partials.Partial, state_dtype: Any, part: partials.Partial,
+                     dtype: Any, tau: float) -> tuple[partials.Partial, Any]:
+        """The merge of two streams' partials (in their promoted dtype), and their common
+        result dtype."""
+        xp = self.xp
+        compute = xp.result_type(state.max.dtype, part.max.dtype)
+        state, part = partials.cast(state, compute, xp), partials.cast(part, compute, xp)
+        with np.errstate(all="ignore"):
+            merged = partials.merge([state, part], 1.0 / tau)
+        return merged, xp.result_type(state_dtype, dtype)
+
+    def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
+                      return_sign: bool) -> tuple[Any, Any]:
+        """A stream's ``(result, sign)`` in ``dtype`` (nan for negative sums without
+        ``return_sign``)."""
+        xp = self.xp
+        out, sign = self._finalized(part, tau, mean, return_sign)
+        return tuple(x if x.dtype == dtype else xp.astype(x, dtype) for x in (out, sign))
+
+    def _finalized(self, part: partials.Partial, tau: float, mean: bool,
+                   return_sign: bool) -> tuple[Any, Any]:
+        xp = self.xp
+        with np.errstate(all="ignore"):
+            out, sign = (partials.finalize_mean(part, tau) if mean
+                         else partials.finalize(part, tau)[:2])
+        if not return_sign:
+            out = xp.where(sign < 0, xp.full_like(out, math.nan), out)
+        return out, sign
+
+    def real_floating(self, x: Any, name: str, func: str) -> tuple[Any, ArrayAPIExecutor, Any]:
+        """``x`` as a real floating array of the namespace (float32 for float16 and
+        bfloat16), this executor, and the dtype of a floating result."""
+        p = self._real_prepared(x, None, 1.0, func, name)
+        return self.xp.reshape(p.a, p.shape), self, p.dtype
+
+    def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+        """Standard Gumbel noise ``-log(-log(U))``, ``U`` uniform in (0, 1), of ``shape``, in
+        the dtype and on the device of ``like``: NumPy's generator, moved to the device
+        (libraries with generators of their own override this)."""
+        kind = "numpy" if is_numpy_namespace(self.xp) else self.xp.__name__
+        g = from_uniform(numpy_generator(rng, kind, func).random(shape), np)
+        return self.xp.asarray(g, dtype=like.dtype, device=device_of(like))
+
+    def readable(self, x: Any) -> bool:
+        """Whether the values of ``x`` can be read now (not lazy, not being traced)."""
+        return True
+
+    def default_int(self, x: Any) -> Any:
+        """``x`` in the namespace's default integer dtype; a NumPy scalar for 0-d NumPy."""
+        xp = self.xp
+        dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(x))["integral"]
+        if is_numpy_namespace(xp):
+            return np.asarray(x, dtype=dtype)[()]
+        return x if x.dtype == dtype else xp.astype(x, dtype)
+
+    def stop_gradient(self, y: Any) -> Any:
+        """``y`` with no gradient flowing back through it (the identity here: the
+        namespace has no autograd)."""
+        return y

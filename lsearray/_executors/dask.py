@@ -1,0 +1,194 @@
+"""The dask executor: lazy tree reductions, scans and blockwise maps over dask arrays."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj
+
+from lsearray._executors import array_api_lse, dask_tree, matmul, partials
+from lsearray._executors.array_api import ArrayAPIExecutor
+from lsearray._executors.narrow import narrowed
+from lsearray._executors.random import from_uniform, type_name
+from lsearray._validation import Prepared, complex_rejected, scan_axis, temperature_value
+
+__all__ = ["DaskExecutor"]
+
+
+def _native(x: Any) -> Any:
+    """A dask array in the machine's byte order, converted chunk by chunk as they are
+    read (the kernel reads native data only); anything else as it is."""
+    import dask.array as da
+
+    if isinstance(x, da.Array) and not x.dtype.isnative:
+        return x.astype(x.dtype.newbyteorder("="))
+    return x
+
+
+def _input_shape(x: Any, p) -> Any:
+    """Back to a 0-d input's shape (validation made it 1-d); chunk sizes may be unknown."""
+    return x.reshape(()) if len(p.shape) == 0 else x
+
+
+def _shifted_block(x: np.ndarray, m: np.ndarray, tau: float) -> np.ndarray:
+    """``(x - m) / tau`` in float64 for one block; inf - inf is a nan on purpose."""
+    with np.errstate(invalid="ignore"):
+        return (x.astype(np.float64) - m) / tau
+
+
+def _without_empty_chunks(x: Any) -> Any:
+    """A dask array rechunked without its size-0 chunks (dask's own reductions fail
+    on them); anything else as it is."""
+    if not isinstance(x, da.Array) or all(all(c for c in dim) for dim in x.chunks):
+        return x
+    return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
+
+
+def _block_executor(*blocks: Any) -> Any:
+    """The executor of a dask array's blocks (the NumPy kernel for NumPy chunks)."""
+    from lsearray._delegation import executor
+
+    return executor(*blocks)
+
+
+def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+    """Lazy Gumbel noise from dask's generator, chunked like ``like`` where they agree."""
+    try:
+        generator = da.random.default_rng(rng)
+    except TypeError:
+        raise TypeError(
+            f"{func}: rng for dask logits must be a numpy or dask Generator, a seed (int) or None; "
+            f"got {type_name(rng)}"
+        ) from None
+    # The trailing axes are the logits' (broadcast): take their chunks where the sizes agree.
+    lead = len(shape) - like.ndim
+    chunks = tuple(
+        like.chunks[k - lead] if k >= lead and like.shape[k - lead] == n else "auto"
+        for k, n in enumerate(shape)
+    )
+    u = generator.random(shape, chunks=chunks)
+    return from_uniform(u, array_namespace(u)).astype(like.dtype)
+
+
+class DaskExecutor(ArrayAPIExecutor):
+    """Runs calls on dask arrays lazily: reductions as one tree of partials (each chunk
+    read once by its own executor, merged with fan-in ``split_every``), scans block by
+    block with carries, elementwise functions blockwise. NumPy arrays beside a dask
+    array join it as dask arrays."""
+
+    name = "dask"
+
+    def __init__(self, xp: Any = None) -> None:
+        super().__init__(array_namespace(da.empty(0)) if xp is None else xp)
+
+    def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str) -> tuple[Prepared, Any]:
+        """`ArrayAPIExecutor.prepare` on dask arrays: inputs as dask arrays in native byte
+        order without empty chunks, and the temperature as a float (the lazy reductions
+        take one)."""
+        scalars = (bool, int, float, complex)
+        weak = type(a) in scalars and b is not None and type(b) not in scalars  # b's dtype decides
+        a = a if isinstance(a, da.Array) or weak else da.asarray(a)
+        if b is not None and not isinstance(b, scalars):
+            b = b if isinstance(b, da.Array) else da.asarray(np.asarray(b))
+        if is_array_api_obj(temperature):
+            if temperature.ndim != 0:
+                raise ValueError(f"{func}: temperature must be a scalar; got shape {temperature.shape}")
+            temperature = float(temperature)
+        p, compute = super().prepare(_native(a), _native(b), axis, temperature, func)
+        return p._replace(a=_without_empty_chunks(p.a), b=_without_empty_chunks(p.b)), compute
+
+    def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
+                  temperature: Any, split_every: Any = None) -> Any:
+        p, compute = self.prepare(a, b, axis, temperature, "logsumexp")
+        if self.xp.isdtype(compute, "complex floating"):  # the array-API code, lazily
+            xp = self.xp
+            out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
+            out = array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
+            if return_sign:
+                return out, array_api_lse.shaped(sign, p.axes, keepdims, p.dtype, xp)
+            return out
+        mode = "signed" if return_sign else "lse"
+        r = dask_tree.reduce(p.a, p.b, p.axes, p.tau, keepdims, mode, p.dtype, split_every)
+        return (r.real.astype(p.dtype), r.imag.astype(p.dtype)) if return_sign else r
+
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
+                   split_every: Any = None) -> Any:
+        p, compute = self.prepare(a, b, axis, temperature, "logmeanexp")
+        if self.xp.isdtype(compute, "complex floating"):
+            out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, self.xp)
+            return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, self.xp)
+        return dask_tree.reduce(p.a, p.b, p.axes, p.tau, keepdims, "mean", p.dtype, split_every)
+
+    def _shifted(self, x: Any, axis: Any, temperature: Any, func: str,
+                 split_every: Any) -> tuple[Prepared, Any, Any, Any]:
+        """The validated arguments, ``(x - m) / tau`` in float64, ``m`` and ``log|S|``
+        from one reduction (two passes over ``x`` in all: every output needs its slice's
+        normalizer)."""
+        p = self._real_prepared(x, axis, temperature, func)
+        m, log_total = dask_tree.normalizer(p.a, p.axes, p.tau, split_every)
+        z = da.map_blocks(_shifted_block, p.a, m, p.tau, dtype=np.float64)
+        return p, z, m, log_total
+
+    def softmax(self, x: Any, axis: Any, temperature: Any, split_every: Any = None) -> Any:
+        p, z, m, log_total = self._shifted(x, axis, temperature, "softmax", split_every)
+        s = da.exp(z) / da.exp(log_total)
+        s = da.where(da.isfinite(m), s, np.nan)
+        return _input_shape(s.astype(p.dtype), p)
+
+    def log_softmax(self, x: Any, axis: Any, temperature: Any, split_every: Any = None) -> Any:
+        p, z, _, log_total = self._shifted(x, axis, temperature, "log_softmax", split_every)
+        return _input_shape(narrowed(z - log_total, p.dtype), p)
+
+    def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
+        x1, x2, dtype = self.logaddexp_operands(x1, x2)
+        tau = temperature_value(temperature, "logaddexp")
+
+        def logaddexp_blocks(b1: Any, b2: Any) -> Any:
+            return _block_executor(b1, b2).logaddexp(b1, b2, tau)
+
+        out = da.core.elemwise(logaddexp_blocks, x1, x2, dtype=x1.dtype)
+        return out if out.dtype == dtype else out.astype(dtype)
+
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+        """Each block is scanned once; the carries (the last slice of the scan so far)
+        merge into the next block with logaddexp."""
+        p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
+        axis = scan_axis(axis, len(p.shape), "logcumsumexp")
+        tau = temperature_value(p.tau, "logcumsumexp")
+        x = p.a
+
+        def logcumsumexp_block(block: Any, axis: int) -> Any:
+            return _block_executor(block).logcumsumexp(block, axis, tau)
+
+        def logaddexp_blocks(b1: Any, b2: Any) -> Any:
+            return _block_executor(b1, b2).logaddexp(b1, b2, tau)
+
+        if axis is None:  # dask cannot flatten an empty array of several chunks: one chunk then
+            x, axis = (x.rechunk(-1) if 0 in x.shape else x).reshape(-1), 0
+        out = da.reductions.cumreduction(logcumsumexp_block, logaddexp_blocks, -math.inf, x,
+                                         axis=axis, dtype=x.dtype)
+        return out if out.dtype == p.dtype else out.astype(p.dtype)
+
+    def logmatmulexp(self, a: Any, b: Any) -> Any:
+        """One block product per (i, k, j) triple of chunks, merged over the k chunks by
+        the tree reduction."""
+        return matmul.dask_product(a, b)
+
+    def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
+                      return_sign: bool) -> tuple[Any, Any]:
+        """A stream's lazy ``(result, sign)``: finalized in float64 and rounded by
+        `narrowed` (dask computes later, outside any errstate: a result beyond the dtype's
+        range is inf without the overflow warning float32 arithmetic would give)."""
+        if part.max.dtype != self.xp.float64:
+            part = partials.cast(part, self.xp.float64, self.xp)
+        out, sign = self._finalized(part, tau, mean, return_sign)
+        return narrowed(out, dtype), narrowed(sign, dtype)
+
+    def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
+        return _gumbel(shape, like, rng, func)
+
+    def readable(self, x: Any) -> bool:
+        return False
