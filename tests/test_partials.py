@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lsearray
-from lsearray._executors.partials import finalize, merge, partial
+from lsearray._delegation import executor
 
 inf, nan = np.inf, np.nan
 
@@ -45,9 +45,10 @@ def test_split_merge_finalize_matches_one_shot(mod, weighted, tau):
     expected = lsearray.logsumexp(ROWS, axis=1, b=WEIGHTS if weighted else None,
                                   return_sign=True, temperature=tau)
     cuts = [(0, 2), (2, 3), (3, 6)]
-    parts = [partial(a[:, i:j], None if b is None else b[:, i:j], (1,), 1.0 / tau) for i, j in cuts]
+    ex = executor(a)  # the partial algebra's verbs on the arrays of a's library
+    parts = [ex.partial(a[:, i:j], None if b is None else b[:, i:j], (1,), 1.0 / tau) for i, j in cuts]
     for order in itertools.permutations(range(3)):
-        out, sign, _ = finalize(merge([parts[k] for k in order], 1.0 / tau), tau)
+        out, sign, _ = ex.finalize(ex.merge([parts[k] for k in order], 1.0 / tau), tau)
         out, sign = _to_numpy(out)[:, 0], _to_numpy(sign)[:, 0]
         np.testing.assert_allclose(out, expected[0], rtol=1e-13, err_msg=str(order))
         np.testing.assert_array_equal(sign, expected[1], err_msg=str(order))
@@ -56,10 +57,11 @@ def test_split_merge_finalize_matches_one_shot(mod, weighted, tau):
 @pytest.mark.parametrize("mod", _namespaces())
 def test_empty_block_is_neutral(mod):
     a = mod.asarray(ROWS)
-    empty = partial(mod.asarray(np.zeros((ROWS.shape[0], 0))), None, (1,), 1.0)
-    out, sign, _ = finalize(merge([empty, partial(a, None, (1,), 1.0), empty], 1.0), 1.0)
+    ex = executor(a)
+    empty = ex.partial(mod.asarray(np.zeros((ROWS.shape[0], 0))), None, (1,), 1.0)
+    out, sign, _ = ex.finalize(ex.merge([empty, ex.partial(a, None, (1,), 1.0), empty], 1.0), 1.0)
     expected = lsearray.logsumexp(ROWS, axis=1, return_sign=True)
     np.testing.assert_allclose(_to_numpy(out)[:, 0], expected[0], rtol=1e-13)
     np.testing.assert_array_equal(_to_numpy(sign)[:, 0], expected[1])
-    only_empty, sign, _ = finalize(empty, 1.0)
+    only_empty, sign, _ = ex.finalize(empty, 1.0)
     assert np.all(_to_numpy(only_empty) == -inf) and np.all(_to_numpy(sign) == 0)

@@ -80,7 +80,7 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
     return nothing_is_constant(a, xp)
 
 
-class ArrayAPIExecutor:
+class ArrayAPIExecutor(partials.PartialAlgebra):
     """Runs calls on the arrays of one array API namespace ``xp`` (torch, JAX, CuPy,
     array-api-strict, complex NumPy) by that namespace's operations: results of its kind,
     on its device, differentiable by its autograd. Libraries with hooks of their own
@@ -202,7 +202,7 @@ class ArrayAPIExecutor:
             raise complex_rejected(func, "batch", compute)
         shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
         with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            part = partials.reshaped(partials.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
+            part = partials.reshaped(self.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
                                      shape, xp)
         if part.count.dtype != part.max.dtype:
             part = partials.cast(part, part.max.dtype, xp)
@@ -217,7 +217,7 @@ class ArrayAPIExecutor:
         compute = xp.result_type(state.max.dtype, part.max.dtype)
         state, part = partials.cast(state, compute, xp), partials.cast(part, compute, xp)
         with np.errstate(all="ignore"):
-            merged = partials.merge([state, part], 1.0 / tau)
+            merged = self.merge([state, part], 1.0 / tau)
         return merged, xp.result_type(state_dtype, dtype)
 
     def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
@@ -232,8 +232,7 @@ class ArrayAPIExecutor:
                    return_sign: bool) -> tuple[Any, Any]:
         xp = self.xp
         with np.errstate(all="ignore"):
-            out, sign = (partials.finalize_mean(part, tau) if mean
-                         else partials.finalize(part, tau)[:2])
+            out, sign = self.finalize_mean(part, tau) if mean else self.finalize(part, tau)[:2]
         if not return_sign:
             out = xp.where(sign < 0, xp.full_like(out, math.nan), out)
         return out, sign

@@ -47,13 +47,6 @@ def _without_empty_chunks(x: Any) -> Any:
     return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
 
 
-def _block_executor(*blocks: Any) -> Any:
-    """The executor of a dask array's blocks (the NumPy kernel for NumPy chunks)."""
-    from lsearray._delegation import executor
-
-    return executor(*blocks)
-
-
 def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
     """Lazy Gumbel noise from dask's generator, chunked like ``like`` where they agree."""
     try:
@@ -147,7 +140,7 @@ class DaskExecutor(ArrayAPIExecutor):
         tau = temperature_value(temperature, "logaddexp")
 
         def logaddexp_blocks(b1: Any, b2: Any) -> Any:
-            return _block_executor(b1, b2).logaddexp(b1, b2, tau)
+            return dask_tree.block_executor(b1, b2).logaddexp(b1, b2, tau)
 
         out = da.core.elemwise(logaddexp_blocks, x1, x2, dtype=x1.dtype)
         return out if out.dtype == dtype else out.astype(dtype)
@@ -161,10 +154,10 @@ class DaskExecutor(ArrayAPIExecutor):
         x = p.a
 
         def logcumsumexp_block(block: Any, axis: int) -> Any:
-            return _block_executor(block).logcumsumexp(block, axis, tau)
+            return dask_tree.block_executor(block).logcumsumexp(block, axis, tau)
 
         def logaddexp_blocks(b1: Any, b2: Any) -> Any:
-            return _block_executor(b1, b2).logaddexp(b1, b2, tau)
+            return dask_tree.block_executor(b1, b2).logaddexp(b1, b2, tau)
 
         if axis is None:  # dask cannot flatten an empty array of several chunks: one chunk then
             x, axis = (x.rechunk(-1) if 0 in x.shape else x).reshape(-1), 0

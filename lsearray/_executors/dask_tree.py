@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from lsearray._executors.partials import Partial, finalize, finalize_mean, merge, partial
+from lsearray._executors.partials import Partial
 
-__all__ = ["normalizer", "reduce"]
+__all__ = ["block_executor", "normalizer", "reduce"]
 
 # The modes whose aggregate returns two real arrays: they travel as the real and
 # imaginary parts of one complex array, which NumPy and CuPy chunks both carry.
@@ -38,26 +38,35 @@ def _flat(parts: Any) -> list[Partial]:
     return [p for item in parts for p in _flat(item)]
 
 
+def block_executor(*blocks: Any) -> Any:
+    """The executor of a dask array's blocks (the NumPy kernel for NumPy chunks)."""
+    from lsearray._delegation import executor  # which imports the executors
+
+    return executor(*blocks)
+
+
 def _chunk(x: Any, weights: Any = None, axis: tuple[int, ...] = (), keepdims: bool = True, *,
            inv_tau: float, mean: bool, computing_meta: bool = False) -> Any:
     if computing_meta:  # dask infers the intermediate's meta: an array, not a Partial
         return x
-    return partial(x, weights, axis, inv_tau, mean=mean)
+    return block_executor(x, weights).partial(x, weights, axis, inv_tau, mean=mean)
 
 
 def _combine(parts: Any, axis: tuple[int, ...], keepdims: bool, *, inv_tau: float) -> Partial:
-    return merge(_flat(parts), inv_tau)
+    parts = _flat(parts)
+    return block_executor(parts[0].max).merge(parts, inv_tau)
 
 
 def _aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool, *, tau: float, mode: str,
                dtype: Any) -> Any:
     p = _combine(parts, axis, keepdims, inv_tau=1.0 / tau)
+    ex = block_executor(p.max)
     xp = array_namespace(p.max)
     if mode == "norm":
-        _, _, log_total = finalize(p, tau)
+        _, _, log_total = ex.finalize(p, tau)
         result = _pair(p.max, log_total, _out_dtype(mode, np.float64))
     else:
-        out, sign = finalize_mean(p, tau) if mode == "mean" else finalize(p, tau)[:2]
+        out, sign = ex.finalize_mean(p, tau) if mode == "mean" else ex.finalize(p, tau)[:2]
         # float64 results rounded to a float32 result: beyond its range they are inf, and
         # the cast's overflow warning is noise (see lsearray._executors.narrow).
         with np.errstate(over="ignore"):

@@ -88,12 +88,13 @@ def build_info() -> dict[str, object]:
     return dict(lsecore.build_info())
 
 
-class NumPyExecutor:
+class NumPyExecutor(partials.PartialAlgebra):
     """Runs calls on NumPy arrays (lists, scalars) with the lsecore kernel: one read of
     the input, no temporaries its size, results in NumPy's dtype and scalar conventions."""
 
     name = "numpy"
     library = "numpy"
+    xp = np_compat  # the namespace of its partials (float64 NumPy arrays, on the kernel)
 
     def device_of(self, x: Any) -> None:
         """NumPy arrays live on the CPU; the kernel has no devices to tell apart."""
@@ -150,7 +151,7 @@ class NumPyExecutor:
         p = prepare(batch, b, axis, tau, func)
         shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
         with np.errstate(all="ignore"):
-            part = partials.reshaped(partials.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
+            part = partials.reshaped(self.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
                                      shape, np)
         return part, shape, math.prod(p.a.shape[k] for k in p.axes), p.dtype, None, p.shape
 
@@ -158,7 +159,7 @@ class NumPyExecutor:
                      dtype: Any, tau: float) -> tuple[partials.Partial, Any]:
         """The merge of two streams' partials, and their common result dtype."""
         with np.errstate(all="ignore"):
-            merged = partials.merge([state, part], 1.0 / tau)
+            merged = self.merge([state, part], 1.0 / tau)
         return merged, np.result_type(state_dtype, dtype)
 
     def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
@@ -166,8 +167,7 @@ class NumPyExecutor:
         """A stream's ``(result, sign)`` in ``dtype`` (nan for negative sums without
         ``return_sign``), NumPy scalars for 0-d results."""
         with np.errstate(all="ignore"):
-            out, sign = (partials.finalize_mean(part, tau) if mean
-                         else partials.finalize(part, tau)[:2])
+            out, sign = self.finalize_mean(part, tau) if mean else self.finalize(part, tau)[:2]
         if not return_sign:
             out = np.where(sign < 0, math.nan, out)
         return tuple(narrowed(np.asarray(x), dtype)[()] for x in (out, sign))

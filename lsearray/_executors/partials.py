@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, is_dask_namespace, is_numpy_array
+from array_api_compat import is_dask_namespace
 from array_api_compat import device as device_of
 from array_api_compat import numpy as np_compat
 
@@ -19,7 +19,9 @@ from lsearray._executors.array_api_lse import (
 from lsearray._executors.scale import times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms, weight_exponent
 
-__all__ = ["Partial", "cast", "finalize", "finalize_mean", "merge", "partial", "reshaped"]
+__all__ = [
+    "Partial", "PartialAlgebra", "cast", "finalize", "finalize_mean", "merge", "partial", "reshaped",
+]
 
 
 @dataclass
@@ -71,7 +73,12 @@ def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
     return out, top
 
 
-def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
+def _on_kernel(xp: ModuleType) -> bool:
+    """Whether arrays of ``xp`` are NumPy's, reduced and merged by the lsecore kernel."""
+    return xp is np_compat or xp is np
+
+
+def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, xp: ModuleType, *,
             count: bool = False, mean: bool = False) -> Partial:
     """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read; with
     ``count``, ``n`` is the number of elements or the sum of the weights (in the units
@@ -81,24 +88,25 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
     Examples
     --------
     >>> import numpy as np
-    >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0)
+    >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0, np)
     >>> p.max, p.top_weight
     (array([[1.]]), array([[2.]]))
-    >>> p = partial(np.array([0.0, 0.0]), np.array([1.7e308, 1.7e308]), (0,), 1.0, count=True)
+    >>> p = partial(np.array([0.0, 0.0]), np.array([1.7e308, 1.7e308]), (0,), 1.0, np, count=True)
     >>> p.exponent, float(np.log(p.top_weight[0]) + p.exponent[0] * np.log(2.0))  # log(3.4e308), beyond float64
     (array([3.]), 710.4199840737881)
     """
-    if is_numpy_array(a):
+    kernel = _on_kernel(xp)
+    if kernel:
         p = _kernel_partial(a, b, axes, inv_tau)
     else:
-        p = _partial(a, b, axes, inv_tau)
+        p = _partial(a, b, axes, inv_tau, xp)
     count = count or mean
     if count and b is None:
-        ns = np if is_numpy_array(a) else array_namespace(a)
+        ns = np if kernel else xp
         size = math.prod(a.shape[k] for k in axes)
         p.count = ns.full(p.max.shape, float(size), dtype=p.max.dtype, device=device_of(p.max))
     elif count:
-        xp = np if is_numpy_array(b) else array_namespace(b)
+        xp = np if kernel else xp
         if xp is np:
             with np.errstate(over="ignore"):
                 plain = np.sum(b, axis=axes, keepdims=True, dtype=np.float64)
@@ -123,12 +131,12 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
                     ieee_sum(b * unit, axes, xp)
                 p.count = xp.where(over, again, p.count)
     if mean:
-        p.mean_sums = _mean_sums(a, b, axes, p, 1.0 / inv_tau)
+        p.mean_sums = _mean_sums(a, b, axes, p, 1.0 / inv_tau, kernel, xp)
     return p
 
 
-def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial,
-               tau: float) -> tuple[Any, Any, Any]:
+def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial, tau: float, kernel: bool,
+               xp: ModuleType) -> tuple[Any, Any, Any]:
     """`expm1_sums`' ``(x, gaps, rest)`` of block ``a`` (weights ``b``) for its partial ``p``.
 
     For NumPy blocks ``x`` is the partial's ``S - n`` (all of it in ``rest``) wherever that
@@ -136,9 +144,9 @@ def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial,
     without cancelling. Only slices whose mean is near their max are read again, in float64.
     """
     if b is not None and not _unscaled(p.exponent):  # the weights in the units of the sums
-        ns = np if is_numpy_array(b) else array_namespace(b)
+        ns = np if kernel else xp
         b = b * ns.pow(ns.full_like(p.exponent, 2.0), -p.exponent)
-    if is_numpy_array(p.max):
+    if kernel:
         with np.errstate(all="ignore"):
             x = ((p.top_weight - p.count) + p.rest) + p.rest_err
         # a slice with no terms (its maxima at -inf still weigh in w): expm1(-inf) = -1
@@ -152,7 +160,6 @@ def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial,
             _, _, ex, gaps, rest = expm1_sums(np.asarray(a, dtype=np.float64), b, axes, tau,
                                               np_compat)
         return np.where(need, ex, x), np.where(need, gaps, zero), np.where(need, rest, x)
-    xp = array_namespace(p.max)
     if 0 in a.shape:  # no terms (or no slices): libraries cannot take the max of nothing
         zero = xp.zeros_like(p.max)
         return zero, zero, zero
@@ -184,8 +191,7 @@ def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
     return (p.max, p.top_weight, p.rest, p.rest_err)
 
 
-def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float) -> Partial:
-    xp = array_namespace(a)
+def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, xp: ModuleType) -> Partial:
     if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
         zero = xp.zeros(shape, dtype=a.dtype)
@@ -221,19 +227,19 @@ def _gap(x: Any, m: Any, at_max: Any, xp: ModuleType) -> Any:
     return xp.where(at_max, zero, x) - xp.where(at_max, zero, m)
 
 
-def merge(parts: list[Partial], inv_tau: float) -> Partial:
+def merge(parts: list[Partial], inv_tau: float, xp: ModuleType) -> Partial:
     """Merge partials of the same shape into one (associative and commutative).
 
     Examples
     --------
     >>> import numpy as np
-    >>> one = partial(np.array([[0.0, -50.0]]), None, (1,), 1.0)
-    >>> two = partial(np.array([[0.0]]), None, (1,), 1.0)
-    >>> merge([one, two], 1.0).top_weight
+    >>> one = partial(np.array([[0.0, -50.0]]), None, (1,), 1.0, np)
+    >>> two = partial(np.array([[0.0]]), None, (1,), 1.0, np)
+    >>> merge([one, two], 1.0, np).top_weight
     array([[2.]])
     """
-    numpy = is_numpy_array(parts[0].max)
-    xp = np if numpy else array_namespace(parts[0].max)
+    numpy = _on_kernel(xp)
+    xp = np if numpy else xp
     parts, e = _aligned(parts, xp)
     with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow: redone below
         merged = _merge(parts, e, inv_tau, numpy, xp)
@@ -319,7 +325,7 @@ def _merged_sums(parts: list[Partial], m: Any, inv_tau: float, xp: ModuleType) -
     return tuple(sum(v[k] for v in moved[1:]) + moved[0][k] for k in range(3))
 
 
-def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any]:
+def finalize(p: Partial, tau: float, xp: ModuleType, divisor: Any = None) -> tuple[Any, Any, Any]:
     """``(m + tau log|S|, sign(S), log|S|)`` for the partial's sum ``S = 2**e (w + t + c)``,
     divided by ``divisor`` (in double-double for NumPy) when one is given: the divisor is
     in the units of the sums (as ``n`` is), so ``2**e`` cancels from means.
@@ -327,12 +333,12 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
     Examples
     --------
     >>> import numpy as np
-    >>> out, sign, _ = finalize(partial(np.array([0.0, -50.0]), None, (0,), 1.0), 1.0)
+    >>> out, sign, _ = finalize(partial(np.array([0.0, -50.0]), None, (0,), 1.0, np), 1.0, np)
     >>> float(out[0]), float(sign[0])
     (1.9287498479639178e-22, 1.0)
     """
     scaled = not _unscaled(p.exponent)
-    if is_numpy_array(p.max):
+    if _on_kernel(xp):
         shape = p.max.shape
         flat = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (p.max, p.top_weight, p.rest, p.rest_err)]
         if divisor is None and scaled:  # S / 2**-e: the finalizer's division is exact
@@ -342,7 +348,6 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
         out, sign, log_total = (np.empty_like(flat[0]) for _ in range(3))
         lsecore.finalize(*flat, tau, out, sign, log_total, divisor)
         return out.reshape(shape), sign.reshape(shape), log_total.reshape(shape)
-    xp = array_namespace(p.max)
     w_zero = p.top_weight == 0
     log_total, sign = log_abs_sum(p.top_weight, p.rest, xp)
     if divisor is not None:
@@ -360,7 +365,7 @@ def finalize(p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any
     return out, sign, log_total
 
 
-def finalize_mean(p: Partial, tau: float) -> tuple[Any, Any]:
+def finalize_mean(p: Partial, tau: float, xp: ModuleType) -> tuple[Any, Any]:
     """``(m + tau log|S / n|, sign)`` of a partial with ``n`` (and ``s``, `partial`'s
     ``mean``): nan where ``n`` is 0 or nan. A mean near its max takes its log from the
     expm1 sums (`near_max_mean`) where that is the more accurate: the kernel's finalizer
@@ -371,15 +376,15 @@ def finalize_mean(p: Partial, tau: float) -> tuple[Any, Any]:
     Examples
     --------
     >>> import numpy as np
-    >>> p = partial(np.array([5.0, 5.0 - 1e-12]), None, (0,), 1e-3, mean=True)
-    >>> float(finalize_mean(p, 1e3)[0][0])  # 5 - 0.5e-12: the mean, not the max
+    >>> p = partial(np.array([5.0, 5.0 - 1e-12]), None, (0,), 1e-3, np, mean=True)
+    >>> float(finalize_mean(p, 1e3, np)[0][0])  # 5 - 0.5e-12: the mean, not the max
     4.9999999999995
     """
-    numpy = is_numpy_array(p.max)
-    xp = np_compat if numpy else array_namespace(p.max)
+    numpy = _on_kernel(xp)
+    xp = np_compat if numpy else xp
     divisor = xp.where(p.count == 0, xp.full_like(p.count, math.nan), p.count)
     with np.errstate(all="ignore"):
-        out, sign, _ = finalize(p, tau, divisor)
+        out, sign, _ = finalize(p, tau, xp, divisor)
         if p.mean_sums is not None:
             finite = xp.isfinite(p.max)
             shift = xp.where(finite, p.max, xp.zeros_like(p.max))
@@ -410,3 +415,24 @@ def cast(p: Partial, dtype: Any, xp: ModuleType) -> Partial:
 
     return Partial(c(p.max), c(p.top_weight), c(p.rest), c(p.rest_err), c(p.count), c(p.exponent),
                    tuple(map(c, p.mean_sums)))
+
+
+class PartialAlgebra:
+    """The partial algebra's verbs on the arrays of an executor's namespace ``xp``: the
+    kernel's for NumPy's, array-API operations for any other. The dask tree and
+    `OnlineLogSumExp` call only these."""
+
+    xp: ModuleType
+
+    def partial(self, a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
+                count: bool = False, mean: bool = False) -> Partial:
+        return partial(a, b, axes, inv_tau, self.xp, count=count, mean=mean)
+
+    def merge(self, parts: list[Partial], inv_tau: float) -> Partial:
+        return merge(parts, inv_tau, self.xp)
+
+    def finalize(self, p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any]:
+        return finalize(p, tau, self.xp, divisor)
+
+    def finalize_mean(self, p: Partial, tau: float) -> tuple[Any, Any]:
+        return finalize_mean(p, tau, self.xp)
