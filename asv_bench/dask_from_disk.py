@@ -4,8 +4,8 @@ Usage::
 
     python asv_bench/dask_from_disk.py [--size 4GB] [--dir DIR] [--chunk 64MB] [--threads 2] [--keep]
 
-Writes a float64 ``.npy`` file of ``--size`` bytes chunk by chunk through
-``np.lib.format.open_memmap`` (the whole array is never in memory), then reads it back as
+Writes a float64 ``.npy`` file of ``--size`` bytes chunk by chunk with the writer of
+``lsearray demo`` (the whole array is never in memory), then reads it back as
 ``da.from_array(np.load(path, mmap_mode="r"), chunks=--chunk)`` and times, in one run:
 
 - ``lsearray.dask.logsumexp(x).compute()``: one tree reduction, each chunk read once;
@@ -65,21 +65,19 @@ def parse_args(argv=None):
 # the parent: write the file, run each case in a subprocess, print the table
 
 
+def _scaled_normal(rng, shape):
+    """Standard normal values scaled by 10."""
+    block = rng.standard_normal(shape)
+    block *= 10.0
+    return block
+
+
 def write_file(path, n_bytes, chunk_bytes):
-    import numpy as np
+    """A float64 .npy of ``n_bytes`` at ``path``, chunks of at most 64 MiB in memory; its length."""
+    from lsearray._chunked_npy import write_chunked_npy
 
     n = n_bytes // 8
-    step = max(1, min(chunk_bytes, 64 * 2**20) // 8)
-    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(n,))
-    rng = np.random.default_rng(0)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        block = rng.standard_normal(stop - start)
-        block *= 10.0
-        mm[start:stop] = block
-        del block
-    mm.flush()
-    del mm
+    write_chunked_npy(path, (n,), min(chunk_bytes, 64 * 2**20), 0, _scaled_normal)
     return n
 
 
