@@ -25,6 +25,8 @@ sampling thread reads /proc/self/status every 2 ms and records the peak rise of 
 pages of the memory-mapped file that are resident). ``resource.getrusage``'s ru_maxrss is
 not used: it is a lifetime maximum that includes mapped file pages.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -33,6 +35,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -43,13 +47,15 @@ CASES = {
 }
 
 
-def parse_bytes(text):
+def parse_bytes(text: str) -> int:
+    """A size such as ``64MB`` in bytes, as dask reads it."""
     from dask.utils import parse_bytes as dask_parse_bytes
 
     return int(dask_parse_bytes(text))
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--_case`` and ``--_path`` run one case (the child)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="4GB", help="bytes of the float64 file (default 4GB)")
     parser.add_argument("--dir", default=None, help="where to write it (default: the temp dir)")
@@ -65,14 +71,14 @@ def parse_args(argv=None):
 # the parent: write the file, run each case in a subprocess, print the table
 
 
-def _scaled_normal(rng, shape):
+def _scaled_normal(rng: Any, shape: tuple[int, ...]) -> Any:
     """Standard normal values scaled by 10."""
     block = rng.standard_normal(shape)
     block *= 10.0
     return block
 
 
-def write_file(path, n_bytes, chunk_bytes):
+def write_file(path: str, n_bytes: int, chunk_bytes: int) -> int:
     """A float64 .npy of ``n_bytes`` at ``path``, chunks of at most 64 MiB in memory; its length."""
     from lsearray._chunked_npy import write_chunked_npy
 
@@ -81,7 +87,8 @@ def write_file(path, n_bytes, chunk_bytes):
     return n
 
 
-def run_case(case, path, args):
+def run_case(case: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one case in a fresh process, one thread per pool there; its measurements."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, os.path.abspath(__file__), "--_case", case, "--_path", path,
            "--chunk", args.chunk, "--threads", str(args.threads)]
@@ -91,7 +98,8 @@ def run_case(case, path, args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the file, time every case on it in a process of its own, print the table."""
     args = parse_args(argv)
     if args._case:
         return child(args)
@@ -150,7 +158,8 @@ def main(argv=None):
 # the child: one case, computed three times
 
 
-def _status_kib(fields):
+def _status_kib(fields: Sequence[str]) -> dict[str, int]:
+    """The ``fields`` of /proc/self/status, in KiB."""
     values = {}
     with open("/proc/self/status") as f:
         for line in f:
@@ -163,33 +172,35 @@ def _status_kib(fields):
 class RssSampler:
     """The peak rise of RssAnon and VmRSS (bytes) while it runs, sampled every ``interval`` s."""
 
-    def __init__(self, interval=0.002):
+    def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
         self.stop = threading.Event()
         self.base = _status_kib(("RssAnon", "VmRSS"))
         self.peak = dict(self.base)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
+    def _run(self) -> None:
         while not self.stop.is_set():
             now = _status_kib(("RssAnon", "VmRSS"))
             for k, v in now.items():
                 self.peak[k] = max(self.peak[k], v)
             time.sleep(self.interval)
 
-    def __enter__(self):
+    def __enter__(self) -> RssSampler:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
 
-    def rise(self, key):
+    def rise(self, key: str) -> int:
         return (self.peak[key] - self.base[key]) * 1024
 
 
-def child(args):
+def child(args: argparse.Namespace) -> int:
+    """One case: compute it twice (the second timed, RSS sampled), then once traced; print
+    the measurements as one JSON line."""
     import tracemalloc
 
     import dask
@@ -202,7 +213,7 @@ def child(args):
     chunk_elems = max(1, parse_bytes(args.chunk) // mm.itemsize)
     x = da.from_array(mm, chunks=chunk_elems)
 
-    def build():
+    def build() -> tuple[Any, ...]:
         if args._case == "lse":
             return (lsearray.dask.logsumexp(x),)
         if args._case == "two_pass":
@@ -210,7 +221,7 @@ def child(args):
             return m, da.log(da.exp(x - m).sum()) + m
         return (x.sum(),)
 
-    def compute():
+    def compute() -> float:
         return float(dask.compute(*build(), scheduler="threads", num_workers=args.threads)[-1])
 
     t0 = time.perf_counter()
