@@ -4,8 +4,8 @@ Usage::
 
     python asv_bench/dask_from_disk.py [--size 4GB] [--dir DIR] [--chunk 64MB] [--threads 2] [--keep]
 
-Writes a float64 ``.npy`` file of ``--size`` bytes chunk by chunk through
-``np.lib.format.open_memmap`` (the whole array is never in memory), then reads it back as
+Writes a float64 ``.npy`` file of ``--size`` bytes chunk by chunk with the writer of
+``lsearray demo`` (the whole array is never in memory), then reads it back as
 ``da.from_array(np.load(path, mmap_mode="r"), chunks=--chunk)`` and times, in one run:
 
 - ``lsearray.dask.logsumexp(x).compute()``: one tree reduction, each chunk read once;
@@ -25,6 +25,8 @@ sampling thread reads /proc/self/status every 2 ms and records the peak rise of 
 pages of the memory-mapped file that are resident). ``resource.getrusage``'s ru_maxrss is
 not used: it is a lifetime maximum that includes mapped file pages.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -33,6 +35,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -43,13 +47,15 @@ CASES = {
 }
 
 
-def parse_bytes(text):
+def parse_bytes(text: str) -> int:
+    """A size such as ``64MB`` in bytes, as dask reads it."""
     from dask.utils import parse_bytes as dask_parse_bytes
 
     return int(dask_parse_bytes(text))
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--_case`` and ``--_path`` run one case (the child)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="4GB", help="bytes of the float64 file (default 4GB)")
     parser.add_argument("--dir", default=None, help="where to write it (default: the temp dir)")
@@ -65,25 +71,24 @@ def parse_args(argv=None):
 # the parent: write the file, run each case in a subprocess, print the table
 
 
-def write_file(path, n_bytes, chunk_bytes):
-    import numpy as np
+def _scaled_normal(rng: Any, shape: tuple[int, ...]) -> Any:
+    """Standard normal values scaled by 10."""
+    block = rng.standard_normal(shape)
+    block *= 10.0
+    return block
+
+
+def write_file(path: str, n_bytes: int, chunk_bytes: int) -> int:
+    """A float64 .npy of ``n_bytes`` at ``path``, chunks of at most 64 MiB in memory; its length."""
+    from lsearray._chunked_npy import write_chunked_npy
 
     n = n_bytes // 8
-    step = max(1, min(chunk_bytes, 64 * 2**20) // 8)
-    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(n,))
-    rng = np.random.default_rng(0)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        block = rng.standard_normal(stop - start)
-        block *= 10.0
-        mm[start:stop] = block
-        del block
-    mm.flush()
-    del mm
+    write_chunked_npy(path, (n,), min(chunk_bytes, 64 * 2**20), 0, _scaled_normal)
     return n
 
 
-def run_case(case, path, args):
+def run_case(case: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one case in a fresh process, one thread per pool there; its measurements."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, os.path.abspath(__file__), "--_case", case, "--_path", path,
            "--chunk", args.chunk, "--threads", str(args.threads)]
@@ -93,7 +98,8 @@ def run_case(case, path, args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the file, time every case on it in a process of its own, print the table."""
     args = parse_args(argv)
     if args._case:
         return child(args)
@@ -152,7 +158,8 @@ def main(argv=None):
 # the child: one case, computed three times
 
 
-def _status_kib(fields):
+def _status_kib(fields: Sequence[str]) -> dict[str, int]:
+    """The ``fields`` of /proc/self/status, in KiB."""
     values = {}
     with open("/proc/self/status") as f:
         for line in f:
@@ -165,33 +172,35 @@ def _status_kib(fields):
 class RssSampler:
     """The peak rise of RssAnon and VmRSS (bytes) while it runs, sampled every ``interval`` s."""
 
-    def __init__(self, interval=0.002):
+    def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
         self.stop = threading.Event()
         self.base = _status_kib(("RssAnon", "VmRSS"))
         self.peak = dict(self.base)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
+    def _run(self) -> None:
         while not self.stop.is_set():
             now = _status_kib(("RssAnon", "VmRSS"))
             for k, v in now.items():
                 self.peak[k] = max(self.peak[k], v)
             time.sleep(self.interval)
 
-    def __enter__(self):
+    def __enter__(self) -> RssSampler:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
 
-    def rise(self, key):
+    def rise(self, key: str) -> int:
         return (self.peak[key] - self.base[key]) * 1024
 
 
-def child(args):
+def child(args: argparse.Namespace) -> int:
+    """One case: compute it twice (the second timed, RSS sampled), then once traced; print
+    the measurements as one JSON line."""
     import tracemalloc
 
     import dask
@@ -204,7 +213,7 @@ def child(args):
     chunk_elems = max(1, parse_bytes(args.chunk) // mm.itemsize)
     x = da.from_array(mm, chunks=chunk_elems)
 
-    def build():
+    def build() -> tuple[Any, ...]:
         if args._case == "lse":
             return (lsearray.dask.logsumexp(x),)
         if args._case == "two_pass":
@@ -212,7 +221,7 @@ def child(args):
             return m, da.log(da.exp(x - m).sum()) + m
         return (x.sum(),)
 
-    def compute():
+    def compute() -> float:
         return float(dask.compute(*build(), scheduler="threads", num_workers=args.threads)[-1])
 
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from lsearray import __version__
+from lsearray._chunked_npy import write_chunked_npy
 
 __all__ = ["main"]
 
@@ -35,6 +36,26 @@ _RTOL = 1e-10
 
 class CommandError(Exception):
     """A problem with what the command was given: reported as one line, exit status 2."""
+
+
+def _not_an_input(path: str) -> CommandError:
+    """``path`` exists but is neither a .npy file nor a zarr store."""
+    return CommandError(f"{path}: not a .npy file or a zarr store")
+
+
+def _unreadable(path: str, exc: Exception) -> CommandError:
+    """Reading ``path`` failed with ``exc``."""
+    return CommandError(f"cannot read {path}: {exc}")
+
+
+def _unwritable(path: str, exc: Exception) -> CommandError:
+    """Writing ``path`` failed with ``exc``."""
+    return CommandError(f"cannot write {path}: {exc}")
+
+
+def _no_workdir(parent: str, exc: Exception) -> CommandError:
+    """The demo's directory in ``parent`` could not be made (or its room not known)."""
+    return CommandError(f"cannot create a directory in {parent}: {exc}")
 
 
 _STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -156,7 +177,7 @@ def _chunks(spec: str, ndim: int) -> Any:
 def _zarr_array(path: str) -> Any:
     """The array in the zarr store at directory ``path``, opened read-only."""
     if not any(os.path.isfile(os.path.join(path, name)) for name in _ZARR_FILES):
-        raise CommandError(f"{path}: not a .npy file or a zarr store")
+        raise _not_an_input(path)
     try:
         import zarr
     except ImportError:
@@ -164,7 +185,7 @@ def _zarr_array(path: str) -> Any:
     try:
         node = zarr.open(path, mode="r")
     except Exception as exc:  # zarr's errors for a damaged store are of many kinds
-        raise CommandError(f"cannot read {path}: {exc}") from None
+        raise _unreadable(path, exc) from None
     if isinstance(node, zarr.Group):
         arrays = ", ".join(sorted(node.array_keys())) or "none"
         raise CommandError(f"{path}: a zarr group, not an array; name one of its arrays "
@@ -178,10 +199,10 @@ def _npy_file(path: str) -> _NpyFile:
         with open(path, "rb") as f:
             magic = f.read(len(_NPY_MAGIC))
         if magic != _NPY_MAGIC:
-            raise CommandError(f"{path}: not a .npy file or a zarr store")
+            raise _not_an_input(path)
         return _NpyFile(path)
     except (OSError, ValueError) as exc:
-        raise CommandError(f"cannot read {path}: {exc}") from None
+        raise _unreadable(path, exc) from None
 
 
 def _check_dtype(path: str, dtype: np.dtype) -> None:
@@ -266,7 +287,7 @@ def _save(path: str, result: np.ndarray) -> None:
     try:
         f = open(tmp, "xb")  # exclusive: another run's temporary is never taken over
     except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc}") from None
+        raise _unwritable(path, exc) from None
     try:
         with f:
             np.save(f, result)
@@ -275,7 +296,7 @@ def _save(path: str, result: np.ndarray) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise CommandError(f"cannot write {path}: {exc}") from None
+            raise _unwritable(path, exc) from None
         raise
 
 
@@ -404,26 +425,14 @@ def _reduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_loglik(path: str, rows: int, chunk_rows: int) -> None:
-    """Standard-normal log-likelihoods ``-z**2/2 - log(sqrt(2 pi))`` into a new .npy
-    of ``rows`` x 1000 float64, ``chunk_rows`` rows at a time, with a progress line."""
-    rng = np.random.default_rng(_DEMO_SEED)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64,
-                                    shape=(rows, _DEMO_COLUMNS))
-    log_norm = 0.5 * math.log(2 * math.pi)
-    try:
-        for start in range(0, rows, chunk_rows):
-            z = rng.standard_normal((min(chunk_rows, rows - start), _DEMO_COLUMNS))
-            z *= z
-            z *= -0.5
-            z -= log_norm
-            out[start:start + len(z)] = z
-            print(f"\rwriting {path}: {100 * (start + len(z)) // rows:3d}%", end="",
-                  file=sys.stderr, flush=True)
-    finally:  # the progress line ends before anything else is said, interrupted or not
-        print(file=sys.stderr)
-    out.flush()
-    del out
+def _loglik(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard-normal log-likelihoods ``-z**2/2 - log(sqrt(2 pi))`` of ``shape``, ``z``
+    drawn from ``rng``."""
+    z = rng.standard_normal(shape)
+    z *= z
+    z *= -0.5
+    z -= 0.5 * math.log(2 * math.pi)
+    return z
 
 
 def _measured(x: Any) -> tuple[np.ndarray, float, int]:
@@ -463,7 +472,7 @@ def _check_space(directory: str, nbytes: int) -> None:
     try:
         free = shutil.disk_usage(directory).free
     except OSError as exc:
-        raise CommandError(f"cannot create a directory in {directory}: {exc}") from None
+        raise _no_workdir(directory, exc) from None
     if nbytes > free:
         raise CommandError(
             f"the demo needs {_size(nbytes)} in {directory} but only {_size(free)} is free; "
@@ -483,12 +492,13 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         workdir = tempfile.mkdtemp(prefix="lsearray-demo-", dir=parent)
     except OSError as exc:
-        raise CommandError(f"cannot create a directory in {parent}: {exc}") from None
+        raise _no_workdir(parent, exc) from None
     kept = False
     try:
         path = os.path.join(workdir, "loglik.npy")
         start = time.perf_counter()
-        _write_loglik(path, rows, chunk_rows)
+        write_chunked_npy(path, (rows, _DEMO_COLUMNS), chunk_rows * row_bytes, _DEMO_SEED,
+                          _loglik, progress=sys.stderr)
         nbytes = rows * row_bytes
         print(f"data        {path}: {rows} x {_DEMO_COLUMNS} float64, {_size(nbytes)}, "
               f"written in {time.perf_counter() - start:.2f} s")

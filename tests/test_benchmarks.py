@@ -117,21 +117,34 @@ def test_asv_finds_the_suite():
     assert "No problems found" in out.stdout
 
 
-@pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
-def test_asv_runs_the_relatives_and_the_stream_quick(tmp_path):
-    """Every relatives and streaming benchmark runs once (asv --quick), on its smallest parameters."""
-    smallest = (r"^(bench_relatives\..*\((1000000|500|'float64', '2d-axis1')\)"
-                r"|bench_online\..*\('float64', 10\))$")
+def asv_quick(tmp_path, pattern):
+    """asv run --quick --dry-run of the benchmarks whose names match ``pattern``: its stdout."""
     # asv run needs a machine description; one in a temporary home, not the user's.
     env = dict(os.environ, HOME=str(tmp_path))
     subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], capture_output=True,
                    text=True, timeout=60, cwd=ASV_DIR, env=env, check=True)
     cmd = [sys.executable, "-m", "asv", "run", "-E", f"existing:{sys.executable}", "--quick", "--dry-run",
-           "--show-stderr", "--bench", smallest]
+           "--show-stderr", "--bench", pattern]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=ASV_DIR, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Running 14 total benchmarks" in out.stdout
     assert "failed" not in out.stdout
+    return out.stdout
+
+
+@pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
+def test_asv_runs_the_relatives_and_the_stream_quick(tmp_path):
+    """Every relatives and streaming benchmark runs once (asv --quick), on its smallest parameters."""
+    smallest = (r"^(bench_relatives\..*\((1000000|500|'float64', '2d-axis1')\)"
+                r"|bench_online\..*\('float64', 10\))$")
+    assert "Running 14 total benchmarks" in asv_quick(tmp_path, smallest)
+
+
+@pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
+def test_asv_runs_the_sampling_and_dask_benchmarks_quick(tmp_path):
+    """Every sampling and lsearray.dask benchmark runs once (asv --quick), on its smallest parameters
+    (without dask, its benchmarks are skipped, not failed)."""
+    smallest = r"^(bench_sampling\..*\('float64', 10(, False)?\)|bench_dask\..*\(('all', )?1\))$"
+    assert "Running 13 total benchmarks" in asv_quick(tmp_path, smallest)
 
 
 def load_figures():

@@ -478,7 +478,7 @@ def test_demo_removes_its_data_on_a_signal(tmp_path, signum, keep, again):
         stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not any(f.name == "loglik.npy" for d in tmp_path.iterdir() for f in d.iterdir()):
+        while not any(True for d in tmp_path.iterdir() for _ in d.iterdir()):  # writing began
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.01)
         proc.send_signal(signum)
@@ -503,7 +503,8 @@ DiskUsage = collections.namedtuple("DiskUsage", "total used free")
 def test_demo_refuses_a_size_beyond_the_free_space(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 95 * 10**10,
                                                                      5 * 10**10))
-    monkeypatch.setattr(_cli, "_write_loglik", lambda *args: pytest.fail("began writing"))
+    monkeypatch.setattr(_cli, "write_chunked_npy",
+                        lambda *args, **kwargs: pytest.fail("began writing"))
     assert main(["demo", "--size", "5TB", "--dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert_one_error_line(err)
@@ -643,6 +644,53 @@ def test_without_dask_the_library_and_the_command_line_say_the_same():
     assert command.returncode == 2
     assert_one_error_line(command.stderr)
     assert command.stderr.strip().endswith("pip install 'lsearray[dask]'")
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo's data set: the chunked writer, shared with asv_bench/dask_from_disk.py
+
+
+def test_chunked_writer_gives_the_same_file_for_every_chunk_size(tmp_path):
+    from lsearray._chunked_npy import write_chunked_npy
+
+    for chunk_bytes in (1, 1000, 10**6):
+        write_chunked_npy(str(tmp_path / f"{chunk_bytes}.npy"), (7, 5, 3), chunk_bytes, 3)
+    files = [np.load(tmp_path / f"{n}.npy") for n in (1, 1000, 10**6)]
+    expected = np.random.default_rng(3).standard_normal((7, 5, 3))
+    for x in files:
+        np.testing.assert_array_equal(x, expected)
+    assert sorted(os.listdir(tmp_path)) == ["1.npy", "1000.npy", "1000000.npy"]
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_chunked_writer_leaves_nothing_when_stopped(tmp_path, error):
+    from lsearray._chunked_npy import write_chunked_npy
+
+    calls = []
+
+    def draw(rng, shape):
+        calls.append(shape)
+        if len(calls) == 2:
+            raise error
+        return rng.standard_normal(shape)
+
+    with pytest.raises(type(error)):
+        write_chunked_npy(str(tmp_path / "x.npy"), (10, 4), 32, 0, draw)
+    assert calls == [(1, 4), (1, 4)]
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_command_line_uses_the_public_api():
+    """No lsecore and no private lsearray module but the demo's writer: the command line
+    reaches the kernel only through lsearray and lsearray.dask."""
+    import ast
+
+    tree = ast.parse(open(_cli.__file__, encoding="utf-8").read())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    ours = sorted(name for name in imported if name.split(".")[0] in ("lsearray", "lsecore"))
+    assert ours == ["lsearray", "lsearray._chunked_npy", "lsearray.dask"]
 
 
 # ---------------------------------------------------------------------------------------------

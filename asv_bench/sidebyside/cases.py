@@ -1,0 +1,72 @@
+"""The timed inputs: one `Case` per table row, grouped as ``--cases`` names them."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .options import CASE_GROUPS
+
+__all__ = ["RELATIVES", "SCIPY_KINDS", "SMALL_N", "Case", "make_cases"]
+
+SMALL_N = 10
+SCIPY_KINDS = ("logsumexp", "softmax", "log_softmax")
+RELATIVES = ("logaddexp", "logcumsumexp", "logmatmulexp")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of a table: ``kind`` (a name in SCIPY_KINDS or RELATIVES) of ``a`` over ``axis``.
+
+    ``b`` is the second operand of logaddexp and logmatmulexp.
+    """
+    group: str
+    label: str
+    kind: str
+    a: np.ndarray
+    axis: int | None
+    b: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the operands."""
+        return self.a.nbytes + (0 if self.b is None else self.b.nbytes)
+
+
+def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
+    """The selected cases; every 2-D array is a C-order view of the 1-D data (no copies)."""
+    rng = np.random.default_rng(seed)
+    x64 = rng.standard_normal(n) * 10.0
+    x32 = x64.astype(np.float32)
+    rows, short = n // 1000, n // 20
+    x2d = x64[: rows * 1000].reshape(rows, 1000)
+    x2d32 = x32[: rows * 1000].reshape(rows, 1000)
+    small = rng.standard_normal(SMALL_N) * 10.0
+    half, m = n // 2, math.isqrt(n // 5)
+    scan = x64[: 1000 * max(1, n // 2000)].reshape(1000, -1)
+    left, right = x64[: m * m].reshape(m, m), x64[m * m: 2 * m * m].reshape(m, m)
+    by_group = {
+        "1d": [Case("1d", f"1-D float64 n={n:.3g}", "logsumexp", x64, None),
+               Case("1d", f"1-D float32 n={n:.3g}", "logsumexp", x32, None)],
+        "2d": [Case("2d", f"2-D float64 ({rows}, 1000) axis=1", "logsumexp", x2d, 1),
+               Case("2d", f"2-D float64 ({rows}, 1000) axis=0", "logsumexp", x2d, 0)],
+        "short": [Case("short", f"short rows float64 ({short}, 10) axis=1", "logsumexp",
+                       x64[: short * 10].reshape(short, 10), 1)],
+        "tall": [Case("tall", f"tall float64 (10, {short}) axis=0", "logsumexp",
+                      x64[: short * 10].reshape(10, short), 0)],
+        "softmax": [Case("softmax", f"{kind} {a.dtype} ({rows}, 1000) axis=1", kind, a, 1)
+                    for kind in ("softmax", "log_softmax") for a in (x2d, x2d32)],
+        "small": [Case("small", f"logsumexp float64 n={SMALL_N}", "logsumexp", small, None),
+                  Case("small", f"softmax float64 n={SMALL_N}", "softmax", small, None)],
+        "relatives": [
+            Case("relatives", f"logaddexp float64 n={half:.3g}", "logaddexp", x64[:half], None,
+                 x64[half: 2 * half]),
+            Case("relatives", f"logcumsumexp 1-D float64 n={half:.3g}", "logcumsumexp", x64[:half], 0),
+            *(Case("relatives", f"logcumsumexp float64 {scan.shape} axis={axis}", "logcumsumexp", scan,
+                   axis) for axis in (0, 1)),
+            Case("relatives", f"logmatmulexp float64 {left.shape} @ {right.shape}", "logmatmulexp", left,
+                 None, right)],
+    }
+    return [case for g in CASE_GROUPS if g in groups for case in by_group[g]]

@@ -1,0 +1,43 @@
+"""The numpy recipes lsearray is timed against: two-pass log-sum-exp and softmax, naive and shifted logmatmulexp."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["numpy_log_softmax", "numpy_naive_logmatmulexp", "numpy_shifted_logmatmulexp", "numpy_softmax",
+           "numpy_two_pass"]
+
+
+def numpy_two_pass(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """max, then log(sum(exp(a - max))) + max: two reads and two input-sized temporaries."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
+
+
+def numpy_softmax(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """exp(a - max) / sum: the two-pass softmax recipe (finite input)."""
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def numpy_log_softmax(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """a - max - log(sum(exp(a - max))): the two-pass log_softmax recipe (finite input)."""
+    s = a - np.max(a, axis=axis, keepdims=True)
+    s -= np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    return s
+
+
+def numpy_naive_logmatmulexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log(exp(a) @ exp(b)): overflows where the entries pass about 709."""
+    return np.log(np.exp(a) @ np.exp(b))
+
+
+def numpy_shifted_logmatmulexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ma + mb + log(exp(a - ma) @ exp(b - mb)), ma the row maxima of a and mb the column maxima of b.
+
+    One shot: it underflows where the maxima of a row and a column sit at different k.
+    """
+    ma, mb = a.max(-1, keepdims=True), b.max(-2, keepdims=True)
+    return ma + mb + np.log(np.exp(a - ma) @ np.exp(b - mb))
