@@ -69,7 +69,7 @@ def _result_shape(shape: Any, batch: tuple[int, ...], logits_shape: tuple[int, .
     return shape
 
 
-def _shifted(x: Any, ax: int, xp: ModuleType) -> Any:
+def _minus_max(x: Any, ax: int, xp: ModuleType) -> Any:
     """``x`` minus its max along ``ax``: the max's elements 0, so Gumbel noise added to them
     keeps its precision; where the max is +inf, the +inf elements 0 and the others -inf."""
     m = xp.max(x, axis=ax, keepdims=True)
@@ -162,7 +162,7 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
         _check_slices(x, ax, axis, xp)
     lead = len(out_shape) - len(batch)
     noise_shape = (*out_shape[:lead + ax], k, *out_shape[lead + ax:])
-    z = _shifted(x, ax, xp) + ex.gumbel(noise_shape, x, rng, "categorical")
+    z = _minus_max(x, ax, xp) + ex.gumbel(noise_shape, x, rng, "categorical")
     return ex.default_int(xp.argmax(z, axis=lead + ax))
 
 

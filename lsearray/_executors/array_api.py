@@ -40,7 +40,7 @@ def generic_logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> 
     return nothing_is_constant(out, xp)
 
 
-def _real_dtype(x: Any, name: str, xp: ModuleType) -> Any:
+def _operand_dtype(x: Any, name: str, xp: ModuleType) -> Any:
     """``x``'s dtype as the computation sees it: integer and bool arrays as the default
     real floating dtype; complex and other dtypes raise TypeError."""
     if xp.isdtype(x.dtype, "complex floating"):
@@ -150,7 +150,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         xp = self.xp
         operands = {"x1": self.asarray(x1), "x2": self.asarray(x2)}
         arrays = {name: x for name, x in operands.items() if type(x) not in _WEAK}
-        dtype = xp.result_type(*(_real_dtype(x, name, xp) for name, x in arrays.items()))
+        dtype = xp.result_type(*(_operand_dtype(x, name, xp) for name, x in arrays.items()))
         compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
         devices = {name: device_of(x) for name, x in arrays.items()}
         if len(set(devices.values()) - {None}) > 1:  # None: being traced

@@ -13,13 +13,14 @@ from lsearray._executors.scale import Factor, divide, times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms
 
 __all__ = [
-    "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",
+    "const", "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",
     "logsumexp_signed", "near_max_mean", "nothing_is_constant", "rebase_expm1_sums", "shaped",
     "softmax",
 ]
 
 
-def _const(value: float, like: Any, xp: ModuleType) -> Any:
+def const(value: float, like: Any, xp: ModuleType) -> Any:
+    """``value`` as a 0-d array of ``like``'s dtype, on its device."""
     return xp.asarray(value, dtype=like.dtype, device=device_of(like))
 
 
@@ -31,7 +32,7 @@ def _is_empty(shape: tuple, axes: tuple[int, ...]) -> bool:
     return any(shape[k] == 0 for k in axes)
 
 
-def _real_dtype(x: Any, xp: ModuleType) -> Any:
+def _real_part_dtype(x: Any, xp: ModuleType) -> Any:
     if not _is_complex(x, xp):
         return x.dtype
     return xp.real(xp.zeros((), dtype=x.dtype, device=device_of(x))).dtype
@@ -41,8 +42,8 @@ def _sign(z: Any, xp: ModuleType) -> Any:
     """z / |z| (0 at 0, nan at nan) for complex z, where not every backend's sign takes
     complex; without the divisions NumPy warns on (lazily on dask)."""
     zero, nan = z == 0, xp.isnan(z)
-    out = z / xp.where(zero | nan, _const(1.0, z, xp), xp.abs(z))
-    return xp.where(zero, _const(0.0, z, xp), xp.where(nan, _const(math.nan, z, xp), out))
+    out = z / xp.where(zero | nan, const(1.0, z, xp), xp.abs(z))
+    return xp.where(zero, const(0.0, z, xp), xp.where(nan, const(math.nan, z, xp), out))
 
 
 def _wrap_angle(x: Any, tau: float | Factor, xp: ModuleType) -> Any:
@@ -70,11 +71,11 @@ def _shift_and_top(a: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, 
     index = xp.reshape(xp.arange(size, device=device_of(a)), a.shape)
     index = xp.where(top, index, xp.asarray(-1, dtype=index.dtype, device=device_of(a)))
     top = index == xp.max(index, axis=axes, keepdims=True)
-    shift = xp.sum(xp.where(top, a, _const(0.0, a, xp)), axis=axes, keepdims=True)
+    shift = xp.sum(xp.where(top, a, const(0.0, a, xp)), axis=axes, keepdims=True)
     return shift, top
 
 
-def _shifted(
+def _gaps_below_max(
     a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType
 ) -> tuple[Any, Any, Any, Any, Any]:
     """``(a, shift, top, dead, d)``: ``a`` with zero-weight elements at -inf, the finite
@@ -85,26 +86,26 @@ def _shifted(
     have finite gradients too.
     """
     if b is not None:
-        a = xp.where(b == 0, _const(-math.inf, a, xp), a)
+        a = xp.where(b == 0, const(-math.inf, a, xp), a)
     shift, top = _shift_and_top(a, axes, xp)
     shift_re = xp.real(shift) if _is_complex(a, xp) else shift
     dead = shift_re == -math.inf
-    finite_shift = xp.where(xp.isfinite(shift_re), shift, _const(0.0, shift, xp))
-    live = xp.where(dead, _const(0.0, a, xp), a)
+    finite_shift = xp.where(xp.isfinite(shift_re), shift, const(0.0, shift, xp))
+    live = xp.where(dead, const(0.0, a, xp), a)
     return a, finite_shift, top, dead, live - finite_shift
 
 
 def _split_sums(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """``(a, shift, dead, w, t, e)``: `_shifted`'s ``a``, shift and nothing-slices, and the
+    """``(a, shift, dead, w, t, e)``: `_gaps_below_max`'s ``a``, shift and nothing-slices, and the
     sums of ``b exp(d / tau)`` over the maximal terms (``w``) and over the others (``t``),
     in units of ``2**e`` (`scaled_terms`; ``e`` is 0 without weights)."""
-    a, shift, top, dead, d = _shifted(a, b, axes, xp)
+    a, shift, top, dead, d = _gaps_below_max(a, b, axes, xp)
     z = divide(d, tau, xp)
     ez = _complex_exp(z, xp) if _is_complex(z, xp) else xp.exp(z)
     terms, e = (ez, 0) if b is None else scaled_terms(ez * b, axes, xp)
-    zero = _const(0.0, terms, xp)
+    zero = const(0.0, terms, xp)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
     return a, shift, dead, w, t, e
@@ -120,7 +121,7 @@ def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
     """``(log|w + t|, sign(w + t))`` for real ``w`` (the maximal terms' weight, kept
     apart) and ``t`` (the rest), as ``log|w| + log1p(t / w)``; ``log|w|`` is read as 0
     where ``w`` is 0, and callers mask those slices."""
-    w_safe = xp.where(w == 0, _const(1.0, w, xp), w)
+    w_safe = xp.where(w == 0, const(1.0, w, xp), w)
     s = xp.where(t == 0, t, t / w_safe)
     sign = xp.sign(s + 1) * xp.sign(w)
     s = xp.where(s < -1, -s - 2, s)
@@ -136,7 +137,7 @@ def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tup
     ``b`` None weighs every element 1."""
     if b is None:
         some = xp.any(a == math.inf, axis=axes, keepdims=True)
-        total = xp.where(some, _const(math.inf, a, xp), _const(0.0, a, xp))
+        total = xp.where(some, const(math.inf, a, xp), const(0.0, a, xp))
         return total, xp.any(xp.isnan(a), axis=axes, keepdims=True)
     live, a_inf, b_inf = b != 0, a == math.inf, xp.isinf(b)
     infinite = live & (a_inf | (b_inf & (a > -math.inf)))
@@ -144,8 +145,8 @@ def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tup
     # without the inf - inf that lazy libraries warn about (outside any errstate).
     up = xp.any(infinite & (b > 0), axis=axes, keepdims=True)
     down = xp.any(infinite & (b < 0), axis=axes, keepdims=True)
-    inf, zero = _const(math.inf, b, xp), _const(0.0, b, xp)
-    total = xp.where(up & down, _const(math.nan, b, xp),
+    inf, zero = const(math.inf, b, xp), const(0.0, b, xp)
+    total = xp.where(up & down, const(math.nan, b, xp),
                      xp.where(up, inf, xp.where(down, -inf, zero)))
     nan = (live & xp.isnan(a)) | xp.isnan(b) | (b_inf & (a == -math.inf))
     return total, xp.any(nan, axis=axes, keepdims=True)
@@ -165,20 +166,20 @@ def _real_log_sum(
     log_total, sign = log_abs_sum(w, t, xp)
     if b is not None:  # S = 2**e (w + t)
         log_total = log_total + e * math.log(2.0)
-    log_total = xp.where((w == 0) & (t == 0), _const(-math.inf, log_total, xp), log_total)
+    log_total = xp.where((w == 0) & (t == 0), const(-math.inf, log_total, xp), log_total)
     # A +inf maximum makes the total w's infinity, whatever the other terms (which may
     # overflow to inf themselves and make t / w nan).
     w_inf = xp.isinf(w)
-    log_total = xp.where(w_inf, _const(math.inf, log_total, xp), log_total)
+    log_total = xp.where(w_inf, const(math.inf, log_total, xp), log_total)
     sign = xp.where(w_inf, xp.sign(w), sign)
-    log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
-    sign = xp.where(dead, _const(0.0, sign, xp), sign)
+    log_total = xp.where(dead, const(-math.inf, log_total, xp), log_total)
+    sign = xp.where(dead, const(0.0, sign, xp), sign)
     if b is not None:
         some = infinite != 0  # also where the total is nan
-        log_total = xp.where(some, _const(math.inf, log_total, xp), log_total)
+        log_total = xp.where(some, const(math.inf, log_total, xp), log_total)
         sign = xp.where(some, xp.sign(infinite), sign)
-        log_total = xp.where(nan | xp.isnan(infinite), _const(math.nan, log_total, xp), log_total)
-    sign = xp.where(xp.isnan(log_total), _const(math.nan, sign, xp), sign)
+        log_total = xp.where(nan | xp.isnan(infinite), const(math.nan, log_total, xp), log_total)
+    sign = xp.where(xp.isnan(log_total), const(math.nan, sign, xp), sign)
     return shift, log_total, sign
 
 
@@ -187,14 +188,14 @@ def _complex_exp(z: Any, xp: ModuleType) -> Any:
     nan, C99's values elsewhere; NumPy warns on the first two, lazily (outside any
     errstate) on dask, so they are not computed."""
     gone, nan = xp.real(z) == -math.inf, xp.isnan(z)
-    ez = xp.exp(xp.where(gone | nan, _const(0.0, z, xp), z))
-    return xp.where(gone, _const(0.0, z, xp), xp.where(nan, _const(math.nan, z, xp), ez))
+    ez = xp.exp(xp.where(gone | nan, const(0.0, z, xp), z))
+    return xp.where(gone, const(0.0, z, xp), xp.where(nan, const(math.nan, z, xp), ez))
 
 
 def _complex_log(x: Any, xp: ModuleType) -> Any:
     """``log(x)`` for complex ``x``, -inf at 0 without NumPy's divide-by-zero warning."""
     zero = x == 0
-    return xp.where(zero, _const(-math.inf, x, xp), xp.log(xp.where(zero, _const(1.0, x, xp), x)))
+    return xp.where(zero, const(-math.inf, x, xp), xp.log(xp.where(zero, const(1.0, x, xp), x)))
 
 
 def _complex_logsumexp(
@@ -202,9 +203,9 @@ def _complex_logsumexp(
 ) -> tuple[Any, Any]:
     """`logsumexp_signed` of complex input: the sign is a unit phase."""
     a, finite_shift, dead, w, t, e = _split_sums(a, b, axes, tau, xp)
-    w_safe = xp.where((w == 0) | xp.isnan(w), _const(1.0, w, xp), w)  # nan: made nan below
+    w_safe = xp.where((w == 0) | xp.isnan(w), const(1.0, w, xp), w)  # nan: made nan below
     s = xp.where(t == 0, t, t / w_safe)
-    s = xp.where(xp.isnan(w), _const(math.nan, s, xp), s)
+    s = xp.where(xp.isnan(w), const(math.nan, s, xp), s)
     phase = xp.exp(1j * divide(xp.imag(finite_shift), tau, xp))
     sign = _sign(s + 1, xp) * _sign(w, xp) * phase
     log_w = xp.log(w_safe) if b is None else xp.log(w_safe) + e * math.log(2.0)
@@ -215,9 +216,9 @@ def _complex_logsumexp(
     finite = xp.isfinite(out)
     out = xp.where(finite, out, times(_complex_log(total, xp), tau, xp))
     sign = xp.where(finite, sign, _sign(total, xp))
-    out = xp.where(dead, _const(-math.inf, out, xp), out)
-    sign = xp.where(dead, _const(0.0, sign, xp), sign)
-    sign = xp.where(xp.isnan(out), _const(math.nan, sign, xp), sign)
+    out = xp.where(dead, const(-math.inf, out, xp), out)
+    sign = xp.where(dead, const(0.0, sign, xp), sign)
+    sign = xp.where(xp.isnan(out), const(math.nan, sign, xp), sign)
     return out, sign
 
 
@@ -235,7 +236,7 @@ def logsumexp_signed(
     """
     if _is_empty(a.shape, axes):
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
-        out = xp.full(shape, -math.inf, dtype=_real_dtype(a, xp), device=device_of(a))
+        out = xp.full(shape, -math.inf, dtype=_real_part_dtype(a, xp), device=device_of(a))
         out = xp.astype(out, a.dtype) if _is_complex(a, xp) else out
         return out, xp.zeros_like(out)
     if _is_complex(a, xp):
@@ -255,7 +256,7 @@ def logsumexp(
             return xp.real(out), sign
         return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp), sign
     if not return_sign:
-        out = xp.where(sign < 0, _const(math.nan, out, xp), out)
+        out = xp.where(sign < 0, const(math.nan, out, xp), out)
     return out, sign
 
 
@@ -275,14 +276,14 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleTy
     _, shift, dead, w, t, _ = _split_sums(x, None, axes, tau, xp)
     log_total, _ = log_abs_sum(w, t, xp)
     # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
-    log_total = xp.where(dead, _const(-math.inf, log_total, xp), log_total)
+    log_total = xp.where(dead, const(-math.inf, log_total, xp), log_total)
     up = xp.any(x == math.inf, axis=axes, keepdims=True) & ~xp.any(
         xp.isnan(x), axis=axes, keepdims=True)
-    log_total = xp.where(up, _const(math.inf, log_total, xp), log_total)
+    log_total = xp.where(up, const(math.inf, log_total, xp), log_total)
     out = divide(x - shift, tau, xp) - log_total
     # a finite x / tau minus log|S| = inf is -inf, also where x / tau overflows the dtype
     below = up & (x < math.inf)
-    return xp.where(below, _const(-math.inf, out, xp), out)
+    return xp.where(below, const(-math.inf, out, xp), out)
 
 
 def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:
@@ -309,7 +310,7 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
         b_mean = b * xp.pow(xp.full_like(e, 2.0), -e)
         weights = xp.sum(b_mean, axis=axes, keepdims=True)
         zero = weights == 0
-        weights = xp.where(zero, _const(1.0, weights, xp), weights)
+        weights = xp.where(zero, const(1.0, weights, xp), weights)
         scale = e * math.log(2.0)
     if _is_complex(a, xp):
         log_w = math.log(weights) if b is None else xp.log(weights) + scale
@@ -321,7 +322,7 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
     near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
     out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
-    return nothing_is_constant(xp.where(keep, out, _const(math.nan, out, xp)), xp)
+    return nothing_is_constant(xp.where(keep, out, const(math.nan, out, xp)), xp)
 
 
 def _near_max(
@@ -348,11 +349,11 @@ def expm1_sums(
     would be lost; ``gaps`` keeps it, and needs ``expm1(z) / z`` to no more than its first
     digits.
     """
-    _, shift, _, dead, d = _shifted(a, b, axes, xp)
+    _, shift, _, dead, d = _gaps_below_max(a, b, axes, xp)
     z = divide(d, tau, xp)
     excess = xp.expm1(z)
     finite = xp.isfinite(z)
-    zero = _const(0.0, d, xp)
+    zero = const(0.0, d, xp)
     gaps = xp.where(finite, d, zero) * _expm1_ratio(xp.where(finite, z, zero), xp)
     gaps, rest = xp.where(finite, gaps, zero), xp.where(finite, zero, excess)
     if b is not None:
@@ -376,7 +377,7 @@ def rebase_expm1_sums(
     x, gaps, rest = sums
     gap = old - new
     keep = (gap == 0) | (old == -math.inf) | ~xp.isfinite(new) | ~xp.isfinite(gap)
-    zero = _const(0.0, gap, xp)
+    zero = const(0.0, gap, xp)
     gap = xp.where(keep, zero, gap)
     e = times(gap, inv_tau, xp)
     f = xp.exp(e)
@@ -401,7 +402,7 @@ def near_max_mean(
     u = x / weights
     tau_u = gaps / weights + times(rest / weights, tau, xp)
     near = (xp.abs(u) <= 0.5) & xp.isfinite(tau_u)  # else the caller's log of the mean
-    return near, shift + tau_u * _log1p_ratio(xp.where(near, u, _const(0.0, u, xp)), xp)
+    return near, shift + tau_u * _log1p_ratio(xp.where(near, u, const(0.0, u, xp)), xp)
 
 
 # Below this |z|, expm1(z) / z and log1p(z) / z are their Taylor polynomials (to z**4): the
@@ -414,7 +415,7 @@ def _expm1_ratio(z: Any, xp: ModuleType) -> Any:
     """``expm1(z) / z`` (1 at 0) for finite ``z``, accurate to a few ulp with finite gradients."""
     small = xp.abs(z) < _SERIES
     series = 1 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120))))
-    z_big = xp.where(small, _const(1.0, z, xp), z)
+    z_big = xp.where(small, const(1.0, z, xp), z)
     return xp.where(small, series, xp.expm1(z_big) / z_big)
 
 
@@ -422,7 +423,7 @@ def _log1p_ratio(x: Any, xp: ModuleType) -> Any:
     """``log1p(x) / x`` (1 at 0) for ``|x| <= 0.5``, accurate to a few ulp with finite gradients."""
     small = xp.abs(x) < _SERIES
     series = 1 + x * (-1 / 2 + x * (1 / 3 + x * (-1 / 4 + x * (1 / 5))))
-    x_big = xp.where(small, _const(0.5, x, xp), x)
+    x_big = xp.where(small, const(0.5, x, xp), x)
     return xp.where(small, series, xp.log1p(x_big) / x_big)
 
 
@@ -434,9 +435,9 @@ def _complex_logmeanexp(
     the (nonzero) sum of ``b``, ``zero`` the slices whose weights sum to 0 (None without
     ``b``)."""
     out, _ = logsumexp_signed(a, b, axes, tau, xp)
-    log_w = log_w if zero is not None else _const(log_w, xp.real(out), xp)
+    log_w = log_w if zero is not None else const(log_w, xp.real(out), xp)
     out = out - times(log_w, tau, xp)
-    out = out if zero is None else xp.where(zero, _const(math.nan, out, xp), out)
+    out = out if zero is None else xp.where(zero, const(math.nan, out, xp), out)
     return xp.real(out) + 1j * _wrap_angle(xp.imag(out), tau, xp)
 
 

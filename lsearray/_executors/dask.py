@@ -115,7 +115,7 @@ class DaskExecutor(ArrayAPIExecutor):
             return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, self.xp)
         return dask_tree.reduce(p.a, p.b, p.axes, p.tau, keepdims, "mean", p.dtype, split_every)
 
-    def _shifted(self, x: Any, axis: Any, temperature: Any, func: str,
+    def _normalizer_and_gaps(self, x: Any, axis: Any, temperature: Any, func: str,
                  split_every: Any) -> tuple[Prepared, Any, Any, Any]:
         """The validated arguments, ``(x - m) / tau`` in float64, ``m`` and ``log|S|``
         from one reduction (two passes over ``x`` in all: every output needs its slice's
@@ -126,13 +126,13 @@ class DaskExecutor(ArrayAPIExecutor):
         return p, z, m, log_total
 
     def softmax(self, x: Any, axis: Any, temperature: Any, split_every: Any = None) -> Any:
-        p, z, m, log_total = self._shifted(x, axis, temperature, "softmax", split_every)
+        p, z, m, log_total = self._normalizer_and_gaps(x, axis, temperature, "softmax", split_every)
         s = da.exp(z) / da.exp(log_total)
         s = da.where(da.isfinite(m), s, np.nan)
         return _input_shape(s.astype(p.dtype), p)
 
     def log_softmax(self, x: Any, axis: Any, temperature: Any, split_every: Any = None) -> Any:
-        p, z, _, log_total = self._shifted(x, axis, temperature, "log_softmax", split_every)
+        p, z, _, log_total = self._normalizer_and_gaps(x, axis, temperature, "log_softmax", split_every)
         return _input_shape(narrowed(z - log_total, p.dtype), p)
 
     def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:

@@ -11,6 +11,7 @@ from array_api_compat import device as device_of
 from array_api_compat import array_namespace, is_array_api_obj, is_jax_namespace
 
 from lsearray._executors import array_api_lse as _generic
+from lsearray._executors.array_api_lse import const
 from lsearray._executors.narrow import narrowed
 from lsearray._validation import as_real_array, complex_rejected, not_numeric
 
@@ -276,10 +277,6 @@ def _array_api_inputs(a: Any, b: Any, xp: ModuleType) -> tuple[Any, Any, Any, An
     return xp.astype(a, compute), xp.astype(b, compute), compute, dtype
 
 
-def _const(value: float, like: Any, xp: ModuleType) -> Any:
-    return xp.asarray(value, dtype=like.dtype, device=device_of(like))
-
-
 def _known(x: Any) -> bool | None:
     """``bool(x)``, or None where its value cannot be read (an array being traced)."""
     try:
@@ -360,9 +357,9 @@ def _array_api_tile(p: Any, ma: Any, mb: Any, sa: Any, sb: Any, a: Any, b: Any, 
     tiny, log_tiny = _thresholds(p.dtype, xp)
     finite_a, finite_b = xp.isfinite(ma), xp.isfinite(mb)
     usable = p >= tiny
-    log_p = xp.log(xp.where(usable, p, _const(1.0, p, xp)))
+    log_p = xp.log(xp.where(usable, p, const(1.0, p, xp)))
     r = (sa + sb) + log_p
-    gap = xp.minimum(xp.maximum(xp.abs(r), _const(1.0, r, xp)) * _GAP, _const(log_tiny, r, xp))
+    gap = xp.minimum(xp.maximum(xp.abs(r), const(1.0, r, xp)) * _GAP, const(log_tiny, r, xp))
     bad = ~usable | (log_p < -gap)
     if not finite:
         # Rows and columns that are not finite: nan gives nan, -inf gives -inf (nan against
@@ -371,7 +368,7 @@ def _array_api_tile(p: Any, ma: Any, mb: Any, sa: Any, sb: Any, a: Any, b: Any, 
         special = ~(finite_a & finite_b)
         s = ma + mb
         bad = xp.where(special, s == math.inf, bad)
-        fill = xp.where(xp.isnan(s), _const(math.nan, r, xp), _const(-math.inf, r, xp))
+        fill = xp.where(xp.isnan(s), const(math.nan, r, xp), const(-math.inf, r, xp))
         r = xp.where(special, fill, r)
     any_bad = _known(xp.any(bad))
     if any_bad is None:

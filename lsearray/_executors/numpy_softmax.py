@@ -19,7 +19,7 @@ __all__ = ["log_softmax", "softmax"]
 _ONE_THREAD = 1 << 16
 
 
-def _shifted(p: Prepared) -> tuple[Finalized, np.ndarray, np.ndarray]:
+def _reduced_and_shifted(p: Prepared) -> tuple[Finalized, np.ndarray, np.ndarray]:
     """The reduction of ``p`` and ``(a - m) / tau`` in float64 as ``z + zl``, ``zl`` the
     rounding error of ``a - m`` (divided by tau), kept axes expanded."""
     r = reduce(p)
@@ -104,7 +104,7 @@ def softmax(p: Prepared) -> Any:
     view = _as_3d(p.a, p.axes)
     if view is not None:
         return _fused(p, view, log_mode=False)
-    r, z, zl = _shifted(p)
+    r, z, zl = _reduced_and_shifted(p)
     np.exp(z, out=z)
     hi, lo = (np.expand_dims(v, p.axes) for v in r.total_parts())
     with np.errstate(invalid="ignore", over="ignore"):
@@ -122,7 +122,7 @@ def log_softmax(p: Prepared) -> Any:
     view = _as_3d(p.a, p.axes)
     if view is not None:
         return _fused(p, view, log_mode=True)
-    r, z, zl = _shifted(p)
+    r, z, zl = _reduced_and_shifted(p)
     log_total = np.expand_dims(r.log_total, p.axes)
     with np.errstate(invalid="ignore"):
         v = z - log_total                        # z + zl - log S, rounded once
