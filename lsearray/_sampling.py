@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+from types import ModuleType
 from typing import Any
 
 import numpy as np

@@ -9,13 +9,13 @@ from typing import Any
 from array_api_compat import device as device_of
 from array_api_compat import is_numpy_namespace
 
-from lsearray._executors.scale import Factor, divide, times
+from lsearray._executors.scale import Factor, divide, inverse, times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms
 
 __all__ = [
-    "const", "expm1_sums", "infinite_terms", "log_abs_sum", "log_softmax", "logmeanexp", "logsumexp",
-    "logsumexp_signed", "near_max_mean", "nothing_is_constant", "rebase_expm1_sums", "shaped",
-    "softmax",
+    "const", "expm1_sums", "gap_to_max", "infinite_terms", "log_abs_sum", "log_of_sums",
+    "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "near_max_mean",
+    "nothing_is_constant", "partial_sums", "rebase_expm1_sums", "shaped", "softmax",
 ]
 
 
@@ -152,35 +152,84 @@ def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tup
     return total, xp.any(nan, axis=axes, keepdims=True)
 
 
+def gap_to_max(x: Any, m: Any, at_max: Any, xp: ModuleType) -> Any:
+    """``x - m``, 0 where ``at_max``: the operands are zeroed there first, so that an
+    infinite max never computes ``inf - inf`` (a RuntimeWarning where a lazy library
+    evaluates it later, outside any ``errstate``)."""
+    zero = xp.zeros_like(x)
+    return xp.where(at_max, zero, x) - xp.where(at_max, zero, m)
+
+
+def partial_sums(
+    a: Any, b: Any, axes: tuple[int, ...], inv_tau: float | Factor, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, Any]:
+    """The partial of real ``a`` (weights ``b`` or None) over ``axes``, kept as size 1:
+    ``(max, top_weight, rest, rest_err, exponent)`` as `lsearray._executors.partials.Partial`
+    holds them (``rest_err`` is 0: the sums are the namespace's own).
+
+    The max is over nonzero weights; ``top_weight`` sums ``b exp((a - max) / tau)`` over
+    the elements equal to it, ``rest`` over the others, in units of ``2**exponent`` where
+    weighted sums overflow (`scaled_terms`). Terms that exact arithmetic makes infinite
+    (`infinite_terms`) make ``max`` +inf, ``top_weight`` their IEEE sum and ``rest`` 0; a
+    nan term makes ``rest`` nan: both survive merges as scipy's special values.
+    """
+    if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
+        shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
+        zero = xp.zeros(shape, dtype=a.dtype, device=device_of(a))
+        return xp.full(shape, -math.inf, dtype=a.dtype, device=device_of(a)), zero, zero, zero, 0
+    infinite, nan = infinite_terms(a, b, axes, xp)
+    if b is not None:
+        a = xp.where(b == 0, const(-math.inf, a, xp), a)
+    m = xp.max(a, axis=axes, keepdims=True)
+    top = a == m
+    terms = xp.exp(times(gap_to_max(a, m, top, xp), inv_tau, xp))
+    e: Any = 0
+    if b is not None:
+        # infinite weights are `infinite_terms`' (w and t are set from it below); left in,
+        # one on a term that underflows makes 0 * inf, which a lazy library warns about.
+        finite_b = xp.where(xp.isinf(b), xp.zeros_like(b), b)
+        terms, e = scaled_terms(terms * finite_b, axes, xp)
+    zero = xp.zeros_like(terms)
+    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
+    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    some = infinite != 0  # also where their sum is nan
+    m = xp.where(some, xp.full_like(m, math.inf), m)
+    w = xp.where(some, infinite, w)
+    t = xp.where(some, xp.zeros_like(t), t)
+    t = xp.where(nan, xp.full_like(t, math.nan), t)
+    return m, w, t, xp.zeros_like(t), e
+
+
+def log_of_sums(
+    m: Any, w: Any, t: Any, e: Any, xp: ModuleType, divisor: Any = None
+) -> tuple[Any, Any, Any]:
+    """``(shift, log|S|, sign(S))`` of a partial's sum ``S = 2**e (w + t)`` relative to its
+    max ``m`` (divided by ``divisor``, in the units of the sums, when one is given): the
+    finalize rules. ``shift`` is ``m``, or 0 where it is not finite; a slice with nothing
+    in it (``m`` -inf, or nothing summed) has ``log|S|`` -inf and sign 0 (-inf and sign
+    kept for a zero sum), a nan has sign nan; ``log|S|`` is ``log|w| + log1p(t / w)``,
+    so a dominant term keeps the others."""
+    log_total, sign = log_abs_sum(w, t, xp)
+    if divisor is not None:
+        log_total = log_total - xp.log(xp.abs(divisor))
+        sign = sign * xp.sign(divisor)
+    elif not (isinstance(e, int) and e == 0):
+        log_total = log_total + e * math.log(2.0)
+    dead = (m == -math.inf) & ~xp.isnan(t)
+    log_total = xp.where(((w == 0) & (t == 0)) | dead, xp.full_like(log_total, -math.inf), log_total)
+    sign = xp.where(dead, xp.zeros_like(sign), sign)
+    sign = xp.where(xp.isnan(log_total), xp.full_like(sign, math.nan), sign)
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m)), log_total, sign
+
+
 def _real_log_sum(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any, Any]:
     """``(shift, log|S|, sign(S))`` for real input and ``S = sum(b exp((a - shift) / tau))``
-    over ``axes`` (kept as size 1): ``log|S|`` is -inf (sign 0) for a slice with nothing in
-    it, +inf for an infinite total. With weights, infinite terms add as IEEE numbers (see
-    `infinite_terms`), as in scipy: the scaled sums would make them nan (an infinite
-    weight times a term that underflows) or miss them (a weight-inf on a max of -inf)."""
-    if b is not None:
-        infinite, nan = infinite_terms(a, b, axes, xp)
-    a, shift, dead, w, t, e = _split_sums(a, b, axes, tau, xp)
-    log_total, sign = log_abs_sum(w, t, xp)
-    if b is not None:  # S = 2**e (w + t)
-        log_total = log_total + e * math.log(2.0)
-    log_total = xp.where((w == 0) & (t == 0), const(-math.inf, log_total, xp), log_total)
-    # A +inf maximum makes the total w's infinity, whatever the other terms (which may
-    # overflow to inf themselves and make t / w nan).
-    w_inf = xp.isinf(w)
-    log_total = xp.where(w_inf, const(math.inf, log_total, xp), log_total)
-    sign = xp.where(w_inf, xp.sign(w), sign)
-    log_total = xp.where(dead, const(-math.inf, log_total, xp), log_total)
-    sign = xp.where(dead, const(0.0, sign, xp), sign)
-    if b is not None:
-        some = infinite != 0  # also where the total is nan
-        log_total = xp.where(some, const(math.inf, log_total, xp), log_total)
-        sign = xp.where(some, xp.sign(infinite), sign)
-        log_total = xp.where(nan | xp.isnan(infinite), const(math.nan, log_total, xp), log_total)
-    sign = xp.where(xp.isnan(log_total), const(math.nan, sign, xp), sign)
-    return shift, log_total, sign
+    over ``axes`` (kept as size 1): the finalize rules (`log_of_sums`) of the slice's
+    partial (`partial_sums`)."""
+    m, w, t, _, e = partial_sums(a, b, axes, inverse(tau), xp)
+    return log_of_sums(m, w, t, e, xp)
 
 
 def _complex_exp(z: Any, xp: ModuleType) -> Any:

@@ -13,7 +13,7 @@ from lsearray._executors import array_api_lse, dask_tree, matmul, partials
 from lsearray._executors.array_api import ArrayAPIExecutor
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
-from lsearray._validation import Prepared, complex_rejected, scan_axis, temperature_value
+from lsearray._validation import Prepared, scan_axis, temperature_value
 
 __all__ = ["DaskExecutor"]
 

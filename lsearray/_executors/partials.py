@@ -14,10 +14,10 @@ from array_api_compat import numpy as np_compat
 
 import lsecore
 from lsearray._executors.array_api_lse import (
-    expm1_sums, infinite_terms, log_abs_sum, near_max_mean, rebase_expm1_sums,
+    expm1_sums, gap_to_max, log_of_sums, near_max_mean, partial_sums, rebase_expm1_sums,
 )
 from lsearray._executors.scale import times
-from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms, weight_exponent
+from lsearray._executors.weights import ieee_sum, overflow_exponent, weight_exponent
 
 __all__ = [
     "Partial", "PartialAlgebra", "cast", "finalize", "finalize_mean", "merge", "partial", "reshaped",
@@ -99,7 +99,8 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, xp: ModuleTyp
     if kernel:
         p = _kernel_partial(a, b, axes, inv_tau)
     else:
-        p = _partial(a, b, axes, inv_tau, xp)
+        m, w, t, c, e = partial_sums(a, b, axes, inv_tau, xp)
+        p = Partial(m, w, t, c, exponent=e)
     count = count or mean
     if count and b is None:
         ns = np if kernel else xp
@@ -191,42 +192,6 @@ def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
     return (p.max, p.top_weight, p.rest, p.rest_err)
 
 
-def _partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, xp: ModuleType) -> Partial:
-    if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
-        shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
-        zero = xp.zeros(shape, dtype=a.dtype)
-        return Partial(xp.full(shape, -math.inf, dtype=a.dtype), zero, zero, zero)
-    infinite, nan = infinite_terms(a, b, axes, xp)
-    if b is not None:
-        a = xp.where(b == 0, xp.asarray(-math.inf, dtype=a.dtype), a)
-    m = xp.max(a, axis=axes, keepdims=True)
-    top = a == m
-    terms = xp.exp(times(_gap(a, m, top, xp), inv_tau, xp))
-    e: Any = 0
-    if b is not None:
-        # infinite weights are `infinite_terms`' (w and t are set from it below); left in,
-        # one on a term that underflows makes 0 * inf, which a lazy library warns about.
-        finite_b = xp.where(xp.isinf(b), xp.zeros_like(b), b)
-        terms, e = scaled_terms(terms * finite_b, axes, xp)
-    zero = xp.zeros_like(terms)
-    w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
-    t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
-    some = infinite != 0  # also where their sum is nan
-    m = xp.where(some, xp.full_like(m, math.inf), m)
-    w = xp.where(some, infinite, w)
-    t = xp.where(some, xp.zeros_like(t), t)
-    t = xp.where(nan, xp.full_like(t, math.nan), t)
-    return Partial(m, w, t, xp.zeros_like(t), exponent=e)
-
-
-def _gap(x: Any, m: Any, at_max: Any, xp: ModuleType) -> Any:
-    """``x - m``, 0 where ``at_max``: the operands are zeroed there first, so that an
-    infinite max never computes ``inf - inf`` (a RuntimeWarning where a lazy library
-    evaluates it later, outside any ``errstate``)."""
-    zero = xp.zeros_like(x)
-    return xp.where(at_max, zero, x) - xp.where(at_max, zero, m)
-
-
 def merge(parts: list[Partial], inv_tau: float, xp: ModuleType) -> Partial:
     """Merge partials of the same shape into one (associative and commutative).
 
@@ -306,7 +271,7 @@ def _merge(parts: list[Partial], e: Any, inv_tau: float, numpy: bool, xp: Module
 
         def rescaled(mi, wi, ti):
             same = mi == big
-            f = xp.exp(times(_gap(mi, big, same, xp), inv_tau, xp))
+            f = xp.exp(times(gap_to_max(mi, big, same, xp), inv_tau, xp))
             kept = xp.where(same, wi, xp.zeros_like(wi))
             return kept, xp.where(same, ti, (wi + ti) * f)
 
@@ -348,21 +313,8 @@ def finalize(p: Partial, tau: float, xp: ModuleType, divisor: Any = None) -> tup
         out, sign, log_total = (np.empty_like(flat[0]) for _ in range(3))
         lsecore.finalize(*flat, tau, out, sign, log_total, divisor)
         return out.reshape(shape), sign.reshape(shape), log_total.reshape(shape)
-    w_zero = p.top_weight == 0
-    log_total, sign = log_abs_sum(p.top_weight, p.rest, xp)
-    if divisor is not None:
-        log_total = log_total - xp.log(xp.abs(divisor))
-        sign = sign * xp.sign(divisor)
-    elif scaled:
-        log_total = log_total + p.exponent * math.log(2.0)
-    finite = xp.where(xp.isfinite(p.max), p.max, xp.zeros_like(p.max))
-    out = finite + times(log_total, tau, xp)
-    ninf = xp.full_like(out, -math.inf)
-    dead = (p.max == -math.inf) & ~xp.isnan(p.rest)
-    out = xp.where((w_zero & (p.rest == 0)) | dead, ninf, out)
-    sign = xp.where(dead, xp.zeros_like(sign), sign)
-    sign = xp.where(xp.isnan(out), xp.full_like(sign, math.nan), sign)
-    return out, sign, log_total
+    shift, log_total, sign = log_of_sums(p.max, p.top_weight, p.rest, p.exponent, xp, divisor)
+    return shift + times(log_total, tau, xp), sign, log_total
 
 
 def finalize_mean(p: Partial, tau: float, xp: ModuleType) -> tuple[Any, Any]:

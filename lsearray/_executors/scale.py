@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from array_api_compat import is_dask_namespace
 
-__all__ = ["Factor", "array_factor", "divide", "times"]
+__all__ = ["Factor", "array_factor", "divide", "inverse", "times"]
 
 
 class Factor(NamedTuple):
@@ -99,12 +99,13 @@ def divide(x: Any, f: float | Factor, xp: ModuleType) -> Any:
     >>> divide(np.array([3e38, 1.0], dtype=np.float32), 1e39, xp)  # 1e39 is not a float32
     array([3.e-01, 1.e-39], dtype=float32)
     """
-    return times(x, _inverse(_factor(f)), xp)
+    return times(x, inverse(f), xp)
 
 
-def _inverse(f: Factor) -> Factor:
-    """``1 / f``, its mantissa in [0.5, 1] (where ``f``'s is)."""
-    mantissa, e = f
+def inverse(f: float | Factor) -> Factor:
+    """``1 / f``, its mantissa in [0.5, 1] (where ``f``'s is): `divide` by ``f`` is `times`
+    by it."""
+    mantissa, e = _factor(f)
     return Factor(0.5 / mantissa, 1 - e)
 
 
