@@ -95,15 +95,15 @@ def _gaps_below_max(
     return a, finite_shift, top, dead, live - finite_shift
 
 
-def _split_sums(
+def _complex_split_sums(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """``(a, shift, dead, w, t, e)``: `_gaps_below_max`'s ``a``, shift and nothing-slices, and the
-    sums of ``b exp(d / tau)`` over the maximal terms (``w``) and over the others (``t``),
-    in units of ``2**e`` (`scaled_terms`; ``e`` is 0 without weights)."""
+    """`partial_sums` of complex input: ``(a, shift, dead, w, t, e)``, `_gaps_below_max`'s
+    ``a``, shift (one element of maximal real part) and nothing-slices, and the sums of
+    ``b exp(d / tau)`` over that element (``w``) and over the others (``t``), in units of
+    ``2**e`` (`scaled_terms`; ``e`` is 0 without weights)."""
     a, shift, top, dead, d = _gaps_below_max(a, b, axes, xp)
-    z = divide(d, tau, xp)
-    ez = _complex_exp(z, xp) if _is_complex(z, xp) else xp.exp(z)
+    ez = _complex_exp(divide(d, tau, xp), xp)
     terms, e = (ez, 0) if b is None else scaled_terms(ez * b, axes, xp)
     zero = const(0.0, terms, xp)
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
@@ -251,7 +251,7 @@ def _complex_logsumexp(
     a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType
 ) -> tuple[Any, Any]:
     """`logsumexp_signed` of complex input: the sign is a unit phase."""
-    a, finite_shift, dead, w, t, e = _split_sums(a, b, axes, tau, xp)
+    a, finite_shift, dead, w, t, e = _complex_split_sums(a, b, axes, tau, xp)
     w_safe = xp.where((w == 0) | xp.isnan(w), const(1.0, w, xp), w)  # nan: made nan below
     s = xp.where(t == 0, t, t / w_safe)
     s = xp.where(xp.isnan(w), const(math.nan, s, xp), s)
@@ -322,13 +322,11 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleTy
     keeps the maximal terms apart, so a dominant element's result is exact."""
     if _is_empty(x.shape, axes):
         return x
-    _, shift, dead, w, t, _ = _split_sums(x, None, axes, tau, xp)
-    log_total, _ = log_abs_sum(w, t, xp)
-    # As scipy: a slice with nothing in it is all nan, one holding +inf has log|S| = inf.
-    log_total = xp.where(dead, const(-math.inf, log_total, xp), log_total)
-    up = xp.any(x == math.inf, axis=axes, keepdims=True) & ~xp.any(
-        xp.isnan(x), axis=axes, keepdims=True)
-    log_total = xp.where(up, const(math.inf, log_total, xp), log_total)
+    m, w, t, _, e = partial_sums(x, None, axes, inverse(tau), xp)
+    # As scipy: a slice with nothing in it is all nan (its log|S| is -inf), one holding
+    # +inf and no nan has log|S| = inf.
+    shift, log_total, _ = log_of_sums(m, w, t, e, xp)
+    up = (m == math.inf) & ~xp.isnan(t)
     out = divide(x - shift, tau, xp) - log_total
     # a finite x / tau minus log|S| = inf is -inf, also where x / tau overflows the dtype
     below = up & (x < math.inf)
