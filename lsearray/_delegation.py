@@ -1,4 +1,4 @@
-"""Which executor runs a call: the one place where NumPy, dask, torch, JAX and the other array libraries are told apart."""
+"""Which executor runs a call: the one place where array libraries (and the kernel) are told apart."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _is_real_ndarray(x: Any) -> bool:
     return type(x) is np.ndarray and x.dtype.kind != "c"
 
 
-def executor(*xs: Any) -> Executor:
+def executor(*xs: Any, func: str = "lsearray") -> Executor:
     """The executor for a call on the array arguments ``xs`` (None for an absent one).
 
     Lists, Python scalars and real NumPy arrays go to the NumPy executor (the lsecore
@@ -33,7 +33,8 @@ def executor(*xs: Any) -> Executor:
     arrays (NumPy arrays beside them join them, as in dask's own reductions) to the
     dask executor; torch and JAX arrays to executors with their libraries' random
     numbers and tracing; the arrays of any other array API library to the array-API
-    executor with their namespace. Arrays of two libraries raise TypeError.
+    executor with their namespace. Arrays of two libraries raise TypeError, prefixed by
+    ``func``, the public function's name.
 
     Examples
     --------
@@ -56,7 +57,7 @@ def executor(*xs: Any) -> Executor:
         xp = array_namespace(*arrays)
     except TypeError:
         kinds = ", ".join(sorted({type(x).__module__ + "." + type(x).__name__ for x in arrays}))
-        raise TypeError(f"arrays of one library expected; got a mix of {kinds}") from None
+        raise TypeError(f"{func}: arrays of one library expected; got a mix of {kinds}") from None
     if is_numpy_namespace(xp) and not complex_:
         return _NUMPY
     return executor_of_namespace(xp)

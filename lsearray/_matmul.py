@@ -84,4 +84,4 @@ def logmatmulexp(a: Any, b: Any) -> Any:
     >>> logmatmulexp([0.0, -np.inf], [-np.inf, 1.0])
     np.float64(-inf)
     """
-    return executor(a, b).logmatmulexp(a, b)
+    return executor(a, b, func="logmatmulexp").logmatmulexp(a, b)

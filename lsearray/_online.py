@@ -190,7 +190,7 @@ class OnlineLogSumExp:
         array([1.38629436, 1.38629436])
         """
         func = "OnlineLogSumExp.update"
-        ex = executor(batch, b)
+        ex = executor(batch, b, func=func)
         part, shape, count, dtype, device, seen = ex.stream_partial(batch, b, self._axis,
                                                                     self._tau, func)
         self._check_like(ex, shape, device, f"a batch of shape {seen}", func)

@@ -69,4 +69,4 @@ def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
     >>> logaddexp(np.float32(2.0), 2.0, temperature=0.5)
     np.float32(2.3465736)
     """
-    return executor(x1, x2).logaddexp(x1, x2, temperature)
+    return executor(x1, x2, func="logaddexp").logaddexp(x1, x2, temperature)

@@ -81,7 +81,8 @@ def logsumexp(
     >>> logsumexp([[0.0, 1.0], [2.0, 3.0]], axis=1, temperature=0.5)
     array([1.06346401, 3.06346401])
     """
-    return executor(a, b).logsumexp(a, axis, b, keepdims, return_sign, temperature)
+    ex = executor(a, b, func="logsumexp")
+    return ex.logsumexp(a, axis, b, keepdims, return_sign, temperature)
 
 
 
@@ -139,4 +140,4 @@ def logmeanexp(
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
     np.float64(3.023431954817704)
     """
-    return executor(a, b).logmeanexp(a, axis, b, keepdims, temperature)
+    return executor(a, b, func="logmeanexp").logmeanexp(a, axis, b, keepdims, temperature)

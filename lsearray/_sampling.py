@@ -24,7 +24,7 @@ def _floating(logits: Any, axis: Any, func: str) -> tuple[Any, Executor, Any, in
     (float64 for NumPy input, float32 for float16/bfloat16 elsewhere), the executor that
     computes on it, the dtype of a floating result and the normalized axis of the
     categories."""
-    x, ex, dtype = executor(logits).real_floating(logits, "logits", func)
+    x, ex, dtype = executor(logits, func=func).real_floating(logits, "logits", func)
     if x.ndim == 0:
         raise ValueError(f"{func}: logits must have at least one axis (the categories); got a 0-d array")
     try:

@@ -75,4 +75,4 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     >>> logcumsumexp([1.0, 1.0], temperature=0.5)
     array([1.        , 1.34657359])
     """
-    return executor(a).logcumsumexp(a, axis, temperature)
+    return executor(a, func="logcumsumexp").logcumsumexp(a, axis, temperature)

@@ -40,7 +40,7 @@ def softmax(x: Any, axis: int | tuple[int, ...] | None = None, *, temperature: f
     array([[0.5, 0.5],
            [0.5, 0.5]])
     """
-    return executor(x).softmax(x, axis, temperature)
+    return executor(x, func="softmax").softmax(x, axis, temperature)
 
 
 def log_softmax(
@@ -74,4 +74,4 @@ def log_softmax(
     >>> log_softmax(np.log([1.0, 3.0]))
     array([-1.38629436, -0.28768207])
     """
-    return executor(x).log_softmax(x, axis, temperature)
+    return executor(x, func="log_softmax").log_softmax(x, axis, temperature)

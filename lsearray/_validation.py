@@ -18,8 +18,8 @@ from lsearray._executors.scale import Factor, array_factor
 
 __all__ = [
     "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
-    "complex_rejected", "not_numeric", "prepare", "prepare_array_api", "reduction_axes",
-    "scan_axis", "temperature_value",
+    "complex_rejected", "device_mismatch", "not_numeric", "prepare", "prepare_array_api",
+    "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
 ]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -62,6 +62,17 @@ def as_real_array(x: Any, name: str, func: str) -> np.ndarray:
             "(cast it to float64 first)"
         )
     return x
+
+
+def device_mismatch(func: str, first: tuple[str, Any], second: tuple[str, Any]) -> ValueError:
+    """The error for two arguments on different devices, each given as ``(name, device)``."""
+    (n1, d1), (n2, d2) = first, second
+    return ValueError(f"{func}: {n1} is on device {d1} but {n2} is on device {d2}")
+
+
+def temperature_not_scalar(func: str, shape: Any) -> ValueError:
+    """The error for a temperature given as an array that is not 0-d."""
+    return ValueError(f"{func}: temperature must be a scalar; got shape {tuple(shape)}")
 
 
 def broadcast_shape(func: str, *named: tuple[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -185,7 +196,7 @@ def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -
     being traced), before any cast, so that a value outside ``dtype``'s range keeps it."""
     tau = temperature if is_array_api_obj(temperature) else xp.asarray(temperature)
     if tau.ndim != 0:
-        raise ValueError(f"{func}: temperature must be a scalar; got shape {tau.shape}")
+        raise temperature_not_scalar(func, tau.shape)
     try:
         with warnings.catch_warnings():
             # the value is only checked here; the gradient flows through tau itself
@@ -242,7 +253,7 @@ def prepare_array_api(
         if not xp.isdtype(b.dtype, numeric):
             raise not_numeric(func, "b", b.dtype, real=False)
         if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
-            raise ValueError(f"{func}: a is on device {dev} but b is on device {device_of(b)}")
+            raise device_mismatch(func, ("a", dev), ("b", device_of(b)))
         dtype = weak if weak is not None else xp.result_type(a.dtype, b.dtype)
     if xp.isdtype(dtype, ("bool", "integral")):
         dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]

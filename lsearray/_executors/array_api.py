@@ -15,7 +15,7 @@ from lsearray._executors.array_api_lse import nothing_is_constant
 from lsearray._executors.random import from_uniform, numpy_generator
 from lsearray._executors.scale import Factor, divide, times
 from lsearray._validation import (
-    Prepared, array_temperature, broadcast_shape, complex_rejected, not_numeric,
+    Prepared, array_temperature, broadcast_shape, complex_rejected, device_mismatch, not_numeric,
     prepare_array_api, scan_axis, temperature_value,
 )
 
@@ -154,8 +154,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
         devices = {name: device_of(x) for name, x in arrays.items()}
         if len(set(devices.values()) - {None}) > 1:  # None: being traced
-            raise ValueError(
-                f"logaddexp: x1 is on device {devices['x1']} but x2 is on device {devices['x2']}")
+            raise device_mismatch("logaddexp", *devices.items())
         dev = next(iter(devices.values()))
         x1, x2 = (
             xp.asarray(float(x), dtype=compute, device=dev) if type(x) in _WEAK

@@ -13,7 +13,7 @@ from lsearray._executors import array_api_lse, dask_tree, matmul, partials
 from lsearray._executors.array_api import ArrayAPIExecutor
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
-from lsearray._validation import Prepared, scan_axis, temperature_value
+from lsearray._validation import Prepared, scan_axis, temperature_not_scalar, temperature_value
 
 __all__ = ["DaskExecutor"]
 
@@ -88,7 +88,7 @@ class DaskExecutor(ArrayAPIExecutor):
             b = b if isinstance(b, da.Array) else da.asarray(np.asarray(b))
         if is_array_api_obj(temperature):
             if temperature.ndim != 0:
-                raise ValueError(f"{func}: temperature must be a scalar; got shape {temperature.shape}")
+                raise temperature_not_scalar(func, temperature.shape)
             temperature = float(temperature)
         p, compute = super().prepare(_native(a), _native(b), axis, temperature, func)
         return p._replace(a=_without_empty_chunks(p.a), b=_without_empty_chunks(p.b)), compute

@@ -13,7 +13,7 @@ from array_api_compat import array_namespace, is_array_api_obj, is_jax_namespace
 from lsearray._executors import array_api_lse as _generic
 from lsearray._executors.array_api_lse import const
 from lsearray._executors.narrow import narrowed
-from lsearray._validation import as_real_array, complex_rejected, not_numeric
+from lsearray._validation import as_real_array, complex_rejected, device_mismatch, not_numeric
 
 __all__ = ["array_api_product", "dask_product", "numpy_product"]
 
@@ -265,7 +265,7 @@ def _array_api_inputs(a: Any, b: Any, xp: ModuleType) -> tuple[Any, Any, Any, An
         if not xp.isdtype(x.dtype, ("bool", "integral", "real floating")):
             raise not_numeric(_FUNC, name, x.dtype)
     if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
-        raise ValueError(f"{_FUNC}: a is on device {dev} but b is on device {device_of(b)}")
+        raise device_mismatch(_FUNC, ("a", dev), ("b", device_of(b)))
     default = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
     try:
         dtype = xp.result_type(a.dtype, b.dtype)
