@@ -390,9 +390,9 @@ def test_only_entries_the_product_misses_are_recomputed(monkeypatch, library):
         counts.append(int(bad.sum()))
         recompute(r, bad, a, b)
 
-    def spy_array_api(a, b, bad, xp):
-        counts.append(int(xp.sum(xp.astype(bad, xp.int64))))
-        return gathered(a, b, bad, xp)
+    def spy_array_api(a, b, bad, ex):
+        counts.append(int(ex.xp.sum(ex.xp.astype(bad, ex.xp.int64))))
+        return gathered(a, b, bad, ex)
 
     monkeypatch.setattr(_matmul, "_recompute", spy_numpy)
     monkeypatch.setattr(_matmul, "_gathered", spy_array_api)

@@ -191,7 +191,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         return out if out.dtype == p.dtype else xp.astype(out, p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:
-        return matmul.array_api_product(a, b, self.xp)
+        return matmul.array_api_product(a, b, self)
 
     def stream_partial(self, batch: Any, b: Any, axis: Any, tau: float, func: str) -> tuple:
         """`OnlineLogSumExp.update`'s partial of a batch (see `NumPyExecutor.stream_partial`)."""
@@ -266,3 +266,20 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         """``y`` with no gradient flowing back through it (the identity here: the
         namespace has no autograd)."""
         return y
+
+    def map_row_blocks(self, f: Any, a: Any, rows: int) -> Any:
+        """``f`` applied to ``a`` (..., n, k) a block of at most ``rows`` rows at a time,
+        the results joined along the rows."""
+        parts = [f(a[..., i0:i0 + rows, :]) for i0 in range(0, a.shape[-2], rows)]
+        return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=-2)
+
+    def when_any(self, mask: Any, compute: Any, otherwise: Any) -> Any:
+        """``compute()`` where some element of ``mask`` (whose values cannot be read) is
+        set, else ``otherwise()``: here ``compute()`` always, which covers both."""
+        return compute()
+
+    def set_masked(self, full: Any, mask: Any, values: Any) -> Any:
+        """``full`` with ``values`` written where ``mask`` is set (in place where the
+        namespace's arrays are mutable)."""
+        full[mask] = values
+        return full

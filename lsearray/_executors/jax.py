@@ -50,3 +50,19 @@ class JaxExecutor(ArrayAPIExecutor):
         import jax
 
         return jax.lax.stop_gradient(y)
+
+    def map_row_blocks(self, f: Any, a: Any, rows: int) -> Any:
+        """One loop body for XLA to compile, however many rows (``lax.map`` in batches)."""
+        import jax
+
+        xp = self.xp
+        out = jax.lax.map(lambda row: f(row[..., None, :]), xp.moveaxis(a, -2, 0), batch_size=rows)
+        return xp.moveaxis(xp.squeeze(out, axis=-2), 0, -2)
+
+    def when_any(self, mask: Any, compute: Any, otherwise: Any) -> Any:
+        import jax
+
+        return jax.lax.cond(self.xp.any(mask), compute, otherwise)
+
+    def set_masked(self, full: Any, mask: Any, values: Any) -> Any:
+        return full.at[mask].set(values)

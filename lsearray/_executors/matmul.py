@@ -8,10 +8,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import device as device_of
-from array_api_compat import array_namespace, is_array_api_obj, is_jax_namespace
+from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._executors import array_api_lse as _generic
 from lsearray._executors.array_api_lse import const
+from lsearray._executors.dask_tree import block_executor
 from lsearray._executors.narrow import narrowed
 from lsearray._validation import as_real_array, complex_rejected, device_mismatch, not_numeric
 
@@ -285,9 +286,10 @@ def _known(x: Any) -> bool | None:
         return None
 
 
-def _exact(a: Any, b: Any, xp: ModuleType) -> Any:
+def _exact(a: Any, b: Any, ex: Any) -> Any:
     """Every entry of the product as logsumexp over k of ``a[.., i, :, None] + b[.., None, :, j]``,
-    a few rows at a time."""
+    a few rows at a time (by the executor's `map_row_blocks`)."""
+    xp = ex.xp
     k, m = a.shape[-1], b.shape[-1]
     rows = max(1, _TILE // (math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * k * m))
 
@@ -296,28 +298,21 @@ def _exact(a: Any, b: Any, xp: ModuleType) -> Any:
         out, _ = _generic.logsumexp_signed(z, None, (z.ndim - 2,), 1.0, xp)
         return xp.squeeze(out, axis=-2)
 
-    if is_jax_namespace(xp):  # one loop body for XLA to compile, however many rows
-        import jax
-
-        out = jax.lax.map(lambda row: exact_rows(row[..., None, :]), xp.moveaxis(a, -2, 0), batch_size=rows)
-        return xp.moveaxis(xp.squeeze(out, axis=-2), 0, -2)
-    parts = [exact_rows(a[..., i0:i1, :]) for i0, i1 in _spans(a.shape[-2], rows)]
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-2)
+    return ex.map_row_blocks(exact_rows, a, rows)
 
 
-def _traced(bad: Any, r: Any, a: Any, b: Any, xp: ModuleType) -> Any:
+def _traced(bad: Any, r: Any, a: Any, b: Any, ex: Any) -> Any:
     """``where(bad, exact, r)`` for a tile being traced, whose entries cannot be inspected:
-    every entry computed exactly, under JAX only when some entry needs it (``lax.cond``)."""
-    if not is_jax_namespace(xp):
-        return xp.where(bad, _exact(a, b, xp), r)
-    import jax
-
-    return jax.lax.cond(xp.any(bad), lambda: xp.where(bad, _exact(a, b, xp), r), lambda: r)
+    every entry computed exactly, where the executor can branch on a traced value only when
+    some entry needs it (`when_any`)."""
+    xp = ex.xp
+    return ex.when_any(bad, lambda: xp.where(bad, _exact(a, b, ex), r), lambda: r)
 
 
-def _gathered(a: Any, b: Any, bad: Any, xp: ModuleType) -> Any:
+def _gathered(a: Any, b: Any, bad: Any, ex: Any) -> Any:
     """An array shaped like ``bad`` holding the exact entries where ``bad`` is set (0 elsewhere):
     the rows of ``a`` and columns of ``b`` they need are gathered, in chunks."""
+    xp = ex.xp
     shape = tuple(bad.shape)
     n, m, k = shape[-2], shape[-1], a.shape[-1]
     rows = xp.reshape(xp.broadcast_to(a, shape[:-1] + (k,)), (-1, k))
@@ -330,11 +325,7 @@ def _gathered(a: Any, b: Any, bad: Any, xp: ModuleType) -> Any:
         out, _ = _generic.logsumexp_signed(z, None, (1,), 1.0, xp)
         values.append(xp.reshape(out, (-1,)))
     values = values[0] if len(values) == 1 else xp.concat(values)
-    full = xp.zeros(shape, dtype=a.dtype, device=device_of(a))
-    if is_jax_namespace(xp):
-        return full.at[bad].set(values)
-    full[bad] = values
-    return full
+    return ex.set_masked(xp.zeros(shape, dtype=a.dtype, device=device_of(a)), bad, values)
 
 
 def _exp_shifted_xp(x: Any, shift: Any, xp: ModuleType) -> Any:
@@ -349,11 +340,12 @@ def _exp_shifted_xp(x: Any, shift: Any, xp: ModuleType) -> Any:
 
 
 def _array_api_tile(p: Any, ma: Any, mb: Any, sa: Any, sb: Any, a: Any, b: Any, finite: bool | None,
-                    xp: ModuleType) -> Any:
+                    ex: Any) -> Any:
     """The result tile from the shifted product ``p``, the row and column maxima ``ma`` and
     ``mb`` of ``a`` and ``b`` (``finite``: all of them are finite) and their shifts ``sa`` and
     ``sb``, as `_finish` decides; the branches of `where` are finite where they are not taken,
     so gradients stay finite."""
+    xp = ex.xp
     tiny, log_tiny = _thresholds(p.dtype, xp)
     finite_a, finite_b = xp.isfinite(ma), xp.isfinite(mb)
     usable = p >= tiny
@@ -372,14 +364,15 @@ def _array_api_tile(p: Any, ma: Any, mb: Any, sa: Any, sb: Any, a: Any, b: Any, 
         r = xp.where(special, fill, r)
     any_bad = _known(xp.any(bad))
     if any_bad is None:
-        return _traced(bad, r, a, b, xp)
-    return xp.where(bad, _gathered(a, b, bad, xp), r) if any_bad else r
+        return _traced(bad, r, a, b, ex)
+    return xp.where(bad, _gathered(a, b, bad, ex), r) if any_bad else r
 
 
-def _array_api(a: Any, b: Any, s: _Shapes, xp: ModuleType) -> Any:
+def _array_api(a: Any, b: Any, s: _Shapes, ex: Any) -> Any:
     """The product of ``a`` (..., n, k) and ``b`` (..., k, m) in any array-API namespace, in
     the tiles of `_numpy_tiles`, by array-API operations only (autograd and jax.jit see
     through them)."""
+    xp = ex.xp
     if s.k == 0 or 0 in (s.n, s.m) or 0 in s.batch:
         return xp.full(s.batch + (s.n, s.m), -math.inf, dtype=a.dtype, device=device_of(a))
     ma = xp.max(a, axis=-1, keepdims=True)
@@ -402,7 +395,7 @@ def _array_api(a: Any, b: Any, s: _Shapes, xp: ModuleType) -> Any:
                 product = xp.matmul(ea_k, _exp_shifted_xp(b_j[..., k0:k1, :], sb_j, xp))
                 p = product if p is None else p + product
             tiles.append(_array_api_tile(p, ma[..., i0:i1, :], mb[..., j0:j1], sa_i, sb_j, a_i, b_j,
-                                         finite, xp))
+                                         finite, ex))
         rows.append(tiles[0] if len(tiles) == 1 else xp.concat(tiles, axis=-1))
     return rows[0] if len(rows) == 1 else xp.concat(rows, axis=-2)
 
@@ -416,9 +409,10 @@ def _block(a: Any, b: Any) -> Any:
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         out = _numpy(_real_numpy(a, "a"), _real_numpy(b, "b"), s, np.dtype(np.float64))
     else:
-        xp = array_namespace(a, b)
+        ex = block_executor(a, b)
+        xp = ex.xp
         with np.errstate(all="ignore"):
-            out = _array_api(xp.astype(a, xp.float64), xp.astype(b, xp.float64), s, xp)
+            out = _array_api(xp.astype(a, xp.float64), xp.astype(b, xp.float64), s, ex)
     return out[..., None, :]
 
 
@@ -458,12 +452,13 @@ def numpy_product(a: Any, b: Any) -> Any:
     return out[()] if out.ndim == 0 else out
 
 
-def array_api_product(a: Any, b: Any, xp: ModuleType) -> Any:
-    """`lsearray.logmatmulexp` of arrays of the namespace ``xp``."""
+def array_api_product(a: Any, b: Any, ex: Any) -> Any:
+    """`lsearray.logmatmulexp` of arrays of the array-API executor ``ex``'s namespace."""
+    xp = ex.xp
     a, b, compute, dtype = _array_api_inputs(a, b, xp)
     s = _shapes(a.shape, b.shape)
     a = xp.expand_dims(a, axis=0) if a.ndim == 1 else a
     b = xp.expand_dims(b, axis=-1) if b.ndim == 1 else b
     with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-        out = xp.reshape(_array_api(a, b, s, xp), s.result)
+        out = xp.reshape(_array_api(a, b, s, ex), s.result)
     return out if dtype == compute else xp.astype(out, dtype)
