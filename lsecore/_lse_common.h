@@ -38,7 +38,6 @@ static inline int lse_max_threads(void)
  *           sum t and the compensation c that Kahan/Neumaier summation carries.
  * The sum is exp(m / tau) * (w + t + c).  Keeping the maximal terms out of t lets the
  * finalizer use log1p(t + c) when t is below one ulp of w, and ties and merges stay exact.
- *
  */
 
 /* Block and tile sizes of the loops. */
@@ -65,12 +64,14 @@ static inline int lse_max_threads(void)
 #define LSE_EXP_ZERO (-745.2)
 #define LSE_EXP_CLAMP (-746.0)
 
-/* ln2 and its splits. */
+/* ln2 and its splits for the exps' argument reductions. */
 #define LSE_INV_LN2 0x1.71547652b82fep0     /* 1/ln2 */
-#define LSE_LN2 0x1.62e42fefa39efp-1        /* ln2 rounded, */
-#define LSE_LN2_TAIL 0x1.abc9e3b39803fp-56  /* and the rest of it */
-#define LSE_LN2_HI 0x1.62e42fefa3800p-1     /* ln2 = LSE_LN2_HI + LSE_LN2_LO to 2^-102, */
-#define LSE_LN2_LO 0x1.ef35793c76730p-45    /* LSE_LN2_HI with 11 trailing zero bits */
+#define LSE_LN2 0x1.62e42fefa39efp-1        /* ln2 rounded to float64, */
+#define LSE_LN2_TAIL 0x1.abc9e3b39803fp-56  /* and ln2 - LSE_LN2 */
+/* ln2 = LSE_LN2_HI + LSE_LN2_LO, LSE_LN2_HI with 11 trailing zero bits (k LSE_LN2_HI exact
+ * for |k| < 2^11) */
+#define LSE_LN2_HI 0x1.62e42fefa3800p-1
+#define LSE_LN2_LO 0x1.ef35793c76730p-45
 /* ln2 = N1 + N2 + N3 to about 2^-155, N1 with 40 bits (E N1 exact for |E| < 2^13). */
 #define LSE_N1 0x1.62e42fefa2000p-1
 #define LSE_N2 0x1.9ef35793c7673p-41
