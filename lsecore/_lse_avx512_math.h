@@ -19,6 +19,12 @@ LSE512_INLINE __mmask8 lse512_tail_mask(ptrdiff_t left)
     return left >= 8 ? 0xff : (__mmask8)((1u << left) - 1);
 }
 
+/* The first left lanes (0 < left < 8): the tail after a loop over whole vectors. */
+LSE512_INLINE __mmask8 lse512_first_lanes(ptrdiff_t left)
+{
+    return (__mmask8)((1u << left) - 1);
+}
+
 /* 2^(j/16) = LSE_T_HI[j] + LSE_T_LO[j], j < 16, to about 2^-107. */
 static const double LSE_T_HI[16] = {
     0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
@@ -379,9 +385,13 @@ LSE512_INLINE lse512_dd lse512_dd_set(double h, double l)
     return r;
 }
 
+/* Below this argument the accurate tier's row drops a term: it is below 2^-1074 of the row's
+ * maximal term, 1. */
+#define LSE512_EXACT_MIN (-745.0)
+
 /*
- * lse_exp_exact lane by lane for z.h in (-745, 0]: exp(z) and, where `mean`, exp(z) - 1,
- * both in double-double; lanes outside `live` (z.h <= -745, -inf, padding) give 0 and -1.
+ * lse_exp_exact lane by lane for z.h in (LSE512_EXACT_MIN, 0]: exp(z) and, where `mean`, exp(z) - 1,
+ * both in double-double; lanes outside `live` (z.h <= LSE512_EXACT_MIN, -inf, padding) give 0 and -1.
  */
 LSE512_INLINE lse512_dd lse512_exp_exact(lse512_dd z, __mmask8 live, lse512_dd *m1,
                                          const int mean)
