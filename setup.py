@@ -1,5 +1,6 @@
 """Build the lsecore Cython kernel, with OpenMP when the compiler has it."""
 
+import glob
 import os
 import shutil
 import subprocess
@@ -49,6 +50,25 @@ def openmp_flags(cc):
     return compile_flags, link_flags
 
 
+def render_templates():
+    """Write each lsecore/*.h.src Tempita template out as the header it names: the loops that
+    are written once and repeated for each float type (Cython ships Tempita)."""
+    from Cython import Tempita
+
+    for src in sorted(glob.glob(os.path.join("lsecore", "*.h.src"))):
+        dst = src[:-len(".src")]
+        with open(src) as f:
+            text = Tempita.Template(f.read(), name=src).substitute()
+        text = f"/* Generated from {os.path.basename(src)} by setup.py: edit that file. */\n" + text
+        old = None
+        if os.path.exists(dst):
+            with open(dst) as f:
+                old = f.read()
+        if text != old:  # an unchanged header keeps its time, and the kernel is not rebuilt
+            with open(dst, "w") as f:
+                f.write(text)
+
+
 # An sdist only packs the sources; anything else builds (or prepares to build) the kernel, and a
 # missing compiler is said before the build tools are imported.
 builds = "sdist" not in sys.argv[1:]
@@ -57,6 +77,9 @@ compile_openmp, link_openmp = openmp_flags(c_compiler()) if builds else ([], [])
 import numpy as np  # noqa: E402
 from Cython.Build import cythonize  # noqa: E402
 from setuptools import Extension, setup  # noqa: E402
+
+if builds:
+    render_templates()
 
 # -fno-trapping-math lets the compiler vectorize the selects on nan/inf in the kernels;
 # results are unchanged (never -ffast-math: it would break inf and nan). -g0 overrides the
@@ -68,8 +91,8 @@ extensions = [
         "lsecore._kernel",
         ["lsecore/_kernel.pyx"],
         include_dirs=[np.get_include(), "lsecore"],
-        depends=["lsecore/_lse_blocks.h", "lsecore/_lse_avx512.h", "lsecore/_lse_exact.h",
-                 "lsecore/_lse_scan.h"],
+        depends=["lsecore/_lse_common.h", "lsecore/_lse_avx512_math.h",
+                 *sorted(glob.glob("lsecore/_lse_*.h.src"))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         extra_compile_args=optimize + compile_openmp,
         extra_link_args=link_openmp,

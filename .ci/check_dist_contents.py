@@ -7,17 +7,21 @@ import zipfile
 
 # The sdist builds the package and runs its tests and examples.
 SDIST_NEEDS = ("LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
-               "conftest.py", "lsecore/_kernel.pyx", "lsecore/_lse_blocks.h", "lsecore/_lse_avx512.h",
-               "lsecore/_lse_exact.h", "lsecore/_lse_scan.h", "lsearray/py.typed",
+               "conftest.py", "lsecore/_kernel.pyx", "lsecore/_lse_common.h", "lsecore/_lse_avx512_math.h",
+               "lsecore/_lse_portable.h.src", "lsecore/_lse_avx512.h.src", "lsecore/_lse_exact.h.src",
+               "lsecore/_lse_dispatch.h.src", "lsecore/_lse_scan.h.src", "lsearray/py.typed",
                "tests/conftest.py", "tests/awkward_arrays.py", "tests/reference.py", "tests/backends.py",
                "tests/fuzz_support.py", "examples/quickstart.py", "asv_bench/side_by_side.py",
                "docs/conf.py")
-SDIST_NEVER = ("*.so", "*.pyd", "*/__pycache__/*", "lsecore/_kernel.c", "docs/_build/*",
+# The headers rendered from the templates are build outputs.
+SDIST_NEVER = ("*.so", "*.pyd", "*/__pycache__/*", "lsecore/_kernel.c", "lsecore/_lse_avx512.h",
+               "lsecore/_lse_dispatch.h", "lsecore/_lse_exact.h", "lsecore/_lse_portable.h",
+               "lsecore/_lse_scan.h", "docs/_build/*",
                "docs/auto_examples/*", "docs/generated/*", "docs/sg_execution_times.rst")
 # The wheel: the packages, the compiled kernel, the license; no sources of the kernel.
 WHEEL_NEEDS = ("lsearray/__init__.py", "lsearray/py.typed", "lsecore/__init__.py", "lsecore/_kernel.*",
                "lsearray-*.dist-info/licenses/LICENSE")
-WHEEL_NEVER = ("*.pyx", "*.h", "*.c", "tests/*", "*/__pycache__/*")
+WHEEL_NEVER = ("*.pyx", "*.h", "*.h.src", "*.c", "tests/*", "*/__pycache__/*")
 
 
 def check(kind, names, needs, never):

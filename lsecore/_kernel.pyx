@@ -18,7 +18,8 @@ ctypedef fused b_t:
     float
     double
 
-cdef extern from "_lse_blocks.h" nogil:
+cdef extern from "_lse_dispatch.h" nogil:
+    void lse_dispatch_init()
     int LSE_TILE
     int lse_max_threads()
     int lse_thread_num()
@@ -53,9 +54,11 @@ cdef extern from "_lse_blocks.h" nogil:
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
                     int coarse)
     void lse_row_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c)
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
+                    int coarse)
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c)
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
+                    int coarse)
     void lse_cols_dd(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
@@ -73,7 +76,6 @@ cdef extern from "_lse_blocks.h" nogil:
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
 
-cdef extern from "_lse_exact.h" nogil:
     int lse_refine_flag(double m, double w, double t, double c, double tau, double out,
                         double eps_neg, double eps_pos, int bits, double n, int carried,
                         double lost)
@@ -101,6 +103,9 @@ cdef extern from "_lse_scan.h" nogil:
                          double *out, Py_ssize_t so, Py_ssize_t n, double tau)
     void lse_logaddexp_f(const float *x, Py_ssize_t sx, const float *y, Py_ssize_t sy,
                          float *out, Py_ssize_t so, Py_ssize_t n, double tau)
+
+# The loops of this CPU's instruction set, chosen once (LSECORE_SIMD=generic: the portable ones).
+lse_dispatch_init()
 
 cdef enum:
     # Below this many elements a call runs on one thread: waking a team costs more.
@@ -174,9 +179,11 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
             lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
                        coarse)
         elif a_t is float and b_t is double:
-            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0)
+            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                       coarse)
         else:
-            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0)
+            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                       coarse)
     else:
         if a_t is double and b_t is double:
             lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
@@ -361,11 +368,11 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
         The inverse temperature, ``1 / tau``.
     m, w, t, c : (n0, n2) C-contiguous float64 arrays              # IN/OUT
         The running partial: max, weight of the maximal terms, and the scaled sum of
-        the other terms with its compensation (see ``_lse_blocks.h``).
+        the other terms with its compensation (see ``_lse_common.h``).
     float32_result : bool
         The partials end as float32 log-sum-exps (no division, no float64 result):
         float32 input's exps may then be coarser where the max allows it
-        (LSE_COARSE_FLOAT32 in ``_lse_blocks.h``). Without it every float32 term is
+        (LSE_COARSE_FLOAT32 in ``_lse_common.h``). Without it every float32 term is
         exact to about 2^-50.
     tau : float
         The temperature ``inv_tau`` inverts, or 0 if unknown: given, the terms carry the
@@ -481,7 +488,7 @@ def refine_flags(const double[::1] m not None, const double[::1] w not None,
     bytes, reduced over ``count`` elements each with weights up to ``max_weight`` in
     magnitude (0 for none); ``carried``: the partials were accumulated with their
     temperature (`accumulate`'s ``tau``), so that each term is within an ulp. `exact_rows`
-    recomputes the flagged results (see ``_lse_exact.h``)."""
+    recomputes the flagged results (see ``_lse_exact.h.src``)."""
     cdef Py_ssize_t n = m.shape[0], j
     cdef Tolerance tol = _tolerance(itemsize, float32_result, max_weight != 0.0)
     if not (w.shape[0] == t.shape[0] == c.shape[0] == out.shape[0] == refine.shape[0] == n):
@@ -669,7 +676,7 @@ def scan(const a_t[:, :, :] a not None, a_t[:, :, :] out not None, double tau):
     """Write the running log-sum-exp of ``a`` along its middle axis into ``out``:
     ``out[o, r, i] = tau log(sum(exp(a[o, :r + 1, i] / tau)))``.
 
-    Each lane carries the partial ``(m, w, t, c)`` of its prefix (see ``_lse_blocks.h``),
+    Each lane carries the partial ``(m, w, t, c)`` of its prefix (see ``_lse_common.h``),
     rescaled in double-double when the max moves up, and every output is finalized from
     it as `finalize` does, then rounded once to ``out``'s dtype. -inf adds nothing; a nan
     makes the rest of its lane nan, and a +inf the rest +inf (or nan after a nan).
@@ -746,7 +753,7 @@ cdef inline double _exact_row(const a_t *a, Py_ssize_t sa, const b_t *b, Py_ssiz
 def exact_rows(const a_t[:, :] a not None, const b_t[:, :] b, double tau,
                const double[::1] divisor, double[::1] out not None,
                double[::1] sign not None):
-    """The log-sum-exp of each row of ``a`` by the accurate tier (``_lse_exact.h``):
+    """The log-sum-exp of each row of ``a`` by the accurate tier (``_lse_exact.h.src``):
     ``out[i] = tau log(sum_j b[i, j] exp(a[i, j] / tau) / divisor[i])`` rounded once, and
     ``sign[i]`` the sum's sign; rows whose max or weights are not finite are left as
     they are (their fast results are exact).

@@ -139,7 +139,7 @@ def refine(
     divisor: np.ndarray | float, out: np.ndarray, sign: np.ndarray | None, flags: np.ndarray,
 ) -> None:
     """Recompute, in place, the results ``out`` (and ``sign``) that ``flags`` marks, each
-    from its slice of ``a`` (and ``b``) by the accurate tier (``_lse_exact.h``).
+    from its slice of ``a`` (and ``b``) by the accurate tier (``_lse_exact.h.src``).
 
     The fast loops' terms are exact to about an ulp; where the result is much smaller
     than the temperature (the max and the log of the sum cancel) that is not enough for
@@ -416,7 +416,7 @@ def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
         ``a``'s shape (``(a.size,)`` for ``axis=None``), in ``a``'s memory order. Each
         element is rounded once from the finalized partial of its prefix, within an ulp of
         the exact value; where the max and the log cancel, the lane is scanned again in
-        double-double (``_lse_exact.h``). -inf adds nothing, and a nan or +inf makes the
+        double-double (``_lse_exact.h.src``). -inf adds nothing, and a nan or +inf makes the
         rest of its lane nan or +inf.
 
     Examples
