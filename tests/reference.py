@@ -488,3 +488,87 @@ def mp_logmatmulexp(a, b, dps=MP_DPS):
                     top = max(fin)
                     out[i, j] = top + mpmath.log(mpmath.fsum([mpmath.exp(v - top) for v in fin]))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Long-double references (the kernel path tests, tests/test_kernel_*.py)
+# --------------------------------------------------------------------------------------------
+#
+# The oracle for the many-slice tests is a long-double NumPy computation that keeps the sum of
+# the non-maximal terms apart from the max's weight (so that log1p(t) of a tiny t is exact to
+# long double's 64 bits); mpmath (mp_logsumexp) checks that oracle and the closed forms.
+
+LD = np.longdouble
+
+
+def ld_lse_rows(a, b=None, tau=1.0):
+    """tau * log(sum_j b_j exp(a_j / tau)) of each row of the 2-D `a`, in long double.
+
+    b >= 0 (None: ones), broadcast against a; b == 0 removes an element. Special values as
+    scipy: nan -> nan, +inf -> +inf, empty or all -inf -> -inf. The finite value is
+    m + tau (log w + log1p(t / w)) with w the weight of the maximal terms and t the sum of
+    the others, so a tiny t is not lost against 1.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    A = a.astype(LD)
+    if b is None:
+        B = np.ones_like(A)
+    else:
+        B = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape).astype(LD)
+        assert not np.any(B < 0)
+    used = B != 0
+    nan_rows = np.any(used & np.isnan(A), axis=1) | np.any(np.isnan(B), axis=1)
+    inf_rows = np.any(used & (A == np.inf), axis=1)
+    fin = np.where(used & np.isfinite(A), A, LD(-np.inf))
+    m = fin.max(axis=1) if fin.shape[1] else np.full(fin.shape[0], LD(-np.inf))
+    ok = np.isfinite(m)
+    ms = np.where(ok, m, LD(0))
+    top = (fin == ms[:, None]) & ok[:, None]
+    w = np.where(top, B, LD(0)).sum(axis=1)
+    with np.errstate(all="ignore"):
+        terms = np.where(~top & np.isfinite(fin), B * np.exp((fin - ms[:, None]) / LD(tau)), LD(0))
+        t = terms.sum(axis=1)
+        out = ms + LD(tau) * (np.log(w) + np.log1p(t / w))
+    out = np.where(ok, out, LD(-np.inf))
+    out = np.where(inf_rows, LD(np.inf), out)
+    return np.where(nan_rows, LD(np.nan), out)
+
+
+def ld_lse(a, axis, b=None, tau=1.0):
+    """`ld_lse_rows` of a 2-D array over axis 0 or 1."""
+    a = np.asarray(a, dtype=np.float64)
+    if b is not None:
+        b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    if axis == 0:
+        return ld_lse_rows(a.T, None if b is None else b.T, tau)
+    return ld_lse_rows(a, b, tau)
+
+
+def slow_softmax_rows(a):
+    """Row softmax exp(a - lse(a)) in long double; nan for rows whose log-sum-exp is not
+    finite (a +inf, nan, or all -inf: scipy's rule)."""
+    A = np.asarray(a, dtype=np.float64).astype(LD)
+    lse = ld_lse_rows(a)[:, None]
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(lse), np.exp(A - lse), LD(np.nan))
+
+
+def slow_log_softmax_rows(a):
+    """Row log_softmax a - lse(a) in long double, the lse with its log1p kept exact (the
+    max's own entry is -log1p(t) for a tiny t)."""
+    A = np.asarray(a, dtype=np.float64).astype(LD)
+    with np.errstate(all="ignore"):
+        return A - ld_lse_rows(a)[:, None]
+
+
+def ld_normalize(a, m, s, tau, log_mode):
+    """The expected output in long double from z = (a - m) / tau in long double (the
+    kernel carries the quotient exactly), and z in float64 for the rounding allowance."""
+    with np.errstate(all="ignore"):
+        zl = (a.astype(LD) - m[:, None, :].astype(LD)) / LD(tau)
+        if log_mode:
+            ref = zl - s[:, None, :].astype(LD)
+        else:
+            ref = np.exp(zl) / s[:, None, :].astype(LD)
+            ref = np.where(np.isfinite(m)[:, None, :], ref, LD(np.nan))
+    return ref, zl.astype(np.float64)
