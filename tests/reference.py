@@ -1,9 +1,11 @@
 """Slow, obviously-correct references (plain NumPy and mpmath) that the tests use as oracles."""
 
 import math
+import warnings
 
 import mpmath
 import numpy as np
+import scipy.special
 
 __all__ = [
     "normalize_axes",
@@ -24,6 +26,19 @@ __all__ = [
     "mp_softmax_slice",
     "mp_logcumsumexp_slice",
     "mp_logmatmulexp",
+    "LD",
+    "ld_lse_rows",
+    "ld_lse",
+    "slow_softmax_rows",
+    "slow_log_softmax_rows",
+    "ld_normalize",
+    "slow_logaddexp",
+    "mp_logaddexp",
+    "slow_logcumsumexp",
+    "mp_logcumsumexp",
+    "prefix_softmax_jacobian",
+    "slow_logmatmulexp",
+    "logmatmulexp_grads",
 ]
 
 MP_DPS = 60
@@ -572,3 +587,79 @@ def ld_normalize(a, m, s, tau, log_mode):
             ref = np.exp(zl) / s[:, None, :].astype(LD)
             ref = np.where(np.isfinite(m)[:, None, :], ref, LD(np.nan))
     return ref, zl.astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# logaddexp, logcumsumexp and logmatmulexp: NumPy's ufunc in long double, scipy, mpmath
+# --------------------------------------------------------------------------------------------
+
+def slow_logaddexp(x1, x2, temperature=1.0):
+    """tau * logaddexp(x1 / tau, x2 / tau) by NumPy's ufunc in long double, as float64."""
+    tau = np.longdouble(temperature)
+    x1 = np.asarray(x1).astype(np.longdouble)
+    x2 = np.asarray(x2).astype(np.longdouble)
+    with np.errstate(invalid="ignore"):
+        return (tau * np.logaddexp(x1 / tau, x2 / tau)).astype(np.float64)
+
+
+def mp_logaddexp(x1, x2, temperature=1.0):
+    """The exact value for the floats given (to 80 digits): max + tau log1p(exp(-|x1 - x2| / tau))."""
+    with mpmath.workdps(80):
+        tau, x1, x2 = (mpmath.mpf(float(v)) for v in (temperature, x1, x2))
+        return max(x1, x2) + tau * mpmath.log1p(mpmath.exp(-abs(x1 - x2) / tau))
+
+
+def slow_logcumsumexp(a, axis=None, temperature=1.0):
+    """tau * logaddexp.accumulate(a / tau) by NumPy's ufunc in long double, as float64; axis=None
+    scans a flattened in C order, 0-d input is 1-d (as numpy.cumsum)."""
+    a = np.asarray(a).astype(np.longdouble)
+    if axis is None or a.ndim == 0:
+        a, axis = a.reshape(-1), 0
+    tau = np.longdouble(temperature)
+    with np.errstate(invalid="ignore"):
+        return (tau * np.logaddexp.accumulate(a / tau, axis=axis)).astype(np.float64)
+
+
+def mp_logcumsumexp(a, temperature=1.0):
+    """The exact running log-sum-exp of the floats of 1-D finite ``a``, to 60 digits."""
+    with mpmath.workdps(60):
+        tau = mpmath.mpf(float(temperature))
+        shift = mpmath.mpf(float(np.max(a)))
+        total, out = mpmath.mpf(0), []
+        for x in np.asarray(a, dtype=np.float64).tolist():
+            total += mpmath.exp((mpmath.mpf(x) - shift) / tau)
+            out.append(shift + tau * mpmath.log(total))
+        return out
+
+
+def prefix_softmax_jacobian(a, temperature=1.0):
+    """d logcumsumexp(a)[i] / d a[j]: the softmax of the prefix a[:i + 1] at j, 0 for j > i."""
+    n = a.size
+    jac = np.zeros((n, n))
+    for i in range(n):
+        z = a[: i + 1] / temperature
+        e = np.exp(z - z.max())
+        jac[i, : i + 1] = e / e.sum()
+    return jac
+
+
+def slow_logmatmulexp(a, b):
+    """The definition, in float64, elementwise: logsumexp over k of the (.., n, k, m) sums."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    shape = np.matmul(np.ones(a.shape), np.ones(b.shape)).shape
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z = a2[..., :, :, None] + b2[..., None, :, :]
+        if z.shape[-2] == 0:
+            return np.full(shape, -np.inf)
+        return scipy.special.logsumexp(z, axis=-2).reshape(shape)
+
+
+def logmatmulexp_grads(a, b, g):
+    """Closed-form gradients of sum(g * out) for 2-D a, b: softmax over k of a_ik + b_kj."""
+    with np.errstate(all="ignore"):
+        z = a[:, :, None] + b[None, :, :]
+        w = np.nan_to_num(np.exp(z - slow_logmatmulexp(a, b)[:, None, :]))  # all -inf slices: weight 0
+    return np.einsum("ij,ikj->ik", g, w), np.einsum("ij,ikj->kj", g, w)
