@@ -8,6 +8,7 @@ import numpy as np
 import scipy.special
 
 __all__ = [
+    "tolerances",
     "normalize_axes",
     "expected_dtype",
     "slow_logsumexp",
@@ -42,6 +43,19 @@ __all__ = [
 ]
 
 MP_DPS = 60
+
+
+def tolerances(dtype):
+    """rtol/atol for comparing a result of `dtype` (a name such as "bfloat16", or a NumPy dtype)
+    with a float64 reference: about four roundings of the dtype, and an atol for results near 0."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    if name == "bfloat16":
+        return dict(rtol=2e-2, atol=2e-2)
+    if name == "float16":
+        return dict(rtol=2e-3, atol=2e-3)
+    if name in ("float32", "complex64"):
+        return dict(rtol=1e-5, atol=1e-6)
+    return dict(rtol=1e-12, atol=1e-13)
 
 
 # --------------------------------------------------------------------------------------------
