@@ -199,6 +199,8 @@ def _as_float(x):
 def slow_softmax(x, axis=None, temperature=1.0):
     """exp(y - max y) / sum(exp(y - max y)) with y = x / tau, computed in float64 (scipy's formula)."""
     y = _as_float(x).astype(np.float64) / float(temperature)
+    if y.size == 0:                                 # nothing to normalize (np.max has no identity)
+        return y
     with np.errstate(invalid="ignore", over="ignore"):
         e = np.exp(y - np.max(y, axis=axis, keepdims=True))
         return e / np.sum(e, axis=axis, keepdims=True)
@@ -207,6 +209,8 @@ def slow_softmax(x, axis=None, temperature=1.0):
 def slow_log_softmax(x, axis=None, temperature=1.0):
     """y - log(sum(exp(y - m))) - m with y = x / tau and m the max (0 where the max is not finite)."""
     y = _as_float(x).astype(np.float64) / float(temperature)
+    if y.size == 0:                                 # nothing to normalize (np.max has no identity)
+        return y
     m = np.max(y, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
