@@ -1,5 +1,6 @@
 """Slow, obviously-correct references (plain NumPy and mpmath) that the tests use as oracles."""
 
+import itertools
 import math
 import warnings
 
@@ -40,6 +41,15 @@ __all__ = [
     "prefix_softmax_jacobian",
     "slow_logmatmulexp",
     "logmatmulexp_grads",
+    "mp_lse_exact",
+    "mp_softmax_terms",
+    "mp_log",
+    "hmm_path_enumeration",
+    "kalman_model_moments",
+    "mp_ising_chain",
+    "mp_cross_entropy",
+    "concrete_cdf",
+    "gumbel_softmax_grad",
 ]
 
 MP_DPS = 60
@@ -681,3 +691,95 @@ def logmatmulexp_grads(a, b, g):
         z = a[:, :, None] + b[None, :, :]
         w = np.nan_to_num(np.exp(z - slow_logmatmulexp(a, b)[:, None, :]))  # all -inf slices: weight 0
     return np.einsum("ij,ikj->ik", g, w), np.einsum("ij,ikj->kj", g, w)
+
+
+# --------------------------------------------------------------------------------------------
+# Unshifted mpmath sums, the samplers' closed forms and the recipes' brute force
+# --------------------------------------------------------------------------------------------
+
+def mp_lse_exact(a, b=None, tau=1.0, mean=False, dps=80):
+    """tau log(sum b exp(a / tau)) (over the count or sum(b) for a mean) of the floats of 1-D a
+    with `dps` digits, unshifted: for finite a whose weighted sum is positive."""
+    with mpmath.workdps(dps):
+        a = [mpmath.mpf(float(x)) for x in np.ravel(a)]
+        b = [mpmath.mpf(1)] * len(a) if b is None else [mpmath.mpf(float(x)) for x in np.ravel(b)]
+        s = mpmath.fsum(bi * mpmath.exp(ai / mpmath.mpf(tau)) for ai, bi in zip(a, b) if bi != 0)
+        if mean:
+            s /= mpmath.fsum(b)
+        return mpmath.mpf(tau) * mpmath.log(s)
+
+
+def mp_softmax_terms(x, tau, dps=80):
+    """The softmax of the finite floats of 1-D x and its log, as lists of mpf (`dps` digits, unshifted)."""
+    with mpmath.workdps(dps):
+        terms = [mpmath.exp(mpmath.mpf(float(v)) / mpmath.mpf(tau)) for v in x]
+        total = mpmath.fsum(terms)
+        return [t / total for t in terms], [mpmath.log(t / total) for t in terms]
+
+
+def mp_log(x):
+    """log of an mpmath (or exact) value, rounded to float."""
+    return float(mpmath.log(x))
+
+
+def hmm_path_enumeration(pi, A, B, obs):
+    """An HMM's likelihood of `obs` (math.fsum over every path, in probability space) and its
+    posterior marginals (T, K), by brute force."""
+    K, T = len(pi), len(obs)
+    probs, marginals = [], np.zeros((T, K))
+    for path in itertools.product(range(K), repeat=T):
+        p = pi[path[0]] * B[path[0], obs[0]]
+        for t in range(1, T):
+            p *= A[path[t - 1], path[t]] * B[path[t], obs[t]]
+        probs.append(p)
+        marginals[np.arange(T), path] += p
+    total = math.fsum(probs)
+    return total, marginals / total
+
+
+def kalman_model_moments(pf, T):
+    """Covariance of (x_1..x_T) and of (y_1..y_T) under the linear-Gaussian model of `pf` (its PHI,
+    P0, Q and R), built from its definition."""
+    cov_x = np.empty((T, T))
+    var = pf.P0
+    variances = []
+    for _ in range(T):
+        var = pf.PHI**2 * var + pf.Q
+        variances.append(var)
+    for s in range(T):
+        for t in range(T):
+            cov_x[s, t] = pf.PHI ** abs(t - s) * variances[min(s, t)]
+    return cov_x, cov_x + pf.R * np.eye(T)
+
+
+def mp_ising_chain(n, J, h, kT):
+    """log Z and magnetization per spin of a ring of n spins, by enumerating all 2**n states in mpmath."""
+    with mpmath.workdps(30):
+        Z, M = mpmath.mpf(0), mpmath.mpf(0)
+        for s in itertools.product((1, -1), repeat=n):
+            energy = -J * sum(s[i] * s[(i + 1) % n] for i in range(n)) - h * sum(s)
+            w = mpmath.exp(-mpmath.mpf(energy) / kT)
+            Z += w
+            M += w * sum(s)
+        return float(mpmath.log(Z)), float(M / Z / n)
+
+
+def mp_cross_entropy(logits, labels, tau):
+    """The mean over rows of -log softmax(row / tau)[label], in 40-digit arithmetic."""
+    with mpmath.workdps(40):
+        total = mpmath.mpf(0)
+        for row, label in zip(logits, labels):
+            e = [mpmath.exp(mpmath.mpf(float(z)) / mpmath.mpf(tau)) for z in row]
+            total -= mpmath.log(e[label] / mpmath.fsum(e))
+        return float(total / len(labels))
+
+
+def concrete_cdf(q, delta, tau):
+    """P(y_0 < q) for y = gumbel_softmax([l0, l1], temperature=tau), delta = l0 - l1: y_0 is
+    sigmoid((delta + L) / tau) with L = G0 - G1 standard logistic."""
+    return scipy.special.expit(tau * scipy.special.logit(q) - delta)
+
+
+def gumbel_softmax_grad(y, w, tau):
+    """d/dlogits of sum(w * y) for y = softmax((logits + g) / tau): y * (w - sum(w * y)) / tau."""
+    return y * (w - np.sum(w * y, axis=-1, keepdims=True)) / tau

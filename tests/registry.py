@@ -158,7 +158,8 @@ REGISTRY = _entries()
 # Public names that are not functions of arrays, and why.
 EXEMPT = {
     "__version__": "a string",
-    "build_info": "reports how the kernel was built (compiler, SIMD loops, threads): no array input, no value to check",
+    "build_info": "reports how the kernel was built (compiler, SIMD loops, threads): no array input, "
+                  "no value to check",
 }
 
 
