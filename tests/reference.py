@@ -1,8 +1,9 @@
-"""Slow, obviously-correct references (plain NumPy and mpmath) that the tests use as oracles."""
+"""Every slow oracle of the tests (plain and long-double NumPy, mpmath, scipy, brute force, closed forms) and tolerances()."""
 
 import itertools
 import math
 import warnings
+from collections import defaultdict
 
 import mpmath
 import numpy as np
@@ -50,6 +51,10 @@ __all__ = [
     "mp_cross_entropy",
     "concrete_cdf",
     "gumbel_softmax_grad",
+    "weak",
+    "ref_reduce",
+    "ref_softmax",
+    "numpy_gumbel_noise",
 ]
 
 MP_DPS = 60
@@ -783,3 +788,81 @@ def concrete_cdf(q, delta, tau):
 def gumbel_softmax_grad(y, w, tau):
     """d/dlogits of sum(w * y) for y = softmax((logits + g) / tau): y * (w - sum(w * y)) / tau."""
     return y * (w - np.sum(w * y, axis=-1, keepdims=True)) / tau
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-array mpmath references of the fuzz test (tests/test_fuzz.py), and the NumPy noise
+# --------------------------------------------------------------------------------------------
+
+def weak(x, dtype):
+    """x as an array; a Python float is weak (NEP 50, the contract's item 4): it takes dtype."""
+    with np.errstate(over="ignore"):
+        return np.asarray(x, dtype=dtype) if isinstance(x, float) else np.asarray(x)
+
+
+def ref_reduce(case, mean=False):
+    """Exact logsumexp (or logmeanexp) of a fuzz case (a, b, axis, keepdims, tau) over its axes: a dict of arrays shaped like the
+    result (kept axes, keepdims applied): value (object, mpf), sign, kappa (float), signed
+    (bool), m (float), tail (float, `MpLse.tail`), n (slice length)."""
+    a = np.atleast_1d(np.asarray(case.a))
+    b = None if case.b is None else np.broadcast_to(weak(case.b, a.dtype), a.shape)
+    axes = normalize_axes(case.axis, a.ndim)
+    ra, kept_shape = _to_rows(a, axes)
+    rb = None if b is None else _to_rows(b, axes)[0]
+    out = defaultdict(list)
+    for i in range(ra.shape[0]):
+        bi = None if rb is None else rb[i]
+        lse = mp_lse_slice(ra[i], bi, case.tau)
+        kappa = float(lse.kappa)
+        value = lse.value
+        if mean:
+            value, kappa_d = mp_lme_slice(ra[i], bi, case.tau)
+            kappa = kappa + float(kappa_d) if (lse.signed or kappa_d != 1) else 1.0
+        out["value"].append(value)
+        out["sign"].append(lse.sign)
+        out["kappa"].append(kappa)
+        out["signed"].append(lse.signed or (mean and bi is not None and bool(np.any(bi < 0))))
+        out["m"].append(lse.m)
+        out["tail"].append(lse.tail)
+    res = {}
+    for key in ("value", "sign", "kappa", "signed", "m", "tail"):
+        vals = out[key]
+        arr = np.empty(len(vals), dtype=object if key == "value" else None)
+        arr[:] = vals
+        arr = arr.reshape(kept_shape)
+        if case.keepdims:
+            arr = np.expand_dims(arr, axes)
+        res[key] = arr
+    res["n"] = ra.shape[1]
+    res["shape"] = res["sign"].shape
+    return res
+
+
+def ref_softmax(x, axis, tau, log):
+    """Exact softmax / log_softmax of x over axis: (values (object, mpf), m per element
+    (the slice's max, nan if not finite), z = |x - m| / tau per element, float)."""
+    a = np.atleast_1d(np.asarray(x))
+    axes = normalize_axes(axis, a.ndim)
+    ra, _ = _to_rows(a, axes)
+    vals = np.empty(ra.shape, dtype=object)
+    ms = np.full(ra.shape, math.nan)
+    for i in range(ra.shape[0]):
+        vals[i, :] = mp_softmax_slice(ra[i], tau, log) if ra.shape[1] else []
+        if ra.shape[1]:
+            m = float(np.max(ra[i].astype(np.float64)))
+            ms[i, :] = m if math.isfinite(m) else math.nan
+    kept = [i for i in range(a.ndim) if i not in axes]
+    perm = kept + list(axes)
+    shp = tuple(a.shape[i] for i in perm)
+    inv = np.argsort(perm)
+    vals = vals.reshape(shp).transpose(inv).reshape(np.shape(x))
+    ms = ms.reshape(shp).transpose(inv).reshape(np.shape(x))
+    return vals, ms
+
+
+def numpy_gumbel_noise(seed_value, shape):
+    """Standard Gumbel noise as lsearray draws it for NumPy (and array-API) logits:
+    -log(-log(U)), U = default_rng(seed).random(shape) moved up to the smallest normal."""
+    u = np.random.default_rng(seed_value).random(shape)
+    u = np.maximum(u, np.finfo(np.float64).tiny)
+    return -np.log(-np.log(u))

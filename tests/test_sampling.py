@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 
 from lsearray import categorical, gumbel_softmax
-from reference import concrete_cdf, gumbel_softmax_grad, slow_softmax
+from reference import concrete_cdf, gumbel_softmax_grad, numpy_gumbel_noise, slow_softmax
 
 inf, nan = np.inf, np.nan
 
@@ -56,22 +56,18 @@ def _assert_rows_fit(draws, probs, what):
 # The tests' power: samplers that are wrong in the ways a Gumbel-max sampler goes wrong fail them
 # --------------------------------------------------------------------------------------------
 
-def _gumbel(shape, seed):
-    return -np.log(-np.log(np.random.default_rng(seed).random(shape)))
-
-
 @pytest.mark.parametrize("wrong", ["argmax", "noise sign", "noise scale", "gaussian noise"])
 def test_goodness_of_fit_tests_reject_wrong_samplers(wrong):
     logits = _logits()[0]
     shape = (DRAWS, logits.size)
     noise = {
         "argmax": np.zeros(shape),
-        "noise sign": -_gumbel(shape, 1),
-        "noise scale": 1.3 * _gumbel(shape, 1),
+        "noise sign": -numpy_gumbel_noise(1, shape),
+        "noise scale": 1.3 * numpy_gumbel_noise(1, shape),
         "gaussian noise": np.random.default_rng(1).normal(size=shape),
     }[wrong]
     assert _chi2_pvalue(np.argmax(logits + noise, axis=-1), PROBS[0]) < ALPHA
-    assert _chi2_pvalue(np.argmax(logits + _gumbel(shape, 1), axis=-1), PROBS[0]) > ALPHA
+    assert _chi2_pvalue(np.argmax(logits + numpy_gumbel_noise(1, shape), axis=-1), PROBS[0]) > ALPHA
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,7 +278,7 @@ def test_gumbel_softmax_distribution(xp, tau):
 def test_kolmogorov_smirnov_test_rejects_a_wrong_temperature():
     # softmax(logits / tau + G): the noise not scaled by the temperature.
     delta, tau = 0.7, 0.3
-    noise = _gumbel((4000, 2), 21)
+    noise = numpy_gumbel_noise(21, (4000, 2))
     wrong = scipy.special.expit(delta / tau + noise[:, 0] - noise[:, 1])
     assert scipy.stats.kstest(wrong, lambda q: concrete_cdf(q, delta, tau)).pvalue < ALPHA
     right = scipy.special.expit((delta + noise[:, 0] - noise[:, 1]) / tau)
