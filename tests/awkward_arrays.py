@@ -1,4 +1,5 @@
-"""A generator of awkward NumPy inputs (specials, byte order, memory layout, read-only, memmaps, shapes)."""
+"""A generator of awkward NumPy inputs (specials, byte order, memory layout, read-only, memmaps, shapes)
+and of the second operands, axes and logits that the other public functions take with them."""
 
 import zlib
 from dataclasses import dataclass
@@ -6,7 +7,14 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Awkward", "awkward_inputs", "axis_choices", "weight_variants", "seed_for"]
+__all__ = [
+    "Awkward", "awkward_inputs", "axis_choices", "degenerate_logits", "matmul_partner", "pair_partner", "row_axis",
+    "sampling_logits", "seed_for", "weight_variants",
+]
+
+# Cases whose point is NumPy's memory (order, strides, byte order, read-only flag, memmap): another
+# backend copies the values into its own arrays, so there they repeat a value case.
+_LAYOUT_TAGS = ("-F", "-T", "strided", "negstride", "byteswapped", "readonly", "memmap")
 
 
 def seed_for(name):
@@ -26,6 +34,11 @@ class Awkward:
     @property
     def ndim(self):
         return len(self.shape)
+
+    @property
+    def numpy_only(self):
+        """Whether the case is about NumPy's memory layout rather than values, dtype or shape."""
+        return any(tag in self.id for tag in _LAYOUT_TAGS)
 
     def __repr__(self):
         return f"Awkward({self.id})"
@@ -163,3 +176,54 @@ def weight_variants(shape, dtype, seed):
     out["b=bcast"] = rng.uniform(0.5, 2.0, size=small).astype(wdtype)
     out["b=signed"] = rng.choice(np.array([-1.0, 0.0, 0.0, 0.5, 1.0, 2.0]), size=shape).astype(wdtype)
     return out
+
+
+def _operand(shape, dtype, seed):
+    """Values of `dtype` for a second operand: normal values with specials for floats, small
+    integers (or booleans) otherwise."""
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.floating):
+        return _values(shape, dt.newbyteorder("="), seed, specials=True)
+    rng = np.random.default_rng(seed)
+    if dt == np.bool_:
+        return rng.random(shape) < 0.5
+    return rng.integers(-3, 4, size=shape).astype(dt)
+
+
+def pair_partner(case):
+    """x2 for an elementwise binary function of the case's x1: its shape with the last axis of
+    length 1 (broadcast along it), specials included; 0-d for 0-d."""
+    shape = case.shape[:-1] + (1,) if case.ndim else ()
+    return _operand(shape, case.dtype, seed_for(case.id + "-pair"))
+
+
+def matmul_partner(case):
+    """b for `case @ b`: (k, 3) with k the case's last axis, specials included, in Fortran order."""
+    k = case.shape[-1] if case.ndim else 1
+    return np.asfortranarray(_operand((k, 3), case.dtype, seed_for(case.id + "-matrix")))
+
+
+def row_axis(ndim):
+    """The axis of a row-wise function (softmax, a scan, the categories): the last, None for 0-d."""
+    return -1 if ndim else None
+
+
+def sampling_logits(a):
+    """Logits every slice along the last axis of which can be sampled: the float64 values of `a`
+    with nan made -inf and, in a slice of only -inf, its first element 0 (its +inf stay)."""
+    x = np.array(a, dtype=np.float64)
+    x[np.isnan(x)] = -np.inf
+    if x.ndim and x.shape[-1]:
+        dead = np.all(x == -np.inf, axis=-1)
+        x[dead, 0] = 0.0
+    return x
+
+
+def degenerate_logits(shape, seed):
+    """Logits of `shape` with one finite element per slice along the last axis (the rest -inf):
+    (logits, the index of that element in each slice)."""
+    rng = np.random.default_rng(seed)
+    x = np.full(shape, -np.inf)
+    index = rng.integers(0, shape[-1], size=shape[:-1])
+    np.put_along_axis(x, index[..., None], rng.normal(scale=3.0, size=shape[:-1] + (1,)), axis=-1)
+    return x, index

@@ -22,7 +22,9 @@ import os
 import numpy as np
 import pytest
 
-__all__ = ["BACKEND_NAMES", "COMPLEX_BACKENDS", "Backend", "assert_values", "make_backend", "tolerances"]
+from reference import tolerances
+
+__all__ = ["BACKEND_NAMES", "COMPLEX_BACKENDS", "Backend", "assert_values", "make_backend"]
 
 BACKEND_NAMES = ["numpy", "numpy-readonly", "array_api_strict", "torch", "jax", "dask"]
 COMPLEX_BACKENDS = BACKEND_NAMES  # every backend here has complex64 / complex128
@@ -220,15 +222,6 @@ class Backend:
 
 def make_backend(name):
     return Backend(name)
-
-
-def tolerances(dtype):
-    """rtol/atol for comparing a result of dtype (name) with the float64 reference."""
-    if dtype in ("float16", "bfloat16"):
-        return dict(rtol=2e-2 if dtype == "bfloat16" else 2e-3, atol=2e-2 if dtype == "bfloat16" else 2e-3)
-    if dtype in ("float32", "complex64"):
-        return dict(rtol=1e-5, atol=1e-6)
-    return dict(rtol=1e-12, atol=1e-13)
 
 
 def assert_values(got, expected, dtype, what="value"):

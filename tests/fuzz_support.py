@@ -9,8 +9,8 @@ Skipped (pytest.importorskip) where hypothesis or mpmath is not installed.
   cancelling pairs, ties at the max, offsets near +-700 / +-1e4, a max with tails 30 to 1100
   below it, subnormals, any finite float, and -inf / +inf / nan sprinkled in. Weights are
   positive, huge and tiny (1e-300 ... 1e300, subnormal), signed, cancelling, or special.
-* References: `ref_reduce` (logsumexp, logmeanexp), `ref_softmax`, on top of the mpmath slice
-  references in tests/reference.py.
+* References: `ref_reduce` (logsumexp, logmeanexp) and `ref_softmax`, in tests/reference.py on
+  top of its mpmath slice references; re-exported here.
 * `Checker`: compares a result with the exact values (special-value class, sign, error in ulp
   of the result's dtype against the contract's bound) and with scipy, and raises one
   AssertionError subclass per failure class, so hypothesis reports (and shrinks) each
@@ -34,13 +34,7 @@ import pytest
 mpmath = pytest.importorskip("mpmath")
 st = pytest.importorskip("hypothesis.strategies")
 
-from reference import (
-    MP_DPS,
-    mp_lme_slice,
-    mp_lse_slice,
-    mp_softmax_slice,
-    normalize_axes,
-)
+from reference import MP_DPS, normalize_axes, ref_reduce, ref_softmax, weak  # noqa: F401 (re-exported)
 
 __all__ = [
     "Case", "Checker", "INVALID_TAUS", "SLACK", "STATS", "TINY64", "TAU_MESSAGE", "array_repr", "classify",
@@ -390,83 +384,6 @@ def logmatmulexp_cases(draw, dtype):
         B = B.T
     B = np.ascontiguousarray(B) if draw(st.booleans()) else B
     return Case(A, None, False, B, 1.0, tuple(ka + kb), f"{b_form} {b_dtype.name}", a_form)
-
-
-# --------------------------------------------------------------------------------------------
-# References over whole arrays
-# --------------------------------------------------------------------------------------------
-
-def _rows(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, tuple]:
-    kept = [i for i in range(x.ndim) if i not in axes]
-    kept_shape = tuple(x.shape[i] for i in kept)
-    n = math.prod(x.shape[i] for i in axes)
-    return np.transpose(x, kept + list(axes)).reshape(math.prod(kept_shape), n), kept_shape
-
-
-def weak(x: Any, dtype) -> np.ndarray:
-    """x as an array; a Python float is weak (NEP 50, the contract's item 4): it takes dtype."""
-    with np.errstate(over="ignore"):
-        return np.asarray(x, dtype=dtype) if isinstance(x, float) else np.asarray(x)
-
-
-def ref_reduce(case: Case, mean: bool = False) -> dict:
-    """Exact logsumexp (or logmeanexp) of case over its axes: a dict of arrays shaped like the
-    result (kept axes, keepdims applied): value (object, mpf), sign, kappa (float), signed
-    (bool), m (float), tail (float, `MpLse.tail`), n (slice length)."""
-    a = np.atleast_1d(np.asarray(case.a))
-    b = None if case.b is None else np.broadcast_to(weak(case.b, a.dtype), a.shape)
-    axes = normalize_axes(case.axis, a.ndim)
-    ra, kept_shape = _rows(a, axes)
-    rb = None if b is None else _rows(b, axes)[0]
-    out = defaultdict(list)
-    for i in range(ra.shape[0]):
-        bi = None if rb is None else rb[i]
-        lse = mp_lse_slice(ra[i], bi, case.tau)
-        kappa = float(lse.kappa)
-        value = lse.value
-        if mean:
-            value, kappa_d = mp_lme_slice(ra[i], bi, case.tau)
-            kappa = kappa + float(kappa_d) if (lse.signed or kappa_d != 1) else 1.0
-        out["value"].append(value)
-        out["sign"].append(lse.sign)
-        out["kappa"].append(kappa)
-        out["signed"].append(lse.signed or (mean and bi is not None and bool(np.any(bi < 0))))
-        out["m"].append(lse.m)
-        out["tail"].append(lse.tail)
-    res = {}
-    for key in ("value", "sign", "kappa", "signed", "m", "tail"):
-        vals = out[key]
-        arr = np.empty(len(vals), dtype=object if key == "value" else None)
-        arr[:] = vals
-        arr = arr.reshape(kept_shape)
-        if case.keepdims:
-            arr = np.expand_dims(arr, axes)
-        res[key] = arr
-    res["n"] = ra.shape[1]
-    res["shape"] = res["sign"].shape
-    return res
-
-
-def ref_softmax(x: np.ndarray, axis: Any, tau: float, log: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact softmax / log_softmax of x over axis: (values (object, mpf), m per element
-    (the slice's max, nan if not finite), z = |x - m| / tau per element, float)."""
-    a = np.atleast_1d(np.asarray(x))
-    axes = normalize_axes(axis, a.ndim)
-    ra, _ = _rows(a, axes)
-    vals = np.empty(ra.shape, dtype=object)
-    ms = np.full(ra.shape, math.nan)
-    for i in range(ra.shape[0]):
-        vals[i, :] = mp_softmax_slice(ra[i], tau, log) if ra.shape[1] else []
-        if ra.shape[1]:
-            m = float(np.max(ra[i].astype(np.float64)))
-            ms[i, :] = m if math.isfinite(m) else math.nan
-    kept = [i for i in range(a.ndim) if i not in axes]
-    perm = kept + list(axes)
-    shp = tuple(a.shape[i] for i in perm)
-    inv = np.argsort(perm)
-    vals = vals.reshape(shp).transpose(inv).reshape(np.shape(x))
-    ms = ms.reshape(shp).transpose(inv).reshape(np.shape(x))
-    return vals, ms
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,11 +1,16 @@
-"""Slow, obviously-correct references (plain NumPy and mpmath) that the tests use as oracles."""
+"""Every slow oracle of the tests (plain and long-double NumPy, mpmath, scipy, brute force, closed forms) and tolerances()."""
 
+import itertools
 import math
+import warnings
+from collections import defaultdict
 
 import mpmath
 import numpy as np
+import scipy.special
 
 __all__ = [
+    "tolerances",
     "normalize_axes",
     "expected_dtype",
     "slow_logsumexp",
@@ -24,9 +29,48 @@ __all__ = [
     "mp_softmax_slice",
     "mp_logcumsumexp_slice",
     "mp_logmatmulexp",
+    "LD",
+    "ld_lse_rows",
+    "ld_lse",
+    "slow_softmax_rows",
+    "slow_log_softmax_rows",
+    "ld_normalize",
+    "slow_logaddexp",
+    "mp_logaddexp",
+    "slow_logcumsumexp",
+    "mp_logcumsumexp",
+    "prefix_softmax_jacobian",
+    "slow_logmatmulexp",
+    "logmatmulexp_grads",
+    "mp_lse_exact",
+    "mp_softmax_terms",
+    "mp_log",
+    "hmm_path_enumeration",
+    "kalman_model_moments",
+    "mp_ising_chain",
+    "mp_cross_entropy",
+    "concrete_cdf",
+    "gumbel_softmax_grad",
+    "weak",
+    "ref_reduce",
+    "ref_softmax",
+    "numpy_gumbel_noise",
 ]
 
 MP_DPS = 60
+
+
+def tolerances(dtype):
+    """rtol/atol for comparing a result of `dtype` (a name such as "bfloat16", or a NumPy dtype)
+    with a float64 reference: about four roundings of the dtype, and an atol for results near 0."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    if name == "bfloat16":
+        return dict(rtol=2e-2, atol=2e-2)
+    if name == "float16":
+        return dict(rtol=2e-3, atol=2e-3)
+    if name in ("float32", "complex64"):
+        return dict(rtol=1e-5, atol=1e-6)
+    return dict(rtol=1e-12, atol=1e-13)
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,6 +214,8 @@ def _as_float(x):
 def slow_softmax(x, axis=None, temperature=1.0):
     """exp(y - max y) / sum(exp(y - max y)) with y = x / tau, computed in float64 (scipy's formula)."""
     y = _as_float(x).astype(np.float64) / float(temperature)
+    if y.size == 0:                                 # nothing to normalize (np.max has no identity)
+        return y
     with np.errstate(invalid="ignore", over="ignore"):
         e = np.exp(y - np.max(y, axis=axis, keepdims=True))
         return e / np.sum(e, axis=axis, keepdims=True)
@@ -178,6 +224,8 @@ def slow_softmax(x, axis=None, temperature=1.0):
 def slow_log_softmax(x, axis=None, temperature=1.0):
     """y - log(sum(exp(y - m))) - m with y = x / tau and m the max (0 where the max is not finite)."""
     y = _as_float(x).astype(np.float64) / float(temperature)
+    if y.size == 0:                                 # nothing to normalize (np.max has no identity)
+        return y
     m = np.max(y, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -488,3 +536,333 @@ def mp_logmatmulexp(a, b, dps=MP_DPS):
                     top = max(fin)
                     out[i, j] = top + mpmath.log(mpmath.fsum([mpmath.exp(v - top) for v in fin]))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Long-double references (the kernel path tests, tests/test_kernel_*.py)
+# --------------------------------------------------------------------------------------------
+#
+# The oracle for the many-slice tests is a long-double NumPy computation that keeps the sum of
+# the non-maximal terms apart from the max's weight (so that log1p(t) of a tiny t is exact to
+# long double's 64 bits); mpmath (mp_logsumexp) checks that oracle and the closed forms.
+
+LD = np.longdouble
+
+
+def ld_lse_rows(a, b=None, tau=1.0):
+    """tau * log(sum_j b_j exp(a_j / tau)) of each row of the 2-D `a`, in long double.
+
+    b >= 0 (None: ones), broadcast against a; b == 0 removes an element. Special values as
+    scipy: nan -> nan, +inf -> +inf, empty or all -inf -> -inf. The finite value is
+    m + tau (log w + log1p(t / w)) with w the weight of the maximal terms and t the sum of
+    the others, so a tiny t is not lost against 1.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    A = a.astype(LD)
+    if b is None:
+        B = np.ones_like(A)
+    else:
+        B = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape).astype(LD)
+        assert not np.any(B < 0)
+    used = B != 0
+    nan_rows = np.any(used & np.isnan(A), axis=1) | np.any(np.isnan(B), axis=1)
+    inf_rows = np.any(used & (A == np.inf), axis=1)
+    fin = np.where(used & np.isfinite(A), A, LD(-np.inf))
+    m = fin.max(axis=1) if fin.shape[1] else np.full(fin.shape[0], LD(-np.inf))
+    ok = np.isfinite(m)
+    ms = np.where(ok, m, LD(0))
+    top = (fin == ms[:, None]) & ok[:, None]
+    w = np.where(top, B, LD(0)).sum(axis=1)
+    with np.errstate(all="ignore"):
+        terms = np.where(~top & np.isfinite(fin), B * np.exp((fin - ms[:, None]) / LD(tau)), LD(0))
+        t = terms.sum(axis=1)
+        out = ms + LD(tau) * (np.log(w) + np.log1p(t / w))
+    out = np.where(ok, out, LD(-np.inf))
+    out = np.where(inf_rows, LD(np.inf), out)
+    return np.where(nan_rows, LD(np.nan), out)
+
+
+def ld_lse(a, axis, b=None, tau=1.0):
+    """`ld_lse_rows` of a 2-D array over axis 0 or 1."""
+    a = np.asarray(a, dtype=np.float64)
+    if b is not None:
+        b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
+    if axis == 0:
+        return ld_lse_rows(a.T, None if b is None else b.T, tau)
+    return ld_lse_rows(a, b, tau)
+
+
+def slow_softmax_rows(a):
+    """Row softmax exp(a - lse(a)) in long double; nan for rows whose log-sum-exp is not
+    finite (a +inf, nan, or all -inf: scipy's rule)."""
+    A = np.asarray(a, dtype=np.float64).astype(LD)
+    lse = ld_lse_rows(a)[:, None]
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(lse), np.exp(A - lse), LD(np.nan))
+
+
+def slow_log_softmax_rows(a):
+    """Row log_softmax a - lse(a) in long double, the lse with its log1p kept exact (the
+    max's own entry is -log1p(t) for a tiny t)."""
+    A = np.asarray(a, dtype=np.float64).astype(LD)
+    with np.errstate(all="ignore"):
+        return A - ld_lse_rows(a)[:, None]
+
+
+def ld_normalize(a, m, s, tau, log_mode):
+    """The expected output in long double from z = (a - m) / tau in long double (the
+    kernel carries the quotient exactly), and z in float64 for the rounding allowance."""
+    with np.errstate(all="ignore"):
+        zl = (a.astype(LD) - m[:, None, :].astype(LD)) / LD(tau)
+        if log_mode:
+            ref = zl - s[:, None, :].astype(LD)
+        else:
+            ref = np.exp(zl) / s[:, None, :].astype(LD)
+            ref = np.where(np.isfinite(m)[:, None, :], ref, LD(np.nan))
+    return ref, zl.astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# logaddexp, logcumsumexp and logmatmulexp: NumPy's ufunc in long double, scipy, mpmath
+# --------------------------------------------------------------------------------------------
+
+def slow_logaddexp(x1, x2, temperature=1.0):
+    """tau * logaddexp(x1 / tau, x2 / tau) by NumPy's ufunc in long double, as float64."""
+    tau = np.longdouble(temperature)
+    x1 = np.asarray(x1).astype(np.longdouble)
+    x2 = np.asarray(x2).astype(np.longdouble)
+    with np.errstate(invalid="ignore"):
+        return (tau * np.logaddexp(x1 / tau, x2 / tau)).astype(np.float64)
+
+
+def mp_logaddexp(x1, x2, temperature=1.0):
+    """The exact value for the floats given (to 80 digits): max + tau log1p(exp(-|x1 - x2| / tau))."""
+    with mpmath.workdps(80):
+        tau, x1, x2 = (mpmath.mpf(float(v)) for v in (temperature, x1, x2))
+        return max(x1, x2) + tau * mpmath.log1p(mpmath.exp(-abs(x1 - x2) / tau))
+
+
+def slow_logcumsumexp(a, axis=None, temperature=1.0):
+    """tau * logaddexp.accumulate(a / tau) by NumPy's ufunc in long double, as float64; axis=None
+    scans a flattened in C order, 0-d input is 1-d (as numpy.cumsum)."""
+    a = np.asarray(a).astype(np.longdouble)
+    if axis is None or a.ndim == 0:
+        a, axis = a.reshape(-1), 0
+    tau = np.longdouble(temperature)
+    with np.errstate(invalid="ignore"):
+        return (tau * np.logaddexp.accumulate(a / tau, axis=axis)).astype(np.float64)
+
+
+def mp_logcumsumexp(a, temperature=1.0):
+    """The exact running log-sum-exp of the floats of 1-D finite ``a``, to 60 digits."""
+    with mpmath.workdps(60):
+        tau = mpmath.mpf(float(temperature))
+        shift = mpmath.mpf(float(np.max(a)))
+        total, out = mpmath.mpf(0), []
+        for x in np.asarray(a, dtype=np.float64).tolist():
+            total += mpmath.exp((mpmath.mpf(x) - shift) / tau)
+            out.append(shift + tau * mpmath.log(total))
+        return out
+
+
+def prefix_softmax_jacobian(a, temperature=1.0):
+    """d logcumsumexp(a)[i] / d a[j]: the softmax of the prefix a[:i + 1] at j, 0 for j > i."""
+    n = a.size
+    jac = np.zeros((n, n))
+    for i in range(n):
+        z = a[: i + 1] / temperature
+        e = np.exp(z - z.max())
+        jac[i, : i + 1] = e / e.sum()
+    return jac
+
+
+def slow_logmatmulexp(a, b):
+    """The definition, in float64, elementwise: logsumexp over k of the (.., n, k, m) sums."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    shape = np.matmul(np.ones(a.shape), np.ones(b.shape)).shape
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z = a2[..., :, :, None] + b2[..., None, :, :]
+        if z.shape[-2] == 0:
+            return np.full(shape, -np.inf)
+        return scipy.special.logsumexp(z, axis=-2).reshape(shape)
+
+
+def logmatmulexp_grads(a, b, g):
+    """Closed-form gradients of sum(g * out) for 2-D a, b: softmax over k of a_ik + b_kj."""
+    with np.errstate(all="ignore"):
+        z = a[:, :, None] + b[None, :, :]
+        w = np.nan_to_num(np.exp(z - slow_logmatmulexp(a, b)[:, None, :]))  # all -inf slices: weight 0
+    return np.einsum("ij,ikj->ik", g, w), np.einsum("ij,ikj->kj", g, w)
+
+
+# --------------------------------------------------------------------------------------------
+# Unshifted mpmath sums, the samplers' closed forms and the recipes' brute force
+# --------------------------------------------------------------------------------------------
+
+def mp_lse_exact(a, b=None, tau=1.0, mean=False, dps=80):
+    """tau log(sum b exp(a / tau)) (over the count or sum(b) for a mean) of the floats of 1-D a
+    with `dps` digits, unshifted: for finite a whose weighted sum is positive."""
+    with mpmath.workdps(dps):
+        a = [mpmath.mpf(float(x)) for x in np.ravel(a)]
+        b = [mpmath.mpf(1)] * len(a) if b is None else [mpmath.mpf(float(x)) for x in np.ravel(b)]
+        s = mpmath.fsum(bi * mpmath.exp(ai / mpmath.mpf(tau)) for ai, bi in zip(a, b) if bi != 0)
+        if mean:
+            s /= mpmath.fsum(b)
+        return mpmath.mpf(tau) * mpmath.log(s)
+
+
+def mp_softmax_terms(x, tau, dps=80):
+    """The softmax of the finite floats of 1-D x and its log, as lists of mpf (`dps` digits, unshifted)."""
+    with mpmath.workdps(dps):
+        terms = [mpmath.exp(mpmath.mpf(float(v)) / mpmath.mpf(tau)) for v in x]
+        total = mpmath.fsum(terms)
+        return [t / total for t in terms], [mpmath.log(t / total) for t in terms]
+
+
+def mp_log(x):
+    """log of an mpmath (or exact) value, rounded to float."""
+    return float(mpmath.log(x))
+
+
+def hmm_path_enumeration(pi, A, B, obs):
+    """An HMM's likelihood of `obs` (math.fsum over every path, in probability space) and its
+    posterior marginals (T, K), by brute force."""
+    K, T = len(pi), len(obs)
+    probs, marginals = [], np.zeros((T, K))
+    for path in itertools.product(range(K), repeat=T):
+        p = pi[path[0]] * B[path[0], obs[0]]
+        for t in range(1, T):
+            p *= A[path[t - 1], path[t]] * B[path[t], obs[t]]
+        probs.append(p)
+        marginals[np.arange(T), path] += p
+    total = math.fsum(probs)
+    return total, marginals / total
+
+
+def kalman_model_moments(pf, T):
+    """Covariance of (x_1..x_T) and of (y_1..y_T) under the linear-Gaussian model of `pf` (its PHI,
+    P0, Q and R), built from its definition."""
+    cov_x = np.empty((T, T))
+    var = pf.P0
+    variances = []
+    for _ in range(T):
+        var = pf.PHI**2 * var + pf.Q
+        variances.append(var)
+    for s in range(T):
+        for t in range(T):
+            cov_x[s, t] = pf.PHI ** abs(t - s) * variances[min(s, t)]
+    return cov_x, cov_x + pf.R * np.eye(T)
+
+
+def mp_ising_chain(n, J, h, kT):
+    """log Z and magnetization per spin of a ring of n spins, by enumerating all 2**n states in mpmath."""
+    with mpmath.workdps(30):
+        Z, M = mpmath.mpf(0), mpmath.mpf(0)
+        for s in itertools.product((1, -1), repeat=n):
+            energy = -J * sum(s[i] * s[(i + 1) % n] for i in range(n)) - h * sum(s)
+            w = mpmath.exp(-mpmath.mpf(energy) / kT)
+            Z += w
+            M += w * sum(s)
+        return float(mpmath.log(Z)), float(M / Z / n)
+
+
+def mp_cross_entropy(logits, labels, tau):
+    """The mean over rows of -log softmax(row / tau)[label], in 40-digit arithmetic."""
+    with mpmath.workdps(40):
+        total = mpmath.mpf(0)
+        for row, label in zip(logits, labels):
+            e = [mpmath.exp(mpmath.mpf(float(z)) / mpmath.mpf(tau)) for z in row]
+            total -= mpmath.log(e[label] / mpmath.fsum(e))
+        return float(total / len(labels))
+
+
+def concrete_cdf(q, delta, tau):
+    """P(y_0 < q) for y = gumbel_softmax([l0, l1], temperature=tau), delta = l0 - l1: y_0 is
+    sigmoid((delta + L) / tau) with L = G0 - G1 standard logistic."""
+    return scipy.special.expit(tau * scipy.special.logit(q) - delta)
+
+
+def gumbel_softmax_grad(y, w, tau):
+    """d/dlogits of sum(w * y) for y = softmax((logits + g) / tau): y * (w - sum(w * y)) / tau."""
+    return y * (w - np.sum(w * y, axis=-1, keepdims=True)) / tau
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-array mpmath references of the fuzz test (tests/test_fuzz.py), and the NumPy noise
+# --------------------------------------------------------------------------------------------
+
+def weak(x, dtype):
+    """x as an array; a Python float is weak (NEP 50, the contract's item 4): it takes dtype."""
+    with np.errstate(over="ignore"):
+        return np.asarray(x, dtype=dtype) if isinstance(x, float) else np.asarray(x)
+
+
+def ref_reduce(case, mean=False):
+    """Exact logsumexp (or logmeanexp) of a fuzz case (a, b, axis, keepdims, tau) over its axes: a dict of arrays shaped like the
+    result (kept axes, keepdims applied): value (object, mpf), sign, kappa (float), signed
+    (bool), m (float), tail (float, `MpLse.tail`), n (slice length)."""
+    a = np.atleast_1d(np.asarray(case.a))
+    b = None if case.b is None else np.broadcast_to(weak(case.b, a.dtype), a.shape)
+    axes = normalize_axes(case.axis, a.ndim)
+    ra, kept_shape = _to_rows(a, axes)
+    rb = None if b is None else _to_rows(b, axes)[0]
+    out = defaultdict(list)
+    for i in range(ra.shape[0]):
+        bi = None if rb is None else rb[i]
+        lse = mp_lse_slice(ra[i], bi, case.tau)
+        kappa = float(lse.kappa)
+        value = lse.value
+        if mean:
+            value, kappa_d = mp_lme_slice(ra[i], bi, case.tau)
+            kappa = kappa + float(kappa_d) if (lse.signed or kappa_d != 1) else 1.0
+        out["value"].append(value)
+        out["sign"].append(lse.sign)
+        out["kappa"].append(kappa)
+        out["signed"].append(lse.signed or (mean and bi is not None and bool(np.any(bi < 0))))
+        out["m"].append(lse.m)
+        out["tail"].append(lse.tail)
+    res = {}
+    for key in ("value", "sign", "kappa", "signed", "m", "tail"):
+        vals = out[key]
+        arr = np.empty(len(vals), dtype=object if key == "value" else None)
+        arr[:] = vals
+        arr = arr.reshape(kept_shape)
+        if case.keepdims:
+            arr = np.expand_dims(arr, axes)
+        res[key] = arr
+    res["n"] = ra.shape[1]
+    res["shape"] = res["sign"].shape
+    return res
+
+
+def ref_softmax(x, axis, tau, log):
+    """Exact softmax / log_softmax of x over axis: (values (object, mpf), m per element
+    (the slice's max, nan if not finite), z = |x - m| / tau per element, float)."""
+    a = np.atleast_1d(np.asarray(x))
+    axes = normalize_axes(axis, a.ndim)
+    ra, _ = _to_rows(a, axes)
+    vals = np.empty(ra.shape, dtype=object)
+    ms = np.full(ra.shape, math.nan)
+    for i in range(ra.shape[0]):
+        vals[i, :] = mp_softmax_slice(ra[i], tau, log) if ra.shape[1] else []
+        if ra.shape[1]:
+            m = float(np.max(ra[i].astype(np.float64)))
+            ms[i, :] = m if math.isfinite(m) else math.nan
+    kept = [i for i in range(a.ndim) if i not in axes]
+    perm = kept + list(axes)
+    shp = tuple(a.shape[i] for i in perm)
+    inv = np.argsort(perm)
+    vals = vals.reshape(shp).transpose(inv).reshape(np.shape(x))
+    ms = ms.reshape(shp).transpose(inv).reshape(np.shape(x))
+    return vals, ms
+
+
+def numpy_gumbel_noise(seed_value, shape):
+    """Standard Gumbel noise as lsearray draws it for NumPy (and array-API) logits:
+    -log(-log(U)), U = default_rng(seed).random(shape) moved up to the smallest normal."""
+    u = np.random.default_rng(seed_value).random(shape)
+    u = np.maximum(u, np.finfo(np.float64).tiny)
+    return -np.log(-np.log(u))

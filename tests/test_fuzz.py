@@ -78,6 +78,7 @@ from fuzz_support import (  # noqa: E402
     reduction_cases, ref_reduce, ref_softmax, round_to, spacing_of, stats_table, weak,
 )
 from reference import (  # noqa: E402
+    numpy_gumbel_noise,
     MP_DPS, MP_NAN, mp_logcumsumexp_slice, mp_logmatmulexp, mp_lse_slice, normalize_axes,
 )
 
@@ -768,14 +769,6 @@ def _online(path, dtype, data):
 # categorical and gumbel_softmax: the noise rebuilt from the same seed
 # --------------------------------------------------------------------------------------------
 
-def _numpy_gumbel(seed_value: int, shape: tuple) -> np.ndarray:
-    """Standard Gumbel noise as lsearray draws it for NumPy (and array-API) logits:
-    -log(-log(U)), U = default_rng(seed).random(shape) moved up to the smallest normal."""
-    u = np.random.default_rng(seed_value).random(shape)
-    u = np.maximum(u, np.finfo(np.float64).tiny)
-    return -np.log(-np.log(u))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("path_name", PATHS[:2])
 def test_gumbel_softmax(path_name, dtype):
@@ -805,7 +798,7 @@ def _gumbel_softmax(path, dtype, data):
     chk.meta("shape", val.shape, x.shape)
     if chk.failures:
         return chk.finish()
-    g = _numpy_gumbel(rng, x.shape)
+    g = numpy_gumbel_noise(rng, x.shape)
     with np.errstate(all="ignore"):
         if path.kernel or x.dtype == np.float64:
             z = x.astype(np.float64) + g
@@ -889,7 +882,7 @@ def _categorical(path, dtype, data):
         return chk.finish()
     lead = len(out_shape) - len(batch)
     noise_shape = (*out_shape[:lead + ax], k, *out_shape[lead + ax:])
-    g = _numpy_gumbel(rng, noise_shape)
+    g = numpy_gumbel_noise(rng, noise_shape)
     cdt = np.float64 if (path.kernel or x.dtype == np.float64) else np.float32
     g = g.astype(cdt)
     xs = x.astype(cdt)

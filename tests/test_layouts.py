@@ -14,6 +14,7 @@ from reference import (
     slow_logmeanexp,
     slow_logsumexp,
     slow_softmax,
+    tolerances,
 )
 
 CASES = awkward_inputs()
@@ -25,15 +26,6 @@ LSE_PARAMS = [
 ]
 CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES]
 NONEMPTY_CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES if 0 not in case.shape]
-
-
-def tolerances(dtype):
-    dtype = np.dtype(dtype)
-    if dtype == np.float16:
-        return dict(rtol=1e-2, atol=1e-2)
-    if dtype == np.float32:
-        return dict(rtol=1e-5, atol=1e-5)
-    return dict(rtol=1e-12, atol=1e-12)
 
 
 def quiet(fn, *args, **kwargs):

@@ -9,26 +9,11 @@ import pytest
 
 import lsearray
 from backends import assert_values, make_backend
+from reference import mp_logaddexp, slow_logaddexp
 
 __all__ = []
 
 inf, nan = math.inf, math.nan
-
-
-def slow_logaddexp(x1, x2, temperature=1.0):
-    """tau * logaddexp(x1 / tau, x2 / tau) by NumPy's ufunc in long double, as float64."""
-    tau = np.longdouble(temperature)
-    x1 = np.asarray(x1).astype(np.longdouble)
-    x2 = np.asarray(x2).astype(np.longdouble)
-    with np.errstate(invalid="ignore"):
-        return (tau * np.logaddexp(x1 / tau, x2 / tau)).astype(np.float64)
-
-
-def mp_logaddexp(x1, x2, temperature=1.0):
-    """The exact value for the floats given (to 80 digits): max + tau log1p(exp(-|x1 - x2| / tau))."""
-    with mpmath.workdps(80):
-        tau, x1, x2 = (mpmath.mpf(float(v)) for v in (temperature, x1, x2))
-        return max(x1, x2) + tau * mpmath.log1p(mpmath.exp(-abs(x1 - x2) / tau))
 
 
 def ulps(got, exact, dtype=np.float64):

@@ -14,33 +14,11 @@ from numpy.exceptions import AxisError
 import lsearray
 from awkward_arrays import awkward_inputs, seed_for
 from backends import assert_values, make_backend
+from reference import mp_logcumsumexp, prefix_softmax_jacobian, slow_logcumsumexp
 
 __all__ = []
 
 inf, nan = math.inf, math.nan
-
-
-def slow_logcumsumexp(a, axis=None, temperature=1.0):
-    """tau * logaddexp.accumulate(a / tau) by NumPy's ufunc in long double, as float64; axis=None
-    scans a flattened in C order, 0-d input is 1-d (as numpy.cumsum)."""
-    a = np.asarray(a).astype(np.longdouble)
-    if axis is None or a.ndim == 0:
-        a, axis = a.reshape(-1), 0
-    tau = np.longdouble(temperature)
-    with np.errstate(invalid="ignore"):
-        return (tau * np.logaddexp.accumulate(a / tau, axis=axis)).astype(np.float64)
-
-
-def mp_logcumsumexp(a, temperature=1.0):
-    """The exact running log-sum-exp of the floats of 1-D finite ``a``, to 60 digits."""
-    with mpmath.workdps(60):
-        tau = mpmath.mpf(float(temperature))
-        shift = mpmath.mpf(float(np.max(a)))
-        total, out = mpmath.mpf(0), []
-        for x in np.asarray(a, dtype=np.float64).tolist():
-            total += mpmath.exp((mpmath.mpf(x) - shift) / tau)
-            out.append(shift + tau * mpmath.log(total))
-        return out
 
 
 def ulps(got, exact, dtype=np.float64):
@@ -372,30 +350,20 @@ def test_dask_scans_each_block_once(monkeypatch):
 # Gradients: d out[i] / d a[j] is the softmax of the prefix a[:i + 1] at j, 0 for j > i
 # ------------------------------------------------------------------------------------------------
 
-def _prefix_softmax(a, temperature=1.0):
-    n = a.size
-    jac = np.zeros((n, n))
-    for i in range(n):
-        z = a[: i + 1] / temperature
-        e = np.exp(z - z.max())
-        jac[i, : i + 1] = e / e.sum()
-    return jac
-
-
 @pytest.mark.parametrize("temperature", [1.0, 0.4])
 def test_torch_jacobian_is_the_prefix_softmax(temperature):
     torch = pytest.importorskip("torch")
     a = _normal("grad-torch", (9,))
     jac = torch.autograd.functional.jacobian(
         lambda x: lsearray.logcumsumexp(x, temperature=temperature), torch.tensor(a))
-    assert_values(jac.numpy(), _prefix_softmax(a, temperature), "float64", "jacobian")
+    assert_values(jac.numpy(), prefix_softmax_jacobian(a, temperature), "float64", "jacobian")
 
 
 def test_torch_gradient_is_finite_with_infinities():
     torch = pytest.importorskip("torch")
     x = torch.tensor([-inf, -inf, 0.5, -inf, 2.0], dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(lsearray.logcumsumexp(x)[2:].sum(), x)
-    want = _prefix_softmax(np.array([-50.0, -50.0, 0.5, -50.0, 2.0]))[2:].sum(axis=0)
+    want = prefix_softmax_jacobian(np.array([-50.0, -50.0, 0.5, -50.0, 2.0]))[2:].sum(axis=0)
     assert_values(g.numpy(), want, "float64", "gradient")
 
 
@@ -405,7 +373,7 @@ def test_jax_jacobian_is_the_prefix_softmax():
 
     a = _normal("grad-jax", (5,))
     jac = jax.jacrev(lambda x: lsearray.logcumsumexp(x, temperature=0.7))(jnp.asarray(a))
-    assert_values(np.asarray(jac), _prefix_softmax(a, 0.7), "float64", "jacobian")
+    assert_values(np.asarray(jac), prefix_softmax_jacobian(a, 0.7), "float64", "jacobian")
 
 
 # ------------------------------------------------------------------------------------------------

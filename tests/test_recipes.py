@@ -2,7 +2,6 @@
 
 import functools
 import importlib.util
-import itertools
 import math
 import pathlib
 
@@ -13,6 +12,8 @@ import scipy.linalg
 import scipy.stats
 
 import lsearray
+from reference import (hmm_path_enumeration, kalman_model_moments, mp_cross_entropy, mp_ising_chain, mp_log,
+                       mp_logaddexp)
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
@@ -26,36 +27,12 @@ def recipe(name):
     return module
 
 
-def mp_log(x):
-    return float(mpmath.log(x))
-
-
-def mp_logsumexp(values):
-    """log(sum(exp(values))) in 40-digit arithmetic (no overflow or underflow)."""
-    with mpmath.workdps(40):
-        return float(mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v))) for v in values)))
-
-
 # ---------------------------------------------------------------------------------------------------
 # HMM forward-backward
 
 
 def _random_hmm(rng, K, M):
     return rng.dirichlet(np.ones(K)), rng.dirichlet(np.ones(K), size=K), rng.dirichlet(np.ones(M), size=K)
-
-
-def _enumerate_paths(pi, A, B, obs):
-    """Likelihood (math.fsum over paths, probability space) and posterior marginals (T, K)."""
-    K, T = len(pi), len(obs)
-    probs, marginals = [], np.zeros((T, K))
-    for path in itertools.product(range(K), repeat=T):
-        p = pi[path[0]] * B[path[0], obs[0]]
-        for t in range(1, T):
-            p *= A[path[t - 1], path[t]] * B[path[t], obs[t]]
-        probs.append(p)
-        marginals[np.arange(T), path] += p
-    total = math.fsum(probs)
-    return total, marginals / total
 
 
 def test_hmm_likelihood_and_marginals_match_path_enumeration():
@@ -67,7 +44,7 @@ def test_hmm_likelihood_and_marginals_match_path_enumeration():
     gamma = hmm.posterior_marginals(np.log(pi), np.log(A), np.log(B), obs)
     assert ours.shape == (3,) and gamma.shape == (3, 6, 3)
     for s in range(3):
-        total, marginals = _enumerate_paths(pi, A, B, obs[s])
+        total, marginals = hmm_path_enumeration(pi, A, B, obs[s])
         # 3**6 paths summed in float64: the log differs by a few ulp of its magnitude (~10).
         assert ours[s] == pytest.approx(math.log(total), rel=1e-13)
         np.testing.assert_allclose(gamma[s], marginals, rtol=1e-12, atol=1e-15)
@@ -81,7 +58,7 @@ def test_hmm_zero_probabilities_stay_finite_where_they_should():
     obs = np.array([0, 1, 1, 0, 1])
     with np.errstate(divide="ignore"):
         logs = np.log(pi), np.log(A), np.log(B)
-    total, marginals = _enumerate_paths(pi, A, B, obs)
+    total, marginals = hmm_path_enumeration(pi, A, B, obs)
     assert hmm.log_likelihood(*logs, obs)[0] == pytest.approx(math.log(total), rel=1e-13)
     np.testing.assert_allclose(hmm.posterior_marginals(*logs, obs)[0], marginals, rtol=1e-12, atol=1e-15)
 
@@ -107,24 +84,10 @@ def test_hmm_long_sequence_matches_mpmath_forward():
 # Particle filter
 
 
-def _gaussian_model_moments(pf, T):
-    """Covariance of (x_1..x_T) and of (y_1..y_T) under the model, built from its definition."""
-    cov_x = np.empty((T, T))
-    var = pf.P0
-    variances = []
-    for _ in range(T):
-        var = pf.PHI**2 * var + pf.Q
-        variances.append(var)
-    for s in range(T):
-        for t in range(T):
-            cov_x[s, t] = pf.PHI ** abs(t - s) * variances[min(s, t)]
-    return cov_x, cov_x + pf.R * np.eye(T)
-
-
 def test_kalman_filter_matches_the_joint_gaussian():
     pf = recipe("particle_filter")
     y = pf.simulate(30, np.random.default_rng(2))
-    cov_x, cov_y = _gaussian_model_moments(pf, 30)
+    cov_x, cov_y = kalman_model_moments(pf, 30)
     result = pf.kalman_filter(y)
     assert result.log_likelihood == pytest.approx(
         scipy.stats.multivariate_normal(np.zeros(30), cov_y).logpdf(y), rel=1e-12)
@@ -161,7 +124,7 @@ def test_systematic_resampling_matches_the_probability_space_algorithm():
 def test_particle_filter_estimates_the_exact_likelihood():
     pf = recipe("particle_filter")
     y = pf.simulate(100, np.random.default_rng(11))
-    _, cov_y = _gaussian_model_moments(pf, 100)
+    _, cov_y = kalman_model_moments(pf, 100)
     exact = scipy.stats.multivariate_normal(np.zeros(100), cov_y).logpdf(y)
     estimate = pf.particle_filter(y, 2000, np.random.default_rng(12))
     # The estimate's standard deviation over seeds is about 0.16 here (N = 2000, T = 100): 5 sd.
@@ -328,23 +291,11 @@ def test_pruning_on_a_large_tree_matches_mpmath():
 # Ising chain
 
 
-def _mp_ising(n, J, h, kT):
-    """log Z and magnetization per spin by enumerating all 2**n states in mpmath."""
-    with mpmath.workdps(30):
-        Z, M = mpmath.mpf(0), mpmath.mpf(0)
-        for s in itertools.product((1, -1), repeat=n):
-            energy = -J * sum(s[i] * s[(i + 1) % n] for i in range(n)) - h * sum(s)
-            w = mpmath.exp(-mpmath.mpf(energy) / kT)
-            Z += w
-            M += w * sum(s)
-        return float(mpmath.log(Z)), float(M / Z / n)
-
-
 @pytest.mark.parametrize("n, J, h, kT", [(10, 1.0, 0.3, 1.5), (9, -1.0, 0.2, 0.7), (8, 0.5, -0.4, 0.1),
                                         (1, 1.0, 0.5, 1.0), (2, 1.0, 0.0, 2.0)])
 def test_ising_matches_mpmath_enumeration(n, J, h, kT):
     ic = recipe("ising_chain")
-    log_z, m = _mp_ising(n, J, h, kT)
+    log_z, m = mp_ising_chain(n, J, h, kT)
     # log Z up to ~50 in magnitude from a handful of rounded operations.
     assert ic.transfer_log_partition_function(n, J, h, kT) == pytest.approx(log_z, rel=1e-13, abs=1e-13)
     assert ic.enumeration_free_energy(n, J, h, kT) == pytest.approx(-kT * log_z, rel=1e-13, abs=1e-13)
@@ -379,17 +330,11 @@ def test_log_matrix_power_matches_mpmath():
 # Gumbel boxes
 
 
-def _mp_lse(x, y, beta):
-    with mpmath.workdps(40):
-        x, y, beta = mpmath.mpf(x), mpmath.mpf(y), mpmath.mpf(beta)
-        return float(beta * mpmath.log(mpmath.exp(x / beta) + mpmath.exp(y / beta)))
-
-
 @pytest.mark.parametrize("x, y, beta", [(100.0, 100.5, 0.1), (1.0, 1.0, 1.0), (-3.0, 2.0, 0.01),
                                         (7.0, -7.0, 50.0), (1e4, 1e4 - 1e-3, 1e-3), (0.0, -800.0, 1.0)])
 def test_lse_beta_matches_mpmath(x, y, beta):
     gb = recipe("gumbel_boxes")
-    expected = _mp_lse(x, y, beta)
+    expected = float(mp_logaddexp(x, y, beta))
     assert abs(float(gb.lse_beta(x, y, beta)) - expected) <= 2 * math.ulp(expected)
 
 
@@ -399,8 +344,9 @@ def test_intersection_locations_match_mpmath_and_tend_to_max_and_min():
     b = gb.Box(np.array([0.5, 0.2, -2.0]), np.array([2.5, 2.2, 4.0]))
     for beta in (1.0, 0.3):
         cap = gb.intersection(a, b, beta)
-        np.testing.assert_allclose(cap.z, [_mp_lse(p, q, beta) for p, q in zip(a.z, b.z)], rtol=1e-15)
-        np.testing.assert_allclose(cap.Z, [-_mp_lse(-p, -q, beta) for p, q in zip(a.Z, b.Z)], rtol=1e-15)
+        np.testing.assert_allclose(cap.z, [float(mp_logaddexp(p, q, beta)) for p, q in zip(a.z, b.z)],
+                                   rtol=1e-15)
+        np.testing.assert_allclose(cap.Z, [-float(mp_logaddexp(-p, -q, beta)) for p, q in zip(a.Z, b.Z)], rtol=1e-15)
     cold = gb.intersection(a, b, 1e-4)
     # As beta -> 0: max of the lower corners, min of the upper ones (exact ties move by beta log 2).
     np.testing.assert_allclose(cold.z, np.maximum(a.z, b.z) + [0, 0, 1e-4 * math.log(2)], atol=1e-15)
@@ -432,7 +378,7 @@ def test_max_stability_of_sampled_corners():
     assert sa.z.shape == sa.Z.shape == (20000, 2)
     lower, upper = np.maximum(sa.z, sb.z), np.minimum(sa.Z, sb.Z)
     for d in range(2):
-        lo, hi = _mp_lse(a.z[d], b.z[d], beta), -_mp_lse(-a.Z[d], -b.Z[d], beta)
+        lo, hi = float(mp_logaddexp(a.z[d], b.z[d], beta)), -float(mp_logaddexp(-a.Z[d], -b.Z[d], beta))
         # Fixed seed; under the theorem a p-value below 1e-3 happens once in a thousand seeds.
         assert scipy.stats.kstest(lower[:, d], scipy.stats.gumbel_r(lo, beta).cdf).pvalue > 1e-3
         assert scipy.stats.kstest(upper[:, d], scipy.stats.gumbel_l(hi, beta).cdf).pvalue > 1e-3
@@ -442,22 +388,13 @@ def test_max_stability_of_sampled_corners():
 # Contrastive losses
 
 
-def _mp_cross_entropy(logits, labels, tau):
-    with mpmath.workdps(40):
-        total = mpmath.mpf(0)
-        for row, label in zip(logits, labels):
-            e = [mpmath.exp(mpmath.mpf(float(z)) / mpmath.mpf(tau)) for z in row]
-            total -= mpmath.log(e[label] / mpmath.fsum(e))
-        return float(total / len(labels))
-
-
 @pytest.mark.parametrize("scale, tau", [(1.0, 1.0), (3.0, 0.5), (1e4, 1.0), (1.0, 1e-3), (300.0, 0.01)])
 def test_cross_entropy_matches_mpmath(scale, tau):
     ce = recipe("contrastive_losses")
     rng = np.random.default_rng(70)
     logits, labels = rng.normal(0.0, scale, (6, 5)), rng.integers(0, 5, 6)
     # A loss of magnitude up to 1e6 is a difference of terms of that size: a few ulp of them.
-    assert ce.cross_entropy(logits, labels, tau) == pytest.approx(_mp_cross_entropy(logits, labels, tau),
+    assert ce.cross_entropy(logits, labels, tau) == pytest.approx(mp_cross_entropy(logits, labels, tau),
                                                                   rel=1e-13)
 
 
@@ -484,7 +421,7 @@ def test_info_nce_matches_mpmath():
     np.testing.assert_allclose(ce.similarities(u, v), cos, rtol=1e-13)
     labels = np.arange(12)
     for tau in (0.5, 0.01):
-        rows, cols = _mp_cross_entropy(cos, labels, tau), _mp_cross_entropy(cos.T, labels, tau)
+        rows, cols = mp_cross_entropy(cos, labels, tau), mp_cross_entropy(cos.T, labels, tau)
         assert ce.info_nce(u, v, tau, symmetric=False) == pytest.approx(rows, rel=1e-12)
         assert ce.info_nce(u, v, tau) == pytest.approx((rows + cols) / 2, rel=1e-12)
 

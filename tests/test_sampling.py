@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from lsearray import categorical, gumbel_softmax
+from reference import concrete_cdf, gumbel_softmax_grad, numpy_gumbel_noise, slow_softmax
 
 inf, nan = np.inf, np.nan
 
@@ -30,12 +31,6 @@ DRAWS = 20_000
 def _logits(probs=PROBS):
     with np.errstate(divide="ignore"):
         return np.log(probs) + 3.0  # unnormalized: the shift must not matter
-
-
-def _softmax(logits, axis=-1):
-    """The closed form exp(l) / sum(exp(l)), in float64 from the NumPy logits."""
-    e = np.exp(logits - np.max(logits, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _chi2_pvalue(draws, probs):
@@ -61,22 +56,18 @@ def _assert_rows_fit(draws, probs, what):
 # The tests' power: samplers that are wrong in the ways a Gumbel-max sampler goes wrong fail them
 # --------------------------------------------------------------------------------------------
 
-def _gumbel(shape, seed):
-    return -np.log(-np.log(np.random.default_rng(seed).random(shape)))
-
-
 @pytest.mark.parametrize("wrong", ["argmax", "noise sign", "noise scale", "gaussian noise"])
 def test_goodness_of_fit_tests_reject_wrong_samplers(wrong):
     logits = _logits()[0]
     shape = (DRAWS, logits.size)
     noise = {
         "argmax": np.zeros(shape),
-        "noise sign": -_gumbel(shape, 1),
-        "noise scale": 1.3 * _gumbel(shape, 1),
+        "noise sign": -numpy_gumbel_noise(1, shape),
+        "noise scale": 1.3 * numpy_gumbel_noise(1, shape),
         "gaussian noise": np.random.default_rng(1).normal(size=shape),
     }[wrong]
     assert _chi2_pvalue(np.argmax(logits + noise, axis=-1), PROBS[0]) < ALPHA
-    assert _chi2_pvalue(np.argmax(logits + _gumbel(shape, 1), axis=-1), PROBS[0]) > ALPHA
+    assert _chi2_pvalue(np.argmax(logits + numpy_gumbel_noise(1, shape), axis=-1), PROBS[0]) > ALPHA
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +89,7 @@ def test_categorical_dtypes(xp, dtype):
     logits = np.array([[0.0, 1.0, 2.0], [2.0, 0.0, 1.0]])
     draws = categorical(xp.make(logits, dtype), shape=(DRAWS, 2), rng=3)
     xp.check(draws, xp.make(logits, dtype), "int64", (DRAWS, 2))
-    _assert_rows_fit(xp.to_numpy(draws), _softmax(logits), f"{xp.name} {dtype}")
+    _assert_rows_fit(xp.to_numpy(draws), slow_softmax(logits, axis=-1), f"{xp.name} {dtype}")
 
 
 def test_categorical_along_axis_0(xp):
@@ -114,7 +105,7 @@ def test_categorical_shifts_by_the_max_first(xp):
     # multiples of 2 and the draws would favour the first index on ties.
     logits = np.array([[3e7, 3e7 + 2.0]], dtype=np.float32)
     draws = categorical(xp.make(logits), shape=(DRAWS, 1), rng=5)
-    _assert_rows_fit(xp.to_numpy(draws), _softmax(np.array([[0.0, 2.0]])), xp.name)
+    _assert_rows_fit(xp.to_numpy(draws), slow_softmax(np.array([[0.0, 2.0]]), axis=-1), xp.name)
 
 
 def test_categorical_default_shape_is_the_batch_shape(xp):
@@ -274,30 +265,24 @@ def test_categorical_dask_is_lazy_and_chunked_like_the_logits():
 # gumbel_softmax
 # --------------------------------------------------------------------------------------------
 
-def _concrete_cdf(q, delta, tau):
-    """P(y_0 < q) for y = gumbel_softmax([l0, l1], temperature=tau), delta = l0 - l1: y_0 is
-    sigmoid((delta + L) / tau) with L = G0 - G1 standard logistic."""
-    return scipy.special.expit(tau * scipy.special.logit(q) - delta)
-
-
 @pytest.mark.parametrize("tau", [0.3, 1.0, 2.5])
 def test_gumbel_softmax_distribution(xp, tau):
     xp.subset(tau == 1.0)
     delta = 0.7
     logits = xp.make(np.tile([[delta, 0.0]], (4000, 1)))
     y = xp.to_numpy(gumbel_softmax(logits, temperature=tau, rng=21))
-    p = scipy.stats.kstest(y[:, 0], lambda q: _concrete_cdf(q, delta, tau)).pvalue
+    p = scipy.stats.kstest(y[:, 0], lambda q: concrete_cdf(q, delta, tau)).pvalue
     assert p > ALPHA, f"{xp.name}: the samples fail the Kolmogorov-Smirnov test, p = {p:.3g}"
 
 
 def test_kolmogorov_smirnov_test_rejects_a_wrong_temperature():
     # softmax(logits / tau + G): the noise not scaled by the temperature.
     delta, tau = 0.7, 0.3
-    noise = _gumbel((4000, 2), 21)
+    noise = numpy_gumbel_noise(21, (4000, 2))
     wrong = scipy.special.expit(delta / tau + noise[:, 0] - noise[:, 1])
-    assert scipy.stats.kstest(wrong, lambda q: _concrete_cdf(q, delta, tau)).pvalue < ALPHA
+    assert scipy.stats.kstest(wrong, lambda q: concrete_cdf(q, delta, tau)).pvalue < ALPHA
     right = scipy.special.expit((delta + noise[:, 0] - noise[:, 1]) / tau)
-    assert scipy.stats.kstest(right, lambda q: _concrete_cdf(q, delta, tau)).pvalue > ALPHA
+    assert scipy.stats.kstest(right, lambda q: concrete_cdf(q, delta, tau)).pvalue > ALPHA
 
 
 def test_gumbel_softmax_argmax_is_categorical(xp):
@@ -361,11 +346,6 @@ def test_gumbel_softmax_seeds_reproduce_and_differ(xp):
         gumbel_softmax(logits, rng="seed")
 
 
-def _expected_gradient(y, w, tau):
-    """d/dlogits of sum(w * y) for y = softmax((logits + g) / tau): y * (w - sum(w * y)) / tau."""
-    return y * (w - np.sum(w * y, axis=-1, keepdims=True)) / tau
-
-
 @pytest.mark.parametrize("hard", [False, True])
 def test_gumbel_softmax_gradient_torch(hard):
     torch = pytest.importorskip("torch")
@@ -375,7 +355,7 @@ def test_gumbel_softmax_gradient_torch(hard):
     logits = torch.asarray(_logits(), requires_grad=True)
     y = gumbel_softmax(logits, temperature=tau, hard=hard, rng=4)
     (y * torch.asarray(w)).sum().backward()
-    np.testing.assert_allclose(logits.grad.numpy(), _expected_gradient(y_soft, w, tau), rtol=1e-12,
+    np.testing.assert_allclose(logits.grad.numpy(), gumbel_softmax_grad(y_soft, w, tau), rtol=1e-12,
                                atol=1e-14)
     if hard:
         assert set(np.unique(y.detach().numpy())) == {0.0, 1.0}
@@ -396,7 +376,7 @@ def test_gumbel_softmax_gradient_jax(hard):
         return jnp.sum(gumbel_softmax(logits, temperature=tau, hard=hard, rng=key) * w)
 
     grad = jax.jit(jax.grad(loss))(jnp.asarray(_logits()))
-    np.testing.assert_allclose(np.asarray(grad), _expected_gradient(y_soft, w, tau), rtol=1e-12,
+    np.testing.assert_allclose(np.asarray(grad), gumbel_softmax_grad(y_soft, w, tau), rtol=1e-12,
                                atol=1e-14)
     if hard:
         y = np.asarray(jax.jit(lambda x: gumbel_softmax(x, temperature=tau, hard=True, rng=key))(

@@ -1,0 +1,170 @@
+"""Every public function: its fast path, its slow oracle (reference.py) and how to call it on an awkward input."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from awkward_arrays import row_axis
+from reference import (
+    slow_log_softmax,
+    slow_logaddexp,
+    slow_logcumsumexp,
+    slow_logmatmulexp,
+    slow_logmeanexp,
+    slow_logsumexp,
+    slow_softmax,
+)
+
+__all__ = ["EXEMPT", "REGISTRY", "Call", "Entry", "online_logsumexp", "weights_for"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One way of calling a function on an awkward input `a`.
+
+    operands: what goes before the keywords: "a" (the input), "pair" (awkward_arrays.pair_partner),
+    "matrix" (awkward_arrays.matmul_partner). weights: whether b= gets positive weights of a's shape.
+    kwargs: the other keywords, the same for the fast function and its oracle.
+    """
+
+    label: str
+    operands: tuple = ("a",)
+    weights: bool = False
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A public function: `fast` (resolved from its module when used), `slow` (its oracle, None for
+    a sampler: those have no value to compare) and `calls(ndim)`, the calls made on an input of
+    that many dimensions. backends: the backends it takes (None: every one)."""
+
+    name: str
+    module: str
+    attr: str
+    slow: Callable | None
+    calls: Callable
+    backends: tuple | None = None
+    wrap: Callable | None = None          # how to call the public object, when it is not a function
+
+    @property
+    def fast(self):
+        obj = getattr(importlib.import_module(self.module), self.attr)
+        return obj if self.wrap is None else (lambda *args, **kwargs: self.wrap(obj, *args, **kwargs))
+
+    @property
+    def sampler(self):
+        return self.slow is None
+
+    def __repr__(self):
+        return f"Entry({self.name})"
+
+
+def online_logsumexp(cls, a, axis=0, mean=False, temperature=1.0):
+    """The result of an OnlineLogSumExp fed `a` in two batches along axis 0 (one when too short)."""
+    acc = cls(axis=axis, temperature=temperature)
+    n = a.shape[0] if a.ndim else 0
+    for batch in ([a[: n // 2, ...], a[n // 2:, ...]] if n >= 2 else [a]):
+        acc.update(batch)
+    return acc.result(mean=mean)
+
+
+def _slow_online(a, axis=0, mean=False, temperature=1.0):
+    """What OnlineLogSumExp gives: the log-sum-exp (or log-mean-exp) over axis 0 of everything fed."""
+    if mean:
+        return slow_logmeanexp(a, axis=axis, temperature=temperature)
+    return slow_logsumexp(a, axis=axis, temperature=temperature)
+
+
+def _reductions(ndim):
+    """A full reduction; the last axis with weights, temperature and the sign; the first kept."""
+    calls = [Call("axis=None")]
+    if ndim:
+        calls.append(Call("axis=-1 b tau=0.5", weights=True, kwargs=dict(axis=-1, temperature=0.5)))
+        calls.append(Call("axis=0 keepdims", kwargs=dict(axis=0, keepdims=True)))
+    return calls
+
+
+def _lse_calls(ndim):
+    calls = _reductions(ndim)
+    if ndim:
+        calls.append(Call("axis=-1 return_sign", weights=True, kwargs=dict(axis=-1, return_sign=True)))
+    return calls
+
+
+def _rowwise(ndim):
+    return [Call("rows"), Call("rows tau=0.5", kwargs=dict(temperature=0.5))] if ndim else [Call("0-d")]
+
+
+def _with_axis(calls_for):
+    """calls_for(ndim), with axis= the row axis added where a call names none."""
+    def calls(ndim):
+        out = []
+        for call in calls_for(ndim):
+            kwargs = dict(call.kwargs)
+            kwargs.setdefault("axis", row_axis(ndim))
+            out.append(Call(call.label, call.operands, call.weights, kwargs))
+        return out
+    return calls
+
+
+def _pair(ndim):
+    return [Call("x1 x2", ("a", "pair")), Call("x2 x1 tau=0.5", ("pair", "a"), kwargs=dict(temperature=0.5))]
+
+
+def _matrix(ndim):
+    return [Call("a @ b", ("a", "matrix"))]
+
+
+def _online(ndim):
+    return [Call("sum"), Call("mean tau=2", kwargs=dict(mean=True, temperature=2.0))]
+
+
+def _sampling(ndim):
+    return [Call("rows", kwargs=dict(axis=-1))]
+
+
+def _entries():
+    lsa, dask = "lsearray", "lsearray.dask"
+    entries = [
+        Entry("logsumexp", lsa, "logsumexp", slow_logsumexp, _lse_calls),
+        Entry("logmeanexp", lsa, "logmeanexp", slow_logmeanexp, _reductions),
+        Entry("softmax", lsa, "softmax", slow_softmax, _with_axis(_rowwise)),
+        Entry("log_softmax", lsa, "log_softmax", slow_log_softmax, _with_axis(_rowwise)),
+        Entry("logaddexp", lsa, "logaddexp", slow_logaddexp, _pair),
+        Entry("logcumsumexp", lsa, "logcumsumexp", slow_logcumsumexp, _with_axis(_rowwise)),
+        Entry("logmatmulexp", lsa, "logmatmulexp", slow_logmatmulexp, _matrix),
+        Entry("OnlineLogSumExp", lsa, "OnlineLogSumExp", _slow_online, _online, wrap=online_logsumexp),
+        # Samplers: no value oracle; the cross test checks shape, dtype, support, seeds and
+        # degenerate distributions instead.
+        Entry("categorical", lsa, "categorical", None, _sampling),
+        Entry("gumbel_softmax", lsa, "gumbel_softmax", None, _sampling),
+        # lsearray.dask: the same functions for dask arrays, reduced chunk by chunk.
+        Entry("dask.logsumexp", dask, "logsumexp", slow_logsumexp, _lse_calls, backends=("dask",)),
+        Entry("dask.logmeanexp", dask, "logmeanexp", slow_logmeanexp, _reductions, backends=("dask",)),
+        Entry("dask.softmax", dask, "softmax", slow_softmax, _with_axis(_rowwise), backends=("dask",)),
+        Entry("dask.log_softmax", dask, "log_softmax", slow_log_softmax, _with_axis(_rowwise),
+              backends=("dask",)),
+    ]
+    return {entry.name: entry for entry in entries}
+
+
+REGISTRY = _entries()
+
+# Public names that are not functions of arrays, and why.
+EXEMPT = {
+    "__version__": "a string",
+    "build_info": "reports how the kernel was built (compiler, SIMD loops, threads): no array input, "
+                  "no value to check",
+}
+
+
+def weights_for(a):
+    """Positive weights of a's shape (float64 for integer input), seeded by the shape."""
+    rng = np.random.default_rng(len(a.shape) * 7919 + int(np.prod(a.shape)))
+    dtype = a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float64)
+    return rng.uniform(0.5, 2.0, size=a.shape).astype(dtype.newbyteorder("="))
