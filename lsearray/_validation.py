@@ -19,7 +19,7 @@ from lsearray._executors.scale import Factor, array_factor
 __all__ = [
     "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
     "complex_rejected", "device_mismatch", "not_numeric", "prepare", "prepare_array_api",
-    "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
+    "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
 ]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -209,6 +209,18 @@ def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -
     return array_factor(tau, value, dtype, xp)
 
 
+def promoted_dtype(xp: ModuleType, a: Any, b: Any, device: Any) -> Any:
+    """The dtype ``a`` and ``b`` promote to; where the namespace does not mix their kinds
+    (array-api-strict: an integer array and a floating one), an integer or bool operand
+    counts as the namespace's default real floating dtype, which integer input computes in."""
+    try:
+        return xp.result_type(a.dtype, b.dtype)
+    except TypeError:
+        default = xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+        return xp.result_type(*(x.dtype if xp.isdtype(x.dtype, ("real floating", "complex floating"))
+                                else default for x in (a, b)))
+
+
 def _weak_result_type(xp: ModuleType, dtype: Any, scalar: Any, device: Any) -> Any:
     """The dtype of an array of ``dtype`` with the weak Python ``scalar``: ``dtype`` unless the
     scalar is of a higher kind; the namespace's default dtype of the scalar's kind where the
@@ -254,7 +266,7 @@ def prepare_array_api(
             raise not_numeric(func, "b", b.dtype, real=False)
         if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
             raise device_mismatch(func, ("a", dev), ("b", device_of(b)))
-        dtype = weak if weak is not None else xp.result_type(a.dtype, b.dtype)
+        dtype = weak if weak is not None else promoted_dtype(xp, a, b, dev)
     if xp.isdtype(dtype, ("bool", "integral")):
         dtype = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
     compute = dtype

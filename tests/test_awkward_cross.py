@@ -31,16 +31,7 @@ _REPRESENTATIVE = {
 }
 
 # Real library bugs the cross finds: {(entry, backend, case id): reason}; each is an xfail(strict=True).
-_INT_A_FLOAT_B = ("an integer or bool `a` with floating weights `b` raises TypeError on array-api-strict "
-                  "('int32 and float64 cannot be type promoted together'): a and b are promoted together "
-                  "before the integer one becomes the default floating dtype, against the documented "
-                  "'integer and bool input give the namespace's default floating dtype' (NumPy and torch "
-                  "give float64)")
-KNOWN_BUGS = {
-    (name, "array_api_strict", case): _INT_A_FLOAT_B
-    for name in ("logsumexp", "logmeanexp")
-    for case in ("int32-2d", "int64-1d", "bool-2d")
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 def _cases_for(backend):

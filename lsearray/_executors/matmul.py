@@ -14,7 +14,9 @@ from lsearray._executors import array_api_lse as _generic
 from lsearray._executors.array_api_lse import const
 from lsearray._executors.dask_tree import block_executor
 from lsearray._executors.narrow import narrowed
-from lsearray._validation import as_real_array, complex_rejected, device_mismatch, not_numeric
+from lsearray._validation import (
+    as_real_array, complex_rejected, device_mismatch, not_numeric, promoted_dtype,
+)
 
 __all__ = ["array_api_product", "dask_product", "numpy_product"]
 
@@ -268,11 +270,7 @@ def _array_api_inputs(a: Any, b: Any, xp: ModuleType) -> tuple[Any, Any, Any, An
     if None not in (dev, device_of(b)) and device_of(b) != dev:  # None: being traced
         raise device_mismatch(_FUNC, ("a", dev), ("b", device_of(b)))
     default = xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
-    try:
-        dtype = xp.result_type(a.dtype, b.dtype)
-    except TypeError:  # kinds the namespace does not mix: each operand's floating dtype
-        dtype = xp.result_type(*(x.dtype if xp.isdtype(x.dtype, "real floating") else default
-                                 for x in (a, b)))
+    dtype = promoted_dtype(xp, a, b, dev)
     dtype = dtype if xp.isdtype(dtype, "real floating") else default
     compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
     return xp.astype(a, compute), xp.astype(b, compute), compute, dtype
