@@ -163,19 +163,6 @@ def layouts_2d(a):
     }
 
 
-def layouts_2d(a):
-    """a in several memory layouts (same values): C, F, strided and negative-stride views."""
-    n, k = a.shape
-    big = np.full((2 * n, 3 * k), 123.0, dtype=a.dtype)
-    big[::2, ::3] = a
-    return {
-        "C": np.ascontiguousarray(a),
-        "F": np.asfortranarray(a),
-        "strided": big[::2, ::3],
-        "reversed": np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1],
-    }
-
-
 def tile_columns(r, c, rng):
     """(r, c): ordinary and hard columns, with the max in a later row tile than the tiny
     terms, and special columns in the first and (when there is one) the third tile."""
