@@ -45,20 +45,22 @@ cdef extern from "_lse_dispatch.h" nogil:
     void lse_finalize(Py_ssize_t n, const double *m, const double *w, const double *t,
                       const double *c, const double *divisor, double tau,
                       double *out, double *sign, double *log_sum)
-    int LSE_EXACT
-    int LSE_COARSE_FLOAT32
+    ctypedef enum lse_precision:
+        LSE_EXACT
+        LSE_COARSE
+        LSE_COARSE_FLOAT32
     void lse_row_dd(const double *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
-                    int coarse)
+                    lse_precision precision)
     void lse_row_ff(const float *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
-                    int coarse)
+                    lse_precision precision)
     void lse_row_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
-                    int coarse)
+                    lse_precision precision)
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
-                    int coarse)
+                    lse_precision precision)
     void lse_cols_dd(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
@@ -161,9 +163,9 @@ cdef inline View _transposed(View v) noexcept nogil:
 cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *vb,
                         Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,
                         Py_ssize_t i0, Py_ssize_t i1, double inv_tau, double itl,
-                        double *m, double *w, double *t, double *c, int coarse) noexcept nogil:
+                        double *m, double *w, double *t, double *c, lse_precision precision) noexcept nogil:
     """Merge the partials of a[o, r0:r1, i0:i1] into m[i0:i1], w[i0:i1], t[i0:i1]
-    (``coarse``: LSE_EXACT, or LSE_COARSE_FLOAT32 for float32 results)."""
+    (``precision``: LSE_EXACT, or LSE_COARSE_FLOAT32 for float32 results)."""
     cdef const a_t *ap = a + o * va.s0 + r0 * va.s1 + i0 * va.s2
     cdef const b_t *bp = NULL
     cdef Py_ssize_t bs0 = 0, bs1 = 0, bs2 = 0
@@ -174,16 +176,16 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
     if i1 - i0 == 1:
         if a_t is double and b_t is double:
             lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       coarse)
+                       precision)
         elif a_t is float and b_t is float:
             lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       coarse)
+                       precision)
         elif a_t is float and b_t is double:
             lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       coarse)
+                       precision)
         else:
             lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       coarse)
+                       precision)
     else:
         if a_t is double and b_t is double:
             lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
@@ -208,7 +210,7 @@ cdef inline Py_ssize_t _chunks(View va, Py_ssize_t ntasks) noexcept nogil:
 
 
 cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, double itl,
-              double *m, double *w, double *t, double *c, int coarse) except -1 nogil:
+              double *m, double *w, double *t, double *c, lse_precision precision) except -1 nogil:
     """Merge the partials of a 3-D view, reduced over its middle axis, into the
     (n0, n2) C-contiguous partial arrays m, w, t, c.
 
@@ -252,7 +254,7 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, doub
                        buf + 4 * q * nout + o * va.n2,
                        buf + (4 * q + 1) * nout + o * va.n2,
                        buf + (4 * q + 2) * nout + o * va.n2,
-                       buf + (4 * q + 3) * nout + o * va.n2, coarse)
+                       buf + (4 * q + 3) * nout + o * va.n2, precision)
         for q in range(nchunks):
             for j in range(nout):
                 lse_merge(m + j, w + j, t + j, c + j,
@@ -265,12 +267,12 @@ cdef int _run(const a_t *a, View va, const b_t *b, View vb, double inv_tau, doub
             i0 = (k % ntiles) * tile
             i1 = min(i0 + tile, va.n2)
             _block(a, &va, b, &vb, o, 0, va.n1, i0, i1, inv_tau, itl,
-                   m + o * va.n2, w + o * va.n2, t + o * va.n2, c + o * va.n2, coarse)
+                   m + o * va.n2, w + o * va.n2, t + o * va.n2, c + o * va.n2, precision)
     return 0
 
 
 cdef int _run_final(const a_t *a, View va, double inv_tau, double itl, double tau, double divisor,
-                    double *out, int coarse, const Tolerance *tol,
+                    double *out, lse_precision precision, const Tolerance *tol,
                     unsigned char *refine) except -1 nogil:
     """Reduce a 3-D view over its middle axis and finalize each tile of outputs as soon
     as it is complete: ``out[o, i] = tau log(S / divisor)`` (no division when
@@ -300,7 +302,7 @@ cdef int _run_final(const a_t *a, View va, double inv_tau, double itl, double ta
             buf[3 * nout + j] = 0.0
             buf[4 * nout + j] = divisor
         _run(a, va, <const a_t *> NULL, va, inv_tau, itl, buf, buf + nout, buf + 2 * nout,
-             buf + 3 * nout, coarse)
+             buf + 3 * nout, precision)
         lse_finalize(nout, buf, buf + nout, buf + 2 * nout, buf + 3 * nout,
                      NULL if divisor == 0.0 else buf + 4 * nout, tau, out, NULL, NULL)
         for j in range(nout):
@@ -328,7 +330,7 @@ cdef int _run_final(const a_t *a, View va, double inv_tau, double itl, double ta
             p[3 * T + j] = 0.0
             p[4 * T + j] = divisor
         _block(a, &va, <const a_t *> NULL, &va, o, 0, va.n1, i0, i1, inv_tau, itl,
-               p - i0, p + T - i0, p + 2 * T - i0, p + 3 * T - i0, coarse)
+               p - i0, p + T - i0, p + 2 * T - i0, p + 3 * T - i0, precision)
         lse_finalize(i1 - i0, p, p + T, p + 2 * T, p + 3 * T,
                      NULL if divisor == 0.0 else p + 4 * T, tau,
                      out + o * va.n2 + i0, NULL, NULL)
@@ -381,12 +383,12 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef View vb = va
-    cdef int coarse = LSE_COARSE_FLOAT32 if float32_result else LSE_EXACT
+    cdef lse_precision precision = LSE_COARSE_FLOAT32 if float32_result else LSE_EXACT
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
         return
     with nogil:
         _run(&a[0, 0, 0], va, <const a_t *> NULL, vb, inv_tau, _low_part(tau, inv_tau),
-             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], coarse)
+             &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], precision)
 
 
 def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
@@ -414,8 +416,9 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
         (a mean's log can cancel against its max).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
-    cdef int coarse = LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0 else LSE_EXACT
-    cdef Tolerance tol = _tolerance(sizeof(a_t), coarse == LSE_COARSE_FLOAT32, False)
+    cdef lse_precision precision = (LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0
+                                    else LSE_EXACT)
+    cdef Tolerance tol = _tolerance(sizeof(a_t), precision == LSE_COARSE_FLOAT32, False)
     if out.shape[0] != a.shape[0] or out.shape[1] != a.shape[2]:
         raise ValueError(f"out must have shape {(a.shape[0], a.shape[2])}, got "
                          f"{(out.shape[0], out.shape[1])}")
@@ -427,7 +430,7 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
         return
     with nogil:
         _run_final(&a[0, 0, 0], va, inv_tau, _low_part(tau, inv_tau), tau, divisor,
-                   &out[0, 0], coarse, &tol, &refine[0, 0])
+                   &out[0, 0], precision, &tol, &refine[0, 0])
 
 
 def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not None,

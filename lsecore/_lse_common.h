@@ -392,6 +392,6 @@ LSE_INLINE void lse_add_weight(double *w, double *c, double x, double extra)
  * choice holds whatever follows, threads and merges included.  Only for float32
  * results: partials that may end in float64 (or divided, for a mean) stay exact.
  */
-enum { LSE_EXACT = 0, LSE_COARSE = 1, LSE_COARSE_FLOAT32 = 2 };
+typedef enum { LSE_EXACT = 0, LSE_COARSE = 1, LSE_COARSE_FLOAT32 = 2 } lse_precision;
 
 #endif
