@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from array_api_compat import device as device_of
-from array_api_compat import is_numpy_namespace
+from array_api_compat import is_dask_namespace, is_numpy_namespace
 
 from lsearray._executors.scale import Factor, divide, inverse, times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms
@@ -177,16 +177,31 @@ def partial_sums(
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
         zero = xp.zeros(shape, dtype=a.dtype, device=device_of(a))
         return xp.full(shape, -math.inf, dtype=a.dtype, device=device_of(a)), zero, zero, zero, 0
-    infinite, nan = infinite_terms(a, b, axes, xp)
     if b is not None:
+        infinite, nan = infinite_terms(a, b, axes, xp)
         a = xp.where(b == 0, const(-math.inf, a, xp), a)
     m = xp.max(a, axis=axes, keepdims=True)
+    if b is None:
+        # Without weights the max tells both from the slice's partial alone, with no
+        # further pass over a: +inf is an infinite term, and the standard's max is nan
+        # where a nan is.
+        infinite = xp.where(m == math.inf, m, xp.zeros_like(m))
+        nan = xp.isnan(m)
     top = a == m
-    terms = xp.exp(times(gap_to_max(a, m, top, xp), inv_tau, xp))
+    # A lazy library (dask) evaluates later, outside any errstate: there each gap is taken
+    # against the max itself, so that nothing overflows and no inf - inf is computed. Eager
+    # ones subtract the finite max (0 for a max of +inf or nan, whose slices' sums are
+    # replaced below) in one pass.
+    lazy = is_dask_namespace(xp)
+    if lazy:
+        gaps = gap_to_max(a, m, top, xp)
+    else:
+        gaps = a - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    terms = xp.exp(times(gaps, inv_tau, xp))
     e: Any = 0
     if b is not None:
         # infinite weights are `infinite_terms`' (w and t are set from it below); left in,
-        # one on a term that underflows makes 0 * inf, which a lazy library warns about.
+        # one on a term that underflows makes 0 * inf, a nan that would reach the exponent.
         finite_b = xp.where(xp.isinf(b), xp.zeros_like(b), b)
         terms, e = scaled_terms(terms * finite_b, axes, xp)
     zero = xp.zeros_like(terms)
