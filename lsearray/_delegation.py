@@ -13,7 +13,7 @@ from array_api_compat import (
 from lsearray._executors.array_api import ArrayAPIExecutor
 from lsearray._executors.numpy import NumPyExecutor
 
-__all__ = ["Executor", "executor", "executor_of_namespace"]
+__all__ = ["Executor", "executor"]
 
 Executor = Union[NumPyExecutor, ArrayAPIExecutor]
 
@@ -39,8 +39,8 @@ def executor(*xs: Any, func: str = "lsearray") -> Executor:
     Examples
     --------
     >>> import numpy as np
-    >>> executor(np.ones(3), None).name
-    'numpy'
+    >>> type(executor(np.ones(3), None)).__name__
+    'NumPyExecutor'
     >>> executor(np.ones(3, dtype=complex)).xp.__name__
     'array_api_compat.numpy'
     """
@@ -50,7 +50,7 @@ def executor(*xs: Any, func: str = "lsearray") -> Executor:
     plain = [x for x in xs if x is not None and (isinstance(x, np.ndarray) or not is_array_api_obj(x))]
     complex_ = any(np.iscomplexobj(x) for x in plain)
     if not arrays:
-        return executor_of_namespace(array_namespace(np.empty(0))) if complex_ else _NUMPY
+        return _executor_of_namespace(array_namespace(np.empty(0))) if complex_ else _NUMPY
     if any(is_dask_array(x) for x in arrays):
         arrays = [x for x in arrays if not isinstance(x, np.ndarray)]
     try:
@@ -60,11 +60,13 @@ def executor(*xs: Any, func: str = "lsearray") -> Executor:
         raise TypeError(f"{func}: arrays of one library expected; got a mix of {kinds}") from None
     if is_numpy_namespace(xp) and not complex_:
         return _NUMPY
-    return executor_of_namespace(xp)
+    return _executor_of_namespace(xp)
 
 
-def executor_of_namespace(xp: Any) -> Executor:
-    """The executor for arrays of the array API namespace ``xp``."""
+def _executor_of_namespace(xp: Any) -> Executor:
+    """The executor for arrays of the array API namespace ``xp``. The dask executor is
+    imported here, when first needed: dask is an optional dependency (torch's and JAX's
+    executors import their libraries only inside their methods, and follow suit)."""
     if is_numpy_namespace(xp):
         return ArrayAPIExecutor(xp)
     if is_dask_namespace(xp):

@@ -85,7 +85,6 @@ def logsumexp(
     return ex.logsumexp(a, axis, b, keepdims, return_sign, temperature)
 
 
-
 def logmeanexp(
     a: Any,
     axis: int | tuple[int, ...] | None = None,

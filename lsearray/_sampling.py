@@ -157,7 +157,7 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
         )
     batch = tuple(x.shape[:ax]) + tuple(x.shape[ax + 1:])
     out_shape = _result_shape(shape, batch, tuple(x.shape), axis)
-    if 0 in out_shape:  # no draws: dask cannot take the argmax of nothing
+    if 0 in out_shape:  # no draws: not every library takes the argmax of nothing
         return ex.default_int(xp.zeros(out_shape, device=device_of(x)))
     if ex.readable(x):
         _check_slices(x, ax, axis, xp)

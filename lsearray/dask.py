@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-
 __all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]
 
 try:  # at import, so that a missing extra is named before any work is done

@@ -1,3 +1,3 @@
-"""Executors: the code that runs a validated call on one kind of array (NumPy, array API, dask)."""
+"""Executors: the code that validates and runs a call on one kind of array (NumPy on lsecore, array API, dask, torch, JAX)."""
 
 __all__: list[str] = []

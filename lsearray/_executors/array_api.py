@@ -19,12 +19,12 @@ from lsearray._validation import (
     prepare_array_api, scan_axis, temperature_value,
 )
 
-__all__ = ["ArrayAPIExecutor", "generic_logaddexp"]
+__all__ = ["ArrayAPIExecutor"]
 
 _WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
 
 
-def generic_logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
+def _logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
     """``tau log(exp(x1 / tau) + exp(x2 / tau))`` by array-API operations, as
     ``max + tau log1p(exp(-|x1 - x2| / tau))``, for real floating arrays of one dtype;
     ``tau`` (a float or a `Factor`) may lie outside the dtype's range.
@@ -52,7 +52,8 @@ def _operand_dtype(x: Any, name: str, xp: ModuleType) -> Any:
     return xp.__array_namespace_info__().default_dtypes(device=device_of(x))["real floating"]
 
 
-def _temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> float | Factor:
+def _float_or_array_temperature(temperature: Any, func: str, xp: ModuleType,
+                                dtype: Any) -> float | Factor:
     """A float temperature, or one given as an array to differentiate through (`Factor`)."""
     if is_array_api_obj(temperature):
         return array_temperature(temperature, func, xp, dtype)
@@ -74,7 +75,7 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
     step = 1
     while step < n:
         head = part(0, step)
-        tail = generic_logaddexp(part(step, None), part(0, n - step), tau, xp)
+        tail = _logaddexp(part(step, None), part(0, n - step), tau, xp)
         a = xp.concat([head, tail], axis=axis)
         step *= 2
     return nothing_is_constant(a, xp)
@@ -85,8 +86,6 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
     array-api-strict, complex NumPy) by that namespace's operations: results of its kind,
     on its device, differentiable by its autograd. Libraries with hooks of their own
     (random numbers, tracing) subclass it."""
-
-    name = "array API"
 
     def __init__(self, xp: ModuleType) -> None:
         self.xp = xp
@@ -174,9 +173,9 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
     def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
         xp = self.xp
         x1, x2, dtype = self.logaddexp_operands(x1, x2)
-        tau = _temperature(temperature, "logaddexp", xp, x1.dtype)
+        tau = _float_or_array_temperature(temperature, "logaddexp", xp, x1.dtype)
         with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
-            out = generic_logaddexp(x1, x2, tau, xp)
+            out = _logaddexp(x1, x2, tau, xp)
         return out if out.dtype == dtype else xp.astype(out, dtype)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:

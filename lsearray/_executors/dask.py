@@ -21,8 +21,6 @@ __all__ = ["DaskExecutor"]
 def _native(x: Any) -> Any:
     """A dask array in the machine's byte order, converted chunk by chunk as they are
     read (the kernel reads native data only); anything else as it is."""
-    import dask.array as da
-
     if isinstance(x, da.Array) and not x.dtype.isnative:
         return x.astype(x.dtype.newbyteorder("="))
     return x
@@ -72,8 +70,6 @@ class DaskExecutor(ArrayAPIExecutor):
     block with carries, elementwise functions blockwise. NumPy arrays beside a dask
     array join it as dask arrays."""
 
-    name = "dask"
-
     def __init__(self, xp: Any = None) -> None:
         super().__init__(array_namespace(da.empty(0)) if xp is None else xp)
 
@@ -85,7 +81,7 @@ class DaskExecutor(ArrayAPIExecutor):
         weak = type(a) in scalars and b is not None and type(b) not in scalars  # b's dtype decides
         a = a if isinstance(a, da.Array) or weak else da.asarray(a)
         if b is not None and not isinstance(b, scalars):
-            b = b if isinstance(b, da.Array) else da.asarray(np.asarray(b))
+            b = b if isinstance(b, da.Array) else da.asarray(b)
         if is_array_api_obj(temperature):
             if temperature.ndim != 0:
                 raise temperature_not_scalar(func, temperature.shape)
@@ -150,7 +146,7 @@ class DaskExecutor(ArrayAPIExecutor):
         merge into the next block with logaddexp."""
         p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
         axis = scan_axis(axis, len(p.shape), "logcumsumexp")
-        tau = temperature_value(p.tau, "logcumsumexp")
+        tau = p.tau  # a float: prepare took an array temperature's value
         x = p.a
 
         def logcumsumexp_block(block: Any, axis: int) -> Any:

@@ -39,8 +39,10 @@ def _flat(parts: Any) -> list[Partial]:
 
 
 def block_executor(*blocks: Any) -> Any:
-    """The executor of a dask array's blocks (the NumPy kernel for NumPy chunks)."""
-    from lsearray._delegation import executor  # which imports the executors
+    """The executor of a dask array's blocks (the NumPy kernel for NumPy chunks), as the
+    delegation layer chooses it; imported when called, since `lsearray._delegation`
+    imports the executors, this module among them."""
+    from lsearray._delegation import executor
 
     return executor(*blocks)
 

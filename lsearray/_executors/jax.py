@@ -36,8 +36,6 @@ def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
 class JaxExecutor(ArrayAPIExecutor):
     """Runs calls on JAX arrays by jax.numpy, also while `jax.jit` traces them."""
 
-    name = "jax"
-
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
         return _gumbel(shape, like, rng, func)
 

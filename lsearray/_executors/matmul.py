@@ -10,8 +10,7 @@ import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import array_namespace, is_array_api_obj
 
-from lsearray._executors import array_api_lse as _generic
-from lsearray._executors.array_api_lse import const
+from lsearray._executors.array_api_lse import const, logsumexp_signed
 from lsearray._executors.dask_tree import block_executor
 from lsearray._executors.narrow import narrowed
 from lsearray._validation import (
@@ -293,7 +292,7 @@ def _exact(a: Any, b: Any, ex: Any) -> Any:
 
     def exact_rows(x: Any) -> Any:
         z = xp.expand_dims(x, axis=-1) + xp.expand_dims(b, axis=-3)
-        out, _ = _generic.logsumexp_signed(z, None, (z.ndim - 2,), 1.0, xp)
+        out, _ = logsumexp_signed(z, None, (z.ndim - 2,), 1.0, xp)
         return xp.squeeze(out, axis=-2)
 
     return ex.map_row_blocks(exact_rows, a, rows)
@@ -320,7 +319,7 @@ def _gathered(a: Any, b: Any, bad: Any, ex: Any) -> Any:
     for start, stop in _spans(flat.shape[0], max(1, _TILE // (4 * k))):
         f = flat[start:stop]
         z = xp.take(rows, f // m, axis=0) + xp.take(cols, (f // (n * m)) * m + f % m, axis=0)
-        out, _ = _generic.logsumexp_signed(z, None, (1,), 1.0, xp)
+        out, _ = logsumexp_signed(z, None, (1,), 1.0, xp)
         values.append(xp.reshape(out, (-1,)))
     values = values[0] if len(values) == 1 else xp.concat(values)
     return ex.set_masked(xp.zeros(shape, dtype=a.dtype, device=device_of(a)), bad, values)
@@ -420,7 +419,7 @@ def dask_product(a: Any, b: Any) -> Any:
     chunks by the dask logsumexp reduction."""
     import dask.array as da
 
-    from lsearray._executors.dask import DaskExecutor
+    from lsearray._executors.dask import DaskExecutor  # which imports this module
 
     a = a if isinstance(a, da.Array) else da.asarray(a)
     b = b if isinstance(b, da.Array) else da.asarray(b)

@@ -92,9 +92,9 @@ class NumPyExecutor(partials.PartialAlgebra):
     """Runs calls on NumPy arrays (lists, scalars) with the lsecore kernel: one read of
     the input, no temporaries its size, results in NumPy's dtype and scalar conventions."""
 
-    name = "numpy"
     library = "numpy"
-    xp = np_compat  # the namespace of its partials (float64 NumPy arrays, on the kernel)
+    xp = np_compat  # the namespace of its partials: float64 NumPy arrays
+    on_kernel = True
 
     def device_of(self, x: Any) -> None:
         """NumPy arrays live on the CPU; the kernel has no devices to tell apart."""

@@ -57,7 +57,7 @@ def _unscaled(e: Any) -> bool:
 
 
 def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
-    """The partials with their sums in the units of the largest ``e``, and that ``e``."""
+    """The partials with their sums in the units of the largest exponent, and that exponent."""
     scaled = [p.exponent for p in parts if not _unscaled(p.exponent)]
     if not scaled:
         return parts, 0
@@ -73,29 +73,25 @@ def _aligned(parts: list[Partial], xp: ModuleType) -> tuple[list[Partial], Any]:
     return out, top
 
 
-def _on_kernel(xp: ModuleType) -> bool:
-    """Whether arrays of ``xp`` are NumPy's, reduced and merged by the lsecore kernel."""
-    return xp is np_compat or xp is np
-
-
 def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, xp: ModuleType, *,
-            count: bool = False, mean: bool = False) -> Partial:
-    """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read; with
-    ``count``, ``n`` is the number of elements or the sum of the weights (in the units
-    of the sums, ``2**e``); with ``mean``, ``s`` too (NumPy blocks are read again only
-    for slices whose mean is near their max).
+            kernel: bool = False, count: bool = False, mean: bool = False) -> Partial:
+    """The partial of block ``a`` (weights ``b`` or None) over ``axes``, one read (on the
+    lsecore kernel with ``kernel``, for NumPy blocks); with ``count``, the partial's
+    ``count`` is the number of elements or the sum of the weights (in the units of the
+    sums, ``2**exponent``); with ``mean``, its ``mean_sums`` too (NumPy blocks are read
+    again only for slices whose mean is near their max).
 
     Examples
     --------
     >>> import numpy as np
-    >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0, np)
+    >>> p = partial(np.array([[0.0, 1.0, 1.0]]), None, (1,), 1.0, np, kernel=True)
     >>> p.max, p.top_weight
     (array([[1.]]), array([[2.]]))
-    >>> p = partial(np.array([0.0, 0.0]), np.array([1.7e308, 1.7e308]), (0,), 1.0, np, count=True)
-    >>> p.exponent, float(np.log(p.top_weight[0]) + p.exponent[0] * np.log(2.0))  # log(3.4e308), beyond float64
+    >>> p = partial(np.array([0.0, 0.0]), np.array([1.7e308, 1.7e308]), (0,), 1.0, np,
+    ...             kernel=True, count=True)
+    >>> p.exponent, float(np.log(p.top_weight[0]) + p.exponent[0] * np.log(2.0))  # 3.4e308
     (array([3.]), 710.4199840737881)
     """
-    kernel = _on_kernel(xp)
     if kernel:
         p = _kernel_partial(a, b, axes, inv_tau)
     else:
@@ -140,8 +136,8 @@ def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial, tau: float, ke
                xp: ModuleType) -> tuple[Any, Any, Any]:
     """`expm1_sums`' ``(x, gaps, rest)`` of block ``a`` (weights ``b``) for its partial ``p``.
 
-    For NumPy blocks ``x`` is the partial's ``S - n`` (all of it in ``rest``) wherever that
-    is at least ``0.75 |n|``: there its rounding is a few ulp of itself, and merges scale it
+    For NumPy blocks ``x`` is the partial's ``S - count`` (all of it in ``rest``) wherever
+    that is at least ``0.75 |count|``: there its rounding is a few ulp of itself, and merges scale it
     without cancelling. Only slices whose mean is near their max are read again, in float64.
     """
     if b is not None and not _unscaled(p.exponent):  # the weights in the units of the sums
@@ -192,18 +188,18 @@ def _fields(p: Partial) -> tuple[Any, Any, Any, Any]:
     return (p.max, p.top_weight, p.rest, p.rest_err)
 
 
-def merge(parts: list[Partial], inv_tau: float, xp: ModuleType) -> Partial:
+def merge(parts: list[Partial], inv_tau: float, xp: ModuleType, *, kernel: bool = False) -> Partial:
     """Merge partials of the same shape into one (associative and commutative).
 
     Examples
     --------
     >>> import numpy as np
-    >>> one = partial(np.array([[0.0, -50.0]]), None, (1,), 1.0, np)
-    >>> two = partial(np.array([[0.0]]), None, (1,), 1.0, np)
-    >>> merge([one, two], 1.0, np).top_weight
+    >>> one = partial(np.array([[0.0, -50.0]]), None, (1,), 1.0, np, kernel=True)
+    >>> two = partial(np.array([[0.0]]), None, (1,), 1.0, np, kernel=True)
+    >>> merge([one, two], 1.0, np, kernel=True).top_weight
     array([[2.]])
     """
-    numpy = _on_kernel(xp)
+    numpy = kernel
     xp = np if numpy else xp
     parts, e = _aligned(parts, xp)
     with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow: redone below
@@ -290,20 +286,24 @@ def _merged_sums(parts: list[Partial], m: Any, inv_tau: float, xp: ModuleType) -
     return tuple(sum(v[k] for v in moved[1:]) + moved[0][k] for k in range(3))
 
 
-def finalize(p: Partial, tau: float, xp: ModuleType, divisor: Any = None) -> tuple[Any, Any, Any]:
-    """``(m + tau log|S|, sign(S), log|S|)`` for the partial's sum ``S = 2**e (w + t + c)``,
-    divided by ``divisor`` (in double-double for NumPy) when one is given: the divisor is
-    in the units of the sums (as ``n`` is), so ``2**e`` cancels from means.
+def finalize(p: Partial, tau: float, xp: ModuleType, divisor: Any = None, *,
+             kernel: bool = False) -> tuple[Any, Any, Any]:
+    """``(max + tau log|S|, sign(S), log|S|)`` for the partial's sum
+    ``S = 2**exponent (top_weight + rest + rest_err)``, divided by ``divisor`` (in
+    double-double on the kernel) when one is given: the divisor is in the units of the
+    sums (as ``count`` is), so ``2**exponent`` cancels from means. The rules of
+    `log_of_sums` (the kernel's ``lse_finalize`` on NumPy partials).
 
     Examples
     --------
     >>> import numpy as np
-    >>> out, sign, _ = finalize(partial(np.array([0.0, -50.0]), None, (0,), 1.0, np), 1.0, np)
+    >>> p = partial(np.array([0.0, -50.0]), None, (0,), 1.0, np, kernel=True)
+    >>> out, sign, _ = finalize(p, 1.0, np, kernel=True)
     >>> float(out[0]), float(sign[0])
     (1.9287498479639178e-22, 1.0)
     """
     scaled = not _unscaled(p.exponent)
-    if _on_kernel(xp):
+    if kernel:
         shape = p.max.shape
         flat = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (p.max, p.top_weight, p.rest, p.rest_err)]
         if divisor is None and scaled:  # S / 2**-e: the finalizer's division is exact
@@ -317,26 +317,28 @@ def finalize(p: Partial, tau: float, xp: ModuleType, divisor: Any = None) -> tup
     return shift + times(log_total, tau, xp), sign, log_total
 
 
-def finalize_mean(p: Partial, tau: float, xp: ModuleType) -> tuple[Any, Any]:
-    """``(m + tau log|S / n|, sign)`` of a partial with ``n`` (and ``s``, `partial`'s
-    ``mean``): nan where ``n`` is 0 or nan. A mean near its max takes its log from the
-    expm1 sums (`near_max_mean`) where that is the more accurate: the kernel's finalizer
-    is off by about ``tau 2^-53 (t + c) / S`` (the terms' rounding), the expm1 form by
-    ``tau 2^-53 |x / n|``; array-API partials, finalized in their own floating point,
-    take it wherever ``|x / n| <= 1/2`` (as `logmeanexp` does).
+def finalize_mean(p: Partial, tau: float, xp: ModuleType, *,
+                  kernel: bool = False) -> tuple[Any, Any]:
+    """``(max + tau log|S / count|, sign)`` of a partial with ``count`` (and ``mean_sums``,
+    `partial`'s ``mean``): nan where ``count`` is 0 or nan. A mean near its max takes its
+    log from the expm1 sums (`near_max_mean`) where that is the more accurate: the
+    kernel's finalizer is off by about ``tau 2^-53 (rest + rest_err) / S`` (the terms'
+    rounding), the expm1 form by ``tau 2^-53 |x / count|``; array-API partials, finalized
+    in their own floating point, take it wherever ``|x / count| <= 1/2`` (as `logmeanexp`
+    does).
 
     Examples
     --------
     >>> import numpy as np
-    >>> p = partial(np.array([5.0, 5.0 - 1e-12]), None, (0,), 1e-3, np, mean=True)
-    >>> float(finalize_mean(p, 1e3, np)[0][0])  # 5 - 0.5e-12: the mean, not the max
+    >>> p = partial(np.array([5.0, 5.0 - 1e-12]), None, (0,), 1e-3, np, kernel=True, mean=True)
+    >>> float(finalize_mean(p, 1e3, np, kernel=True)[0][0])  # 5 - 0.5e-12: the mean, not the max
     4.9999999999995
     """
-    numpy = _on_kernel(xp)
+    numpy = kernel
     xp = np_compat if numpy else xp
     divisor = xp.where(p.count == 0, xp.full_like(p.count, math.nan), p.count)
     with np.errstate(all="ignore"):
-        out, sign, _ = finalize(p, tau, xp, divisor)
+        out, sign, _ = finalize(p, tau, xp, divisor, kernel=kernel)
         if p.mean_sums is not None:
             finite = xp.isfinite(p.max)
             shift = xp.where(finite, p.max, xp.zeros_like(p.max))
@@ -352,7 +354,8 @@ def finalize_mean(p: Partial, tau: float, xp: ModuleType) -> tuple[Any, Any]:
 
 
 def reshaped(p: Partial, shape: tuple[int, ...], ns: ModuleType) -> Partial:
-    """``p`` (of kept axes) with every array reshaped to the result's ``shape``."""
+    """``p`` (of kept axes, with ``count`` and ``mean_sums``: a stream's) with every array
+    reshaped to the result's ``shape``."""
     def r(x: Any) -> Any:
         return x if isinstance(x, int) else ns.reshape(x, shape)
 
@@ -361,7 +364,8 @@ def reshaped(p: Partial, shape: tuple[int, ...], ns: ModuleType) -> Partial:
 
 
 def cast(p: Partial, dtype: Any, xp: ModuleType) -> Partial:
-    """``p`` with every array in ``dtype`` (the exponent is a whole number in any)."""
+    """``p`` (with ``count`` and ``mean_sums``: a stream's) with every array in ``dtype``
+    (the exponent is a whole number in any)."""
     def c(x: Any) -> Any:
         return x if isinstance(x, int) or x.dtype == dtype else xp.astype(x, dtype)
 
@@ -370,21 +374,23 @@ def cast(p: Partial, dtype: Any, xp: ModuleType) -> Partial:
 
 
 class PartialAlgebra:
-    """The partial algebra's verbs on the arrays of an executor's namespace ``xp``: the
-    kernel's for NumPy's, array-API operations for any other. The dask tree and
-    `OnlineLogSumExp` call only these."""
+    """The partial algebra's verbs on the arrays of an executor's namespace ``xp``: on the
+    lsecore kernel where ``on_kernel`` (float64 NumPy partials), in array-API operations
+    otherwise. The dask tree and `OnlineLogSumExp` call only these."""
 
     xp: ModuleType
+    on_kernel = False
 
     def partial(self, a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, *,
                 count: bool = False, mean: bool = False) -> Partial:
-        return partial(a, b, axes, inv_tau, self.xp, count=count, mean=mean)
+        return partial(a, b, axes, inv_tau, self.xp, kernel=self.on_kernel, count=count,
+                       mean=mean)
 
     def merge(self, parts: list[Partial], inv_tau: float) -> Partial:
-        return merge(parts, inv_tau, self.xp)
+        return merge(parts, inv_tau, self.xp, kernel=self.on_kernel)
 
     def finalize(self, p: Partial, tau: float, divisor: Any = None) -> tuple[Any, Any, Any]:
-        return finalize(p, tau, self.xp, divisor)
+        return finalize(p, tau, self.xp, divisor, kernel=self.on_kernel)
 
     def finalize_mean(self, p: Partial, tau: float) -> tuple[Any, Any]:
-        return finalize_mean(p, tau, self.xp)
+        return finalize_mean(p, tau, self.xp, kernel=self.on_kernel)

@@ -36,8 +36,6 @@ def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
 class TorchExecutor(ArrayAPIExecutor):
     """Runs calls on torch tensors by torch's operations, on their device."""
 
-    name = "torch"
-
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
         return _gumbel(shape, like, rng, func)
 
