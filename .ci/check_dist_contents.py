@@ -42,6 +42,9 @@ def main(sdist, wheel):
         sizes = ", ".join(f"{n} {zf.getinfo(n).file_size / 1e6:.2f} MB" for n in kernel)
     problems = check("sdist", sdist_names, SDIST_NEEDS, SDIST_NEVER)
     problems += check("wheel", wheel_names, WHEEL_NEEDS, WHEEL_NEVER)
+    # Every module of the packages, subpackages too (setuptools lists packages one by one).
+    problems += [f"wheel lacks {n}" for n in sdist_names
+                 if n.startswith(("lsearray/", "lsecore/")) and n.endswith(".py") and n not in wheel_names]
     problems += [f"wheel's {n} carries debug info" for n in debug]
     for p in problems:
         print(p)
