@@ -204,7 +204,7 @@ def partial_sums(
         # one on a term that underflows makes 0 * inf, a nan that would reach the exponent.
         finite_b = xp.where(xp.isinf(b), xp.zeros_like(b), b)
         terms, e = scaled_terms(terms * finite_b, axes, xp)
-    zero = xp.zeros_like(terms)
+    zero = const(0.0, terms, xp)  # 0-d: where broadcasts it
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
     some = infinite != 0  # also where their sum is nan
