@@ -13,7 +13,8 @@ other tenants, page placement) does not, so one process is one sample. A run is 
 ``side_by_side.py --json`` process per case group, because scipy's temporaries (about 5
 times the input) cost more in a process that holds the other groups' arrays, and jax's
 contender runs in a process of its own beside lsearray (``--only jax``), because importing
-jax slows the others. The runs go one after the other; the first also measures accuracy and
+jax slows the others; the ``jax`` group (lsearray and jax, both jitted on jax arrays) is such
+a process alone. The runs go one after the other; the first also measures accuracy and
 memory, which do not vary between runs. The samples reduce to:
 
 - lsearray's time per call: median (min–max) over the runs;
@@ -23,7 +24,9 @@ memory, which do not vary between runs. The samples reduce to:
 The tables are printed and, with ``--update FILE ...``, written into each file between
 marker lines: ``<!-- figures:headline -->`` ... ``<!-- /figures:headline -->`` gets the
 headline table (README), ``<!-- figures:tables -->`` ... ``<!-- /figures:tables -->``
-every table. Each block starts with the machine it was measured on (CPU model, the SIMD
+every table of NumPy arrays, ``<!-- figures:backends -->`` ... ``<!-- /figures:backends -->``
+those of lsearray on torch and jax arrays (the ``torch`` and ``jax`` groups); a block is
+written only when its groups were run. Each block starts with the machine it was measured on (CPU model, the SIMD
 path lsecore took, threads, versions) and the protocol. A file is replaced whole (written
 beside it, then moved), and only when every run succeeded.
 """
@@ -44,8 +47,11 @@ from typing import Any
 __all__ = ["main", "summarize", "update_file"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives")
+GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives", "torch", "jax")
 JAX_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small")  # jax has no relatives here
+# Groups whose every contender runs on jax: one process, jax's alone beside lsearray on jax arrays.
+JAX_ONLY_GROUPS = ("jax",)
+BACKEND_GROUPS = ("torch", "jax")  # lsearray on these libraries' arrays: the backends block
 SCALING_GROUPS = ("1d", "2d", "short", "tall", "softmax")
 SIDE_BY_SIDE = os.path.join(HERE, "side_by_side.py")
 FLOORS = ("x.sum()", "np.exp(x, out=y)")
@@ -59,6 +65,11 @@ TITLES = (
     ("small calls (10 elements)", ("small",), "µs"),
     ("the relatives", ("relatives",), "ms"),
 )
+# The backends block: lsearray on each library's arrays against that library's function.
+BACKEND_TITLES = (
+    ("lsearray on torch tensors against torch's own function", ("torch",), "ms"),
+    ("lsearray on jax arrays against jax's own function, both jitted", ("jax",), "ms"),
+)
 # The README's rows: the float64 and float32 reductions, the rows of a matrix, softmax.
 HEADLINE = (r"^1-D float64", r"^1-D float32", r"^2-D float64 .* axis=1", r"^softmax float64 \(",
             r"^log_softmax float32 \(")
@@ -66,6 +77,9 @@ HEADLINE_COLUMNS = ("scipy", "torch", "jax", "x.sum()")
 HEADLINE_LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'other / lsearray': "
                    "how many times longer the other takes than lsearray, within the same run; "
                    "'lsearray / x.sum()': lsearray's time in units of one read of the input, its floor.")
+BACKENDS_LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'other / lsearray': how "
+                   "many times longer the library's own function takes than lsearray on the same "
+                   "arrays, within the same run (above 1: lsearray is faster).")
 LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'other / lsearray': how "
           "many times longer the other takes than lsearray, within the same run; 'lsearray / "
           "x.sum()': lsearray's time in units of one read of the input, its floor; np.exp: "
@@ -127,9 +141,15 @@ def run_once(args: argparse.Namespace, first: bool) -> dict[str, Any]:
     into one record whose times are ``[case, contender, seconds, lsearray's seconds in the
     same process]``. The first run also measures accuracy (in the last group's process)."""
     cases, times, tables, machines, scaling = [], [], {}, [], []
-    for k, group in enumerate(args.cases):
-        accuracy = ["--accuracy"] if first and k == len(args.cases) - 1 else []
-        processes = [run_process([*args.side_by_side, "--cases", group, "--no-jax", *accuracy])]
+    numpy_groups = [g for g in args.cases if g not in JAX_ONLY_GROUPS]
+    for group in args.cases:
+        accuracy = ["--accuracy"] if first and numpy_groups and group == numpy_groups[-1] else []
+        if group in JAX_ONLY_GROUPS:
+            if args.no_jax:
+                continue
+            processes = [run_process([*args.side_by_side, "--cases", group, "--no-torch"])]
+        else:
+            processes = [run_process([*args.side_by_side, "--cases", group, "--no-jax", *accuracy])]
         if not args.no_jax and group in JAX_GROUPS:
             processes.append(run_process([*args.side_by_side, "--cases", group, "--no-torch",
                                           "--only", "jax"]))
@@ -174,8 +194,10 @@ def spread(values: list[float], fmt: str) -> str:
 
 
 def _time_fmt(seconds: float, scale: float) -> str:
-    """The format of a time column: three decimals below 10 units, one above."""
-    return ".3f" if seconds * scale < 10 else ".1f"
+    """The format of a time column: three significant digits below 1 unit, three decimals
+    below 10 units, one above."""
+    v = seconds * scale
+    return ".3g" if v < 1 else ".3f" if v < 10 else ".1f"
 
 
 def summarize(runs: list[dict[str, Any]], groups: Sequence[str], unit: str,
@@ -254,6 +276,16 @@ def tables(runs: list[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def backends(runs: list[dict[str, Any]]) -> str:
+    """The docs' backends block: the machine and the tables of lsearray on torch and jax arrays."""
+    present = {c["group"] for c in runs[0]["cases"]}
+    parts = [describe(runs), BACKENDS_LEGEND]
+    for title, groups, unit in BACKEND_TITLES:
+        if present & set(groups):
+            parts += [f"**{title}**, time per call:", summarize(runs, groups, unit)]
+    return "\n\n".join(parts)
+
+
 def update_file(path: str, blocks: dict[str, str]) -> list[str]:
     """Replace the marked blocks of ``path`` that ``blocks`` names; the names replaced."""
     with open(path, encoding="utf-8") as f:
@@ -301,12 +333,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         with open(args.record, "w") as f:
             json.dump(runs, f, indent=1)
-    blocks = {"headline": headline(runs), "tables": tables(runs)}
+    present = {c["group"] for c in runs[0]["cases"]}
+    blocks = {}
+    if present - set(BACKEND_GROUPS):
+        blocks.update(headline=headline(runs), tables=tables(runs))
+    if present & set(BACKEND_GROUPS):
+        blocks["backends"] = backends(runs)
     if args.plot:
         if not all(run.get("throughput") for run in runs):
             raise RuntimeError("--plot: the runs have no throughput series (measure with --plot)")
         plot(args.plot, runs)
-    print(blocks["tables"])
+    print("\n\n".join(blocks[name] for name in ("tables", "backends") if name in blocks))
     for path in args.update:
         names = update_file(path, blocks)
         print(f"{path}: {', '.join(names) or 'no figures markers found'}", file=sys.stderr)

@@ -3,7 +3,7 @@
 Usage::
 
     python asv_bench/side_by_side.py [--size 2e7] [--threads 1] [--repeat 7]
-        [--cases 1d,2d,short,tall,softmax,small,relatives] [--accuracy] [--plot PATH] [--quick]
+        [--cases 1d,2d,short,tall,softmax,small,relatives,torch,jax] [--accuracy] [--plot PATH] [--quick]
         [--only NAMES] [--json PATH] [--plot-only] [--scaling]
 
 One run is one process: ``asv_bench/figures.py`` runs it several times and writes the
@@ -22,6 +22,12 @@ Cases (``--cases``, comma separated, default all); n is ``--size``:
   ``np.logaddexp.accumulate`` and ``torch.logcumsumexp``; logmatmulexp of two (m, m) arrays,
   m = sqrt(n/5), against the naive ``log(exp(a) @ exp(b))`` and the shifted
   ``ma + mb + log(exp(a - ma) @ exp(b - mb))`` (ma the row maxima of a, mb the column maxima of b).
+- ``torch``: lsearray on torch tensors (sharing the numpy data's memory) against torch's own
+  function on the same tensors: logsumexp of n float64 elements, of (n/1000, 1000) over axis 1
+  and of (64, 10) over axis 1 (a training step's logits: call overhead), softmax of
+  (n/1000, 1000) over axis 1;
+- ``jax``: lsearray on jax arrays against jax's own function, both inside ``jax.jit``:
+  logsumexp of n float64 elements and of (n/1000, 1000) over axis 1, softmax over axis 1.
 
 At the default n = 2e7 the 2-D shapes are (20000, 1000), (1e6, 10) and (10, 1e6); the
 relatives take 1e7 elements, (1000, 10000) and (2000, 2000).

@@ -57,6 +57,22 @@ def test_side_by_side_prints_every_table():
     assert "FAILED" not in out
 
 
+@pytest.mark.parametrize("library, rows", [
+    ("torch", ("torch 1-D float64 n=2e+04", "torch (20, 1000) axis=1", "torch softmax (20, 1000) axis=1",
+               "torch (64, 10) axis=1")),
+    ("jax", ("jax.jit 1-D float64 n=2e+04", "jax.jit (20, 1000) axis=1", "jax.jit softmax (20, 1000) axis=1")),
+])
+def test_side_by_side_times_lsearray_on_each_librarys_arrays(library, rows):
+    pytest.importorskip(library)
+    out = run_script("--cases", library).stdout
+    assert f"lsearray on {library} " in out
+    assert f"| case | lsearray ms | {library} ms | {library} / lsearray |" in out
+    for case in rows:
+        assert f"| {case} |" in out
+    assert "All contenders agree with the reference" in out
+    assert "FAILED" not in out
+
+
 def test_side_by_side_scaling_times_lsearray_on_one_and_more_threads():
     out = run_script("--scaling", "--threads", "2", "--cases", "1d,tall,softmax,small").stdout
     assert "lsearray on 1 and 2 threads, time per call" in out
@@ -84,6 +100,22 @@ def test_side_by_side_relatives_alone_with_accuracy():
     assert "| [0, 1e4 x (-50)] | 1.9287498479639178e-18 |" in out
     assert "All contenders agree with the reference" in out
     assert "error:" not in out and "FAILED" not in out
+
+
+def test_figures_writes_the_backends_block_alone(tmp_path):
+    """--cases torch: the backends block gets lsearray on tensors against torch; the NumPy
+    tables' block is left as it was."""
+    pytest.importorskip("torch")
+    page = tmp_path / "page.md"
+    before = "<!-- figures:tables -->\nkept\n<!-- /figures:tables -->\n"
+    page.write_text(before + "<!-- figures:backends -->\n<!-- /figures:backends -->\n")
+    cmd = [sys.executable, str(ASV_DIR / "figures.py"), "--runs", "1", "--cases", "torch", "--update", str(page),
+           "--", "--size", "2e4", "--repeat", "1", "--quick"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = page.read_text()
+    assert text.startswith(before)
+    assert "| case | lsearray ms | torch / lsearray |" in text and "| torch (64, 10) axis=1 | " in text
 
 
 @pytest.mark.skipif(not has("matplotlib"), reason="--plot needs matplotlib (the bench extra)")
@@ -145,6 +177,14 @@ def test_asv_runs_the_sampling_and_dask_benchmarks_quick(tmp_path):
     (without dask, its benchmarks are skipped, not failed)."""
     smallest = r"^(bench_sampling\..*\('float64', 10(, False)?\)|bench_dask\..*\(('all', )?1\))$"
     assert "Running 13 total benchmarks" in asv_quick(tmp_path, smallest)
+
+
+@pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")
+def test_asv_runs_the_torch_and_jax_benchmarks_quick(tmp_path):
+    """Every torch and jax benchmark runs once (asv --quick) on rows (without the library,
+    its benchmarks are skipped, not failed)."""
+    pattern = r"^bench_backends\..*\(('logsumexp', 'rows'|False)\)$"
+    assert "Running 6 total benchmarks" in asv_quick(tmp_path, pattern)
 
 
 def load_figures():

@@ -9,9 +9,10 @@ import numpy as np
 
 from .options import CASE_GROUPS
 
-__all__ = ["RELATIVES", "SCIPY_KINDS", "SMALL_N", "Case", "make_cases"]
+__all__ = ["RELATIVES", "SCIPY_KINDS", "SMALL_N", "SMALL_ROWS", "Case", "make_cases"]
 
 SMALL_N = 10
+SMALL_ROWS = (64, 10)  # a training step's logits: a batch of rows, a few classes each
 SCIPY_KINDS = ("logsumexp", "softmax", "log_softmax")
 RELATIVES = ("logaddexp", "logcumsumexp", "logmatmulexp")
 
@@ -20,7 +21,9 @@ RELATIVES = ("logaddexp", "logcumsumexp", "logmatmulexp")
 class Case:
     """One row of a table: ``kind`` (a name in SCIPY_KINDS or RELATIVES) of ``a`` over ``axis``.
 
-    ``b`` is the second operand of logaddexp and logmatmulexp.
+    ``b`` is the second operand of logaddexp and logmatmulexp. ``library`` is whose arrays
+    the call takes: "numpy", or "torch" (a tensor sharing ``a``'s memory) or "jax" (a device
+    copy, the calls jitted), timed against that library's own function.
     """
     group: str
     label: str
@@ -28,6 +31,7 @@ class Case:
     a: np.ndarray
     axis: int | None
     b: np.ndarray | None = None
+    library: str = "numpy"
 
     @property
     def nbytes(self) -> int:
@@ -45,6 +49,7 @@ def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
     x2d32 = x32[: rows * 1000].reshape(rows, 1000)
     small = rng.standard_normal(SMALL_N) * 10.0
     half, m = n // 2, math.isqrt(n // 5)
+    rows_small = rng.standard_normal(SMALL_ROWS) * 10.0
     scan = x64[: 1000 * max(1, n // 2000)].reshape(1000, -1)
     left, right = x64[: m * m].reshape(m, m), x64[m * m: 2 * m * m].reshape(m, m)
     by_group = {
@@ -68,5 +73,15 @@ def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
                    axis) for axis in (0, 1)),
             Case("relatives", f"logmatmulexp float64 {left.shape} @ {right.shape}", "logmatmulexp", left,
                  None, right)],
+        "torch": [Case("torch", f"torch 1-D float64 n={n:.3g}", "logsumexp", x64, None, library="torch"),
+                  Case("torch", f"torch ({rows}, 1000) axis=1", "logsumexp", x2d, 1, library="torch"),
+                  Case("torch", f"torch softmax ({rows}, 1000) axis=1", "softmax", x2d, 1,
+                       library="torch"),
+                  Case("torch", f"torch {SMALL_ROWS} axis=1", "logsumexp", rows_small, 1,
+                       library="torch")],
+        "jax": [Case("jax", f"jax.jit 1-D float64 n={n:.3g}", "logsumexp", x64, None, library="jax"),
+                Case("jax", f"jax.jit ({rows}, 1000) axis=1", "logsumexp", x2d, 1, library="jax"),
+                Case("jax", f"jax.jit softmax ({rows}, 1000) axis=1", "softmax", x2d, 1,
+                     library="jax")],
     }
     return [case for g in CASE_GROUPS if g in groups for case in by_group[g]]

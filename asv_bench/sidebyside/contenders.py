@@ -62,8 +62,10 @@ class Contenders:
             return self.jax.scipy.special.logsumexp
         return getattr(self.jax.nn, kind)
 
-    def jax_contender(self, kind: str, a: np.ndarray, axis: int | None) -> Callable[[], Any]:
-        """A no-argument jitted call on a device copy of ``a``.
+    def jax_contender(self, kind: str, a: np.ndarray, axis: int | None,
+                      fn: Callable[..., Any] | None = None) -> Callable[[], Any]:
+        """A no-argument jitted call of ``fn`` (jax's own function for ``kind`` when None)
+        on a device copy of ``a``.
 
         The data ``a`` views (a C-contiguous slice of a 1-D array) is copied to jax once and
         shared by every case; the jitted function slices and reshapes it, which XLA does in
@@ -73,12 +75,13 @@ class Contenders:
         if not a.flags.c_contiguous or root.ndim != 1:
             raise ValueError("jax cases must be C-contiguous views of 1-D data")
         start = (a.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // a.itemsize
-        key = (id(root), kind, start, a.shape, axis)
+        fn = self.jax_function(kind) if fn is None else fn
+        key = (id(root), fn, start, a.shape, axis)
         if key not in self._jax_calls:
             if id(root) not in self._jax_roots:  # the root is kept too, so its id stays unique
                 self._jax_roots[id(root)] = (root, self.jax.numpy.asarray(root))
             xj = self._jax_roots[id(root)][1]
-            stop, shape, fn = start + a.size, a.shape, self.jax_function(kind)
+            stop, shape = start + a.size, a.shape
             jitted = self.jax.jit(lambda x: fn(x[start:stop].reshape(shape), axis=axis))
             self._jax_calls[key] = lambda: jitted(xj).block_until_ready()
         return self._jax_calls[key]
@@ -111,9 +114,29 @@ class Contenders:
             "numpy two-pass": lambda: two_pass(a, axis=axis),
         }
 
+    def on_library(self, case: Case) -> dict[str, Callable[[], Any]]:
+        """lsearray and the library's own function, both on ``case.library``'s arrays (none
+        when that library is left out); jax's calls jitted, both alike."""
+        a, axis, kind = case.a, case.axis, case.kind
+        fns: dict[str, Callable[[], Any]] = {}
+        try:
+            if case.library == "torch" and self.torch is not None:
+                t = self.torch.from_numpy(a)  # shares memory, no copy
+                fns["lsearray"] = lambda: getattr(lsearray, kind)(t, axis=axis)
+                fns["torch"] = lambda: self.torch_call(kind, t, axis)
+            elif case.library == "jax" and self.jax is not None:
+                fns["lsearray"] = self.jax_contender(kind, a, axis, getattr(lsearray, kind))
+                fns["jax"] = self.jax_contender(kind, a, axis)
+        except Exception as exc:
+            self.failures[case.label, case.library] = f"{type(exc).__name__}: {exc}"
+            return {}
+        return fns
+
     def of(self, case: Case, floors: bool = True) -> dict[str, Callable[[], Any]]:
         """name -> no-argument call for ``case``, in CONTENDER_ORDER (jax and the floors: SCIPY_KINDS)."""
         a, axis, kind = case.a, case.axis, case.kind
+        if case.library != "numpy":
+            return self.on_library(case)
         fns = self.references(case)
         if self.torch is not None and kind in TORCH_KINDS:
             t = self.torch.from_numpy(a)  # shares memory, no copy

@@ -43,11 +43,12 @@ def markdown(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def fmt_time(seconds: float | None, scale: float) -> str:
-    """``seconds`` in units of 1/``scale`` seconds (1e3: ms, 1e6: µs); '—' when missing."""
+    """``seconds`` in units of 1/``scale`` seconds (1e3: ms, 1e6: µs), three significant
+    digits below one unit; '—' when missing."""
     if seconds is None or seconds == float("inf"):
         return "—"
     v = seconds * scale
-    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+    return f"{v:.3g}" if v < 1 else f"{v:.3f}" if v < 10 else f"{v:.1f}"
 
 
 def ratio(num: float | None, den: float | None) -> str:

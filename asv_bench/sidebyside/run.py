@@ -17,6 +17,10 @@ TABLES = (
     ("logsumexp, time per call (best of rounds):", ("1d", "2d", "short", "tall"), "ms"),
     ("softmax and log_softmax, time per call (best of rounds):", ("softmax",), "ms"),
     (f"small calls ({SMALL_N} elements), time per call (best of rounds):", ("small",), "µs"),
+    ("lsearray on torch tensors against torch's own function, time per call (best of rounds):",
+     ("torch",), "ms"),
+    ("lsearray on jax arrays against jax's own function, both jitted, time per call "
+     "(best of rounds):", ("jax",), "ms"),
 )
 
 
@@ -49,7 +53,7 @@ def run_tables(config: Config, contenders: Contenders) -> tuple[list[Case], dict
         print()
     report_agreement(diffs, cases)
     memory = {}
-    large = [c for c in cases if c.group not in ("small", "relatives")]
+    large = [c for c in cases if c.group not in ("small", "relatives") and c.library == "numpy"]
     if large:
         memory["Peak extra memory of one call (tracemalloc; C-level malloc is not traced):"] = \
             memory_table(large, ("lsearray", "scipy", "numpy two-pass"))
@@ -66,7 +70,8 @@ def run_scaling(config: Config, contenders: Contenders) -> tuple[list[Case], dic
     """Time lsearray on one thread and on ``config.threads`` threads in the same interleaved
     rounds; print the times and the speed-up of every large case selected. Returns the cases
     and the best seconds per (case label, "1" or "n")."""
-    cases = [c for c in make_cases(config.size, config.cases) if c.group not in ("small", "relatives")]
+    cases = [c for c in make_cases(config.size, config.cases)
+             if c.group not in ("small", "relatives") and c.library == "numpy"]
     plan = []
     for case in cases:
         fn = Contenders.references(case)["lsearray"]
