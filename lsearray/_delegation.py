@@ -67,13 +67,18 @@ def executor(*xs: Any, func: str = "lsearray") -> Executor:
     return _executor_of_namespace(xp)
 
 
+_TORCH: list[Executor] = []  # the torch executor, once made
+
+
 def _torch_executor() -> Executor:
-    """The executor for torch tensors (its module imports torch: imported when first needed)."""
-    from array_api_compat import torch as torch_namespace
+    """The executor for torch tensors (its module imports torch: made when first needed)."""
+    if not _TORCH:
+        from array_api_compat import torch as torch_namespace
 
-    from lsearray._executors.torch import TorchExecutor
+        from lsearray._executors.torch import TorchExecutor
 
-    return TorchExecutor(torch_namespace)
+        _TORCH.append(TorchExecutor(torch_namespace))
+    return _TORCH[0]
 
 
 def _executor_of_namespace(xp: Any) -> Executor:

@@ -19,9 +19,10 @@ __all__ = [
 ]
 
 _NUMPY = NumPyExecutor()
-# The dtypes the kernel reads through a NumPy view, and those it computes in float32.
+# The dtypes the kernel reads through a NumPy view (float16 it computes in float32), and
+# bfloat16, which NumPy lacks, widened to float32 first.
 _READ = (torch.float32, torch.float64, torch.float16)
-_WIDENED = (torch.bfloat16,)
+_FLOATS = _READ + (torch.bfloat16,)
 # Below this many elements the kernel runs on one thread (lsecore's MIN_PARALLEL).
 _ONE_THREAD = 1 << 16
 
@@ -44,7 +45,7 @@ def kernel_dims(a: Any, axis: Any) -> list[int] | None:
     """The normalized reduced dimensions of ``a`` when it is a CPU tensor of a floating
     dtype the kernel computes in, at least 1-d, under no transform but vmap, and ``axis`` is None, an int or a tuple of
     distinct ints in range; None otherwise (the generic path then validates and computes)."""
-    if (not isinstance(a, torch.Tensor) or a.device.type != "cpu" or a.dtype not in _READ + _WIDENED
+    if (not isinstance(a, torch.Tensor) or not a.is_cpu or a.dtype not in _FLOATS
             or not _untransformed(a)):
         return None
     ndim = a.dim()
@@ -74,7 +75,7 @@ def kernel_weights(a: Any, b: Any) -> tuple[Any, Any] | None:
     """``a`` and ``b`` broadcast together (views, no copies) when ``b`` is a CPU tensor of
     ``a``'s dtype, float32 or float64, and the shapes broadcast; None otherwise."""
     if (not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or b.dtype != a.dtype
-            or a.dtype not in (torch.float32, torch.float64) or b.device.type != "cpu"
+            or a.dtype not in (torch.float32, torch.float64) or not b.is_cpu
             or not _untransformed(b)):
         return None
     try:
@@ -84,15 +85,15 @@ def kernel_weights(a: Any, b: Any) -> tuple[Any, Any] | None:
     return a.expand(shape), b.expand(shape)
 
 
-def is_direct(*tensors: Any) -> bool:
-    """Whether the kernel may run on the tensors right away, outside torch's dispatcher:
-    in eager mode, with no gradient to record, no transform (vmap, grad) wrapping them and
-    no dispatch mode (fake tensors, tracing) active. Otherwise the operators run, which
-    autograd, the compilers, export and vmap understand."""
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+def is_direct(a: torch.Tensor, b: torch.Tensor | None = None) -> bool:
+    """Whether the kernel may run on ``a`` (and ``b``) right away, outside torch's
+    dispatcher: in eager mode, with no gradient to record, no transform (vmap, grad)
+    wrapping them and no dispatch mode (fake tensors, tracing) active. Otherwise the
+    operators run, which autograd, the compilers, export and vmap understand."""
+    if torch.is_grad_enabled() and (a.requires_grad or (b is not None and b.requires_grad)):
         return False
-    return (not torch.compiler.is_compiling() and not _dispatch_modes()
-            and not any(_is_wrapped(t) for t in tensors))
+    return not (torch.compiler.is_compiling() or _dispatch_modes() or _is_wrapped(a)
+                or (b is not None and _is_wrapped(b)))
 
 
 def sign_of(out: torch.Tensor) -> torch.Tensor:
@@ -105,14 +106,42 @@ def sign_of(out: torch.Tensor) -> torch.Tensor:
 
 def _array(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of ``t`` (a float32 copy for bfloat16, which NumPy lacks)."""
-    t = t.detach()
-    return (t.float() if t.dtype in _WIDENED else t).numpy()
+    if t.requires_grad:
+        t = t.detach()
+    return (t if t.dtype in _READ else t.float()).numpy()
 
 
 def _tensor(x: Any, dtype: torch.dtype) -> torch.Tensor:
     """A kernel result (a new array, or a NumPy scalar) as a tensor of ``dtype``."""
     out = torch.from_numpy(np.asarray(x))
     return out if out.dtype == dtype else out.to(dtype)
+
+
+def _reversed(a: torch.Tensor) -> tuple[int, ...]:
+    """The permutation that reverses ``a``'s dimensions."""
+    return tuple(range(a.dim() - 1, -1, -1))
+
+
+def _fortran(a: torch.Tensor) -> bool:
+    """Whether ``a`` is laid out in Fortran's order (a transposed tensor), not C's."""
+    return a.dim() > 1 and not a.is_contiguous() and a.permute(_reversed(a)).is_contiguous()
+
+
+def _empty_like(a: torch.Tensor) -> torch.Tensor:
+    """An empty tensor of ``a``'s shape laid out as softmax's results are: in Fortran's
+    order for an input in Fortran's order (the kernel writes it so), else in C's."""
+    if _fortran(a):
+        return a.new_empty([a.shape[k] for k in _reversed(a)]).permute(_reversed(a))
+    return a.new_empty(a.shape)
+
+
+def _laid_out(out: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``out``, softmax's result on ``a``, in `_empty_like`'s layout (which the fake
+    implementation promises): copied only where the kernel wrote another layout, for
+    inputs with other strides."""
+    if _fortran(a) == _fortran(out) and (out.is_contiguous() or _fortran(out)):
+        return out
+    return _empty_like(a).copy_(out)
 
 
 def _on_kernel(size: int, call: Callable[[], Any]) -> Any:
@@ -135,7 +164,7 @@ def _reduce_impl(method: str) -> Callable[..., torch.Tensor]:
             out = _on_kernel(a.numel(), lambda: _NUMPY.logsumexp(x, tuple(dim), None, keepdim, False, tau))
         else:
             out = _on_kernel(a.numel(), lambda: _NUMPY.logmeanexp(x, tuple(dim), None, keepdim, tau))
-        return _tensor(out, a.dtype)
+        return _tensor(out, a.dtype).contiguous()  # a copy only for results of strided input
     return impl
 
 
@@ -143,7 +172,8 @@ def _normalize_impl(method: str) -> Callable[..., torch.Tensor]:
     """The CPU implementation of ``softmax`` or ``log_softmax`` of the NumPy executor."""
     def impl(a: torch.Tensor, dim: Sequence[int], tau: float) -> torch.Tensor:
         x = _array(a)
-        return _tensor(_on_kernel(a.numel(), lambda: getattr(_NUMPY, method)(x, tuple(dim), tau)), a.dtype)
+        out = _on_kernel(a.numel(), lambda: getattr(_NUMPY, method)(x, tuple(dim), tau))
+        return _laid_out(_tensor(out, a.dtype), a)
     return impl
 
 
@@ -152,7 +182,7 @@ def _weighted_impl(a: torch.Tensor, b: torch.Tensor, dim: Sequence[int], keepdim
     """``(log|s|, sign s)`` of the weighted sum ``s``, on the kernel."""
     x, w = _array(a), _array(b)
     out, sign = _on_kernel(a.numel(), lambda: _NUMPY.logsumexp(x, tuple(dim), w, keepdim, True, tau))
-    return _tensor(out, a.dtype), _tensor(sign, a.dtype)
+    return _tensor(out, a.dtype).contiguous(), _tensor(sign, a.dtype).contiguous()
 
 
 def _reduced_shape(a: torch.Tensor, dim: Sequence[int], keepdim: bool) -> list[Any]:
@@ -192,7 +222,7 @@ def _reduce_fake(a: torch.Tensor, dim: Sequence[int], keepdim: bool, tau: float)
 
 
 def _normalize_fake(a: torch.Tensor, dim: Sequence[int], tau: float) -> torch.Tensor:
-    return torch.empty_like(a, memory_format=torch.contiguous_format)
+    return _empty_like(a)
 
 
 def _weighted_fake(a: torch.Tensor, b: torch.Tensor, dim: Sequence[int], keepdim: bool,
@@ -253,7 +283,8 @@ def _weighted_backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple:
     a, b, out, sign = ctx.saved_tensors
     out, sign, grad = (_kept(x, ctx.dim, ctx.keepdim) for x in (out, sign, grad))
     term = grad * sign * torch.exp((a - out) / ctx.tau)
-    term = torch.where(out == -math.inf, torch.zeros_like(term), term)
+    # elements of weight 0 are left out of the sum, whatever their value: gradient 0
+    term = torch.where((out == -math.inf) | (b == 0), torch.zeros_like(term), term)
     return (term * b if ctx.needs_input_grad[0] else None,
             term * ctx.tau if ctx.needs_input_grad[1] else None, None, None, None)
 
