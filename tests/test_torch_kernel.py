@@ -209,6 +209,29 @@ def test_gradient_is_softmax_and_zero_for_all_minus_inf_slices():
     np.testing.assert_array_equal(g[1].numpy(), 0.0)
 
 
+@pytest.mark.parametrize("func", FUNCS)
+@pytest.mark.parametrize("axis", [0, 1])
+def test_gradients_of_special_values_as_on_the_array_api_path(spy, func, axis):
+    from array_api_compat import torch as torch_namespace
+
+    from lsearray._executors.array_api import ArrayAPIExecutor
+
+    inf, nan = math.inf, math.nan
+    rows = [[0.0, -inf, 1.0], [-inf, -inf, -inf], [inf, 0.0, 1.0], [nan, 0.0, 1.0], [inf, inf, 0.0],
+            [1.0, 1.0, -inf]]
+    grads = []
+    for run in (lambda x: _call(func, x, axis),
+                lambda x: getattr(ArrayAPIExecutor(torch_namespace), func)(
+                    x, axis, *((None, False, False, 1.0) if func == "logsumexp" else
+                               (None, False, 1.0) if func == "logmeanexp" else (1.0,)))):
+        x = torch.tensor(rows, dtype=torch.float64, requires_grad=True)
+        y = run(x)
+        weights = torch.arange(1.0, y.numel() + 1, dtype=torch.float64).reshape(y.shape)
+        grads.append(torch.autograd.grad((y * weights).nansum(), x)[0])
+    torch.testing.assert_close(grads[0], grads[1], equal_nan=True, rtol=1e-14, atol=1e-15)
+    assert spy.calls
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_narrow_gradients(dtype):
     x = torch.randn(4, 6).to(dtype).requires_grad_()

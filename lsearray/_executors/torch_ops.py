@@ -240,8 +240,17 @@ torch.library.register_fake("lsearray::logsumexp_weighted", _weighted_fake, lib=
 
 # Gradients. d/da tau log sum exp(a / tau) = softmax(a / tau), for the mean too; it is the
 # softmax operator's, so the kernel computes it, and its own gradient gives the second
-# derivative. A slice whose result is -inf (all -inf, or empty) contributes nothing: its
-# gradient is 0, not the nan of 0 / 0.
+# derivative. As on the array-API path, a slice whose max is -inf (all -inf, or empty)
+# has gradient 0, not the nan of 0 / 0, and in a slice whose max is +inf only the +inf
+# elements get one (nan): the others' is 0.
+
+def _without_infinite_slices(g: torch.Tensor, a: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """``g``, a gradient with respect to ``a``, zero where the slice's max ``top`` (kept
+    dimensions, or a result that is infinite exactly where the max is) is -inf, and where
+    it is +inf but for the +inf elements."""
+    zero = (top == -math.inf) | ((top == math.inf) & (a != math.inf))
+    return torch.where(zero, torch.zeros_like(g), g)
+
 
 def _setup_reduce(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     a, ctx.dim, ctx.keepdim, ctx.tau = inputs
@@ -252,13 +261,17 @@ def _reduce_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     a, out = ctx.saved_tensors
     weights = _OPS.softmax(a, ctx.dim, ctx.tau)
     g = _kept(grad, ctx.dim, ctx.keepdim) * weights
-    g = torch.where(_kept(out, ctx.dim, ctx.keepdim) == -math.inf, torch.zeros_like(g), g)
-    return g, None, None, None
+    return _without_infinite_slices(g, a, _kept(out, ctx.dim, ctx.keepdim)), None, None, None
 
 
-def _setup_normalize(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+def _setup_softmax(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     _, ctx.dim, ctx.tau = inputs
     ctx.save_for_backward(output)
+
+
+def _setup_log_softmax(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    a, ctx.dim, ctx.tau = inputs
+    ctx.save_for_backward(a, output)
 
 
 def _softmax_backward(ctx: Any, grad: torch.Tensor) -> tuple:
@@ -267,8 +280,13 @@ def _softmax_backward(ctx: Any, grad: torch.Tensor) -> tuple:
 
 
 def _log_softmax_backward(ctx: Any, grad: torch.Tensor) -> tuple:
-    (y,) = ctx.saved_tensors
-    return (grad - torch.exp(y) * grad.sum(ctx.dim, keepdim=True)) / ctx.tau, None, None
+    # y = (a - lse) / tau is -inf for the finite elements of a slice whose max is +inf, and
+    # nan in an all -inf slice: its max tells them apart from -inf elements and nan input
+    a, y = ctx.saved_tensors
+    if a.numel() == 0:
+        return torch.zeros_like(grad), None, None
+    g = (grad - torch.exp(y) * grad.sum(ctx.dim, keepdim=True)) / ctx.tau
+    return _without_infinite_slices(g, a, a.amax(ctx.dim, keepdim=True)), None, None
 
 
 def _setup_weighted(ctx: Any, inputs: tuple, output: tuple) -> None:
@@ -293,9 +311,9 @@ for _name in ("logsumexp", "logmeanexp"):
     torch.library.register_autograd(f"lsearray::{_name}", _reduce_backward,
                                     setup_context=_setup_reduce, lib=_LIB)
 torch.library.register_autograd("lsearray::softmax", _softmax_backward,
-                                setup_context=_setup_normalize, lib=_LIB)
+                                setup_context=_setup_softmax, lib=_LIB)
 torch.library.register_autograd("lsearray::log_softmax", _log_softmax_backward,
-                                setup_context=_setup_normalize, lib=_LIB)
+                                setup_context=_setup_log_softmax, lib=_LIB)
 torch.library.register_autograd("lsearray::logsumexp_weighted", _weighted_backward,
                                 setup_context=_setup_weighted, lib=_LIB)
 
