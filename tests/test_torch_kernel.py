@@ -47,6 +47,9 @@ class _Spy(NumPyExecutor):
     def log_softmax(self, *args):
         return self._count("log_softmax", *args)
 
+    def logcumsumexp(self, *args):
+        return self._count("logcumsumexp", *args)
+
 
 @pytest.fixture
 def spy(monkeypatch):
@@ -96,6 +99,24 @@ def test_values_dtypes_and_layouts_on_the_kernel(spy, func, dtype, layout):
             _assert_close(got, _expected(func, x, axis, keepdims=keepdims, temperature=0.75), dtype)
     assert torch.equal(x, before), "the input was written to"
     assert len(spy.calls) == 4 * 2 and all(name == func for name, _ in spy.calls)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_logcumsumexp_on_the_kernel_without_gradients(spy, dtype):
+    x = _layouts(dtype)["transposed"]
+    for axis in (None, 0, -1):
+        got = lsearray.logcumsumexp(x, axis=axis, temperature=0.5)
+        assert got.dtype == dtype
+        wide = x.to(torch.float64) / 0.5
+        expected = 0.5 * (torch.logcumsumexp(wide.reshape(-1), 0) if axis is None
+                          else torch.logcumsumexp(wide, axis))
+        _assert_close(got, expected.numpy(), dtype)
+    assert len(spy.calls) == 3
+    y = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(lsearray.logcumsumexp(y, axis=1).sum(), y)  # torch's operations
+    (g_expected,) = torch.autograd.grad(torch.logcumsumexp(y, 1).sum(), y)
+    torch.testing.assert_close(g, g_expected)
+    assert len(spy.calls) == 3
 
 
 @pytest.mark.parametrize("func", FUNCS)

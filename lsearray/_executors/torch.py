@@ -45,13 +45,19 @@ class TorchExecutor(ArrayAPIExecutor):
     place through NumPy views; so do weighted ``logsumexp`` calls whose weights are a CPU
     tensor of ``a``'s dtype, float32 or float64. Where no gradient is recorded (no input
     requires one, or under `torch.no_grad` and `torch.inference_mode`), outside
-    `torch.compile` and function transforms, the kernel is called at once; otherwise
-    through the ``torch.ops.lsearray`` operators, whose fake (meta), autograd and vmap
-    rules let autograd, `torch.compile`, `torch.export` and `torch.func` see them. The
-    gradient of ``logsumexp`` is the kernel's softmax. Calls on more than 65536 elements
-    run on `torch.get_num_threads` threads (smaller ones on one). GPU tensors, integer and
-    complex input, temperatures given as tensors, other weights and the other functions
-    take torch's own operations, as on any array API library.
+    `torch.compile`, tracing and function transforms, the kernel is called at once;
+    otherwise through the ``torch.ops.lsearray`` operators, whose fake (meta), autograd
+    and vmap rules let autograd, `torch.compile`, `torch.export` and `torch.func.vmap`
+    see them. The gradient of ``logsumexp`` is the kernel's softmax. ``logcumsumexp``
+    runs on the kernel where it is called at once (it has no operator).
+
+    Threads: a call on 65536 elements or more runs on `torch.get_num_threads` threads,
+    and the kernel's own count is restored after it; smaller calls run on one thread.
+
+    GPU tensors, integer and complex input, temperatures given as tensors, other
+    weights, `torch.func.grad` and the jacobians (whose autograd.Function rules the
+    operators lack) and the other functions take torch's own operations, as on any array
+    API library.
     """
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
@@ -89,6 +95,12 @@ class TorchExecutor(ArrayAPIExecutor):
         if dims is None or tau is None:
             return super().log_softmax(x, axis, temperature)
         return torch_ops.log_softmax(x, dims, tau)
+
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+        dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
+        if dims is None or tau is None or type(axis) is tuple or not torch_ops.is_direct(a):
+            return super().logcumsumexp(a, axis, temperature)
+        return torch_ops.logcumsumexp(a, None if axis is None else dims[0], tau)
 
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
         return _gumbel(shape, like, rng, func)

@@ -14,7 +14,7 @@ import lsecore
 from lsearray._executors.numpy import NumPyExecutor
 
 __all__ = [
-    "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax", "logmeanexp",
+    "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax", "logcumsumexp", "logmeanexp",
     "logsumexp", "logsumexp_weighted", "sign_of", "softmax",
 ]
 
@@ -381,6 +381,13 @@ def log_softmax(a: torch.Tensor, dim: list[int], tau: float) -> torch.Tensor:
     if is_direct(a):
         return _IMPL["log_softmax"](a, dim, tau)
     return _OPS.log_softmax(a, dim, tau)
+
+
+def logcumsumexp(a: torch.Tensor, axis: int | None, tau: float) -> torch.Tensor:
+    """logcumsumexp of a CPU tensor on the kernel, for calls where `is_direct` (the
+    scan has no operator: others take torch's operations)."""
+    x = _array(a)
+    return _tensor(_on_kernel(a.numel(), lambda: _NUMPY.logcumsumexp(x, axis, tau)), a.dtype)
 
 
 def logsumexp_weighted(a: torch.Tensor, b: torch.Tensor, dim: list[int], keepdim: bool,
