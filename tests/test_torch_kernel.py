@@ -318,12 +318,12 @@ def _model(x, b):
             + lsearray.softmax(x, axis=1).sum(1) + lsearray.log_softmax(x, axis=0)[0] + out * sign)
 
 
-@pytest.mark.parametrize("fullgraph", [True, False])
-def test_torch_compile(spy, fullgraph):
+@pytest.mark.parametrize("fullgraph,dynamic", [(True, False), (False, False), (True, True)])
+def test_torch_compile(spy, fullgraph, dynamic):
     torch._dynamo.reset()
     x = torch.randn(6, 6, dtype=torch.float64, requires_grad=True)
     b = torch.rand(6, dtype=torch.float64)
-    compiled = torch.compile(_model, fullgraph=fullgraph)
+    compiled = torch.compile(_model, fullgraph=fullgraph, dynamic=dynamic)
     got = compiled(x, b)
     (g,) = torch.autograd.grad(got.sum(), x)
     expected = _model(x, b)
@@ -366,3 +366,12 @@ def test_func_grad():
     x = torch.randn(4, 5, dtype=torch.float64)
     g = torch.func.grad(lambda t: lsearray.logsumexp(t, axis=1).sum())(x)
     _assert_close(g, slow_softmax(x.numpy(), axis=1), torch.float64)
+
+
+def test_tensor_subclasses_take_the_operators(spy):
+    weight = torch.nn.Parameter(torch.randn(3, 4, dtype=torch.float64))
+    with torch.no_grad():
+        got = lsearray.log_softmax(weight, axis=1)
+    assert type(got) is torch.Tensor and not got.requires_grad
+    _assert_close(got, slow_log_softmax(_np(weight), axis=1), torch.float64)
+    assert [name for name, _ in spy.calls] == ["log_softmax"]

@@ -68,7 +68,8 @@ def kernel_tau(temperature: Any) -> float | None:
     if type(temperature) not in (int, float):
         return None
     tau = float(temperature)
-    return tau if math.isfinite(tau) and tau >= sys.float_info.min else None
+    # comparisons rather than math.isfinite, which dynamo does not fold (nan fails them)
+    return tau if sys.float_info.min <= tau <= sys.float_info.max else None
 
 
 def kernel_weights(a: Any, b: Any) -> tuple[Any, Any] | None:
@@ -87,10 +88,13 @@ def kernel_weights(a: Any, b: Any) -> tuple[Any, Any] | None:
 
 def is_direct(a: torch.Tensor, b: torch.Tensor | None = None) -> bool:
     """Whether the kernel may run on ``a`` (and ``b``) right away, outside torch's
-    dispatcher: in eager mode, with no gradient to record, no transform (vmap, grad)
-    wrapping them and no dispatch mode (fake tensors, tracing) active. Otherwise the
-    operators run, which autograd, the compilers, export and vmap understand."""
+    dispatcher: plain tensors (no subclass, which may dispatch on its own) in eager mode,
+    with no gradient to record, no transform (vmap, grad) wrapping them and no dispatch
+    mode (fake tensors, tracing) active. Otherwise the operators run, which autograd, the
+    compilers, export and vmap understand."""
     if torch.is_grad_enabled() and (a.requires_grad or (b is not None and b.requires_grad)):
+        return False
+    if type(a) is not torch.Tensor or (b is not None and type(b) is not torch.Tensor):
         return False
     return not (torch.compiler.is_compiling() or _dispatch_modes() or _is_wrapped(a)
                 or (b is not None and _is_wrapped(b)))
@@ -218,15 +222,18 @@ _OPS = torch.ops.lsearray
 
 
 def _reduce_fake(a: torch.Tensor, dim: Sequence[int], keepdim: bool, tau: float) -> torch.Tensor:
+    """A reduction's result, as the CPU implementation lays it out (C-contiguous)."""
     return a.new_empty(_reduced_shape(a, dim, keepdim))
 
 
 def _normalize_fake(a: torch.Tensor, dim: Sequence[int], tau: float) -> torch.Tensor:
+    """softmax's (log_softmax's) result, laid out as `_empty_like` says."""
     return _empty_like(a)
 
 
 def _weighted_fake(a: torch.Tensor, b: torch.Tensor, dim: Sequence[int], keepdim: bool,
                    tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted reduction's ``(log|s|, sign s)``, C-contiguous."""
     shape = _reduced_shape(a, dim, keepdim)
     return a.new_empty(shape), a.new_empty(shape)
 
