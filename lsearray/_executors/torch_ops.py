@@ -14,8 +14,8 @@ import lsecore
 from lsearray._executors.numpy import NumPyExecutor
 
 __all__ = [
-    "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax", "logcumsumexp", "logmeanexp",
-    "logsumexp", "logsumexp_weighted", "sign_of", "softmax",
+    "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax", "logcumsumexp",
+    "logmeanexp", "logsumexp", "logsumexp_weighted", "sign_of", "softmax",
 ]
 
 _NUMPY = NumPyExecutor()
@@ -28,6 +28,7 @@ _ONE_THREAD = 1 << 16
 
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 _VMAP = torch._C._functorch.TransformType.Vmap
+_dispatch_modes = torch._C._len_torch_dispatch_stack
 
 
 def _untransformed(t: torch.Tensor) -> bool:
@@ -38,13 +39,13 @@ def _untransformed(t: torch.Tensor) -> bool:
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
     return all(i.key() == _VMAP for i in retrieve_all_functorch_interpreters())
-_dispatch_modes = torch._C._len_torch_dispatch_stack
 
 
 def kernel_dims(a: Any, axis: Any) -> list[int] | None:
     """The normalized reduced dimensions of ``a`` when it is a CPU tensor of a floating
-    dtype the kernel computes in, at least 1-d, under no transform but vmap, and ``axis`` is None, an int or a tuple of
-    distinct ints in range; None otherwise (the generic path then validates and computes)."""
+    dtype the kernel computes in, at least 1-d, under no transform but vmap, and ``axis``
+    is None, an int or a tuple of distinct ints in range; None otherwise (the generic path
+    then validates and computes)."""
     if (not isinstance(a, torch.Tensor) or not a.is_cpu or a.dtype not in _FLOATS
             or not _untransformed(a)):
         return None
