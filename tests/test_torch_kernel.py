@@ -362,6 +362,20 @@ def test_vmap_weighted(spy):
     assert spy.calls
 
 
+def test_forward_mode_takes_the_generic_path():
+    import torch.autograd.forward_ad as forward_ad
+
+    x = torch.randn(3, 4, dtype=torch.float64)
+    v = torch.randn(3, 4, dtype=torch.float64)
+    with forward_ad.dual_level():
+        y = lsearray.logsumexp(forward_ad.make_dual(x, v), axis=1)
+        tangent = forward_ad.unpack_dual(y).tangent
+    torch.testing.assert_close(tangent, (torch.softmax(x, 1) * v).sum(1))
+    _, jvp = torch.func.jvp(lambda t: lsearray.softmax(t, axis=1), (x,), (v,))
+    s = torch.softmax(x, 1)
+    torch.testing.assert_close(jvp, s * (v - (s * v).sum(1, keepdim=True)))
+
+
 def test_func_grad():
     x = torch.randn(4, 5, dtype=torch.float64)
     g = torch.func.grad(lambda t: lsearray.logsumexp(t, axis=1).sum())(x)

@@ -55,7 +55,7 @@ class TorchExecutor(ArrayAPIExecutor):
     and the kernel's own count is restored after it; smaller calls run on one thread.
 
     GPU tensors, integer and complex input, temperatures given as tensors, other
-    weights, `torch.func.grad` and the jacobians (whose autograd.Function rules the
+    weights, forward-mode AD, `torch.func.grad`, `jvp` and the jacobians (rules the
     operators lack) and the other functions take torch's own operations, as on any array
     API library.
     """

@@ -29,11 +29,15 @@ _ONE_THREAD = 1 << 16
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 _VMAP = torch._C._functorch.TransformType.Vmap
 _dispatch_modes = torch._C._len_torch_dispatch_stack
+_forward_ad = torch.autograd.forward_ad
 
 
 def _untransformed(t: torch.Tensor) -> bool:
-    """Whether no function transform but vmap sees ``t``: the operators' gradients are
-    autograd's (torch.func.grad, jvp and the jacobians take the generic path)."""
+    """Whether no function transform but vmap sees ``t``, and no forward-mode dual level
+    is open: the operators' gradients are backward autograd's only (torch.func.grad, jvp,
+    the jacobians and dual tensors take the generic path)."""
+    if _forward_ad._current_level >= 0:
+        return False
     if torch.compiler.is_compiling() or not _is_wrapped(t):  # dynamo handles its transforms
         return True
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
