@@ -46,12 +46,12 @@ def _untransformed(t: torch.Tensor) -> bool:
 
 
 def kernel_dims(a: Any, axis: Any) -> list[int] | None:
-    """The normalized reduced dimensions of ``a`` when it is a CPU tensor of a floating
-    dtype the kernel computes in, at least 1-d, under no transform but vmap, and ``axis``
+    """The normalized reduced dimensions of ``a`` when it is a dense CPU tensor of a
+    floating dtype the kernel computes in, at least 1-d, under no transform but vmap, and ``axis``
     is None, an int or a tuple of distinct ints in range; None otherwise (the generic path
     then validates and computes)."""
     if (not isinstance(a, torch.Tensor) or not a.is_cpu or a.dtype not in _FLOATS
-            or not _untransformed(a)):
+            or a.layout is not torch.strided or not _untransformed(a)):
         return None
     ndim = a.dim()
     if ndim == 0:
@@ -78,11 +78,11 @@ def kernel_tau(temperature: Any) -> float | None:
 
 
 def kernel_weights(a: Any, b: Any) -> tuple[Any, Any] | None:
-    """``a`` and ``b`` broadcast together (views, no copies) when ``b`` is a CPU tensor of
-    ``a``'s dtype, float32 or float64, and the shapes broadcast; None otherwise."""
+    """``a`` and ``b`` broadcast together (views, no copies) when ``b`` is a dense CPU
+    tensor of ``a``'s dtype, float32 or float64, and the shapes broadcast; None otherwise."""
     if (not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or b.dtype != a.dtype
             or a.dtype not in (torch.float32, torch.float64) or not b.is_cpu
-            or not _untransformed(b)):
+            or b.layout is not torch.strided or not _untransformed(b)):
         return None
     try:
         shape = torch.broadcast_shapes(a.shape, b.shape)
