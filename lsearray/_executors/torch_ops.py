@@ -261,7 +261,7 @@ def _without_infinite_slices(g: torch.Tensor, a: torch.Tensor, top: torch.Tensor
     dimensions, or a result that is infinite exactly where the max is) is -inf, and where
     it is +inf but for the +inf elements."""
     zero = (top == -math.inf) | ((top == math.inf) & (a != math.inf))
-    return torch.where(zero, torch.zeros_like(g), g)
+    return torch.where(zero, 0.0, g)
 
 
 def _setup_reduce(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -314,7 +314,7 @@ def _weighted_backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple:
     out, sign, grad = (_kept(x, ctx.dim, ctx.keepdim) for x in (out, sign, grad))
     term = grad * sign * torch.exp((a - out) / ctx.tau)
     # elements of weight 0 are left out of the sum, whatever their value: gradient 0
-    term = torch.where((out == -math.inf) | (b == 0), torch.zeros_like(term), term)
+    term = torch.where((out == -math.inf) | (b == 0), 0.0, term)
     return (term * b if ctx.needs_input_grad[0] else None,
             term * ctx.tau if ctx.needs_input_grad[1] else None, None, None, None)
 
