@@ -102,7 +102,7 @@ def test_values_dtypes_and_layouts_on_the_kernel(spy, func, dtype, layout):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_logcumsumexp_on_the_kernel_without_gradients(spy, dtype):
+def test_logcumsumexp_on_the_kernel(spy, dtype):
     x = _layouts(dtype)["transposed"]
     for axis in (None, 0, -1):
         got = lsearray.logcumsumexp(x, axis=axis, temperature=0.5)
@@ -113,10 +113,30 @@ def test_logcumsumexp_on_the_kernel_without_gradients(spy, dtype):
         _assert_close(got, expected.numpy(), dtype)
     assert len(spy.calls) == 3
     y = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(lsearray.logcumsumexp(y, axis=1).sum(), y)  # torch's operations
+    (g,) = torch.autograd.grad(lsearray.logcumsumexp(y, axis=1).sum(), y)
     (g_expected,) = torch.autograd.grad(torch.logcumsumexp(y, 1).sum(), y)
     torch.testing.assert_close(g, g_expected)
-    assert len(spy.calls) == 3
+    assert len(spy.calls) == 3 + 3  # the scan, and the two reversed scans of its gradient
+
+
+@pytest.mark.parametrize("axis", [1, 0, None], ids=str)
+def test_gradcheck_and_gradgradcheck_logcumsumexp(spy, axis):
+    x = _x((3, 4, 2))
+    fn = lambda t: lsearray.logcumsumexp(t, axis=axis, temperature=0.7)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+    assert spy.calls
+
+
+def test_logcumsumexp_operator():
+    x = torch.randn(4, 5, 3, dtype=torch.float64)
+    for t in (x.requires_grad_(), x.detach().transpose(0, 2), x.detach()[:, ::2].float()):
+        torch.library.opcheck(torch.ops.lsearray.logcumsumexp, (t, 1, 0.5))
+    got = torch.func.vmap(lambda t: lsearray.logcumsumexp(t, axis=1), in_dims=2)(x.detach())
+    torch.testing.assert_close(got, torch.logcumsumexp(x.detach().permute(2, 0, 1), 2))
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda t: lsearray.logcumsumexp(t, axis=0, temperature=2.0), fullgraph=True)
+    torch.testing.assert_close(compiled(x.detach()), 2.0 * torch.logcumsumexp(x.detach() / 2.0, 0))
 
 
 @pytest.mark.parametrize("func", FUNCS)

@@ -39,17 +39,17 @@ class TorchExecutor(ArrayAPIExecutor):
     """Runs calls on torch tensors: CPU tensors on the lsecore kernel where it computes
     them, everything else by torch's operations on the tensors' device.
 
-    ``logsumexp``, ``logmeanexp``, ``softmax`` and ``log_softmax`` of CPU tensors of
-    float32 or float64 (float16 and bfloat16 through float32), of any strides, with a
-    temperature given as a Python number, run on the kernel, which reads the tensors in
-    place through NumPy views; so do weighted ``logsumexp`` calls whose weights are a CPU
-    tensor of ``a``'s dtype, float32 or float64. Where no gradient is recorded (no input
-    requires one, or under `torch.no_grad` and `torch.inference_mode`), outside
-    `torch.compile`, tracing and function transforms, the kernel is called at once;
-    otherwise through the ``torch.ops.lsearray`` operators, whose fake (meta), autograd
-    and vmap rules let autograd, `torch.compile`, `torch.export` and `torch.func.vmap`
-    see them. The gradient of ``logsumexp`` is the kernel's softmax. ``logcumsumexp``
-    runs on the kernel where it is called at once (it has no operator).
+    ``logsumexp``, ``logmeanexp``, ``softmax``, ``log_softmax`` and ``logcumsumexp`` of
+    CPU tensors of float32 or float64 (float16 and bfloat16 through float32), of any
+    strides, with a temperature given as a Python number, run on the kernel, which reads
+    the tensors in place through NumPy views; so do weighted ``logsumexp`` calls whose
+    weights are a CPU tensor of ``a``'s dtype, float32 or float64. Where no gradient is
+    recorded (no input requires one, or under `torch.no_grad` and
+    `torch.inference_mode`), outside `torch.compile`, tracing and function transforms,
+    the kernel is called at once; otherwise through the ``torch.ops.lsearray``
+    operators, whose fake (meta), autograd and vmap rules let autograd, `torch.compile`,
+    `torch.export` and `torch.func.vmap` see them. The gradient of ``logsumexp`` is the
+    kernel's softmax, and that of ``logcumsumexp`` the kernel's scan run backwards.
 
     Threads: a call on 65536 elements or more runs on `torch.get_num_threads` threads,
     and the kernel's own count is restored after it; smaller calls run on one thread.
@@ -98,7 +98,7 @@ class TorchExecutor(ArrayAPIExecutor):
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
         dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
-        if dims is None or tau is None or type(axis) is tuple or not torch_ops.is_direct(a):
+        if dims is None or tau is None or type(axis) is tuple:
             return super().logcumsumexp(a, axis, temperature)
         return torch_ops.logcumsumexp(a, None if axis is None else dims[0], tau)
 

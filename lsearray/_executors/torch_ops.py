@@ -194,6 +194,13 @@ def _weighted_impl(a: torch.Tensor, b: torch.Tensor, dim: Sequence[int], keepdim
     return _tensor(out, a.dtype).contiguous(), _tensor(sign, a.dtype).contiguous()
 
 
+def _scan_impl(a: torch.Tensor, dim: int | None, tau: float) -> torch.Tensor:
+    """The running log-sum-exp along ``dim`` (of the flattened input for None), on the kernel."""
+    x = _array(a)
+    out = _on_kernel(a.numel(), lambda: _NUMPY.logcumsumexp(x, dim, tau))
+    return _tensor(out, a.dtype).contiguous()  # a copy only for results of strided input
+
+
 def _reduced_shape(a: torch.Tensor, dim: Sequence[int], keepdim: bool) -> list[Any]:
     """The shape of a reduction of ``a`` over ``dim``."""
     if keepdim:
@@ -216,10 +223,11 @@ _LIB.define("logmeanexp(Tensor a, int[] dim, bool keepdim, float tau) -> Tensor"
 _LIB.define("softmax(Tensor a, int[] dim, float tau) -> Tensor")
 _LIB.define("log_softmax(Tensor a, int[] dim, float tau) -> Tensor")
 _LIB.define("logsumexp_weighted(Tensor a, Tensor b, int[] dim, bool keepdim, float tau) -> (Tensor, Tensor)")
+_LIB.define("logcumsumexp(Tensor a, int dim, float tau) -> Tensor")
 _IMPL = {
     "logsumexp": _reduce_impl("logsumexp"), "logmeanexp": _reduce_impl("logmeanexp"),
     "softmax": _normalize_impl("softmax"), "log_softmax": _normalize_impl("log_softmax"),
-    "logsumexp_weighted": _weighted_impl,
+    "logsumexp_weighted": _weighted_impl, "logcumsumexp": _scan_impl,
 }
 for _name, _impl in _IMPL.items():
     _LIB.impl(_name, _impl, "CPU")
@@ -248,6 +256,7 @@ for _name in ("logsumexp", "logmeanexp"):
 for _name in ("softmax", "log_softmax"):
     torch.library.register_fake(f"lsearray::{_name}", _normalize_fake, lib=_LIB)
 torch.library.register_fake("lsearray::logsumexp_weighted", _weighted_fake, lib=_LIB)
+torch.library.register_fake("lsearray::logcumsumexp", lambda a, dim, tau: a.new_empty(a.shape), lib=_LIB)
 
 
 # Gradients. d/da tau log sum exp(a / tau) = softmax(a / tau), for the mean too; it is the
@@ -319,6 +328,33 @@ def _weighted_backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple:
             term * ctx.tau if ctx.needs_input_grad[1] else None, None, None, None)
 
 
+def _setup_scan(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    a, ctx.dim, ctx.tau = inputs
+    ctx.save_for_backward(a, output)
+
+
+def _scan_backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    # d out_j / d a_i = exp((a_i - out_j) / tau) for i <= j: the gradient is
+    # exp(a_i / tau) sum_{j >= i} g_j exp(-out_j / tau), the positive and the negative g
+    # apart, each a reversed running log-sum-exp (the operator's, so that it has its own
+    # gradient). An element at -inf gets 0: it adds nothing, and an all -inf prefix is
+    # the constant -inf.
+    a, out = ctx.saved_tensors
+    dim, tau = ctx.dim, ctx.tau
+    if grad.numel() == 0:
+        return grad, None, None
+    lowest = torch.finfo(grad.dtype).min
+    log_abs = grad.abs().log()
+    z, r = a / tau, out / tau
+
+    def from_the_end(log_terms: torch.Tensor) -> torch.Tensor:
+        return torch.exp(_OPS.logcumsumexp((log_terms - r).flip(dim), dim, 1.0).flip(dim) + z)
+
+    g = (from_the_end(torch.where(grad > 0, log_abs, lowest))
+         - from_the_end(torch.where(grad < 0, log_abs, lowest)))
+    return torch.where(a == -math.inf, 0.0, g), None, None
+
+
 for _name in ("logsumexp", "logmeanexp"):
     torch.library.register_autograd(f"lsearray::{_name}", _reduce_backward,
                                     setup_context=_setup_reduce, lib=_LIB)
@@ -328,6 +364,8 @@ torch.library.register_autograd("lsearray::log_softmax", _log_softmax_backward,
                                 setup_context=_setup_log_softmax, lib=_LIB)
 torch.library.register_autograd("lsearray::logsumexp_weighted", _weighted_backward,
                                 setup_context=_setup_weighted, lib=_LIB)
+torch.library.register_autograd("lsearray::logcumsumexp", _scan_backward,
+                                setup_context=_setup_scan, lib=_LIB)
 
 
 # vmap: the mapped dimension becomes the first, a batch dimension none of the ones reduced,
@@ -365,6 +403,13 @@ for _name in ("softmax", "log_softmax"):
 torch.library.register_vmap("lsearray::logsumexp_weighted", _vmap_weighted, lib=_LIB)
 
 
+def _vmap_scan(info: Any, in_dims: tuple, a: torch.Tensor, dim: int, tau: float) -> tuple:
+    return _OPS.logcumsumexp(_batched(a, in_dims[0], info.batch_size), dim + 1, tau), 0
+
+
+torch.library.register_vmap("lsearray::logcumsumexp", _vmap_scan, lib=_LIB)
+
+
 # The calls: the kernel at once where `is_direct`, else the operators.
 
 def logsumexp(a: torch.Tensor, dim: list[int], keepdim: bool, tau: float) -> torch.Tensor:
@@ -396,10 +441,13 @@ def log_softmax(a: torch.Tensor, dim: list[int], tau: float) -> torch.Tensor:
 
 
 def logcumsumexp(a: torch.Tensor, axis: int | None, tau: float) -> torch.Tensor:
-    """logcumsumexp of a CPU tensor on the kernel, for calls where `is_direct` (the
-    scan has no operator: others take torch's operations)."""
-    x = _array(a)
-    return _tensor(_on_kernel(a.numel(), lambda: _NUMPY.logcumsumexp(x, axis, tau)), a.dtype)
+    """logcumsumexp of a CPU tensor on the kernel along ``axis`` (normalized), or along
+    the flattened tensor for None."""
+    if is_direct(a):
+        return _scan_impl(a, axis, tau)
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    return _OPS.logcumsumexp(a, axis, tau)
 
 
 def logsumexp_weighted(a: torch.Tensor, b: torch.Tensor, dim: list[int], keepdim: bool,
