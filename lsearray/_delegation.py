@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Union
 
 import numpy as np
@@ -46,6 +47,9 @@ def executor(*xs: Any, func: str = "lsearray") -> Executor:
     """
     if all(x is None or _is_real_ndarray(x) for x in xs):  # the common case, quickly
         return _NUMPY
+    torch = sys.modules.get("torch")  # torch tensors, quickly: torch is imported if there are any
+    if torch is not None and all(x is None or isinstance(x, torch.Tensor) for x in xs):
+        return _torch_executor()
     arrays = [x for x in xs if x is not None and is_array_api_obj(x)]
     plain = [x for x in xs if x is not None and (isinstance(x, np.ndarray) or not is_array_api_obj(x))]
     complex_ = any(np.iscomplexobj(x) for x in plain)
@@ -63,6 +67,20 @@ def executor(*xs: Any, func: str = "lsearray") -> Executor:
     return _executor_of_namespace(xp)
 
 
+_TORCH: list[Executor] = []  # the torch executor, once made
+
+
+def _torch_executor() -> Executor:
+    """The executor for torch tensors (its module imports torch: made when first needed)."""
+    if not _TORCH:
+        from array_api_compat import torch as torch_namespace
+
+        from lsearray._executors.torch import TorchExecutor
+
+        _TORCH.append(TorchExecutor(torch_namespace))
+    return _TORCH[0]
+
+
 def _executor_of_namespace(xp: Any) -> Executor:
     """The executor for arrays of the array API namespace ``xp``. The dask executor is
     imported here, when first needed: dask is an optional dependency (torch's and JAX's
@@ -74,9 +92,7 @@ def _executor_of_namespace(xp: Any) -> Executor:
 
         return DaskExecutor(xp)
     if is_torch_namespace(xp):
-        from lsearray._executors.torch import TorchExecutor
-
-        return TorchExecutor(xp)
+        return _torch_executor()
     if is_jax_namespace(xp):
         from lsearray._executors.jax import JaxExecutor
 

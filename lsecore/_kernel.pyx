@@ -7,8 +7,8 @@ from libc.math cimport INFINITY, fma
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp",
-           "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan", "simd",
-           "softmax_rows"]
+           "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan",
+           "set_max_threads", "simd", "softmax_rows"]
 
 ctypedef fused a_t:
     float
@@ -823,3 +823,29 @@ def build_info():
 def max_threads():
     """The number of threads a large reduction uses (OpenMP's, 1 without OpenMP)."""
     return lse_max_threads()
+
+
+cdef extern from *:
+    """
+    /* Sets the threads later parallel loops of the calling thread use (no-op without OpenMP). */
+    static void lse_set_max_threads(int n)
+    {
+    #ifdef _OPENMP
+        omp_set_num_threads(n);
+    #else
+        (void)n;
+    #endif
+    }
+    """
+    void lse_set_max_threads(int n) nogil
+
+
+def set_max_threads(int n):
+    """Set the threads that the calling thread's large reductions use from now on (OpenMP's
+    ``omp_set_num_threads``; no effect without OpenMP) and return the previous number, to
+    restore it with: ``previous = set_max_threads(4)``, then ``set_max_threads(previous)``."""
+    if n < 1:
+        raise ValueError(f"set_max_threads: the number of threads must be at least 1; got {n}")
+    cdef int previous = lse_max_threads()
+    lse_set_max_threads(n)
+    return previous

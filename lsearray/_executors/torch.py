@@ -1,11 +1,13 @@
-"""The torch executor: the array-API executor with torch's random numbers and autograd."""
+"""The torch executor: CPU tensors on the lsecore kernel, others by torch's operations."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from array_api_compat import array_namespace
 
+from lsearray._executors import torch_ops
 from lsearray._executors.array_api import ArrayAPIExecutor
 from lsearray._executors.random import from_uniform, is_seed, type_name
 
@@ -34,7 +36,71 @@ def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
 
 
 class TorchExecutor(ArrayAPIExecutor):
-    """Runs calls on torch tensors by torch's operations, on their device."""
+    """Runs calls on torch tensors: CPU tensors on the lsecore kernel where it computes
+    them, everything else by torch's operations on the tensors' device.
+
+    ``logsumexp``, ``logmeanexp``, ``softmax``, ``log_softmax`` and ``logcumsumexp`` of
+    CPU tensors of float32 or float64 (float16 and bfloat16 through float32), of any
+    strides, with a temperature given as a Python number, run on the kernel, which reads
+    the tensors in place through NumPy views; so do weighted ``logsumexp`` calls whose
+    weights are a CPU tensor of ``a``'s dtype, float32 or float64. Where no gradient is
+    recorded (no input requires one, or under `torch.no_grad` and
+    `torch.inference_mode`), outside `torch.compile`, tracing and function transforms,
+    the kernel is called at once; otherwise through the ``torch.ops.lsearray``
+    operators, whose fake (meta), autograd and vmap rules let autograd, `torch.compile`,
+    `torch.export` and `torch.func.vmap` see them. The gradient of ``logsumexp`` is the
+    kernel's softmax, and that of ``logcumsumexp`` the kernel's scan run backwards.
+
+    Threads: a call on 65536 elements or more runs on `torch.get_num_threads` threads,
+    and the kernel's own count is restored after it; smaller calls run on one thread.
+
+    GPU tensors, integer and complex input, temperatures given as tensors, other
+    weights, forward-mode AD, `torch.func.grad`, `jvp` and the jacobians (rules the
+    operators lack) and the other functions take torch's own operations, as on any array
+    API library.
+    """
+
+    def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
+                  temperature: Any) -> Any:
+        if b is not None:
+            pair = torch_ops.kernel_weights(a, b)
+            if pair is None:
+                return super().logsumexp(a, axis, b, keepdims, return_sign, temperature)
+            a, b = pair
+        dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
+        if dims is None or tau is None:
+            return super().logsumexp(a, axis, b, keepdims, return_sign, temperature)
+        if b is None:
+            out = torch_ops.logsumexp(a, dims, keepdims, tau)
+            return (out, torch_ops.sign_of(out)) if return_sign else out
+        out, sign = torch_ops.logsumexp_weighted(a, b, dims, keepdims, tau)
+        if return_sign:
+            return out, sign
+        return self.xp.where(sign < 0, math.nan, out)
+
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
+        dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
+        if b is not None or dims is None or tau is None:
+            return super().logmeanexp(a, axis, b, keepdims, temperature)
+        return torch_ops.logmeanexp(a, dims, keepdims, tau)
+
+    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        dims, tau = torch_ops.kernel_dims(x, axis), torch_ops.kernel_tau(temperature)
+        if dims is None or tau is None:
+            return super().softmax(x, axis, temperature)
+        return torch_ops.softmax(x, dims, tau)
+
+    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        dims, tau = torch_ops.kernel_dims(x, axis), torch_ops.kernel_tau(temperature)
+        if dims is None or tau is None:
+            return super().log_softmax(x, axis, temperature)
+        return torch_ops.log_softmax(x, dims, tau)
+
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+        dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
+        if dims is None or tau is None or type(axis) is tuple:
+            return super().logcumsumexp(a, axis, temperature)
+        return torch_ops.logcumsumexp(a, None if axis is None else dims[0], tau)
 
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
         return _gumbel(shape, like, rng, func)
