@@ -172,6 +172,13 @@ def partial_sums(
     weighted sums overflow (`scaled_terms`). Terms that exact arithmetic makes infinite
     (`infinite_terms`) make ``max`` +inf, ``top_weight`` their IEEE sum and ``rest`` 0; a
     nan term makes ``rest`` nan: both survive merges as scipy's special values.
+
+    The passes over ``a`` are its size's temporaries, which bound the time of an eager
+    library: without weights, the max (which also tells +inf and nan slices apart), the
+    mask of the maximal terms, one array of gaps (the maximal ones -inf, so that their
+    terms vanish from ``rest``: one `where`) whose exponential is taken in place where
+    the library allows it, and the count of the mask (`_top_count`: once for the whole
+    mask where that settles it), since each maximal term is exactly 1.
     """
     if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
@@ -460,10 +467,26 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
     log_w = math.log(weights) if b is None else xp.log(xp.abs(weights)) + scale
     out = shift + times(log_total - log_w, tau, xp)
     signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
-    near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
-    out = xp.where(near, near_mean, out)
+    if b is not None or is_lazy_array(out) or _may_be_near(log_total - log_w, xp):
+        near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
+        out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
     return nothing_is_constant(xp.where(keep, out, const(math.nan, out, xp)), xp)
+
+
+# `_near_max` takes the slices whose mean of exp((a - max) / tau) is within [0.5, 1.5];
+# the mean read from the log of the sum is off by a few ulp, so a slice whose log-mean lies
+# outside [log 0.47, log 1.57] cannot be one of them.
+_NEAR_LOG_MEAN = (math.log(0.47), math.log(1.57))
+
+
+def _may_be_near(log_mean: Any, xp: ModuleType) -> bool:
+    """Whether some slice's mean term, ``exp(log_mean)`` from the unweighted sum, may be
+    within a factor 1.5 of the max's (`_near_max`): where none is (a temperature not large
+    against the spread of ``a``, the usual case), `_near_max`'s dozen passes over the
+    input would change no result, and are skipped (only where the values can be read)."""
+    low, high = _NEAR_LOG_MEAN
+    return bool(xp.any((log_mean >= low) & (log_mean <= high)))
 
 
 def _near_max(
