@@ -418,6 +418,11 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
         Recompute the flagged results here, as `exact_rows` does, where the reduced axis
         is contiguous (``a`` is then read in place, as `exact_rows` reads its rows), and
         clear their flags: a small call then needs no second one.
+
+    Returns
+    -------
+    flagged : bool
+        Whether ``refine`` may hold a flag (False: no result is left to recompute).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef Py_ssize_t j, o, i, n2 = a.shape[2], nout = a.shape[0] * a.shape[2]
@@ -434,12 +439,12 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     if a.shape[1] == 0:
         raise ValueError("reduce_finalized needs a non-empty reduced axis")
     if a.shape[0] == 0 or a.shape[2] == 0:
-        return
+        return False
     with nogil:
         _run_final(&a[0, 0, 0], va, inv_tau, _low_part(tau, inv_tau), tau, divisor,
                    &out[0, 0], precision, &tol, &refine[0, 0])
     if not exact or a.strides[1] != sizeof(a_t):
-        return
+        return True
     if nout * a.shape[1] < MIN_PARALLEL:
         nt = 1
     with nogil:
@@ -454,6 +459,7 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
                 if r == r:
                     out[o, i] = r
                 refine[o, i] = 0
+    return False
 
 
 def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not None,

@@ -136,12 +136,13 @@ def reduce_finalized(
     (outer, size, inner), kept_shape = _run_plan(a.shape, axes)
     out = np.empty((outer, inner))
     flags = np.empty((outer, inner), np.uint8)
-    # The kernel recomputes the flagged results of contiguous rows itself (one call);
-    # `refine` takes any others.
-    _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags, divisor,
-                             float32_result, True)
+    # The kernel recomputes the flagged results of contiguous rows itself (one call) and
+    # says whether any flag is left; `refine` takes those.
+    flagged = _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags,
+                                       divisor, float32_result, True)
     out = out.reshape(kept_shape)
-    refine(a, axes, None, tau, divisor, out, None, flags)
+    if flagged:
+        refine(a, axes, None, tau, divisor, out, None, flags)
     return out
 
 
