@@ -122,6 +122,8 @@ def reduction_axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
     say that a float "is not iterable")."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, without NumPy's checks
+        return (axis % ndim,)
     for item in axis if isinstance(axis, (tuple, list)) else (axis,):
         try:
             operator.index(item)

@@ -393,7 +393,7 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
 
 def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
                      double[:, ::1] out not None, unsigned char[:, ::1] refine not None,
-                     double divisor=0.0, bint float32_result=False):
+                     double divisor=0.0, bint float32_result=False, bint exact=False):
     """The log-sum-exp of ``a`` over its middle axis, finalized into ``out`` tile by
     tile, without partial arrays: ``out[o, i] = tau log(S[o, i] / divisor)`` for the sum
     ``S`` of ``exp(a[o, :, i] * inv_tau)`` shifted by its max, plus the max (as
@@ -414,8 +414,20 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     float32_result : bool
         ``out`` is to be rounded to float32, as in `accumulate`; ignored with a divisor
         (a mean's log can cancel against its max).
+    exact : bool
+        Recompute the flagged results here, as `exact_rows` does, where the reduced axis
+        is contiguous (``a`` is then read in place, as `exact_rows` reads its rows), and
+        clear their flags: a small call then needs no second one.
+
+    Returns
+    -------
+    flagged : bool
+        Whether ``refine`` may hold a flag (False: no result is left to recompute).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
+    cdef Py_ssize_t j, o, i, n2 = a.shape[2], nout = a.shape[0] * a.shape[2]
+    cdef double r, sg
+    cdef int nt = lse_max_threads()
     cdef lse_precision precision = (LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0
                                     else LSE_EXACT)
     cdef Tolerance tol = _tolerance(sizeof(a_t), precision == LSE_COARSE_FLOAT32, False)
@@ -427,10 +439,27 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
     if a.shape[1] == 0:
         raise ValueError("reduce_finalized needs a non-empty reduced axis")
     if a.shape[0] == 0 or a.shape[2] == 0:
-        return
+        return False
     with nogil:
         _run_final(&a[0, 0, 0], va, inv_tau, _low_part(tau, inv_tau), tau, divisor,
                    &out[0, 0], precision, &tol, &refine[0, 0])
+    if not exact or a.strides[1] != sizeof(a_t):
+        return True
+    if nout * a.shape[1] < MIN_PARALLEL:
+        nt = 1
+    with nogil:
+        for j in prange(nout, num_threads=nt, schedule="static"):
+            o = j // n2
+            i = j % n2
+            if refine[o, i]:
+                if a_t is double:
+                    r = lse_exact_slice_dd(&a[o, 0, i], 1, NULL, 0, a.shape[1], tau, divisor, &sg)
+                else:
+                    r = lse_exact_slice_ff(&a[o, 0, i], 1, NULL, 0, a.shape[1], tau, divisor, &sg)
+                if r == r:
+                    out[o, i] = r
+                refine[o, i] = 0
+    return False
 
 
 def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not None,

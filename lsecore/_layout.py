@@ -3,6 +3,7 @@ place, or, where the axes do not merge into a few large views, gathered in small
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any, NamedTuple
@@ -80,9 +81,17 @@ def run_view(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, i
     >>> run_view((2, 3, 4, 5), (1, 2))
     (2, 12, 5)
     """
+    return _run_plan(shape, axes)[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _run_plan(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[tuple[int, int, int], tuple[int, ...]]:
+    """`run_view` and the kept shape of a C-contiguous run: a small call repeats them for
+    every array of its shape, so they are kept per shape (a few microseconds of Python)."""
     lo, hi = min(axes), max(axes) + 1
     outer, size, inner = math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
-    return (1, 1, outer * inner) if size == 1 else (outer, size, inner)
+    view = (1, 1, outer * inner) if size == 1 else (outer, size, inner)
+    return view, _kept_shape(shape, axes)
 
 
 def _reduce_contiguous_run(
@@ -124,13 +133,16 @@ def reduce_finalized(
     """
     if not _contiguous_run(a, None, axes) or a.size == 0:
         return None
-    outer, size, inner = run_view(a.shape, axes)
+    (outer, size, inner), kept_shape = _run_plan(a.shape, axes)
     out = np.empty((outer, inner))
     flags = np.empty((outer, inner), np.uint8)
-    _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags, divisor,
-                             float32_result)
-    out = out.reshape(_kept_shape(a.shape, axes))
-    refine(a, axes, None, tau, divisor, out, None, flags)
+    # The kernel recomputes the flagged results of contiguous rows itself (one call) and
+    # says whether any flag is left; `refine` takes those.
+    flagged = _kernel.reduce_finalized(a.reshape(outer, size, inner), inv_tau, tau, out, flags,
+                                       divisor, float32_result, True)
+    out = out.reshape(kept_shape)
+    if flagged:
+        refine(a, axes, None, tau, divisor, out, None, flags)
     return out
 
 
@@ -161,24 +173,49 @@ def refine(
     flags : ndarray of uint8, out's size
         1 for the results to recompute.
     """
-    index = np.flatnonzero(flags)
+    index = flags.reshape(-1).nonzero()[0]
     if index.size == 0:
         return
-    kept = [k for k in range(a.ndim) if k not in axes]
-    position = np.unravel_index(index, tuple(a.shape[k] for k in kept)) if kept else ()
-    order = kept + list(axes)
-
-    def rows(x: np.ndarray) -> np.ndarray:
-        return np.transpose(x, order)[position].reshape(index.size, -1)
-
-    div = np.broadcast_to(np.asarray(divisor, np.float64), out.shape).reshape(-1)[index]
+    div = _row_divisors(divisor, out.shape, index)
     values = out.reshape(-1)[index]
     signs = np.ones(index.size) if sign is None else sign.reshape(-1)[index]
-    _kernel.exact_rows(rows(a), None if b is None else rows(b), tau,
-                       np.ascontiguousarray(div), values, signs)
+    a_rows, b_rows = _flagged_rows(a, b, axes, index)
+    _kernel.exact_rows(a_rows, b_rows, tau, div, values, signs)
     out.reshape(-1)[index] = values
     if sign is not None:
         sign.reshape(-1)[index] = signs
+
+
+def _row_divisors(divisor: np.ndarray | float, shape: tuple[int, ...],
+                  index: np.ndarray) -> np.ndarray | None:
+    """The divisors of the flagged results (C-contiguous), None for a scalar 0 (none)."""
+    if isinstance(divisor, float):
+        return None if divisor == 0.0 else np.full(index.size, divisor)
+    return np.ascontiguousarray(
+        np.broadcast_to(np.asarray(divisor, np.float64), shape).reshape(-1)[index])
+
+
+def _flagged_rows(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
+                  index: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The slices of ``a`` (and ``b``) at the flat result positions ``index``, gathered
+    as rows: a C-contiguous run of axes is indexed in its 3-D view at once, any other
+    layout through its kept axes' positions."""
+    if _contiguous_run(a, b, axes):
+        (outer, size, inner), _ = _run_plan(a.shape, axes)
+
+        def rows(x: np.ndarray) -> np.ndarray:
+            if inner == 1:
+                return x.reshape(outer, size)[index]
+            return x.reshape(outer, size, inner)[index // inner, :, index % inner]
+    else:
+        kept = [k for k in range(a.ndim) if k not in axes]
+        position = np.unravel_index(index, tuple(a.shape[k] for k in kept)) if kept else ()
+        order = kept + list(axes)
+
+        def rows(x: np.ndarray) -> np.ndarray:
+            return np.transpose(x, order)[position].reshape(index.size, -1)
+
+    return rows(a), None if b is None else rows(b)
 
 
 # The strided path makes one kernel call per view, about 2 us with its Python; gathering

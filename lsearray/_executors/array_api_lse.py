@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from array_api_compat import device as device_of
-from array_api_compat import is_dask_namespace, is_numpy_namespace
+from array_api_compat import is_dask_namespace, is_lazy_array, is_numpy_namespace, is_torch_namespace
 
 from lsearray._executors.scale import Factor, divide, inverse, times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms
@@ -172,6 +172,13 @@ def partial_sums(
     weighted sums overflow (`scaled_terms`). Terms that exact arithmetic makes infinite
     (`infinite_terms`) make ``max`` +inf, ``top_weight`` their IEEE sum and ``rest`` 0; a
     nan term makes ``rest`` nan: both survive merges as scipy's special values.
+
+    The passes over ``a`` are its size's temporaries, which bound the time of an eager
+    library: without weights, the max (which also tells +inf and nan slices apart), the
+    mask of the maximal terms, one array of gaps (the maximal ones -inf, so that their
+    terms vanish from ``rest``: one `where`) whose exponential is taken in place where
+    the library allows it, and the count of the mask (`_top_count`: once for the whole
+    mask where that settles it), since each maximal term is exactly 1.
     """
     if 0 in a.shape:  # nothing to reduce, or no slices: dask cannot take the max of nothing
         shape = tuple(1 if k in axes else n for k, n in enumerate(a.shape))
@@ -188,11 +195,34 @@ def partial_sums(
         infinite = xp.where(m == math.inf, m, xp.zeros_like(m))
         nan = xp.isnan(m)
     top = a == m
+    lazy = is_dask_namespace(xp)
+    if b is None and not lazy:
+        # One pass per temporary: the maximal terms are each exactly 1 (a gap of 0), so
+        # their sum is their count, read from the mask without touching the terms; the
+        # rest sums the exponentials of the gaps with the maximal elements' gaps -inf,
+        # whose terms are exactly 0 (one `where`, no second sum over the ties). The gaps
+        # are taken in place in that fresh array (the standard's in-place operator; a
+        # namespace without one rebinds): autograd keeps no value of it. A max of +inf or
+        # nan is replaced by 0, its slices' sums are set below. The gradient reaches the
+        # maximal elements through the max: d/dm of m + log(w + t) is w / (w + t), split
+        # among the ties by the max's own rule. (Weighted sums keep the two `where`s
+        # below: a maximal term is its weight, not 1.)
+        shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        if _array_factor(inv_tau):
+            # the product's gradient by the temperature is taken with the gaps: a -inf gap
+            # would make it 0 * inf; the ties' terms are zeroed after the exponential
+            terms = xp.exp(times(a - shift, inv_tau, xp))
+            t = xp.sum(xp.where(top, const(0.0, terms, xp), terms), axis=axes, keepdims=True)
+        else:
+            gaps = xp.where(top, const(-math.inf, a, xp), a)
+            gaps -= shift
+            t = xp.sum(_exp_own(times(gaps, inv_tau, xp), xp), axis=axes, keepdims=True)
+        w = xp.where(m == -math.inf, xp.zeros_like(t), _top_count(top, m, axes, xp))
+        return _special_sums(m, w, t, infinite, nan, 0, xp)
     # A lazy library (dask) evaluates later, outside any errstate: there each gap is taken
     # against the max itself, so that nothing overflows and no inf - inf is computed. Eager
     # ones subtract the finite max (0 for a max of +inf or nan, whose slices' sums are
     # replaced below) in one pass.
-    lazy = is_dask_namespace(xp)
     if lazy:
         gaps = gap_to_max(a, m, top, xp)
     else:
@@ -207,6 +237,39 @@ def partial_sums(
     zero = const(0.0, terms, xp)  # 0-d: where broadcasts it
     w = xp.sum(xp.where(top, terms, zero), axis=axes, keepdims=True)
     t = xp.sum(xp.where(top, zero, terms), axis=axes, keepdims=True)
+    return _special_sums(m, w, t, infinite, nan, e, xp)
+
+
+def _exp_own(x: Any, xp: ModuleType) -> Any:
+    """``exp(x)`` of a temporary ``x`` that nothing else holds and whose value no gradient
+    needs (no product by an array temperature): torch's in place, so that no second array
+    of its size is made (its autograd keeps the result, not ``x``)."""
+    if is_torch_namespace(xp):
+        return x.exp_()
+    return xp.exp(x)
+
+
+def _top_count(top: Any, m: Any, axes: tuple[int, ...], xp: ModuleType) -> Any:
+    """The number of maximal elements (``top``) of each slice, in ``m``'s dtype.
+
+    A count along axes is a pass over the whole mask (slow on some CPU libraries, whose
+    bool sums widen every element); where the values can be read now, one count of the
+    whole mask tells the usual case at once: every slice has at least one maximal element
+    unless its max is nan, so as many as there are slices, and no nan max, is one each.
+    """
+    if not is_lazy_array(top):
+        slices = math.prod(n for k, n in enumerate(top.shape) if k not in axes)
+        if int(xp.count_nonzero(top)) == slices and not bool(xp.any(xp.isnan(m))):
+            return xp.ones_like(m)
+    return xp.astype(xp.count_nonzero(top, axis=axes, keepdims=True), m.dtype)
+
+
+def _special_sums(
+    m: Any, w: Any, t: Any, infinite: Any, nan: Any, e: Any, xp: ModuleType
+) -> tuple[Any, Any, Any, Any, Any]:
+    """`partial_sums`' result from the sums of the finite terms: slices with an infinite
+    term take ``(+inf, their IEEE sum, 0)``, a nan term makes ``rest`` nan (all on arrays
+    the size of the result)."""
     some = infinite != 0  # also where their sum is nan
     m = xp.where(some, xp.full_like(m, math.inf), m)
     w = xp.where(some, infinite, w)
@@ -324,27 +387,50 @@ def logsumexp(
     return out, sign
 
 
+def _array_factor(f: float | Factor) -> bool:
+    """Whether ``f`` holds an array (a temperature to differentiate through)."""
+    return isinstance(f, Factor) and not isinstance(f.mantissa, float)
+
+
 def softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:
-    """``exp(x / tau) / sum(exp(x / tau))`` with scipy's special values."""
+    """``exp(x / tau) / sum(exp(x / tau))`` with scipy's special values.
+
+    Computed as ``exp((x - max) / tau)`` over its sum. With ``tau = 1`` and one axis,
+    torch's own softmax is that same expression in one pass and one array (a slice holding
+    +inf or nan is nan throughout, as here); elsewhere the exponentials are taken in place
+    of the gaps (`_exp_own`), so the gaps and the result are the only arrays of ``x``'s size.
+    """
     if _is_empty(x.shape, axes):
         return x
-    e = xp.exp(divide(x - xp.max(x, axis=axes, keepdims=True), tau, xp))
+    if is_torch_namespace(xp) and len(axes) == 1 and isinstance(tau, float) and tau == 1.0:
+        import torch  # the namespace is torch's: it is imported
+
+        return torch.softmax(x, dim=axes[0])
+    gaps = divide(x - xp.max(x, axis=axes, keepdims=True), tau, xp)
+    e = xp.exp(gaps) if _array_factor(tau) else _exp_own(gaps, xp)
     return e / xp.sum(e, axis=axes, keepdims=True)
 
 
 def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleType) -> Any:
     """``x / tau - logsumexp(x / tau)`` with scipy's special values; the normalizer
-    keeps the maximal terms apart, so a dominant element's result is exact."""
+    keeps the maximal terms apart, so a dominant element's result is exact.
+
+    The normalizer is subtracted in place of ``(x - shift) / tau`` (autograd keeps no value
+    of it), so that array is the only one of ``x``'s size beside `partial_sums`' own.
+    """
     if _is_empty(x.shape, axes):
         return x
     m, w, t, _, e = partial_sums(x, None, axes, inverse(tau), xp)
     # As scipy: a slice with nothing in it is all nan (its log|S| is -inf), one holding
     # +inf and no nan has log|S| = inf.
     shift, log_total, _ = log_of_sums(m, w, t, e, xp)
-    up = (m == math.inf) & ~xp.isnan(t)
-    out = divide(x - shift, tau, xp) - log_total
+    out = divide(x - shift, tau, xp)
+    out -= log_total
+    if not _array_factor(tau) and (tau if isinstance(tau, float) else math.ldexp(*tau)) >= 1.0:
+        # a finite x / tau is finite here, and minus log|S| = inf it is -inf already
+        return out
     # a finite x / tau minus log|S| = inf is -inf, also where x / tau overflows the dtype
-    below = up & (x < math.inf)
+    below = (m == math.inf) & ~xp.isnan(t) & (x < math.inf)
     return xp.where(below, const(-math.inf, out, xp), out)
 
 
@@ -381,10 +467,26 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
     log_w = math.log(weights) if b is None else xp.log(xp.abs(weights)) + scale
     out = shift + times(log_total - log_w, tau, xp)
     signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
-    near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
-    out = xp.where(near, near_mean, out)
+    if b is not None or is_lazy_array(out) or _may_be_near(log_total - log_w, xp):
+        near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
+        out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero
     return nothing_is_constant(xp.where(keep, out, const(math.nan, out, xp)), xp)
+
+
+# `_near_max` takes the slices whose mean of exp((a - max) / tau) is within [0.5, 1.5];
+# the mean read from the log of the sum is off by a few ulp, so a slice whose log-mean lies
+# outside [log 0.47, log 1.57] cannot be one of them.
+_NEAR_LOG_MEAN = (math.log(0.47), math.log(1.57))
+
+
+def _may_be_near(log_mean: Any, xp: ModuleType) -> bool:
+    """Whether some slice's mean term, ``exp(log_mean)`` from the unweighted sum, may be
+    within a factor 1.5 of the max's (`_near_max`): where none is (a temperature not large
+    against the spread of ``a``, the usual case), `_near_max`'s dozen passes over the
+    input would change no result, and are skipped (only where the values can be read)."""
+    low, high = _NEAR_LOG_MEAN
+    return bool(xp.any((log_mean >= low) & (log_mean <= high)))
 
 
 def _near_max(
