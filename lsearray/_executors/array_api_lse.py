@@ -196,17 +196,19 @@ def partial_sums(
         nan = xp.isnan(m)
     top = a == m
     lazy = is_dask_namespace(xp)
-    if b is None and not lazy:
-        # One pass per temporary: the maximal terms are each exactly 1 (a gap of 0), so
-        # their sum is their count, read from the mask without touching the terms; the
-        # rest sums the exponentials of the gaps with the maximal elements' gaps -inf,
-        # whose terms are exactly 0 (one `where`, no second sum over the ties). The gaps
-        # are taken in place in that fresh array (the standard's in-place operator; a
-        # namespace without one rebinds): autograd keeps no value of it. A max of +inf or
-        # nan is replaced by 0, its slices' sums are set below. The gradient reaches the
-        # maximal elements through the max: d/dm of m + log(w + t) is w / (w + t), split
-        # among the ties by the max's own rule. (Weighted sums keep the two `where`s
-        # below: a maximal term is its weight, not 1.)
+    if b is None and not is_lazy_array(m) and not bool(xp.any(m == math.inf)):
+        # One pass per temporary, where the values can be read (an eager library) and no
+        # slice holds +inf (there the gradient at the infinite elements stays the
+        # softmax's nan, as on the kernel): the maximal terms are each exactly 1 (a gap of
+        # 0), so their sum is their count, read from the mask without touching the terms;
+        # the rest sums the exponentials of the gaps with the maximal elements' gaps
+        # -inf, whose terms are exactly 0 (one `where`, no second sum over the ties). The
+        # gaps are taken in place in that fresh array (the standard's in-place operator; a
+        # namespace without one rebinds): autograd keeps no value of it. A nan max is
+        # replaced by 0, its slices' sums are set below. The gradient reaches the maximal
+        # elements through the max: d/dm of m + log(w + t) is w / (w + t), split among
+        # the ties by the max's own rule. (Weighted sums keep the two `where`s below: a
+        # maximal term is its weight, not 1.)
         shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
         if _array_factor(inv_tau):
             # the product's gradient by the temperature is taken with the gaps: a -inf gap
@@ -426,9 +428,8 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleTy
     shift, log_total, _ = log_of_sums(m, w, t, e, xp)
     out = divide(x - shift, tau, xp)
     out -= log_total
-    if not _array_factor(tau) and (tau if isinstance(tau, float) else math.ldexp(*tau)) >= 1.0:
-        # a finite x / tau is finite here, and minus log|S| = inf it is -inf already
-        return out
+    if not is_lazy_array(m) and not bool(xp.any(m == math.inf)):
+        return out  # no log|S| is inf: nothing to set (an eager library reads it at once)
     # a finite x / tau minus log|S| = inf is -inf, also where x / tau overflows the dtype
     below = (m == math.inf) & ~xp.isnan(t) & (x < math.inf)
     return xp.where(below, const(-math.inf, out, xp), out)
