@@ -1,4 +1,4 @@
-"""The JAX executor: the array-API executor with JAX's random keys and tracing."""
+"""The JAX executor: the array-API executor with JAX's random keys and tracing, and the kernel on the CPU."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from lsearray._executors import array_api_lse, jax_kernel
 from lsearray._executors.array_api import ArrayAPIExecutor
 from lsearray._executors.random import is_seed, type_name
+from lsearray._validation import Prepared
 
 __all__ = ["JaxExecutor"]
 
@@ -33,8 +35,52 @@ def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
     return jax.random.gumbel(key, shape, like.dtype)
 
 
+def _on_kernel(p: Prepared, compute: Any) -> bool:
+    """Whether the kernel computes a call prepared as ``p`` (in the dtype ``compute``):
+    real float32/float64 input that is not empty, a float temperature, no weights."""
+    import jax.numpy as jnp
+
+    return (p.b is None and isinstance(p.tau, float) and compute in (jnp.float32, jnp.float64)
+            and p.a.size > 0)
+
+
 class JaxExecutor(ArrayAPIExecutor):
-    """Runs calls on JAX arrays by jax.numpy, also while `jax.jit` traces them."""
+    """Runs calls on JAX arrays by jax.numpy, also while `jax.jit` traces them; the
+    unweighted log-sum-exp family reaches the lsecore kernel on the CPU
+    (`jax_kernel`)."""
+
+    def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
+                  temperature: Any) -> Any:
+        if return_sign:
+            return super().logsumexp(a, axis, b, keepdims, return_sign, temperature)
+        return self._reduce(a, axis, b, keepdims, temperature, "logsumexp")
+
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
+        return self._reduce(a, axis, b, keepdims, temperature, "logmeanexp")
+
+    def _reduce(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
+                func: str) -> Any:
+        p, compute = self.prepare(a, b, axis, temperature, func)
+        if not _on_kernel(p, compute):
+            if func == "logmeanexp":
+                return super().logmeanexp(a, axis, b, keepdims, temperature)
+            return super().logsumexp(a, axis, b, keepdims, False, temperature)
+        out = jax_kernel.reduce(p.a, p.axes, p.tau, mean=func == "logmeanexp")
+        return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, self.xp)
+
+    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        return self._normalized_on_kernel(x, axis, temperature, "softmax")
+
+    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+        return self._normalized_on_kernel(x, axis, temperature, "log_softmax")
+
+    def _normalized_on_kernel(self, x: Any, axis: Any, temperature: Any, func: str) -> Any:
+        p, compute = self.prepare(x, None, axis, temperature, func)
+        if not _on_kernel(p, compute):
+            return self._normalized(x, axis, temperature, func)
+        out = jax_kernel.normalize(p.a, p.axes, p.tau, log=func == "log_softmax")
+        out = self.xp.reshape(out, p.shape)
+        return array_api_lse.shaped(out, (), True, p.dtype, self.xp)
 
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
         return _gumbel(shape, like, rng, func)
