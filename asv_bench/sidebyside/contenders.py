@@ -79,7 +79,9 @@ class Contenders:
         key = (id(root), fn, start, a.shape, axis)
         if key not in self._jax_calls:
             if id(root) not in self._jax_roots:  # the root is kept too, so its id stays unique
-                self._jax_roots[id(root)] = (root, self.jax.numpy.asarray(root))
+                # transferred before any call: a host callback reading an array still in
+                # transit can wait forever on a process pinned to one CPU
+                self._jax_roots[id(root)] = (root, self.jax.numpy.asarray(root).block_until_ready())
             xj = self._jax_roots[id(root)][1]
             stop, shape = start + a.size, a.shape
             jitted = self.jax.jit(lambda x: fn(x[start:stop].reshape(shape), axis=axis))
