@@ -138,6 +138,18 @@ def test_weights_broadcast(xp, dtype, b_shape, axis, signed):
                         dtype, axis, keepdims, what="logmeanexp")
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["positive", "negative"])
+def test_tiny_weight_at_the_max_beside_huge_ones(xp, sign):
+    """The rest over the max's weight overflows (5e300 e^-1 / 1e-300) though the sum does
+    not: log(5e300 + 1e-300 e) = log 5 + 300 log 10 to double precision, a closed form."""
+    a_np = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    b_np = np.array([sign * 1e300] * 5 + [1e-300])
+    value, got_sign = lsearray.logsumexp(xp.make(a_np), b=xp.make(b_np), return_sign=True)
+    expected = math.log(5.0) + 300.0 * math.log(10.0)
+    assert float(xp.to_numpy(value)) == pytest.approx(expected, rel=1e-15)
+    assert float(xp.to_numpy(got_sign)) == sign
+
+
 @pytest.mark.parametrize("b", [2.0, 3, 0.5], ids=["float-2.0", "int-3", "float-0.5"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_python_scalar_weight(xp, dtype, b):

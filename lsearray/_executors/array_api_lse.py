@@ -120,12 +120,18 @@ def nothing_is_constant(out: Any, xp: ModuleType) -> Any:
 def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
     """``(log|w + t|, sign(w + t))`` for real ``w`` (the maximal terms' weight, kept
     apart) and ``t`` (the rest), as ``log|w| + log1p(t / w)``; ``log|w|`` is read as 0
-    where ``w`` is 0, and callers mask those slices."""
-    w_safe = xp.where(w == 0, const(1.0, w, xp), w)
+    where ``w`` is 0, and callers mask those slices. Where ``t / w`` overflows (a tiny
+    weight at the max, huge ones below it), ``log|t| + log1p(w / t)`` instead."""
+    one = const(1.0, w, xp)
+    w_safe = xp.where(w == 0, one, w)
     s = xp.where(t == 0, t, t / w_safe)
     sign = xp.sign(s + 1) * xp.sign(w)
     s = xp.where(s < -1, -s - 2, s)
-    return xp.log1p(s) + xp.log(xp.abs(w_safe)), sign
+    out = xp.log1p(s) + xp.log(xp.abs(w_safe))
+    over = xp.isinf(s) & xp.isfinite(t)
+    t_safe, w_over = xp.where(over, t, one), xp.where(over, w, const(0.0, w, xp))
+    out = xp.where(over, xp.log(xp.abs(t_safe)) + xp.log1p(w_over / t_safe), out)
+    return out, xp.where(over, xp.sign(t), sign)
 
 
 def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
