@@ -16,13 +16,27 @@ __all__ = ["normalize", "reduce"]
 _NUMPY = NumPyExecutor()
 
 
-def _host_reduce(x: np.ndarray, tau: float, mean: bool) -> np.ndarray:
-    """The kernel's log-sum-exp (or log-mean-exp) of ``x`` over its last axis."""
-    if mean:
-        out = _NUMPY.logmeanexp(x, -1, None, False, tau)
-    else:
-        out = _NUMPY.logsumexp(x, -1, None, False, False, tau)
-    return np.asarray(out, dtype=x.dtype)
+@functools.lru_cache(maxsize=None)
+def _registered() -> None:
+    """Register the kernel's XLA FFI handlers for the CPU, once."""
+    import jax
+
+    from lsecore import _kernel
+
+    for name, capsule in _kernel.xla_handlers().items():
+        jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+
+
+def _custom_call(x: Any, tau: float, mean: bool) -> Any:
+    """The kernel's log-sum-exp (``mean``: log-mean-exp) of ``x`` over its last axis, as an
+    XLA custom call: any batch axes (`jax.vmap`) reach it as leading axes, which its rows keep."""
+    import jax
+
+    _registered()
+    target = "lsearray_logmeanexp" if mean else "lsearray_logsumexp"
+    call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(x.shape[:-1], x.dtype),
+                            vmap_method="broadcast_all")
+    return call(x, tau=np.float64(tau))
 
 
 def _host_normalize(x: np.ndarray, tau: float, log: bool) -> np.ndarray:
@@ -56,8 +70,7 @@ def _reducer(tau: float, mean: bool) -> Callable[[Any], Any]:
 
     @jax.custom_jvp
     def rows(x: Any) -> Any:
-        kernel = functools.partial(_on_kernel, host=functools.partial(
-            _host_reduce, tau=tau, mean=mean), shape=x.shape[:-1])
+        kernel = functools.partial(_custom_call, tau=tau, mean=mean)
         return jax.lax.platform_dependent(x, cpu=kernel, default=generic)
 
     @rows.defjvp
