@@ -623,15 +623,14 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
                                     n2, &m[o, 0], &s[o, 0], sl, tau, log_mode)
 
 
-cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
-                       bint log_mode) except -1:
-    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], o
+cdef int _softmax_rows(const a_t *a, a_t *out, Py_ssize_t n0, Py_ssize_t n1, double tau,
+                       bint log_mode) noexcept nogil:
+    """`softmax_rows` of the C-contiguous (n0, n1) ``a`` into ``out``; -1 when memory
+    runs out."""
+    cdef Py_ssize_t o
     cdef int nt = lse_max_threads()
     cdef double *buf = NULL
     cdef double *tbuf
-    if out.shape[0] != n0 or out.shape[1] != n1:
-        raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
-                         f"{(out.shape[0], out.shape[1])}")
     if n0 * n1 == 0:
         return 0
     if n0 * n1 < MIN_PARALLEL:
@@ -640,17 +639,31 @@ cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
         # A row's exps, one row per thread: at most LSE_ROW_BLOCK doubles each.
         buf = <double *> malloc(nt * n1 * sizeof(double))
         if buf == NULL:
-            raise MemoryError()
-    try:
-        with nogil:
-            for o in prange(n0, num_threads=nt, schedule="static"):
-                tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
-                if a_t is double:
-                    lse_softmax_row_d(&a[o, 0], &out[o, 0], tbuf, n1, tau, log_mode)
-                else:
-                    lse_softmax_row_f(&a[o, 0], &out[o, 0], tbuf, n1, tau, log_mode)
-    finally:
-        free(buf)
+            return -1
+    for o in prange(n0, num_threads=nt, schedule="static"):
+        tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
+        if a_t is double:
+            lse_softmax_row_d(a + o * n1, out + o * n1, tbuf, n1, tau, log_mode)
+        else:
+            lse_softmax_row_f(a + o * n1, out + o * n1, tbuf, n1, tau, log_mode)
+    free(buf)
+    return 0
+
+
+cdef int _softmax_rows_of(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
+                          bint log_mode) except -1:
+    """`_softmax_rows` of memoryviews, their shapes checked."""
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1]
+    cdef int rc
+    if out.shape[0] != n0 or out.shape[1] != n1:
+        raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
+                         f"{(out.shape[0], out.shape[1])}")
+    if n0 * n1 == 0:
+        return 0
+    with nogil:
+        rc = _softmax_rows(&a[0, 0], &out[0, 0], n0, n1, tau, log_mode)
+    if rc < 0:
+        raise MemoryError()
     return 0
 
 
@@ -672,9 +685,9 @@ def softmax_rows(a, out, double tau, bint log_mode):
     # Typed by hand rather than by a fused def: its dispatch would cost small calls more
     # than the work.
     if a.dtype == np.float64:
-        _softmax_rows[double](a, out, tau, log_mode)
+        _softmax_rows_of[double](a, out, tau, log_mode)
     elif a.dtype == np.float32:
-        _softmax_rows[float](a, out, tau, log_mode)
+        _softmax_rows_of[float](a, out, tau, log_mode)
     else:
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 
@@ -895,8 +908,8 @@ cdef extern from "_lse_xla.h" nogil:
     ctypedef struct XLA_FFI_Error:
         pass
     ctypedef int (*lse_xla_rows_fn)(int f64, const void *x, void *out, Py_ssize_t rows,
-                                    Py_ssize_t n, double tau, int mean) except -1 nogil
-    XLA_FFI_Error *lse_xla_reduce(XLA_FFI_CallFrame *frame, lse_xla_rows_fn rows, int mean)
+                                    Py_ssize_t n, double tau, int flag) except -1 nogil
+    XLA_FFI_Error *lse_xla_call(XLA_FFI_CallFrame *frame, lse_xla_rows_fn rows, int flag)
 
 
 cdef int _finalized_rows(const a_t *x, Py_ssize_t rows, Py_ssize_t n, double tau, double divisor,
@@ -944,12 +957,28 @@ cdef int _xla_rows(int f64, const void *x, void *out, Py_ssize_t rows, Py_ssize_
     return 0
 
 
+cdef int _xla_softmax_rows(int f64, const void *x, void *out, Py_ssize_t rows, Py_ssize_t n,
+                           double tau, int log_mode) except -1 nogil:
+    """The ``lse_xla_rows_fn`` of the softmax (``log_mode``: log_softmax): `softmax_rows`."""
+    if f64:
+        return _softmax_rows(<const double *> x, <double *> out, rows, n, tau, log_mode)
+    return _softmax_rows(<const float *> x, <float *> out, rows, n, tau, log_mode)
+
+
 cdef XLA_FFI_Error *_xla_logsumexp(XLA_FFI_CallFrame *frame) noexcept nogil:
-    return lse_xla_reduce(frame, _xla_rows, 0)
+    return lse_xla_call(frame, _xla_rows, 0)
 
 
 cdef XLA_FFI_Error *_xla_logmeanexp(XLA_FFI_CallFrame *frame) noexcept nogil:
-    return lse_xla_reduce(frame, _xla_rows, 1)
+    return lse_xla_call(frame, _xla_rows, 1)
+
+
+cdef XLA_FFI_Error *_xla_softmax(XLA_FFI_CallFrame *frame) noexcept nogil:
+    return lse_xla_call(frame, _xla_softmax_rows, 0)
+
+
+cdef XLA_FFI_Error *_xla_log_softmax(XLA_FFI_CallFrame *frame) noexcept nogil:
+    return lse_xla_call(frame, _xla_softmax_rows, 1)
 
 
 def xla_handlers():
@@ -961,7 +990,11 @@ def xla_handlers():
     dict of str to PyCapsule
         ``lsearray_logsumexp`` and ``lsearray_logmeanexp``: the log-sum-exp (log-mean-exp)
         of a float32/float64 array over its last axis at the float64 attribute ``tau``,
-        in its dtype, bit for bit `reduce_finalized`'s.
+        in its dtype, bit for bit `reduce_finalized`'s; ``lsearray_softmax`` and
+        ``lsearray_log_softmax``: its softmax (log_softmax) over the last axis, bit for
+        bit `softmax_rows`'.
     """
     return {"lsearray_logsumexp": PyCapsule_New(<void *> _xla_logsumexp, NULL, NULL),
-            "lsearray_logmeanexp": PyCapsule_New(<void *> _xla_logmeanexp, NULL, NULL)}
+            "lsearray_logmeanexp": PyCapsule_New(<void *> _xla_logmeanexp, NULL, NULL),
+            "lsearray_softmax": PyCapsule_New(<void *> _xla_softmax, NULL, NULL),
+            "lsearray_log_softmax": PyCapsule_New(<void *> _xla_log_softmax, NULL, NULL)}
