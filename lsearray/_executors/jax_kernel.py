@@ -10,6 +10,7 @@ import numpy as np
 
 from lsearray._executors import array_api_lse
 from lsearray._executors.numpy import NumPyExecutor
+from lsearray._executors.numpy_softmax import fused_rows
 
 __all__ = ["normalize", "reduce"]
 
@@ -27,15 +28,14 @@ def _registered() -> None:
         jax.ffi.register_ffi_target(name, capsule, platform="cpu")
 
 
-def _custom_call(x: Any, tau: float, mean: bool) -> Any:
-    """The kernel's log-sum-exp (``mean``: log-mean-exp) of ``x`` over its last axis, as an
-    XLA custom call: any batch axes (`jax.vmap`) reach it as leading axes, which its rows keep."""
+def _custom_call(x: Any, target: str, shape: tuple[int, ...], tau: float) -> Any:
+    """The kernel's handler ``target`` (see `lsecore._kernel.xla_handlers`) on ``x``'s last
+    axis at temperature ``tau``, as an XLA custom call of result ``shape``: any batch axes
+    (`jax.vmap`) reach it as leading axes, which its rows keep."""
     import jax
 
     _registered()
-    target = "lsearray_logmeanexp" if mean else "lsearray_logsumexp"
-    call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(x.shape[:-1], x.dtype),
-                            vmap_method="broadcast_all")
+    call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, x.dtype), vmap_method="broadcast_all")
     return call(x, tau=np.float64(tau))
 
 
@@ -70,7 +70,8 @@ def _reducer(tau: float, mean: bool) -> Callable[[Any], Any]:
 
     @jax.custom_jvp
     def rows(x: Any) -> Any:
-        kernel = functools.partial(_custom_call, tau=tau, mean=mean)
+        kernel = functools.partial(_custom_call, target="lsearray_logmeanexp" if mean
+                                   else "lsearray_logsumexp", shape=x.shape[:-1], tau=tau)
         return jax.lax.platform_dependent(x, cpu=kernel, default=generic)
 
     @rows.defjvp
@@ -102,8 +103,16 @@ def _normalizer(tau: float, log: bool) -> Callable[[Any], Any]:
 
     @jax.custom_jvp
     def rows(x: Any) -> Any:
-        kernel = functools.partial(_on_kernel, host=functools.partial(
-            _host_normalize, tau=tau, log=log), shape=x.shape)
+        # The custom call runs the NumPy executor's fused rows, which batch axes (more rows)
+        # keep; other shapes take the callback into it, as do rows of one element, whose
+        # view batch axes change.
+        n = x.shape[-1]
+        if n > 1 and fused_rows((math.prod(x.shape[:-1]), n, 1)):
+            kernel = functools.partial(_custom_call, target="lsearray_log_softmax" if log
+                                       else "lsearray_softmax", shape=x.shape, tau=tau)
+        else:
+            kernel = functools.partial(_on_kernel, host=functools.partial(
+                _host_normalize, tau=tau, log=log), shape=x.shape)
         return jax.lax.platform_dependent(x, cpu=kernel, default=generic)
 
     @rows.defjvp
