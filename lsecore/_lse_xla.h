@@ -1,4 +1,4 @@
-/* XLA FFI custom calls of the kernel: one float32/float64 buffer, reduced or normalized over its last axis. */
+/* XLA FFI custom calls of the kernel: a float32/float64 buffer reduced or normalized over its last axis. */
 
 #ifndef LSE_XLA_H
 #define LSE_XLA_H

@@ -11,6 +11,7 @@ import numpy as np
 from lsearray._executors import array_api_lse
 from lsearray._executors.numpy import NumPyExecutor
 from lsearray._executors.numpy_softmax import fused_rows
+from lsecore import xla_handlers
 
 __all__ = ["normalize", "reduce"]
 
@@ -22,9 +23,7 @@ def _registered() -> None:
     """Register the kernel's XLA FFI handlers for the CPU, once."""
     import jax
 
-    from lsecore import _kernel
-
-    for name, capsule in _kernel.xla_handlers().items():
+    for name, capsule in xla_handlers().items():
         jax.ffi.register_ffi_target(name, capsule, platform="cpu")
 
 
