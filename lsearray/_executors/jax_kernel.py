@@ -28,7 +28,7 @@ def _registered() -> None:
 
 
 def _custom_call(x: Any, target: str, shape: tuple[int, ...], tau: float) -> Any:
-    """The kernel's handler ``target`` (see `lsecore._kernel.xla_handlers`) on ``x``'s last
+    """The kernel's handler ``target`` (see `lsecore.xla_handlers`) on ``x``'s last
     axis at temperature ``tau``, as an XLA custom call of result ``shape``: any batch axes
     (`jax.vmap`) reach it as leading axes, which its rows keep."""
     import jax
