@@ -9,7 +9,8 @@ import zipfile
 SDIST_NEEDS = ("LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
                "conftest.py", "lsecore/_kernel.pyx", "lsecore/_lse_common.h", "lsecore/_lse_avx512_math.h",
                "lsecore/_lse_portable.h.src", "lsecore/_lse_avx512.h.src", "lsecore/_lse_exact.h.src",
-               "lsecore/_lse_dispatch.h.src", "lsecore/_lse_scan.h.src", "lsearray/py.typed",
+               "lsecore/_lse_dispatch.h.src", "lsecore/_lse_scan.h.src", "lsecore/_lse_xla.h",
+               "lsecore/vendor/xla_ffi_c_api.h", "lsecore/vendor/README.md", "lsearray/py.typed",
                "tests/conftest.py", "tests/awkward_arrays.py", "tests/reference.py", "tests/backends.py",
                "tests/fuzz_support.py", "examples/quickstart.py", "asv_bench/side_by_side.py",
                "docs/conf.py")

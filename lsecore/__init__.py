@@ -1,7 +1,7 @@
 """Compiled log-sum-exp kernels over strided NumPy arrays: one-read partials, scans and pairs."""
 
 try:
-    from lsecore._kernel import build_info, finalize, max_threads, merge, set_max_threads
+    from lsecore._kernel import build_info, finalize, max_threads, merge, set_max_threads, xla_handlers
 except ModuleNotFoundError as error:
     if error.name != "lsecore._kernel":
         raise
@@ -17,5 +17,5 @@ from lsecore._layout import logaddexp, logcumsumexp, reduce_finalized, reduce_pa
 
 __all__ = [
     "build_info", "finalize", "logaddexp", "logcumsumexp", "max_threads", "merge", "reduce_finalized",
-    "reduce_partials", "refine", "set_max_threads",
+    "reduce_partials", "refine", "set_max_threads", "xla_handlers",
 ]

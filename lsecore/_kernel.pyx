@@ -2,13 +2,14 @@
 
 import numpy as np
 
+from cpython.pycapsule cimport PyCapsule_New
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, fma
+from libc.math cimport INFINITY, NAN, fma
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp",
            "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan",
-           "set_max_threads", "simd", "softmax_rows"]
+           "set_max_threads", "simd", "softmax_rows", "xla_handlers"]
 
 ctypedef fused a_t:
     float
@@ -130,7 +131,7 @@ cdef struct Tolerance:
     int bits
 
 
-cdef Tolerance _tolerance(int itemsize, bint float32_result, bint weighted) noexcept:
+cdef Tolerance _tolerance(int itemsize, bint float32_result, bint weighted) noexcept nogil:
     """The fast loops' term accuracy for input of ``itemsize`` bytes: float64 exps within
     0.7 ulp (0.52 with AVX-512; a weight's product adds half an ulp), float32 ones within
     2^-49, or 2^-33 in the coarse tier that float32 results take where the max is >= 0
@@ -391,6 +392,29 @@ def accumulate(const a_t[:, :, :] a not None, double inv_tau,
              &m[0, 0], &w[0, 0], &t[0, 0], &c[0, 0], precision)
 
 
+cdef void _recompute_flagged(const a_t *a, View va, double tau, double divisor, double *out,
+                             unsigned char *refine) noexcept nogil:
+    """Recompute by the accurate tier, as `exact_rows` does, the results of the (n0, n2)
+    C-contiguous ``out`` that ``refine`` flags, each from its slice of ``a`` read in place,
+    and clear their flags."""
+    cdef Py_ssize_t j, nout = va.n0 * va.n2
+    cdef double r, sg
+    cdef int nt = lse_max_threads()
+    if nout * va.n1 < MIN_PARALLEL:
+        nt = 1
+    for j in prange(nout, num_threads=nt, schedule="static"):
+        if refine[j]:
+            if a_t is double:
+                r = lse_exact_slice_dd(a + (j // va.n2) * va.s0 + (j % va.n2) * va.s2, va.s1,
+                                       NULL, 0, va.n1, tau, divisor, &sg)
+            else:
+                r = lse_exact_slice_ff(a + (j // va.n2) * va.s0 + (j % va.n2) * va.s2, va.s1,
+                                       NULL, 0, va.n1, tau, divisor, &sg)
+            if r == r:
+                out[j] = r
+            refine[j] = 0
+
+
 def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
                      double[:, ::1] out not None, unsigned char[:, ::1] refine not None,
                      double divisor=0.0, bint float32_result=False, bint exact=False):
@@ -425,9 +449,6 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
         Whether ``refine`` may hold a flag (False: no result is left to recompute).
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
-    cdef Py_ssize_t j, o, i, n2 = a.shape[2], nout = a.shape[0] * a.shape[2]
-    cdef double r, sg
-    cdef int nt = lse_max_threads()
     cdef lse_precision precision = (LSE_COARSE_FLOAT32 if float32_result and divisor == 0.0
                                     else LSE_EXACT)
     cdef Tolerance tol = _tolerance(sizeof(a_t), precision == LSE_COARSE_FLOAT32, False)
@@ -445,20 +466,8 @@ def reduce_finalized(const a_t[:, :, :] a not None, double inv_tau, double tau,
                    &out[0, 0], precision, &tol, &refine[0, 0])
     if not exact or a.strides[1] != sizeof(a_t):
         return True
-    if nout * a.shape[1] < MIN_PARALLEL:
-        nt = 1
     with nogil:
-        for j in prange(nout, num_threads=nt, schedule="static"):
-            o = j // n2
-            i = j % n2
-            if refine[o, i]:
-                if a_t is double:
-                    r = lse_exact_slice_dd(&a[o, 0, i], 1, NULL, 0, a.shape[1], tau, divisor, &sg)
-                else:
-                    r = lse_exact_slice_ff(&a[o, 0, i], 1, NULL, 0, a.shape[1], tau, divisor, &sg)
-                if r == r:
-                    out[o, i] = r
-                refine[o, i] = 0
+        _recompute_flagged(&a[0, 0, 0], va, tau, divisor, &out[0, 0], &refine[0, 0])
     return False
 
 
@@ -614,15 +623,14 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
                                     n2, &m[o, 0], &s[o, 0], sl, tau, log_mode)
 
 
-cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
-                       bint log_mode) except -1:
-    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], o
+cdef int _softmax_rows(const a_t *a, a_t *out, Py_ssize_t n0, Py_ssize_t n1, double tau,
+                       bint log_mode) noexcept nogil:
+    """`softmax_rows` of the C-contiguous (n0, n1) ``a`` into ``out``; -1 when memory
+    runs out."""
+    cdef Py_ssize_t o
     cdef int nt = lse_max_threads()
     cdef double *buf = NULL
     cdef double *tbuf
-    if out.shape[0] != n0 or out.shape[1] != n1:
-        raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
-                         f"{(out.shape[0], out.shape[1])}")
     if n0 * n1 == 0:
         return 0
     if n0 * n1 < MIN_PARALLEL:
@@ -631,17 +639,31 @@ cdef int _softmax_rows(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
         # A row's exps, one row per thread: at most LSE_ROW_BLOCK doubles each.
         buf = <double *> malloc(nt * n1 * sizeof(double))
         if buf == NULL:
-            raise MemoryError()
-    try:
-        with nogil:
-            for o in prange(n0, num_threads=nt, schedule="static"):
-                tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
-                if a_t is double:
-                    lse_softmax_row_d(&a[o, 0], &out[o, 0], tbuf, n1, tau, log_mode)
-                else:
-                    lse_softmax_row_f(&a[o, 0], &out[o, 0], tbuf, n1, tau, log_mode)
-    finally:
-        free(buf)
+            return -1
+    for o in prange(n0, num_threads=nt, schedule="static"):
+        tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
+        if a_t is double:
+            lse_softmax_row_d(a + o * n1, out + o * n1, tbuf, n1, tau, log_mode)
+        else:
+            lse_softmax_row_f(a + o * n1, out + o * n1, tbuf, n1, tau, log_mode)
+    free(buf)
+    return 0
+
+
+cdef int _softmax_rows_of(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
+                          bint log_mode) except -1:
+    """`_softmax_rows` of memoryviews, their shapes checked."""
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1]
+    cdef int rc
+    if out.shape[0] != n0 or out.shape[1] != n1:
+        raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
+                         f"{(out.shape[0], out.shape[1])}")
+    if n0 * n1 == 0:
+        return 0
+    with nogil:
+        rc = _softmax_rows(&a[0, 0], &out[0, 0], n0, n1, tau, log_mode)
+    if rc < 0:
+        raise MemoryError()
     return 0
 
 
@@ -663,9 +685,9 @@ def softmax_rows(a, out, double tau, bint log_mode):
     # Typed by hand rather than by a fused def: its dispatch would cost small calls more
     # than the work.
     if a.dtype == np.float64:
-        _softmax_rows[double](a, out, tau, log_mode)
+        _softmax_rows_of[double](a, out, tau, log_mode)
     elif a.dtype == np.float32:
-        _softmax_rows[float](a, out, tau, log_mode)
+        _softmax_rows_of[float](a, out, tau, log_mode)
     else:
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 
@@ -878,3 +900,101 @@ def set_max_threads(int n):
     cdef int previous = lse_max_threads()
     lse_set_max_threads(n)
     return previous
+
+
+cdef extern from "_lse_xla.h" nogil:
+    ctypedef struct XLA_FFI_CallFrame:
+        pass
+    ctypedef struct XLA_FFI_Error:
+        pass
+    ctypedef int (*lse_xla_rows_fn)(int f64, const void *x, void *out, Py_ssize_t rows,
+                                    Py_ssize_t n, double tau, int flag) except -1 nogil
+    XLA_FFI_Error *lse_xla_call(XLA_FFI_CallFrame *frame, lse_xla_rows_fn rows, int flag)
+
+
+cdef int _finalized_rows(const a_t *x, Py_ssize_t rows, Py_ssize_t n, double tau, double divisor,
+                         double *out, unsigned char *refine) except -1 nogil:
+    """`reduce_finalized` with ``exact`` of the C-contiguous rows ``x`` into ``out``, on
+    the view `lsecore.reduce_finalized` takes of them, so that the bits are its bits."""
+    cdef double inv_tau = 1.0 / tau
+    # float32 rows whose log-sum-exp is rounded to float32 (see reduce_finalized)
+    cdef lse_precision precision = (LSE_COARSE_FLOAT32 if a_t is float and divisor == 0.0
+                                    else LSE_EXACT)
+    cdef Tolerance tol = _tolerance(sizeof(a_t), precision == LSE_COARSE_FLOAT32, False)
+    # one element a row: its elements as the columns of one row, as lsecore's run plan has it
+    cdef View va = View(1, 1, rows, rows, rows, 1) if n == 1 else View(rows, n, 1, n, 1, 1)
+    _run_final(x, va, inv_tau, _low_part(tau, inv_tau), tau, divisor, out, precision, &tol,
+               refine)
+    _recompute_flagged(x, va, tau, divisor, out, refine)
+    return 0
+
+
+cdef int _xla_rows(int f64, const void *x, void *out, Py_ssize_t rows, Py_ssize_t n,
+                   double tau, int mean) except -1 nogil:
+    """The ``lse_xla_rows_fn`` of ``_lse_xla.h``: float32 results go through float64 ones."""
+    cdef double divisor = ((<double> n if n else NAN) if mean else 0.0)
+    cdef double *res = <double *> out if f64 else <double *> malloc(rows * sizeof(double))
+    cdef unsigned char *refine = <unsigned char *> malloc(rows)
+    cdef Py_ssize_t j
+    if res == NULL or refine == NULL:
+        if not f64:
+            free(res)
+        free(refine)
+        return -1
+    if n == 0:
+        # the sum of nothing (the mean of nothing: nan)
+        for j in range(rows):
+            res[j] = NAN if mean else -INFINITY
+    elif f64:
+        _finalized_rows(<const double *> x, rows, n, tau, divisor, res, refine)
+    else:
+        _finalized_rows(<const float *> x, rows, n, tau, divisor, res, refine)
+    free(refine)
+    if not f64:
+        for j in range(rows):
+            (<float *> out)[j] = <float> res[j]
+        free(res)
+    return 0
+
+
+cdef int _xla_softmax_rows(int f64, const void *x, void *out, Py_ssize_t rows, Py_ssize_t n,
+                           double tau, int log_mode) except -1 nogil:
+    """The ``lse_xla_rows_fn`` of the softmax (``log_mode``: log_softmax): `softmax_rows`."""
+    if f64:
+        return _softmax_rows(<const double *> x, <double *> out, rows, n, tau, log_mode)
+    return _softmax_rows(<const float *> x, <float *> out, rows, n, tau, log_mode)
+
+
+cdef XLA_FFI_Error *_xla_logsumexp(XLA_FFI_CallFrame *frame) noexcept nogil:
+    return lse_xla_call(frame, _xla_rows, 0)
+
+
+cdef XLA_FFI_Error *_xla_logmeanexp(XLA_FFI_CallFrame *frame) noexcept nogil:
+    return lse_xla_call(frame, _xla_rows, 1)
+
+
+cdef XLA_FFI_Error *_xla_softmax(XLA_FFI_CallFrame *frame) noexcept nogil:
+    return lse_xla_call(frame, _xla_softmax_rows, 0)
+
+
+cdef XLA_FFI_Error *_xla_log_softmax(XLA_FFI_CallFrame *frame) noexcept nogil:
+    return lse_xla_call(frame, _xla_softmax_rows, 1)
+
+
+def xla_handlers():
+    """The kernel's XLA FFI handlers (API version 1, CPU), by the custom-call target names
+    to register them under with ``jax.ffi.register_ffi_target``.
+
+    Returns
+    -------
+    dict of str to PyCapsule
+        ``lsearray_logsumexp`` and ``lsearray_logmeanexp``: the log-sum-exp (log-mean-exp)
+        of a float32/float64 array over its last axis at the float64 attribute ``tau``,
+        in its dtype, bit for bit `reduce_finalized`'s; ``lsearray_softmax`` and
+        ``lsearray_log_softmax``: its softmax (log_softmax) over the last axis, bit for
+        bit `softmax_rows`'.
+    """
+    return {"lsearray_logsumexp": PyCapsule_New(<void *> _xla_logsumexp, NULL, NULL),
+            "lsearray_logmeanexp": PyCapsule_New(<void *> _xla_logmeanexp, NULL, NULL),
+            "lsearray_softmax": PyCapsule_New(<void *> _xla_softmax, NULL, NULL),
+            "lsearray_log_softmax": PyCapsule_New(<void *> _xla_log_softmax, NULL, NULL)}

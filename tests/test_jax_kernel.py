@@ -74,6 +74,47 @@ def test_float64_results_equal_the_numpy_kernel_bit_for_bit():
             lsearray.logmeanexp(x, axis=axis))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axis", [((7,), None), ((5, 1), 1), ((1, 1), None), ((40, 33), 1),
+                                         ((30, 2000), 1), ((3, 4, 500), (0, 2)), ((6, 5, 4), 0)])
+@pytest.mark.parametrize("tau", [1.0, 0.3])
+def test_custom_call_equals_the_numpy_kernel_bit_for_bit(dtype, shape, axis, tau):
+    x = (RNG.normal(size=shape) * 40).astype(dtype)
+    for keepdims in (False, True):
+        ours = jax.jit(lambda a: lsearray.logsumexp(a, axis=axis, keepdims=keepdims, temperature=tau))
+        got = np.asarray(ours(jnp.asarray(x)))
+        ref = lsearray.logsumexp(x, axis=axis, keepdims=keepdims, temperature=tau)
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, ref)
+    got = np.asarray(lsearray.logmeanexp(jnp.asarray(x), axis=axis, temperature=tau))
+    np.testing.assert_array_equal(got, lsearray.logmeanexp(x, axis=axis, temperature=tau))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axis", [((7,), None), ((40, 33), 1), ((30, 2000), 1),
+                                         ((3, 4, 500), (1, 2)), ((2, 70000), 1), ((5, 1), 0)])
+@pytest.mark.parametrize("func", ["softmax", "log_softmax"])
+def test_softmax_custom_call_equals_the_numpy_kernel_bit_for_bit(dtype, shape, axis, func):
+    f = getattr(lsearray, func)
+    x = (RNG.normal(size=shape) * 40).astype(dtype)
+    for tau in (1.0, 0.3):
+        got = np.asarray(jax.jit(lambda a: f(a, axis=axis, temperature=tau))(jnp.asarray(x)))
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, f(x, axis=axis, temperature=tau))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_custom_calls_keep_subnormals(dtype):
+    # XLA flushes subnormals to zero in its own code; the kernel's results keep them
+    tiny = np.finfo(dtype).smallest_subnormal * 3
+    x = np.array([[tiny, -np.inf], [0.0, -720.0 if dtype == "float64" else -90.0]], dtype=dtype)
+    assert lsearray.logsumexp(x, axis=1)[0] == tiny
+    assert 0 < lsearray.softmax(x, axis=1)[1, 1] < np.finfo(dtype).tiny
+    for func in (lsearray.logsumexp, lsearray.logmeanexp, lsearray.softmax, lsearray.log_softmax):
+        got = jax.jit(lambda a: func(a, axis=1))(jnp.asarray(x))
+        np.testing.assert_array_equal(np.asarray(got), func(x, axis=1))
+
+
 def test_within_an_ulp_of_mpmath_where_the_log_cancels():
     mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 50
@@ -83,10 +124,13 @@ def test_within_an_ulp_of_mpmath_where_the_log_cancels():
     assert abs(got - exact) <= np.spacing(abs(exact))
 
 
-def test_special_values_as_numpy():
-    x = np.array([[-np.inf, -np.inf], [np.inf, 1.0], [np.nan, 1.0], [0.0, -np.inf]])
-    np.testing.assert_array_equal(np.asarray(lsearray.logsumexp(jnp.asarray(x), axis=1)),
-                                  lsearray.logsumexp(x, axis=1))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_special_values_as_numpy(dtype):
+    big = np.finfo(dtype).max
+    x = np.array([[-np.inf, -np.inf], [np.inf, 1.0], [np.nan, 1.0], [0.0, -np.inf],
+                  [np.inf, -np.inf], [np.inf, np.inf], [big, big]], dtype=dtype)
+    for func in (lsearray.logsumexp, lsearray.logmeanexp):
+        np.testing.assert_array_equal(np.asarray(func(jnp.asarray(x), axis=1)), func(x, axis=1))
 
 
 @pytest.mark.parametrize("axis", [None, 1, (0, 2)])
@@ -136,9 +180,15 @@ def test_vmap_and_vmap_of_grad():
 
 def test_jitted_call_reaches_the_kernel():
     jaxpr = str(jax.make_jaxpr(lambda a: lsearray.logsumexp(a, axis=1))(jnp.asarray(X)))
-    assert "pure_callback" in jaxpr and "platform_index" in jaxpr
-    hlo = jax.jit(lambda a: lsearray.softmax(a, axis=1)).lower(jnp.asarray(X)).as_text()
-    assert "callback" in hlo
+    assert "lsearray_logsumexp" in jaxpr and "platform_index" in jaxpr
+    assert "pure_callback" not in jaxpr
+    hlo = jax.jit(lambda a: lsearray.logmeanexp(a, axis=1)).lower(jnp.asarray(X)).as_text()
+    assert "custom_call @lsearray_logmeanexp" in hlo and "callback" not in hlo
+    hlo = jax.jit(lambda a: lsearray.log_softmax(a, axis=1)).lower(jnp.asarray(X)).as_text()
+    assert "custom_call @lsearray_log_softmax" in hlo and "callback" not in hlo
+    # one long row: NumPy's softmax splits it between threads, which the callback runs
+    hlo = jax.jit(lambda a: lsearray.softmax(a)).lower(jnp.zeros(1 << 17)).as_text()
+    assert "callback" in hlo and "lsearray_softmax" not in hlo
 
 
 def test_fallbacks_trace_without_the_kernel():

@@ -10,19 +10,32 @@ import numpy as np
 
 from lsearray._executors import array_api_lse
 from lsearray._executors.numpy import NumPyExecutor
+from lsearray._executors.numpy_softmax import fused_rows
+from lsecore import xla_handlers
 
 __all__ = ["normalize", "reduce"]
 
 _NUMPY = NumPyExecutor()
 
 
-def _host_reduce(x: np.ndarray, tau: float, mean: bool) -> np.ndarray:
-    """The kernel's log-sum-exp (or log-mean-exp) of ``x`` over its last axis."""
-    if mean:
-        out = _NUMPY.logmeanexp(x, -1, None, False, tau)
-    else:
-        out = _NUMPY.logsumexp(x, -1, None, False, False, tau)
-    return np.asarray(out, dtype=x.dtype)
+@functools.lru_cache(maxsize=None)
+def _registered() -> None:
+    """Register the kernel's XLA FFI handlers for the CPU, once."""
+    import jax
+
+    for name, capsule in xla_handlers().items():
+        jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+
+
+def _custom_call(x: Any, target: str, shape: tuple[int, ...], tau: float) -> Any:
+    """The kernel's handler ``target`` (see `lsecore.xla_handlers`) on ``x``'s last
+    axis at temperature ``tau``, as an XLA custom call of result ``shape``: any batch axes
+    (`jax.vmap`) reach it as leading axes, which its rows keep."""
+    import jax
+
+    _registered()
+    call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, x.dtype), vmap_method="broadcast_all")
+    return call(x, tau=np.float64(tau))
 
 
 def _host_normalize(x: np.ndarray, tau: float, log: bool) -> np.ndarray:
@@ -56,8 +69,8 @@ def _reducer(tau: float, mean: bool) -> Callable[[Any], Any]:
 
     @jax.custom_jvp
     def rows(x: Any) -> Any:
-        kernel = functools.partial(_on_kernel, host=functools.partial(
-            _host_reduce, tau=tau, mean=mean), shape=x.shape[:-1])
+        kernel = functools.partial(_custom_call, target="lsearray_logmeanexp" if mean
+                                   else "lsearray_logsumexp", shape=x.shape[:-1], tau=tau)
         return jax.lax.platform_dependent(x, cpu=kernel, default=generic)
 
     @rows.defjvp
@@ -89,8 +102,16 @@ def _normalizer(tau: float, log: bool) -> Callable[[Any], Any]:
 
     @jax.custom_jvp
     def rows(x: Any) -> Any:
-        kernel = functools.partial(_on_kernel, host=functools.partial(
-            _host_normalize, tau=tau, log=log), shape=x.shape)
+        # The custom call runs the NumPy executor's fused rows, which batch axes (more rows)
+        # keep; other shapes take the callback into it, as do rows of one element, whose
+        # view batch axes change.
+        n = x.shape[-1]
+        if n > 1 and fused_rows((math.prod(x.shape[:-1]), n, 1)):
+            kernel = functools.partial(_custom_call, target="lsearray_log_softmax" if log
+                                       else "lsearray_softmax", shape=x.shape, tau=tau)
+        else:
+            kernel = functools.partial(_on_kernel, host=functools.partial(
+                _host_normalize, tau=tau, log=log), shape=x.shape)
         return jax.lax.platform_dependent(x, cpu=kernel, default=generic)
 
     @rows.defjvp

@@ -12,7 +12,7 @@ from lsearray._validation import Prepared
 from lsecore import _kernel
 from lsecore._layout import run_view
 
-__all__ = ["log_softmax", "softmax"]
+__all__ = ["fused_rows", "log_softmax", "softmax"]
 
 
 # Below this many elements a single row is not worth splitting between threads.
@@ -66,12 +66,19 @@ def _as_3d(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int,
     return a, run_view(a.shape, axes)
 
 
+def fused_rows(view: tuple[int, int, int]) -> bool:
+    """Whether `_fused` takes ``softmax_rows`` for the 3-D view (before, reduced, after)
+    of its input."""
+    n0, n1, n2 = view
+    return n2 == 1 and (n0 > 1 or n1 < _ONE_THREAD)
+
+
 def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode: bool) -> Any:
     """softmax (or log_softmax) of a prepared NumPy input with a 3-D view: the
     reduction's one read, then one kernel pass that reads ``a`` again and writes the
     result, with no other temporaries the size of ``a``."""
     a3, (n0, n1, n2) = view
-    if n2 == 1 and (n0 > 1 or n1 < _ONE_THREAD):  # rows: reduced and written while in cache
+    if fused_rows((n0, n1, n2)):  # rows: reduced and written while in cache
         out = np.empty_like(a3)
         _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
         return _result(out if a3 is p.a else out.T, p)
