@@ -561,3 +561,16 @@ def test_mean_whose_weights_sum_beyond_float64_over_many_merges():
         w = mpmath.mpf(1e308)
         want = float(mpmath.log((20 + 20 * w * mpmath.exp(-1000)) / (20 + 20 * w)))
     np.testing.assert_allclose(acc.result(mean=True), want, rtol=1e-15)
+
+
+def test_mean_of_batches_whose_own_weight_sum_overflows():
+    """A batch whose weights add up beyond the float maximum (a compensated sum that
+    overflows comes out nan, not inf) is summed in larger units: the weighted mean of equal
+    terms is exactly their value, 0."""
+    a = np.zeros(33, dtype=np.float32)
+    b = np.full(33, 1e300)
+    b[31] = np.finfo(np.float64).max
+    acc = lsearray.OnlineLogSumExp(axis=0)
+    acc.update(a[:2], b=b[:2])
+    acc.update(a[2:], b=b[2:])
+    assert acc.result(mean=True) == 0.0

@@ -174,8 +174,11 @@ def _kernel_partial(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
     p = Partial(*(np.expand_dims(x, axes) for x in lsecore.reduce_partials(a, axes, b, inv_tau)))
     if b is None:
         return p
-    with np.errstate(over="ignore"):
-        over = np.isfinite(p.max) & (np.isinf(p.top_weight) | np.isinf(p.rest) | np.isinf(p.top_weight + p.rest))
+    # A compensated sum that overflows can come out nan (inf - inf in its correction), so
+    # whatever is not finite in a slice with a finite max is reduced again (a nan weight
+    # gives nan again).
+    with np.errstate(over="ignore", invalid="ignore"):
+        over = np.isfinite(p.max) & ~np.isfinite(p.top_weight + p.rest)
     if not over.any():
         return p
     e = np.where(over, overflow_exponent(b, tuple(a.shape), axes, np, np.float64), 0.0)
