@@ -29,8 +29,9 @@ static XLA_FFI_Error *lse_xla_error(const XLA_FFI_Api *api, XLA_FFI_Error_Code c
 }
 
 /* XLA runs its CPU programs with subnormals flushed to zero; the kernel's results are those of
-   IEEE arithmetic (a subnormal result, or input, is kept), as on NumPy arrays. The OpenMP
-   threads of a calling thread are started inside such a call, and inherit the state it sets. */
+   IEEE arithmetic (a subnormal result, or input, is kept), as on NumPy arrays. The flags are
+   per thread: XLA's calling thread is set here, the kernel's OpenMP workers are not XLA's and
+   keep IEEE subnormals. */
 #if defined(__SSE2__) || defined(_M_X64)
 typedef unsigned int lse_fp_state;
 static lse_fp_state lse_keep_subnormals(void)
