@@ -14,10 +14,8 @@ from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
-from lsearray._executors.scale import Factor, array_factor
-
 __all__ = [
-    "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
+    "ArrayTemperature", "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
     "complex_rejected", "device_mismatch", "not_numeric", "prepare", "prepare_array_api",
     "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
 ]
@@ -33,7 +31,7 @@ class Prepared(NamedTuple):
     a: Any  # at least 1-d; for the kernel float32/float64, native byte order, aligned
     b: Any  # weights broadcast to a.shape, or None
     axes: tuple[int, ...]  # normalized reduction axes of a
-    tau: Any  # temperature: a float, or a Factor holding a 0-d array to differentiate through
+    tau: Any  # temperature: a float, or an ArrayTemperature to differentiate through
     dtype: Any  # dtype of the result
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
 
@@ -192,10 +190,18 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
     return Prepared(a, b, axes, tau, dtype, shape)
 
 
-def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> Factor:
-    """A temperature given as an array (to differentiate through it), as a `Factor` whose
-    mantissa is in ``dtype``: checked where its value is known (not while a function is
-    being traced), before any cast, so that a value outside ``dtype``'s range keeps it."""
+class ArrayTemperature(NamedTuple):
+    """A temperature given as a 0-d array (to differentiate through it), checked."""
+
+    array: Any  # the 0-d array, in its own dtype
+    value: float | None  # its value; None while a function is being traced
+    dtype: Any  # the real dtype the computation runs in
+
+
+def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> ArrayTemperature:
+    """A temperature given as an array, checked where its value is known (not while a
+    function is being traced), before any cast, so that a value outside ``dtype``'s range
+    keeps it."""
     tau = temperature if is_array_api_obj(temperature) else xp.asarray(temperature)
     if tau.ndim != 0:
         raise temperature_not_scalar(func, tau.shape)
@@ -208,7 +214,7 @@ def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -
         value = None
     if value is not None:
         temperature_value(value, func)
-    return array_factor(tau, value, dtype, xp)
+    return ArrayTemperature(tau, value, dtype)
 
 
 def promoted_dtype(xp: ModuleType, a: Any, b: Any, device: Any) -> Any:

@@ -72,3 +72,10 @@ def test_only_the_executors_import_the_kernel():
         if any(top == "lsecore" for top, _, _ in _imported(ast.parse(path.read_text())))
     )
     assert importers and all(rel.startswith("_executors/") for rel in importers), importers
+
+
+def test_validation_depends_on_no_other_module_of_the_package():
+    # the checks sit below the executors: an executor may use them, never the reverse
+    tree = ast.parse((PACKAGE / "_validation.py").read_text())
+    inner = sorted(full for top, full, _ in _imported(tree) if top == "lsearray")
+    assert not inner, f"lsearray/_validation.py imports {inner}"

@@ -13,10 +13,10 @@ from array_api_compat import is_array_api_obj, is_numpy_namespace
 from lsearray._executors import array_api_lse, matmul, partials
 from lsearray._executors.array_api_lse import nothing_is_constant
 from lsearray._executors.random import from_uniform, numpy_generator
-from lsearray._executors.scale import Factor, divide, times
+from lsearray._executors.scale import Factor, array_factor, divide, times
 from lsearray._validation import (
-    Prepared, array_temperature, broadcast_shape, complex_rejected, device_mismatch, not_numeric,
-    prepare_array_api, scan_axis, temperature_value,
+    ArrayTemperature, Prepared, array_temperature, broadcast_shape, complex_rejected,
+    device_mismatch, not_numeric, prepare_array_api, scan_axis, temperature_value,
 )
 
 __all__ = ["ArrayAPIExecutor"]
@@ -56,7 +56,7 @@ def _float_or_array_temperature(temperature: Any, func: str, xp: ModuleType,
                                 dtype: Any) -> float | Factor:
     """A float temperature, or one given as an array to differentiate through (`Factor`)."""
     if is_array_api_obj(temperature):
-        return array_temperature(temperature, func, xp, dtype)
+        return array_factor(array_temperature(temperature, func, xp, dtype), xp)
     return temperature_value(temperature, func)
 
 
@@ -100,8 +100,12 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         return device_of(x)
 
     def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str) -> tuple[Prepared, Any]:
-        """`prepare_array_api` for this namespace: the arguments and the compute dtype."""
-        return prepare_array_api(a, b, axis, temperature, func, self.xp)
+        """`prepare_array_api` for this namespace: the arguments and the compute dtype, an
+        array temperature as a `Factor`."""
+        p, compute = prepare_array_api(a, b, axis, temperature, func, self.xp)
+        if isinstance(p.tau, ArrayTemperature):
+            p = p._replace(tau=array_factor(p.tau, self.xp))
+        return p, compute
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
                   temperature: Any) -> Any:

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 from array_api_compat import is_dask_namespace
 
+from lsearray._validation import ArrayTemperature
+
 __all__ = ["Factor", "array_factor", "divide", "inverse", "times"]
 
 
@@ -109,13 +111,14 @@ def inverse(f: float | Factor) -> Factor:
     return Factor(0.5 / mantissa, 1 - e)
 
 
-def array_factor(tau: Any, value: float | None, dtype: Any, xp: ModuleType) -> Factor:
-    """A 0-d array temperature as a `Factor` whose mantissa is in ``dtype``: split in its
-    own dtype, where it is exact, so that a value outside ``dtype``'s range (1e-300 for
-    float32) keeps it. ``value`` is its float, None where it cannot be read."""
-    if value is None:
-        return Factor(xp.astype(tau, dtype), 0)
-    if not xp.isdtype(tau.dtype, "real floating"):
-        tau = xp.astype(tau, dtype)
+def array_factor(tau: ArrayTemperature, xp: ModuleType) -> Factor:
+    """A checked array temperature as a `Factor` whose mantissa is in the computation's
+    dtype: split in the array's own dtype, where it is exact, so that a value outside the
+    computation's range (1e-300 for float32) keeps it."""
+    array, value, dtype = tau
+    if value is None:  # being traced: the value cannot be split
+        return Factor(xp.astype(array, dtype), 0)
+    if not xp.isdtype(array.dtype, "real floating"):
+        array = xp.astype(array, dtype)
     e = math.frexp(value)[1]
-    return Factor(xp.astype(times(tau, Factor(0.5, 1 - e), xp), dtype), e)
+    return Factor(xp.astype(times(array, Factor(0.5, 1 - e), xp), dtype), e)
