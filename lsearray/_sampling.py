@@ -125,8 +125,9 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
         If ``shape`` is not broadcast-compatible, ``axis`` has no categories, the
         logits hold nan, or a slice is all ``-inf`` (no category has positive
         probability). The value checks run where the values can be read: not while
-        `jax.jit` traces the call, nor on lazy dask arrays, where such slices give an
-        arbitrary index.
+        `jax.jit` traces the call, `torch.compile` or `torch.export` trace it or a
+        `torch.func` transform runs it, nor on lazy dask arrays, where such slices give
+        an arbitrary index.
     TypeError
         If ``rng`` is not a kind the logits' library draws from.
 
