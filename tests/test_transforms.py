@@ -135,15 +135,14 @@ def test_torch_compile_fullgraph_samplers_from_the_default_generator(torch):
     torch.testing.assert_close(one_hot, torch.nn.functional.one_hot(one_hot.argmax(1), 4).double())
 
 
-class _Model:
-    """A torch.nn.Module (made when torch is there) whose forward is the call ``name``."""
+def _module(torch, name):
+    """A torch.nn.Module whose forward is the call ``name``."""
 
-    def __new__(cls, torch, name):
-        class Model(torch.nn.Module):
-            def forward(self, x):
-                return CASES[name](x)
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            return CASES[name](x)
 
-        return Model()
+    return Model()
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -151,9 +150,9 @@ def test_torch_export(torch, name):
     x = torch.asarray(X[0])
     if name in VALUE_READS:
         with pytest.raises(Exception, match="data-dependent"):
-            torch.export.export(_Model(torch, name), (x,))
+            torch.export.export(_module(torch, name), (x,))
         return
-    program = torch.export.export(_Model(torch, name), (x,))
+    program = torch.export.export(_module(torch, name), (x,))
     _torch_assert(torch, name, program.module()(x), x)
 
 
