@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import device as device_of
-from numpy.lib.array_utils import normalize_axis_index
 
 from lsearray._delegation import Executor, executor
 from lsearray._executors.random import is_seed
@@ -28,10 +27,13 @@ def _floating(logits: Any, axis: Any, func: str) -> tuple[Any, Executor, Any, in
     if x.ndim == 0:
         raise ValueError(f"{func}: logits must have at least one axis (the categories); got a 0-d array")
     try:
-        ax = normalize_axis_index(operator.index(axis), x.ndim)
+        ax = operator.index(axis)
     except TypeError:
         raise bad_axis(func, axis, "an integer") from None
-    return x, ex, dtype, ax
+    # numpy's normalize_axis_index, in Python that torch.compile traces
+    if not -x.ndim <= ax < x.ndim:
+        raise np.exceptions.AxisError(ax, x.ndim)
+    return x, ex, dtype, ax % x.ndim
 
 
 def _first(mask: Any, xp: ModuleType) -> tuple[int, ...]:
@@ -123,8 +125,9 @@ def categorical(logits: Any, axis: int = -1, *, shape: tuple[int, ...] | None = 
         If ``shape`` is not broadcast-compatible, ``axis`` has no categories, the
         logits hold nan, or a slice is all ``-inf`` (no category has positive
         probability). The value checks run where the values can be read: not while
-        `jax.jit` traces the call, nor on lazy dask arrays, where such slices give an
-        arbitrary index.
+        `jax.jit` traces the call, `torch.compile` or `torch.export` trace it or a
+        `torch.func` transform runs it, nor on lazy dask arrays, where such slices give
+        an arbitrary index.
     TypeError
         If ``rng`` is not a kind the logits' library draws from.
 

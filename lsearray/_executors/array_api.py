@@ -111,7 +111,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
                   temperature: Any) -> Any:
         xp = self.xp
         p, _ = self.prepare(a, b, axis, temperature, "logsumexp")
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+        with self.quiet():
             out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
         out = array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
         if return_sign:
@@ -121,7 +121,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
     def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
         xp = self.xp
         p, _ = self.prepare(a, b, axis, temperature, "logmeanexp")
-        with np.errstate(all="ignore"):
+        with self.quiet():
             out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
         return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
 
@@ -136,7 +136,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
     def _normalized(self, x: Any, axis: Any, temperature: Any, func: str) -> Any:
         xp = self.xp
         p = self._real_prepared(x, axis, temperature, func)
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+        with self.quiet():
             z = getattr(array_api_lse, func)(p.a, p.axes, p.tau, xp)
         z = xp.reshape(z, p.shape)
         return array_api_lse.shaped(z, (), True, p.dtype, xp)
@@ -178,7 +178,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         xp = self.xp
         x1, x2, dtype = self.logaddexp_operands(x1, x2)
         tau = _float_or_array_temperature(temperature, "logaddexp", xp, x1.dtype)
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+        with self.quiet():
             out = _logaddexp(x1, x2, tau, xp)
         return out if out.dtype == dtype else xp.astype(out, dtype)
 
@@ -189,12 +189,18 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         x = p.a
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+        with self.quiet():
             out = _doubling_scan(x, axis, p.tau, xp)
         return out if out.dtype == p.dtype else xp.astype(out, p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:
         return matmul.array_api_product(a, b, self)
+
+    def exact_logsumexp(self, z: Any, axis: int) -> Any:
+        """The log-sum-exp of real floating ``z`` over ``axis``, kept as a size-1 axis: the
+        entries of `logmatmulexp` that the shifted product does not give accurately."""
+        out, _ = array_api_lse.logsumexp_signed(z, None, (axis,), 1.0, self.xp)
+        return out
 
     def stream_partial(self, batch: Any, b: Any, axis: Any, tau: float, func: str) -> tuple:
         """`OnlineLogSumExp.update`'s partial of a batch (see `NumPyExecutor.stream_partial`)."""
@@ -203,7 +209,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         if xp.isdtype(compute, "complex floating"):
             raise complex_rejected(func, "batch", compute)
         shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
-        with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+        with self.quiet():
             part = partials.reshaped(self.partial(p.a, p.b, p.axes, 1.0 / tau, mean=True),
                                      shape, xp)
         if part.count.dtype != part.max.dtype:
@@ -218,7 +224,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         xp = self.xp
         compute = xp.result_type(state.max.dtype, part.max.dtype)
         state, part = partials.cast(state, compute, xp), partials.cast(part, compute, xp)
-        with np.errstate(all="ignore"):
+        with self.quiet():
             merged = self.merge([state, part], 1.0 / tau)
         return merged, xp.result_type(state_dtype, dtype)
 
@@ -233,7 +239,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
     def _finalized(self, part: partials.Partial, tau: float, mean: bool,
                    return_sign: bool) -> tuple[Any, Any]:
         xp = self.xp
-        with np.errstate(all="ignore"):
+        with self.quiet():
             out, sign = self.finalize_mean(part, tau) if mean else self.finalize(part, tau)[:2]
         if not return_sign:
             out = xp.where(sign < 0, xp.full_like(out, math.nan), out)
@@ -252,6 +258,11 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         kind = "numpy" if is_numpy_namespace(self.xp) else self.xp.__name__
         g = from_uniform(numpy_generator(rng, kind, func).random(shape), np)
         return self.xp.asarray(g, dtype=like.dtype, device=device_of(like))
+
+    def quiet(self) -> Any:
+        """A context in which the namespace's operations do not warn on ``inf - inf``,
+        overflow or division by zero (NumPy-backed namespaces follow `numpy.errstate`)."""
+        return np.errstate(all="ignore")
 
     def readable(self, x: Any) -> bool:
         """Whether the values of ``x`` can be read now (not lazy, not being traced)."""

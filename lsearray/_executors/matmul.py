@@ -10,7 +10,7 @@ import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import array_namespace, is_array_api_obj
 
-from lsearray._executors.array_api_lse import const, logsumexp_signed
+from lsearray._executors.array_api_lse import const
 from lsearray._executors.dask_tree import block_executor
 from lsearray._executors.narrow import narrowed
 from lsearray._validation import (
@@ -275,12 +275,10 @@ def _array_api_inputs(a: Any, b: Any, xp: ModuleType) -> tuple[Any, Any, Any, An
     return xp.astype(a, compute), xp.astype(b, compute), compute, dtype
 
 
-def _known(x: Any) -> bool | None:
-    """``bool(x)``, or None where its value cannot be read (an array being traced)."""
-    try:
-        return bool(x)
-    except Exception:
-        return None
+def _known(x: Any, ex: Any) -> bool | None:
+    """``bool(x)``, or None where its value cannot be read (an array being traced or
+    compiled, or under a function transform: see the executor's `readable`)."""
+    return bool(x) if ex.readable(x) else None
 
 
 def _exact(a: Any, b: Any, ex: Any) -> Any:
@@ -292,8 +290,7 @@ def _exact(a: Any, b: Any, ex: Any) -> Any:
 
     def exact_rows(x: Any) -> Any:
         z = xp.expand_dims(x, axis=-1) + xp.expand_dims(b, axis=-3)
-        out, _ = logsumexp_signed(z, None, (z.ndim - 2,), 1.0, xp)
-        return xp.squeeze(out, axis=-2)
+        return xp.squeeze(ex.exact_logsumexp(z, z.ndim - 2), axis=-2)
 
     return ex.map_row_blocks(exact_rows, a, rows)
 
@@ -319,8 +316,7 @@ def _gathered(a: Any, b: Any, bad: Any, ex: Any) -> Any:
     for start, stop in _spans(flat.shape[0], max(1, _TILE // (4 * k))):
         f = flat[start:stop]
         z = xp.take(rows, f // m, axis=0) + xp.take(cols, (f // (n * m)) * m + f % m, axis=0)
-        out, _ = logsumexp_signed(z, None, (1,), 1.0, xp)
-        values.append(xp.reshape(out, (-1,)))
+        values.append(xp.reshape(ex.exact_logsumexp(z, 1), (-1,)))
     values = values[0] if len(values) == 1 else xp.concat(values)
     return ex.set_masked(xp.zeros(shape, dtype=a.dtype, device=device_of(a)), bad, values)
 
@@ -359,7 +355,7 @@ def _array_api_tile(p: Any, ma: Any, mb: Any, sa: Any, sb: Any, a: Any, b: Any, 
         bad = xp.where(special, s == math.inf, bad)
         fill = xp.where(xp.isnan(s), const(math.nan, r, xp), const(-math.inf, r, xp))
         r = xp.where(special, fill, r)
-    any_bad = _known(xp.any(bad))
+    any_bad = _known(xp.any(bad), ex)
     if any_bad is None:
         return _traced(bad, r, a, b, ex)
     return xp.where(bad, _gathered(a, b, bad, ex), r) if any_bad else r
@@ -375,7 +371,7 @@ def _array_api(a: Any, b: Any, s: _Shapes, ex: Any) -> Any:
     ma = xp.max(a, axis=-1, keepdims=True)
     mb = xp.max(b, axis=-2, keepdims=True)
     finite_a, finite_b = xp.isfinite(ma), xp.isfinite(mb)
-    finite = _known(xp.all(finite_a) & xp.all(finite_b))
+    finite = _known(xp.all(finite_a) & xp.all(finite_b), ex)
     sa, sb = _shifts(ma, xp), _shifts(mb, xp)
     t = _tiles(s)
     inner = _spans(s.k, t.inner)
@@ -456,6 +452,6 @@ def array_api_product(a: Any, b: Any, ex: Any) -> Any:
     s = _shapes(a.shape, b.shape)
     a = xp.expand_dims(a, axis=0) if a.ndim == 1 else a
     b = xp.expand_dims(b, axis=-1) if b.ndim == 1 else b
-    with np.errstate(all="ignore"):  # NumPy-backed namespaces warn on inf - inf
+    with ex.quiet():
         out = xp.reshape(_array_api(a, b, s, ex), s.result)
     return out if dtype == compute else xp.astype(out, dtype)

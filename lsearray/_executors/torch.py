@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -102,8 +103,23 @@ class TorchExecutor(ArrayAPIExecutor):
             return super().logcumsumexp(a, axis, temperature)
         return torch_ops.logcumsumexp(a, None if axis is None else dims[0], tau)
 
+    def exact_logsumexp(self, z: Any, axis: int) -> Any:
+        # the kernel's operator, which torch.compile, export and vmap trace (the generic
+        # log-sum-exp branches on values)
+        return self.logsumexp(z, axis, None, True, False, 1.0)
+
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
         return _gumbel(shape, like, rng, func)
 
     def stop_gradient(self, y: Any) -> Any:
         return y.detach()
+
+    def quiet(self) -> Any:
+        # torch does not consult NumPy's error state, and dynamo cannot trace numpy.errstate
+        return contextlib.nullcontext()
+
+    def readable(self, x: Any) -> bool:
+        """Whether the values of ``x`` can be read now: not under `torch.compile` or
+        `torch.export` (reading one breaks the graph, or fails while exporting), a fake
+        tensor or a function transform (vmap, grad)."""
+        return torch_ops.is_concrete(x)

@@ -14,8 +14,8 @@ import lsecore
 from lsearray._executors.numpy import NumPyExecutor
 
 __all__ = [
-    "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax", "logcumsumexp",
-    "logmeanexp", "logsumexp", "logsumexp_weighted", "sign_of", "softmax",
+    "is_concrete", "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax",
+    "logcumsumexp", "logmeanexp", "logsumexp", "logsumexp_weighted", "sign_of", "softmax",
 ]
 
 _NUMPY = NumPyExecutor()
@@ -101,8 +101,14 @@ def is_direct(a: torch.Tensor, b: torch.Tensor | None = None) -> bool:
         return False
     if type(a) is not torch.Tensor or (b is not None and type(b) is not torch.Tensor):
         return False
-    return not (torch.compiler.is_compiling() or _dispatch_modes() or _is_wrapped(a)
-                or (b is not None and _is_wrapped(b)))
+    return is_concrete(a) and (b is None or not _is_wrapped(b))
+
+
+def is_concrete(t: torch.Tensor) -> bool:
+    """Whether the values of ``t`` exist now: a plain or autograd-tracked tensor in eager
+    mode, not one that the compilers, export (dispatch modes) or a function transform
+    stand in for."""
+    return not (torch.compiler.is_compiling() or _dispatch_modes() or _is_wrapped(t))
 
 
 def sign_of(out: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,222 @@
+"""Every public function under torch's autograd, compile, export and vmap and JAX's jit, grad and vmap."""
+
+import numpy as np
+import pytest
+
+import lsearray
+from backends import make_backend
+
+X = np.random.default_rng(3).normal(size=(2, 3, 4)) * 2  # a batch of two (3, 4) samples
+
+
+def _stream(x):
+    """The streaming log-sum-exp of x along axis 0, fed in two chunks."""
+    acc = lsearray.OnlineLogSumExp(axis=0)
+    for chunk in (x[:1], x[1:]):
+        acc.update(chunk)
+    return acc.result()
+
+
+# name -> the call on one (3, 4) sample; the samplers draw from seed 0 (a fresh generator or key)
+CASES = {
+    "logsumexp": lambda x: lsearray.logsumexp(x, axis=1),
+    "logmeanexp": lambda x: lsearray.logmeanexp(x, axis=1, temperature=2.0),
+    "softmax": lambda x: lsearray.softmax(x, axis=1),
+    "log_softmax": lambda x: lsearray.log_softmax(x, axis=0),
+    "logcumsumexp": lambda x: lsearray.logcumsumexp(x, axis=1),
+    "logaddexp": lambda x: lsearray.logaddexp(x, 0.5 * x + 1.0, temperature=0.5),
+    "logmatmulexp": lambda x: lsearray.logmatmulexp(x, x.mT),
+    "categorical": lambda x: lsearray.categorical(x, rng=0),
+    "gumbel_softmax": lambda x: lsearray.gumbel_softmax(x, temperature=0.5, rng=0),
+    "OnlineLogSumExp": _stream,
+}
+DIFFERENTIABLE = [name for name in CASES if name != "categorical"]
+
+
+def _softmax(z, axis):
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# name -> the NumPy float64 value of that call, from the sample and the standard Gumbel noise
+# that seed 0 draws in the sample's library
+REFERENCES = {
+    "logsumexp": lambda x, g: np.log(np.exp(x).sum(axis=1)),
+    "logmeanexp": lambda x, g: 2.0 * np.log(np.exp(x / 2.0).mean(axis=1)),
+    "softmax": lambda x, g: _softmax(x, 1),
+    "log_softmax": lambda x, g: np.log(_softmax(x, 0)),
+    "logcumsumexp": lambda x, g: np.log(np.cumsum(np.exp(x), axis=1)),
+    "logaddexp": lambda x, g: 0.5 * np.logaddexp(x / 0.5, (0.5 * x + 1.0) / 0.5),
+    "logmatmulexp": lambda x, g: np.log(np.exp(x) @ np.exp(x).T),
+    "categorical": lambda x, g: np.argmax(x + g, axis=-1),
+    "gumbel_softmax": lambda x, g: _softmax((x + g) / 0.5, -1),
+    "OnlineLogSumExp": lambda x, g: np.log(np.exp(x).sum(axis=0)),
+}
+
+
+def _assert_reference(name, got, x, noise):
+    expected = REFERENCES[name](np.asarray(x, np.float64), noise)
+    if name == "categorical":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
+
+
+# ---- torch -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def _torch_noise(torch):
+    u = torch.rand(X.shape[1:], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return (-torch.log(-torch.log(u))).numpy()
+
+
+def _torch_assert(torch, name, got, x):
+    _assert_reference(name, got.detach().numpy(), x.detach().numpy(), _torch_noise(torch))
+
+
+# The stream's partial sums read values of the batches (a fast path where no slice holds +inf):
+# torch.compile breaks the graph there, export and vmap raise.
+VALUE_READS = ("OnlineLogSumExp",)
+# Dynamo cannot put a torch.Generator in a graph: the samplers given one (or a seed) and the
+# stream compile with fullgraph=False only.
+FULLGRAPH_BREAKS = ("categorical", "gumbel_softmax") + VALUE_READS
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_torch_eager_matches_reference(torch, name):
+    x = torch.asarray(X[0])
+    _torch_assert(torch, name, CASES[name](x), x)
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_torch_gradcheck(torch, name):
+    x = torch.asarray(X[0], requires_grad=True)
+    assert torch.autograd.gradcheck(CASES[name], (x,))
+
+
+def test_torch_stream_gradient_is_that_of_logsumexp(torch):
+    x = torch.asarray(X[0], requires_grad=True)
+    (got,) = torch.autograd.grad(_stream(x).sum(), x)
+    (expected,) = torch.autograd.grad(torch.logsumexp(x, 0).sum(), x)
+    torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("fullgraph", [False, True])
+def test_torch_compile(torch, fullgraph):
+    names = [name for name in CASES
+             if name not in VALUE_READS and not (fullgraph and name in FULLGRAPH_BREAKS)]
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: [CASES[name](x) for name in names], fullgraph=fullgraph)
+    x = torch.asarray(X[0])
+    for name, got in zip(names, compiled(x)):
+        _torch_assert(torch, name, got, x)
+
+
+def test_torch_compile_stream_between_graph_breaks(torch):
+    # the stream breaks into many small graphs: aot_eager traces them as inductor does,
+    # without generating and compiling code for each
+    torch._dynamo.reset()
+    x = torch.asarray(X[0])
+    _torch_assert(torch, "OnlineLogSumExp", torch.compile(_stream, backend="aot_eager")(x), x)
+
+
+@pytest.mark.parametrize("name", FULLGRAPH_BREAKS)
+def test_torch_compile_fullgraph_breaks(torch, name):
+    torch._dynamo.reset()
+    with pytest.raises(torch._dynamo.exc.TorchDynamoException):
+        torch.compile(CASES[name], fullgraph=True)(torch.asarray(X[0]))
+
+
+def test_torch_compile_fullgraph_samplers_from_the_default_generator(torch):
+    # without a generator the compiled graph draws its own random numbers: other values than
+    # eager's, but samples all the same
+    torch._dynamo.reset()
+    compiled = torch.compile(
+        lambda x: (lsearray.categorical(x), lsearray.gumbel_softmax(x, hard=True)), fullgraph=True)
+    x = torch.asarray(X[0])
+    index, one_hot = compiled(x)
+    assert index.dtype == torch.int64 and index.shape == (3,) and bool(((index >= 0) & (index < 4)).all())
+    torch.testing.assert_close(one_hot, torch.nn.functional.one_hot(one_hot.argmax(1), 4).double())
+
+
+def _module(torch, name):
+    """A torch.nn.Module whose forward is the call ``name``."""
+
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            return CASES[name](x)
+
+    return Model()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_torch_export(torch, name):
+    x = torch.asarray(X[0])
+    if name in VALUE_READS:
+        with pytest.raises(Exception, match="data-dependent"):
+            torch.export.export(_module(torch, name), (x,))
+        return
+    program = torch.export.export(_module(torch, name), (x,))
+    _torch_assert(torch, name, program.module()(x), x)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_torch_vmap(torch, name):
+    batch = torch.asarray(X)
+    vmapped = torch.func.vmap(CASES[name], randomness="same")
+    if name in VALUE_READS:
+        with pytest.raises(RuntimeError, match="data-dependent"):
+            vmapped(batch)
+        return
+    torch.testing.assert_close(vmapped(batch), torch.stack([CASES[name](x) for x in batch]),
+                               rtol=1e-13, atol=1e-14)
+
+
+# ---- JAX ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jax():
+    make_backend("jax")  # imports jax (or skips) with 64-bit types enabled
+    import jax
+
+    return jax
+
+
+def _jax_assert(jax, name, got, x):
+    noise = jax.random.gumbel(jax.random.key(0), X.shape[1:], jax.numpy.float64)
+    _assert_reference(name, np.asarray(got), np.asarray(x), np.asarray(noise))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_jax_jit(jax, name):
+    x = jax.numpy.asarray(X[0])
+    _jax_assert(jax, name, CASES[name](x), x)
+    _jax_assert(jax, name, jax.jit(CASES[name])(x), x)
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_jax_grad(jax, name):
+    from jax.test_util import check_grads
+
+    check_grads(jax.jit(CASES[name]), (jax.numpy.asarray(X[0]),), order=1, modes=("rev",))
+
+
+def test_jax_stream_gradient_is_that_of_logsumexp(jax):
+    x = jax.numpy.asarray(X[0])
+    got = jax.jit(jax.grad(lambda x: _stream(x).sum()))(x)
+    expected = jax.grad(lambda x: jax.scipy.special.logsumexp(x, axis=0).sum())(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_jax_vmap(jax, name):
+    batch = jax.numpy.asarray(X)
+    got = jax.jit(jax.vmap(CASES[name]))(batch)
+    expected = np.stack([np.asarray(CASES[name](x)) for x in batch])
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-13, atol=1e-14)
