@@ -98,13 +98,16 @@ class OnlineLogSumExp:
         self._count = 0
         self._shape: tuple[int, ...] | None = None  # the result's shape, once a batch is seen
         self._dtype: Any = None  # the result's dtype
-        # the partial of everything seen, with the weights' sum and the mean's sums
-        self._state: Partial | None = None
+        # The partials of everything seen (with the weights' sums and the mean's sums), as
+        # a stack of (partial, batches in it) whose sizes at least halve towards the top:
+        # merged as a balanced tree, so a lazy library's graph grows in depth with the
+        # log of the number of batches, not with their number.
+        self._parts: list[tuple[Partial, int]] = []
 
     @property
     def _executor(self) -> Executor:
         """The executor of the state's library (the state is plain arrays, so it pickles)."""
-        return executor(self._state.max)
+        return executor(self._parts[0][0].max)
 
     @property
     def axis(self) -> int | None:
@@ -120,7 +123,7 @@ class OnlineLogSumExp:
 
     def __repr__(self) -> str:
         head = f"<OnlineLogSumExp axis={self._axis!r} temperature={self._tau!r} count={self._count}"
-        if self._state is None:
+        if not self._parts:
             return head + ">"
         dtype = getattr(self._dtype, "name", self._dtype)
         return f"{head} shape={self._shape} dtype={dtype} library={self._executor.library}>"
@@ -128,7 +131,7 @@ class OnlineLogSumExp:
     def _check_like(self, ex: Executor, shape: tuple[int, ...], device: Any, what: str,
                     func: str) -> None:
         """TypeError for another library than the state's, ValueError for another shape or device."""
-        if self._state is None:
+        if not self._parts:
             return
         mine = self._executor
         if ex.library != mine.library:
@@ -141,20 +144,23 @@ class OnlineLogSumExp:
                 f"{func}: batches must agree in their shape without {where}: expected {self._shape}, "
                 f"got {what} with {shape}"
             )
-        mine_device = mine.device_of(self._state.max)
+        mine_device = mine.device_of(self._parts[0][0].max)
         if device is not None and mine_device not in (None, device):
             raise ValueError(
                 f"{func}: the accumulator is on device {mine_device}; got {what} on {device}"
             )
 
-    def _absorb(self, part: Partial, count: int, shape: tuple[int, ...], dtype: Any,
-                ex: Executor) -> None:
-        """Merge the partial ``part`` (shaped like the result, with its count and mean
-        sums) into the state."""
-        if self._state is not None:
-            part, dtype = ex.stream_merge(self._state, self._dtype, part, dtype, self._tau)
-        self._state = part
-        self._dtype = dtype
+    def _absorb(self, parts: list[tuple[Partial, int]], count: int, shape: tuple[int, ...],
+                dtype: Any, ex: Executor) -> None:
+        """Push ``parts`` (partials shaped like the result, with their count and mean sums,
+        and how many batches each holds) onto the state's stack, merging its top two while
+        the upper holds as many batches as the lower."""
+        self._dtype = dtype if self._dtype is None else ex.result_type(self._dtype, dtype)
+        for part in parts:
+            self._parts.append(part)
+            while len(self._parts) > 1 and self._parts[-2][1] <= self._parts[-1][1]:
+                (lower, n_lower), (upper, n_upper) = self._parts[-2:]
+                self._parts[-2:] = [(ex.stream_merge(lower, upper, self._tau), n_lower + n_upper)]
         self._count += count
         self._shape = shape
 
@@ -194,7 +200,7 @@ class OnlineLogSumExp:
         part, shape, count, dtype, device, seen = ex.stream_partial(batch, b, self._axis,
                                                                     self._tau, func)
         self._check_like(ex, shape, device, f"a batch of shape {seen}", func)
-        self._absorb(part, count, shape, dtype, ex)
+        self._absorb([(part, 1)], count, shape, dtype, ex)
         return self
 
     def merge(self, other: OnlineLogSumExp) -> OnlineLogSumExp:
@@ -234,12 +240,12 @@ class OnlineLogSumExp:
                 f"{self._axis!r}, temperature={self._tau!r}, the other axis={other._axis!r}, "
                 f"temperature={other._tau!r}"
             )
-        if other._state is None:
+        if not other._parts:
             return self
         ex = other._executor
-        device = ex.device_of(other._state.max)
+        device = ex.device_of(other._parts[0][0].max)
         self._check_like(ex, other._shape, device, f"an accumulator of shape {other._shape}", func)
-        self._absorb(other._state, other._count, other._shape, other._dtype, ex)
+        self._absorb(list(other._parts), other._count, other._shape, other._dtype, ex)
         return self
 
     def result(self, return_sign: bool = False, *, mean: bool = False) -> Any:
@@ -275,9 +281,12 @@ class OnlineLogSumExp:
         >>> float(acc.update([0.0, 0.0]).result())
         0.34657359027997264
         """
-        if self._state is None:
+        if not self._parts:
             out = np.float64(math.nan if mean else -math.inf)
             return (out, np.float64(math.nan if mean else 0.0)) if return_sign else out
-        out, sign = self._executor.stream_result(self._state, self._dtype, self._tau, mean,
-                                                 return_sign)
+        ex = self._executor
+        state = self._parts[-1][0]
+        for lower, _ in reversed(self._parts[:-1]):
+            state = ex.stream_merge(lower, state, self._tau)
+        out, sign = ex.stream_result(state, self._dtype, self._tau, mean, return_sign)
         return (out, sign) if return_sign else out

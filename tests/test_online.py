@@ -169,9 +169,9 @@ def test_pickle_mid_stream():
         acc.update(batch)
     copy = pickle.loads(pickle.dumps(acc))
     # the partial, the sum of the weights and the mean's expm1 sums (x, gaps, rest)
-    state = copy._state
-    arrays = [state.max, state.top_weight, state.rest, state.rest_err, state.count,
-              *state.mean_sums]
+    arrays = [v for state, _ in copy._parts
+              for v in (state.max, state.top_weight, state.rest, state.rest_err, state.count,
+                        *state.mean_sums)]
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in arrays)
     assert repr(copy) == repr(acc)
     for batch in batches[6:]:
@@ -527,10 +527,8 @@ def test_batches_whose_weights_overflow_only_together(xp):
 def test_mean_whose_weights_overflow_only_together(xp):
     """Weights whose sums over the batches overflow while the log-sum-exp's sums do not (the
     heavy weights sit on small terms): the merges redo the weight sums in larger units, so
-    the mean is the closed form's (dask's merges do not: docs/user_guide/limits.md)."""
+    the mean is the closed form's."""
     xp.subset(True)
-    if xp.name == "dask":
-        pytest.skip("documented: dask's merges redo only the log-sum-exp's sums")
     acc = OnlineLogSumExp(axis=None)
     for _ in range(30):
         acc.update(xp.make(np.array([0.0, -50.0]), "float64"), b=xp.make(np.array([1.0, 1e308]), "float64"))
@@ -574,3 +572,21 @@ def test_mean_of_batches_whose_own_weight_sum_overflows():
     acc.update(a[:2], b=b[:2])
     acc.update(a[2:], b=b[2:])
     assert acc.result(mean=True) == 0.0
+
+
+def test_many_dask_batches_merge_in_a_balanced_tree():
+    """Two hundred dask batches: the graph grows by a few layers a batch (the merges form a
+    balanced tree, not a chain as deep as the stream, which would overflow Python's
+    recursion in dask's blockwise fusion), and the result is the NumPy stream's."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(7)
+    batches = [rng.normal(size=(int(rng.integers(1, 9)), 3)) * 30.0 for _ in range(200)]
+    lazy, eager = OnlineLogSumExp(axis=0), OnlineLogSumExp(axis=0)
+    for batch in batches:
+        lazy.update(da.from_array(batch, chunks=(3, 3)))
+        eager.update(batch)
+    assert len(lazy._parts) <= 8  # one partial for each set bit of 200
+    result = lazy.result()
+    assert len(result.dask.layers) < 40 * len(batches)
+    np.testing.assert_array_equal(result.compute(), eager.result())
+    _assert_ulps(result.compute(), np.concatenate(batches))

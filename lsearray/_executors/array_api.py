@@ -217,16 +217,18 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         count = math.prod(p.a.shape[k] for k in p.axes)
         return part, shape, count, p.dtype, device_of(p.a), p.shape
 
-    def stream_merge(self, state: partials.Partial, state_dtype: Any, part: partials.Partial,
-                     dtype: Any, tau: float) -> tuple[partials.Partial, Any]:
-        """The merge of two streams' partials (in their promoted dtype), and their common
-        result dtype."""
+    def stream_merge(self, state: partials.Partial, part: partials.Partial,
+                     tau: float) -> partials.Partial:
+        """The merge of two streams' partials, in their promoted dtype."""
         xp = self.xp
         compute = xp.result_type(state.max.dtype, part.max.dtype)
         state, part = partials.cast(state, compute, xp), partials.cast(part, compute, xp)
         with self.quiet():
-            merged = self.merge([state, part], 1.0 / tau)
-        return merged, xp.result_type(state_dtype, dtype)
+            return self.merge([state, part], 1.0 / tau)
+
+    def result_type(self, *dtypes: Any) -> Any:
+        """The dtype ``dtypes`` promote to."""
+        return self.xp.result_type(*dtypes)
 
     def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
                       return_sign: bool) -> tuple[Any, Any]:

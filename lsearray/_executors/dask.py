@@ -13,7 +13,9 @@ from lsearray._executors import array_api_lse, dask_tree, matmul, partials
 from lsearray._executors.array_api import ArrayAPIExecutor
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
-from lsearray._validation import Prepared, scan_axis, temperature_not_scalar, temperature_value
+from lsearray._validation import (
+    Prepared, complex_rejected, scan_axis, temperature_not_scalar, temperature_value,
+)
 
 __all__ = ["DaskExecutor"]
 
@@ -43,6 +45,18 @@ def _without_empty_chunks(x: Any) -> Any:
     if not isinstance(x, da.Array) or all(all(c for c in dim) for dim in x.chunks):
         return x
     return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
+
+
+def _unpacked(packed: Any) -> partials.Partial:
+    """A packed stream partial (`dask_tree.stream_partial`) as a `Partial` of its fields."""
+    f = [packed[..., k] for k in range(packed.shape[-1])]
+    return partials.Partial(*f[:6], tuple(f[6:]))
+
+
+def _packed(p: partials.Partial, dtype: Any) -> Any:
+    """A `Partial` of dask arrays packed again, its fields in one chunk along the last axis."""
+    fields = (p.max, p.top_weight, p.rest, p.rest_err, p.count, p.exponent, *p.mean_sums)
+    return da.stack([x.astype(dtype) for x in fields], axis=-1).rechunk({p.max.ndim: -1})
 
 
 def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
@@ -166,14 +180,39 @@ class DaskExecutor(ArrayAPIExecutor):
         the tree reduction."""
         return matmul.dask_product(a, b)
 
+    def stream_partial(self, batch: Any, b: Any, axis: Any, tau: float, func: str) -> tuple:
+        """`ArrayAPIExecutor.stream_partial`, lazily: each block's partial by its own
+        executor, merged in one tree; the partial's fields are views of one packed array
+        (`dask_tree.stream_partial`)."""
+        p, compute = self.prepare(batch, b, axis, tau, func)
+        if self.xp.isdtype(compute, "complex floating"):
+            raise complex_rejected(func, "batch", compute)
+        shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
+        packed = dask_tree.stream_partial(p.a, p.b, p.axes, tau, shape, self._state_dtype(p.a))
+        count = math.prod(p.a.shape[k] for k in p.axes)
+        return _unpacked(packed), shape, count, p.dtype, None, p.shape
+
+    def _state_dtype(self, a: Any) -> Any:
+        """The dtype of a stream's partials: float64 for NumPy chunks (the kernel's), the
+        computation's dtype for others."""
+        return np.float64 if isinstance(a._meta, np.ndarray) else a.dtype
+
+    def stream_merge(self, state: partials.Partial, part: partials.Partial,
+                     tau: float) -> partials.Partial:
+        """The merge of two streams' partials, block by block."""
+        dtype = self.xp.result_type(state.max.dtype, part.max.dtype)
+        return _unpacked(dask_tree.stream_merge(_packed(state, dtype), _packed(part, dtype), tau))
+
     def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
                       return_sign: bool) -> tuple[Any, Any]:
-        """A stream's lazy ``(result, sign)``: finalized in float64 and rounded by
-        `narrowed` (dask computes later, outside any errstate: a result beyond the dtype's
-        range is inf without the overflow warning float32 arithmetic would give)."""
-        if part.max.dtype != self.xp.float64:
-            part = partials.cast(part, self.xp.float64, self.xp)
-        out, sign = self._finalized(part, tau, mean, return_sign)
+        """A stream's lazy ``(result, sign)``: finalized by the blocks' executors and
+        rounded to ``dtype`` (dask computes later, outside any errstate: a result beyond
+        the dtype's range is inf without the overflow warning float32 arithmetic would
+        give)."""
+        out, sign = dask_tree.stream_finalize(_packed(part, part.max.dtype), tau, mean,
+                                              part.max.dtype)
+        if not return_sign:
+            out = da.where(sign < 0, math.nan, out)
         return narrowed(out, dtype), narrowed(sign, dtype)
 
     def gumbel(self, shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:

@@ -155,12 +155,15 @@ class NumPyExecutor(partials.PartialAlgebra):
                                      shape, np)
         return part, shape, math.prod(p.a.shape[k] for k in p.axes), p.dtype, None, p.shape
 
-    def stream_merge(self, state: partials.Partial, state_dtype: Any, part: partials.Partial,
-                     dtype: Any, tau: float) -> tuple[partials.Partial, Any]:
-        """The merge of two streams' partials, and their common result dtype."""
+    def stream_merge(self, state: partials.Partial, part: partials.Partial,
+                     tau: float) -> partials.Partial:
+        """The merge of two streams' partials."""
         with np.errstate(all="ignore"):
-            merged = self.merge([state, part], 1.0 / tau)
-        return merged, np.result_type(state_dtype, dtype)
+            return self.merge([state, part], 1.0 / tau)
+
+    def result_type(self, *dtypes: Any) -> Any:
+        """The dtype ``dtypes`` promote to."""
+        return np.result_type(*dtypes)
 
     def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
                       return_sign: bool) -> tuple[Any, Any]:
