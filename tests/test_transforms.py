@@ -9,10 +9,14 @@ from backends import make_backend
 X = np.random.default_rng(3).normal(size=(2, 3, 4)) * 2  # a batch of two (3, 4) samples
 
 
+def _chunks(x):
+    return x[:1], x[1:]
+
+
 def _stream(x):
     """The streaming log-sum-exp of x along axis 0, fed in two chunks."""
     acc = lsearray.OnlineLogSumExp(axis=0)
-    for chunk in (x[:1], x[1:]):
+    for chunk in _chunks(x):
         acc.update(chunk)
     return acc.result()
 
@@ -79,12 +83,11 @@ def _torch_assert(torch, name, got, x):
     _assert_reference(name, got.detach().numpy(), x.detach().numpy(), _torch_noise(torch))
 
 
-# The stream's partial sums read values of the batches (a fast path where no slice holds +inf):
-# torch.compile breaks the graph there, export and vmap raise.
-VALUE_READS = ("OnlineLogSumExp",)
-# Dynamo cannot put a torch.Generator in a graph: the samplers given one (or a seed) and the
-# stream compile with fullgraph=False only.
-FULLGRAPH_BREAKS = ("categorical", "gumbel_softmax") + VALUE_READS
+# Dynamo cannot put a torch.Generator in a graph: the samplers given one (or a seed) compile
+# with fullgraph=False only.
+FULLGRAPH_BREAKS = ("categorical", "gumbel_softmax")
+# The stream is checked under torch's compilers and transforms by its own test, against torch
+TRANSFORMED = [name for name in CASES if name != "OnlineLogSumExp"]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -108,21 +111,12 @@ def test_torch_stream_gradient_is_that_of_logsumexp(torch):
 
 @pytest.mark.parametrize("fullgraph", [False, True])
 def test_torch_compile(torch, fullgraph):
-    names = [name for name in CASES
-             if name not in VALUE_READS and not (fullgraph and name in FULLGRAPH_BREAKS)]
+    names = [name for name in TRANSFORMED if not (fullgraph and name in FULLGRAPH_BREAKS)]
     torch._dynamo.reset()
     compiled = torch.compile(lambda x: [CASES[name](x) for name in names], fullgraph=fullgraph)
     x = torch.asarray(X[0])
     for name, got in zip(names, compiled(x)):
         _torch_assert(torch, name, got, x)
-
-
-def test_torch_compile_stream_between_graph_breaks(torch):
-    # the stream breaks into many small graphs: aot_eager traces them as inductor does,
-    # without generating and compiling code for each
-    torch._dynamo.reset()
-    x = torch.asarray(X[0])
-    _torch_assert(torch, "OnlineLogSumExp", torch.compile(_stream, backend="aot_eager")(x), x)
 
 
 @pytest.mark.parametrize("name", FULLGRAPH_BREAKS)
@@ -154,27 +148,42 @@ def _module(torch, name):
     return Model()
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", TRANSFORMED)
 def test_torch_export(torch, name):
     x = torch.asarray(X[0])
-    if name in VALUE_READS:
-        with pytest.raises(Exception, match="data-dependent"):
-            torch.export.export(_module(torch, name), (x,))
-        return
     program = torch.export.export(_module(torch, name), (x,))
     _torch_assert(torch, name, program.module()(x), x)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", TRANSFORMED)
 def test_torch_vmap(torch, name):
     batch = torch.asarray(X)
     vmapped = torch.func.vmap(CASES[name], randomness="same")
-    if name in VALUE_READS:
-        with pytest.raises(RuntimeError, match="data-dependent"):
-            vmapped(batch)
-        return
     torch.testing.assert_close(vmapped(batch), torch.stack([CASES[name](x) for x in batch]),
                                rtol=1e-13, atol=1e-14)
+
+
+def _stream_reference(torch, x):
+    """The stream's value by torch alone: the log-sum-exp of its chunks concatenated."""
+    return torch.logsumexp(torch.cat(_chunks(x)), dim=0)
+
+
+@pytest.mark.parametrize("transform", ["compile", "compile-fullgraph", "export", "vmap"])
+def test_torch_stream_transformed(torch, transform):
+    x, batch = torch.asarray(X[0]), torch.asarray(X)
+    expected = _stream_reference(torch, x)
+    if transform.startswith("compile"):
+        # aot_eager traces the graph as inductor does, without generating and compiling its
+        # code (most of a minute for the stream's)
+        torch._dynamo.reset()
+        got = torch.compile(_stream, backend="aot_eager",
+                            fullgraph=transform == "compile-fullgraph")(x)
+    elif transform == "export":
+        got = torch.export.export(_module(torch, "OnlineLogSumExp"), (x,)).module()(x)
+    else:
+        got = torch.func.vmap(_stream)(batch)
+        expected = torch.stack([_stream_reference(torch, x) for x in batch])
+    torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-14)
 
 
 # ---- JAX ---------------------------------------------------------------------------------------

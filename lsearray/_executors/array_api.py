@@ -214,7 +214,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
                                      shape, xp)
         if part.count.dtype != part.max.dtype:
             part = partials.cast(part, part.max.dtype, xp)
-        count = math.prod(p.a.shape[k] for k in p.axes)
+        count = math.prod([p.a.shape[k] for k in p.axes])  # a list: dynamo traces no generator here
         return part, shape, count, p.dtype, device_of(p.a), p.shape
 
     def stream_merge(self, state: partials.Partial, part: partials.Partial,
@@ -268,7 +268,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
 
     def readable(self, x: Any) -> bool:
         """Whether the values of ``x`` can be read now (not lazy, not being traced)."""
-        return True
+        return array_api_lse.readable(x, self.xp)
 
     def default_int(self, x: Any) -> Any:
         """``x`` in the namespace's default integer dtype; a NumPy scalar for 0-d NumPy."""

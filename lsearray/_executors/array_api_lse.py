@@ -15,8 +15,22 @@ from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_term
 __all__ = [
     "const", "expm1_sums", "gap_to_max", "infinite_terms", "log_abs_sum", "log_of_sums",
     "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "near_max_mean",
-    "nothing_is_constant", "partial_sums", "rebase_expm1_sums", "shaped", "softmax",
+    "nothing_is_constant", "partial_sums", "readable", "rebase_expm1_sums", "shaped", "softmax",
 ]
+
+
+def readable(x: Any, xp: ModuleType) -> bool:
+    """Whether the values of ``x`` can be read now, so that a fast path may branch on them:
+    not a lazy array (dask's; JAX's, which may be traced), nor a torch tensor that
+    `torch.compile`, `torch.export` or a function transform (vmap, grad) stands in for,
+    where reading one breaks the graph or raises."""
+    if is_lazy_array(x):
+        return False
+    if is_torch_namespace(xp):
+        from lsearray._executors.torch_ops import is_concrete  # the namespace is torch's: imported
+
+        return is_concrete(x)
+    return True
 
 
 def const(value: float, like: Any, xp: ModuleType) -> Any:
@@ -44,6 +58,16 @@ def _sign(z: Any, xp: ModuleType) -> Any:
     zero, nan = z == 0, xp.isnan(z)
     out = z / xp.where(zero | nan, const(1.0, z, xp), xp.abs(z))
     return xp.where(zero, const(0.0, z, xp), xp.where(nan, const(math.nan, z, xp), out))
+
+
+def _real_sign(x: Any, xp: ModuleType) -> Any:
+    """The standard's ``sign`` of real ``x`` (-1, 0, 1, nan at nan; 0 at both zeros) by
+    `where` alone: array-api-compat's torch ``sign`` writes its nans through a boolean
+    mask, which `torch.func.vmap` cannot batch. Every branch is a constant, so no
+    gradient flows, as through ``sign``."""
+    one, zero = const(1.0, x, xp), const(0.0, x, xp)
+    out = xp.where(x > 0, one, xp.where(x < 0, -one, zero))
+    return xp.where(xp.isnan(x), const(math.nan, x, xp), out)
 
 
 def _wrap_angle(x: Any, tau: float | Factor, xp: ModuleType) -> Any:
@@ -125,13 +149,13 @@ def log_abs_sum(w: Any, t: Any, xp: ModuleType) -> tuple[Any, Any]:
     one = const(1.0, w, xp)
     w_safe = xp.where(w == 0, one, w)
     s = xp.where(t == 0, t, t / w_safe)
-    sign = xp.sign(s + 1) * xp.sign(w)
+    sign = _real_sign(s + 1, xp) * _real_sign(w, xp)
     s = xp.where(s < -1, -s - 2, s)
     out = xp.log1p(s) + xp.log(xp.abs(w_safe))
     over = xp.isinf(s) & xp.isfinite(t)
     t_safe, w_over = xp.where(over, t, one), xp.where(over, w, const(0.0, w, xp))
     out = xp.where(over, xp.log(xp.abs(t_safe)) + xp.log1p(w_over / t_safe), out)
-    return out, xp.where(over, xp.sign(t), sign)
+    return out, xp.where(over, _real_sign(t, xp), sign)
 
 
 def infinite_terms(a: Any, b: Any, axes: tuple[int, ...], xp: ModuleType) -> tuple[Any, Any]:
@@ -202,7 +226,7 @@ def partial_sums(
         nan = xp.isnan(m)
     top = a == m
     lazy = is_dask_namespace(xp)
-    if b is None and not is_lazy_array(m) and not bool(xp.any(m == math.inf)):
+    if b is None and readable(m, xp) and not bool(xp.any(m == math.inf)):
         # One pass per temporary, where the values can be read (an eager library) and no
         # slice holds +inf (there the gradient at the infinite elements stays the
         # softmax's nan, as on the kernel): the maximal terms are each exactly 1 (a gap of
@@ -261,14 +285,14 @@ def _top_count(top: Any, m: Any, axes: tuple[int, ...], xp: ModuleType) -> Any:
     """The number of maximal elements (``top``) of each slice, in ``m``'s dtype.
 
     A count along axes is a pass over the whole mask (slow on some CPU libraries, whose
-    bool sums widen every element); where the values can be read now, one count of the
-    whole mask tells the usual case at once: every slice has at least one maximal element
-    unless its max is nan, so as many as there are slices, and no nan max, is one each.
+    bool sums widen every element); the values can be read (`partial_sums` asks), so one
+    count of the whole mask tells the usual case at once: every slice has at least one
+    maximal element unless its max is nan, so as many as there are slices, and no nan max,
+    is one each.
     """
-    if not is_lazy_array(top):
-        slices = math.prod(n for k, n in enumerate(top.shape) if k not in axes)
-        if int(xp.count_nonzero(top)) == slices and not bool(xp.any(xp.isnan(m))):
-            return xp.ones_like(m)
+    slices = math.prod(n for k, n in enumerate(top.shape) if k not in axes)
+    if int(xp.count_nonzero(top)) == slices and not bool(xp.any(xp.isnan(m))):
+        return xp.ones_like(m)
     return xp.astype(xp.count_nonzero(top, axis=axes, keepdims=True), m.dtype)
 
 
@@ -298,7 +322,7 @@ def log_of_sums(
     log_total, sign = log_abs_sum(w, t, xp)
     if divisor is not None:
         log_total = log_total - xp.log(xp.abs(divisor))
-        sign = sign * xp.sign(divisor)
+        sign = sign * _real_sign(divisor, xp)
     elif not (isinstance(e, int) and e == 0):
         log_total = log_total + e * math.log(2.0)
     dead = (m == -math.inf) & ~xp.isnan(t)
@@ -434,7 +458,7 @@ def log_softmax(x: Any, axes: tuple[int, ...], tau: float | Factor, xp: ModuleTy
     shift, log_total, _ = log_of_sums(m, w, t, e, xp)
     out = divide(x - shift, tau, xp)
     out -= log_total
-    if not is_lazy_array(m) and not bool(xp.any(m == math.inf)):
+    if readable(m, xp) and not bool(xp.any(m == math.inf)):
         return out  # no log|S| is inf: nothing to set (an eager library reads it at once)
     # a finite x / tau minus log|S| = inf is -inf, also where x / tau overflows the dtype
     below = (m == math.inf) & ~xp.isnan(t) & (x < math.inf)
@@ -454,7 +478,8 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
         out, _ = logsumexp_signed(a, b, axes, tau, xp)
         return xp.full_like(out, math.nan)
     if b is None:
-        weights, zero, b_mean = math.prod(a.shape[k] for k in axes), None, None
+        # a list: dynamo traces no generator here
+        weights, zero, b_mean = math.prod([a.shape[k] for k in axes]), None, None
     else:
         # The sum of the weights in units of 2**e where it overflows (only there: a
         # weight below the smallest normal may hold the max's term): the mean of b / 2**e
@@ -473,8 +498,8 @@ def logmeanexp(a: Any, b: Any, axes: tuple[int, ...], tau: float | Factor, xp: M
     shift, log_total, sign = _real_log_sum(a, b, axes, tau, xp)
     log_w = math.log(weights) if b is None else xp.log(xp.abs(weights)) + scale
     out = shift + times(log_total - log_w, tau, xp)
-    signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == xp.sign(weights))
-    if b is not None or is_lazy_array(out) or _may_be_near(log_total - log_w, xp):
+    signs_agree = ~(sign < 0) if b is None else (sign == 0) | (sign == _real_sign(weights, xp))
+    if b is not None or not readable(out, xp) or _may_be_near(log_total - log_w, xp):
         near, near_mean = _near_max(a, b_mean, axes, tau, weights, xp)
         out = xp.where(near, near_mean, out)
     keep = signs_agree if zero is None else signs_agree & ~zero

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from types import ModuleType
@@ -52,6 +53,13 @@ class Partial:
     mean_sums: Any = None
 
 
+def _errstate(numpy: bool, **ignore: str) -> Any:
+    """``np.errstate(**ignore)`` around the kernel's NumPy arithmetic. Array-API partials
+    are computed in their executor's `quiet`, which its callers enter: torch does not
+    consult NumPy's error state, and dynamo cannot trace ``np.errstate``."""
+    return np.errstate(**ignore) if numpy else contextlib.nullcontext()
+
+
 def _unscaled(e: Any) -> bool:
     return isinstance(e, int) and e == 0
 
@@ -100,7 +108,7 @@ def partial(a: Any, b: Any, axes: tuple[int, ...], inv_tau: float, xp: ModuleTyp
     count = count or mean
     if count and b is None:
         ns = np if kernel else xp
-        size = math.prod(a.shape[k] for k in axes)
+        size = math.prod([a.shape[k] for k in axes])  # a list: dynamo traces no generator here
         p.count = ns.full(p.max.shape, float(size), dtype=p.max.dtype, device=device_of(p.max))
     elif count:
         xp = np if kernel else xp
@@ -160,8 +168,7 @@ def _mean_sums(a: Any, b: Any, axes: tuple[int, ...], p: Partial, tau: float, ke
     if 0 in a.shape:  # no terms (or no slices): libraries cannot take the max of nothing
         zero = xp.zeros_like(p.max)
         return zero, zero, zero
-    with np.errstate(all="ignore"):
-        _, dead, ex, gaps, rest = expm1_sums(a, b, axes, tau, xp)
+    _, dead, ex, gaps, rest = expm1_sums(a, b, axes, tau, xp)
     lost = xp.astype(-p.count, ex.dtype)  # a slice with no terms: expm1(-inf) = -1 for each weight
     return (xp.where(dead, lost, ex), xp.where(dead, xp.zeros_like(gaps), gaps),
             xp.where(dead, lost, rest))
@@ -205,11 +212,11 @@ def merge(parts: list[Partial], inv_tau: float, xp: ModuleType, *, kernel: bool 
     numpy = kernel
     xp = np if numpy else xp
     parts, e = _aligned(parts, xp)
-    with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow: redone below
+    with _errstate(numpy, over="ignore", invalid="ignore"):  # sums that overflow: redone below
         merged = _merge(parts, e, inv_tau, numpy, xp)
     # Sums that overflowed in the merge (each part's below the float maximum) are merged
     # again in units 2**k larger: only there, where a subnormal sum of another part is moot.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with _errstate(numpy, over="ignore", invalid="ignore"):
         over = xp.isfinite(merged.max) & (xp.isinf(merged.top_weight) | xp.isinf(merged.rest)
                                         | xp.isinf(merged.top_weight + merged.rest))
         if not is_dask_namespace(xp):  # dask would compute the mean's sums for every result
@@ -284,7 +291,7 @@ def _merged_sums(parts: list[Partial], m: Any, inv_tau: float, xp: ModuleType) -
     """The parts' mean sums (in common units) taken to the merged max ``m`` and added."""
     if parts[0].mean_sums is None:
         return None
-    with np.errstate(all="ignore"):
+    with _errstate(xp is np_compat, all="ignore"):
         moved = [rebase_expm1_sums(p.mean_sums, p.count, p.max, m, inv_tau, xp) for p in parts]
     return tuple(sum(v[k] for v in moved[1:]) + moved[0][k] for k in range(3))
 
@@ -340,7 +347,7 @@ def finalize_mean(p: Partial, tau: float, xp: ModuleType, *,
     numpy = kernel
     xp = np_compat if numpy else xp
     divisor = xp.where(p.count == 0, xp.full_like(p.count, math.nan), p.count)
-    with np.errstate(all="ignore"):
+    with _errstate(numpy, all="ignore"):
         out, sign, _ = finalize(p, tau, xp, divisor, kernel=kernel)
         if p.mean_sums is not None:
             finite = xp.isfinite(p.max)

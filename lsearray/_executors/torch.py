@@ -117,9 +117,3 @@ class TorchExecutor(ArrayAPIExecutor):
     def quiet(self) -> Any:
         # torch does not consult NumPy's error state, and dynamo cannot trace numpy.errstate
         return contextlib.nullcontext()
-
-    def readable(self, x: Any) -> bool:
-        """Whether the values of ``x`` can be read now: not under `torch.compile` or
-        `torch.export` (reading one breaks the graph, or fails while exporting), a fake
-        tensor or a function transform (vmap, grad)."""
-        return torch_ops.is_concrete(x)
