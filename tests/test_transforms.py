@@ -6,6 +6,14 @@ import pytest
 import lsearray
 from backends import make_backend
 
+# torch's compiler warns of its own choices while it traces: array-api-compat's cached
+# namespace lookups (traced through, as pure functions allow) and torch.jit's deprecation
+# inside torch.export; neither is about the code under test.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning"),
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
+
 X = np.random.default_rng(3).normal(size=(2, 3, 4)) * 2  # a batch of two (3, 4) samples
 
 
