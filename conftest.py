@@ -6,8 +6,14 @@ import re
 
 __all__ = ["collect_ignore", "pytest_terminal_summary"]
 
-# The dask module's examples need dask, an optional extra.
-collect_ignore = [] if importlib.util.find_spec("dask") else ["lsearray/dask.py"]
+# Modules about one optional library import it: their doctests are collected where it is installed.
+_NEEDS = {
+    "lsearray/dask.py": "dask",
+    "lsearray/_executors/dask.py": "dask",
+    "lsearray/_executors/torch.py": "torch",
+    "lsearray/_executors/torch_ops.py": "torch",
+}
+collect_ignore = [path for path, lib in _NEEDS.items() if importlib.util.find_spec(lib) is None]
 
 _MISSING = re.compile(r"could not import '([\w.]+)'")
 
