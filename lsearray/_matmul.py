@@ -56,12 +56,13 @@ def logmatmulexp(a: Any, b: Any) -> Any:
     shift would cost more than a few ulp) are recomputed as ``logsumexp`` over ``k`` of
     ``a[.., i, :] + b[.., :, j]``, gathered in chunks.
 
-    The error is within 2.5 ulp of ``max(|out|, 1)`` in float64 as measured, not proven:
-    the exps, the BLAS's sums (whose relative error can grow with ``k``), the log of a
-    kept product (down to ``-2 max(|out|, 1)``, so up to an ulp of the result) and the
-    final sum each round, and can add up past 2.5 ulp in principle. Against mpmath on
-    4.8e4 random and adversarial float64 draws (`_random_product` in the tests; half
-    through NumPy, half through the array-API code) the error reached 2.35 ulp; it
+    The error is within ``2 + (k - 1) / 2`` ulp of ``max(|out|, 1)`` in float64: the
+    exps, the log of a kept product (down to ``-2 max(|out|, 1)``, so up to an ulp of the
+    result) and the final sum each round, and the BLAS sums ``k`` terms, each addition
+    rounding (up to ``(k - 1) / 2`` ulp where they all round one way: seven equal terms
+    of ``1e-13`` beside a 1 cost 3 ulp). Against mpmath on 4.8e4 random and adversarial
+    float64 draws (`_random_product` in the tests; half through NumPy, half through the
+    array-API code) the error reached 2.35 ulp; it
     reached 3.95 when the shifts were the maxima themselves, whose sum rounded by up to
     2 ulp of the result, the differences by up to 1 more. float32 NumPy input computes
     in float64 (0.5 ulp), other float32 arrays in float32 (3 ulp; 2.2 measured on 2.4e4
