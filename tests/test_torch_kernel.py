@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+# torch.export and opcheck call torch.jit's deprecated entry points themselves
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
 
 import lsecore  # noqa: E402
 import lsearray  # noqa: E402
@@ -296,6 +298,45 @@ def test_no_grad_and_inference_mode_call_the_kernel_directly(spy, monkeypatch):
     _assert_close(z, slow_softmax(_np(x), axis=0), torch.float64)
     assert [name for name, _ in spy.calls] == ["logsumexp", "softmax"]
 
+
+
+@pytest.mark.parametrize("func", FUNCS + ["logcumsumexp", "weighted"])
+def test_eager_calls_with_a_gradient_skip_the_operators(spy, monkeypatch, func):
+    """Eager calls that record a gradient run the kernel through an autograd.Function (the
+    operators' Python dispatch would cost several times a small call), with the operators'
+    gradients, second order included."""
+    def no_operator(*args):
+        raise AssertionError("the operator ran")
+
+    names = FUNCS + ["logcumsumexp", "logsumexp_weighted"]
+    monkeypatch.setattr(torch_ops, "_OPS", type("NoOps", (), {n: no_operator for n in names})())
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    if func == "logcumsumexp":
+        call = lambda t: lsearray.logcumsumexp(t, axis=1)  # noqa: E731
+    elif func == "weighted":
+        b = torch.rand(4, 5, dtype=torch.float64, requires_grad=True) + 0.5
+        call = lambda t: lsearray.logsumexp(t, axis=1, b=b, return_sign=True)[0]  # noqa: E731
+    else:
+        call = lambda t: _call(func, t, 1)  # noqa: E731
+    y = call(x)
+    assert type(y.grad_fn).__name__.startswith("lsearray_")
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad((g * g).sum(), x)
+    if func == "weighted":
+        reference = lambda t: torch.logsumexp(t + torch.log(b.detach()), 1)  # noqa: E731
+    elif func == "logcumsumexp":
+        reference = lambda t: torch.logcumsumexp(t, 1)  # noqa: E731
+    else:
+        reference = {"logsumexp": lambda t: torch.logsumexp(t, 1),
+                     "logmeanexp": lambda t: torch.logsumexp(t, 1) - math.log(5),
+                     "softmax": lambda t: torch.softmax(t, 1),
+                     "log_softmax": lambda t: torch.log_softmax(t, 1)}[func]
+    r = x.detach().requires_grad_()
+    (rg,) = torch.autograd.grad(reference(r).sum(), r, create_graph=True)
+    (rgg,) = torch.autograd.grad((rg * rg).sum(), r)
+    torch.testing.assert_close(g, rg)
+    torch.testing.assert_close(gg, rgg)
+    assert spy.calls  # the kernel ran
 
 # --------------------------------------------------------------------------------------------
 # operators, compilers, export, transforms

@@ -11,7 +11,7 @@ from backends import make_backend
 # inside torch.export; neither is about the code under test.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning"),
-    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning"),
 ]
 
 X = np.random.default_rng(3).normal(size=(2, 3, 4)) * 2  # a batch of two (3, 4) samples

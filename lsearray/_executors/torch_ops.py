@@ -275,6 +275,8 @@ def _without_infinite_slices(g: torch.Tensor, a: torch.Tensor, top: torch.Tensor
     """``g``, a gradient with respect to ``a``, zero where the slice's max ``top`` (kept
     dimensions, or a result that is infinite exactly where the max is) is -inf, and where
     it is +inf but for the +inf elements."""
+    if is_concrete(top) and bool(torch.isfinite(top).all()):  # eager, and nothing to mask
+        return g
     zero = (top == -math.inf) | ((top == math.inf) & (a != math.inf))
     return torch.where(zero, 0.0, g)
 
@@ -286,7 +288,7 @@ def _setup_reduce(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
 
 def _reduce_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     a, out = ctx.saved_tensors
-    weights = _OPS.softmax(a, ctx.dim, ctx.tau)
+    weights = softmax(a, ctx.dim, ctx.tau)  # on the kernel at once unless a graph is recorded
     g = _kept(grad, ctx.dim, ctx.keepdim) * weights
     return _without_infinite_slices(g, a, _kept(out, ctx.dim, ctx.keepdim)), None, None, None
 
@@ -354,24 +356,61 @@ def _scan_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     z, r = a / tau, out / tau
 
     def from_the_end(log_terms: torch.Tensor) -> torch.Tensor:
-        return torch.exp(_OPS.logcumsumexp((log_terms - r).flip(dim), dim, 1.0).flip(dim) + z)
+        return torch.exp(_call("logcumsumexp", (log_terms - r).flip(dim), dim, 1.0).flip(dim) + z)
 
     g = (from_the_end(torch.where(grad > 0, log_abs, lowest))
          - from_the_end(torch.where(grad < 0, log_abs, lowest)))
     return torch.where(a == -math.inf, 0.0, g), None, None
 
 
-for _name in ("logsumexp", "logmeanexp"):
-    torch.library.register_autograd(f"lsearray::{_name}", _reduce_backward,
-                                    setup_context=_setup_reduce, lib=_LIB)
-torch.library.register_autograd("lsearray::softmax", _softmax_backward,
-                                setup_context=_setup_softmax, lib=_LIB)
-torch.library.register_autograd("lsearray::log_softmax", _log_softmax_backward,
-                                setup_context=_setup_log_softmax, lib=_LIB)
-torch.library.register_autograd("lsearray::logsumexp_weighted", _weighted_backward,
-                                setup_context=_setup_weighted, lib=_LIB)
-torch.library.register_autograd("lsearray::logcumsumexp", _scan_backward,
-                                setup_context=_setup_scan, lib=_LIB)
+# name -> (setup_context, backward) of each operator's gradient
+_AUTOGRAD = {
+    "logsumexp": (_setup_reduce, _reduce_backward), "logmeanexp": (_setup_reduce, _reduce_backward),
+    "softmax": (_setup_softmax, _softmax_backward),
+    "log_softmax": (_setup_log_softmax, _log_softmax_backward),
+    "logsumexp_weighted": (_setup_weighted, _weighted_backward),
+    "logcumsumexp": (_setup_scan, _scan_backward),
+}
+for _name, (_setup, _backward) in _AUTOGRAD.items():
+    torch.library.register_autograd(f"lsearray::{_name}", _backward, setup_context=_setup, lib=_LIB)
+
+
+def _eager_function(name: str) -> type[torch.autograd.Function]:
+    """The operator ``name`` as an autograd.Function with the same forward and gradient,
+    for eager calls that record a gradient: it runs the kernel without the dispatcher's
+    Python overhead of a custom operator, which a small call (a (64, 10) batch of a
+    training loop) would pay several times over."""
+    setup, backward = _AUTOGRAD[name]
+
+    # forward takes ctx (no separate setup_context, whose binding of the arguments through
+    # inspect.signature costs more than the kernel on small inputs)
+    def forward(ctx: Any, *inputs: Any) -> Any:
+        output = _IMPL[name](*inputs)
+        setup(ctx, inputs, output)
+        return output
+
+    def backward_(ctx: Any, *grads: Any) -> Any:
+        return backward(ctx, *grads)
+
+    # built by type() so that autograd names the graph's node after the function
+    return type(f"lsearray_{name}", (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(backward_)})
+
+
+_EAGER = {name: _eager_function(name) for name in _AUTOGRAD}
+
+
+def _call(name: str, a: torch.Tensor, *args: Any, b: torch.Tensor | None = None) -> Any:
+    """The operator ``name`` on ``a`` (and ``b``): the kernel at once where `is_direct`;
+    its autograd.Function in eager calls that record a gradient on plain tensors;
+    otherwise the operator, which the compilers, export and transforms understand."""
+    inputs = (a,) if b is None else (a, b)
+    if is_direct(a, b):
+        return _IMPL[name](*inputs, *args)
+    plain = all(type(t) is torch.Tensor and is_concrete(t) for t in inputs)
+    if plain and _forward_ad._current_level < 0:
+        return _EAGER[name].apply(*inputs, *args)
+    return getattr(_OPS, name)(*inputs, *args)
 
 
 # vmap: the mapped dimension becomes the first, a batch dimension none of the ones reduced,
@@ -420,30 +459,22 @@ torch.library.register_vmap("lsearray::logcumsumexp", _vmap_scan, lib=_LIB)
 
 def logsumexp(a: torch.Tensor, dim: list[int], keepdim: bool, tau: float) -> torch.Tensor:
     """logsumexp of a CPU tensor on the kernel (see `kernel_dims` for what it takes)."""
-    if is_direct(a):
-        return _IMPL["logsumexp"](a, dim, keepdim, tau)
-    return _OPS.logsumexp(a, dim, keepdim, tau)
+    return _call("logsumexp", a, dim, keepdim, tau)
 
 
 def logmeanexp(a: torch.Tensor, dim: list[int], keepdim: bool, tau: float) -> torch.Tensor:
     """logmeanexp of a CPU tensor on the kernel."""
-    if is_direct(a):
-        return _IMPL["logmeanexp"](a, dim, keepdim, tau)
-    return _OPS.logmeanexp(a, dim, keepdim, tau)
+    return _call("logmeanexp", a, dim, keepdim, tau)
 
 
 def softmax(a: torch.Tensor, dim: list[int], tau: float) -> torch.Tensor:
     """softmax of a CPU tensor on the kernel."""
-    if is_direct(a):
-        return _IMPL["softmax"](a, dim, tau)
-    return _OPS.softmax(a, dim, tau)
+    return _call("softmax", a, dim, tau)
 
 
 def log_softmax(a: torch.Tensor, dim: list[int], tau: float) -> torch.Tensor:
     """log_softmax of a CPU tensor on the kernel."""
-    if is_direct(a):
-        return _IMPL["log_softmax"](a, dim, tau)
-    return _OPS.log_softmax(a, dim, tau)
+    return _call("log_softmax", a, dim, tau)
 
 
 def logcumsumexp(a: torch.Tensor, axis: int | None, tau: float) -> torch.Tensor:
@@ -453,12 +484,10 @@ def logcumsumexp(a: torch.Tensor, axis: int | None, tau: float) -> torch.Tensor:
         return _scan_impl(a, axis, tau)
     if axis is None:
         a, axis = a.reshape(-1), 0
-    return _OPS.logcumsumexp(a, axis, tau)
+    return _call("logcumsumexp", a, axis, tau)
 
 
 def logsumexp_weighted(a: torch.Tensor, b: torch.Tensor, dim: list[int], keepdim: bool,
                        tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log|s|, sign s)`` of the ``b``-weighted sum of broadcast tensors, on the kernel."""
-    if is_direct(a, b):
-        return _weighted_impl(a, b, dim, keepdim, tau)
-    return _OPS.logsumexp_weighted(a, b, dim, keepdim, tau)
+    return _call("logsumexp_weighted", a, dim, keepdim, tau, b=b)
