@@ -56,7 +56,7 @@ def logmatmulexp(a: Any, b: Any) -> Any:
     shift would cost more than a few ulp) are recomputed as ``logsumexp`` over ``k`` of
     ``a[.., i, :] + b[.., :, j]``, gathered in chunks.
 
-    The error is within ``2 + (k - 1) / 2`` ulp of ``max(|out|, 1)`` in float64: the
+    The error is within ``2.5 + (k - 1) / 2`` ulp of ``max(|out|, 1)`` in float64: the
     exps, the log of a kept product (down to ``-2 max(|out|, 1)``, so up to an ulp of the
     result) and the final sum each round, and the BLAS sums ``k`` terms, each addition
     rounding (up to ``(k - 1) / 2`` ulp where they all round one way: seven equal terms

@@ -20,7 +20,9 @@ class OnlineLogSumExp:
 
     Each batch is reduced over ``axis`` to the partial ``(max, scaled sum)`` of the
     log-sum-exp partial algebra, in one read (NumPy batches by the lsecore kernel),
-    and merged into the state; nothing else of a batch is kept. Accumulators of
+    and merged into the state; nothing else of a batch is kept. The state is a stack
+    of at most ``log2(batches) + 1`` partials shaped like the result, merged as a
+    balanced tree (so a dask stream's graph is as deep as the log of its batches). Accumulators of
     parts of the data merge in any order or tree (to the same result but for
     rounding), and pickle mid-stream, so a stream can be split between processes
     or machines.
@@ -45,7 +47,7 @@ class OnlineLogSumExp:
 
     Notes
     -----
-    For NumPy batches the result equals `logsumexp` of the concatenated batches
+    For NumPy batches (and dask batches of NumPy chunks) the result equals `logsumexp` of the concatenated batches
     (with their weights) to within an ulp or two: the kernel's merges carry their
     rescaling in double-double, so the number of batches costs no accuracy. Where the
     result cancels (much smaller than the temperature or than the max) the batches
@@ -55,11 +57,13 @@ class OnlineLogSumExp:
     terms (``z_i = (a_i - max) / tau``, ``S`` the sum). Means near the max are taken
     from ``sum(b expm1(z))``, carried through merges, so at a temperature far above the
     data's spread the mean is the weighted mean of the data. Other
-    libraries merge in their own floating point. NumPy state is float64 whatever the
-    batches' dtype; other libraries keep it in the batches' computation dtype
-    (float32 for float16 and bfloat16). The result has the batches' promoted dtype,
-    in their library and on their device. Batches of torch, jax, array-api-strict
-    and other array API libraries work the same way; dask batches give a lazy result.
+    libraries merge in their own floating point. The state of NumPy batches (and of
+    dask batches of NumPy chunks) is float64 whatever the batches' dtype; other
+    libraries keep it in the batches' computation dtype (float32 for float16 and
+    bfloat16). The result has the batches' promoted dtype, in their library and on
+    their device. Batches of torch, jax, array-api-strict and other array API
+    libraries work the same way; dask batches give a lazy result, each batch reduced
+    and merged chunk by chunk by its chunks' executor.
     A pickled accumulator holds its state as the library's arrays (float64 NumPy
     arrays for NumPy batches).
 
@@ -99,9 +103,9 @@ class OnlineLogSumExp:
         self._shape: tuple[int, ...] | None = None  # the result's shape, once a batch is seen
         self._dtype: Any = None  # the result's dtype
         # The partials of everything seen (with the weights' sums and the mean's sums), as
-        # a stack of (partial, batches in it) whose sizes at least halve towards the top:
-        # merged as a balanced tree, so a lazy library's graph grows in depth with the
-        # log of the number of batches, not with their number.
+        # a stack of (partial, batches in it) whose sizes at least halve towards the top,
+        # so at most log2(batches) + 1 of them: merged as a balanced tree, a lazy library's
+        # graph grows in depth with the log of the number of batches, not with their number.
         self._parts: list[tuple[Partial, int]] = []
 
     @property
@@ -154,13 +158,15 @@ class OnlineLogSumExp:
                 dtype: Any, ex: Executor) -> None:
         """Push ``parts`` (partials shaped like the result, with their count and mean sums,
         and how many batches each holds) onto the state's stack, merging its top two while
-        the upper holds as many batches as the lower."""
-        self._dtype = dtype if self._dtype is None else ex.result_type(self._dtype, dtype)
+        the lower holds fewer than twice the upper's batches."""
+        stack = list(self._parts)  # the state changes only once every merge has been built
         for part in parts:
-            self._parts.append(part)
-            while len(self._parts) > 1 and self._parts[-2][1] <= self._parts[-1][1]:
-                (lower, n_lower), (upper, n_upper) = self._parts[-2:]
-                self._parts[-2:] = [(ex.stream_merge(lower, upper, self._tau), n_lower + n_upper)]
+            stack.append(part)
+            while len(stack) > 1 and stack[-2][1] < 2 * stack[-1][1]:
+                (lower, n_lower), (upper, n_upper) = stack[-2:]
+                stack[-2:] = [(ex.stream_merge(lower, upper, self._tau), n_lower + n_upper)]
+        self._parts = stack
+        self._dtype = dtype if self._dtype is None else ex.result_type(self._dtype, dtype)
         self._count += count
         self._shape = shape
 

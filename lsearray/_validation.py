@@ -200,8 +200,8 @@ class ArrayTemperature(NamedTuple):
 
 def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> ArrayTemperature:
     """A temperature given as an array, checked where its value is known (not while a
-    function is being traced), before any cast, so that a value outside ``dtype``'s range
-    keeps it."""
+    function is being traced), in its own dtype (the executor splits it into a factor of
+    ``dtype`` without a cast, which a value outside ``dtype``'s range would not survive)."""
     tau = temperature if is_array_api_obj(temperature) else xp.asarray(temperature)
     if tau.ndim != 0:
         raise temperature_not_scalar(func, tau.shape)

@@ -585,8 +585,52 @@ def test_many_dask_batches_merge_in_a_balanced_tree():
     for batch in batches:
         lazy.update(da.from_array(batch, chunks=(3, 3)))
         eager.update(batch)
-    assert len(lazy._parts) <= 8  # one partial for each set bit of 200
+    assert [n for _, n in lazy._parts] == [128, 64, 8]  # a partial for each set bit of 200
     result = lazy.result()
     assert len(result.dask.layers) < 40 * len(batches)
     np.testing.assert_array_equal(result.compute(), eager.result())
     _assert_ulps(result.compute(), np.concatenate(batches))
+
+
+def test_merged_accumulators_keep_a_logarithmic_stack():
+    """Merging accumulators of any sizes keeps each partial at least twice the one above it."""
+    rng = np.random.default_rng(11)
+    total, data = OnlineLogSumExp(axis=None), []
+    for size in range(1, 30):
+        part = OnlineLogSumExp(axis=None)
+        for _ in range(size):
+            batch = rng.normal(size=3)
+            part.update(batch)
+            data.append(batch)
+        total.merge(part)
+    sizes = [n for _, n in total._parts]
+    assert sum(sizes) == 435 and all(lower >= 2 * upper for lower, upper in zip(sizes, sizes[1:]))
+    _assert_ulps(np.atleast_1d(total.result()), np.concatenate(data)[:, None])
+
+
+@pytest.mark.parametrize("weights", ["scalar", "numpy", "1-d", "other chunks"])
+def test_dask_batches_with_weights_chunked_unlike_them(weights):
+    """Weights broadcast against a batch, or chunked otherwise, meet its blocks one to one."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(6, 4)) * 10
+    b = {"scalar": 2.0, "numpy": rng.uniform(0.5, 2, size=(6, 4)), "1-d": rng.uniform(0.5, 2, size=4),
+         "other chunks": da.from_array(rng.uniform(0.5, 2, size=(6, 4)), chunks=(4, 1))}[weights]
+    acc = OnlineLogSumExp(axis=0).update(da.from_array(a, chunks=(2, 2)), b=b)
+    dense = b.compute() if hasattr(b, "compute") else b
+    np.testing.assert_array_equal(acc.result().compute(), OnlineLogSumExp(axis=0).update(a, b=dense).result())
+    _assert_ulps(acc.result().compute(), a, b=np.broadcast_to(dense, a.shape))
+
+
+def test_dask_batches_chunked_differently_and_reduced_over_three_axes():
+    """Batches whose kept axis is chunked differently merge; a batch reduced over three
+    chunked axes merges its blocks' partials however deep dask nests them."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(13)
+    one, two = rng.normal(size=(4, 5)), rng.normal(size=(3, 5))
+    acc = OnlineLogSumExp(axis=0).update(da.from_array(one, chunks=(2, 2))).update(
+        da.from_array(two, chunks=(3, (1, 4))))
+    _assert_ulps(acc.result().compute(), np.concatenate([one, two]))
+    cube = rng.normal(size=(4, 4, 4)) * 5
+    got = OnlineLogSumExp(axis=None).update(da.from_array(cube, chunks=2)).result()
+    np.testing.assert_array_equal(got.compute(), OnlineLogSumExp(axis=None).update(cube).result())

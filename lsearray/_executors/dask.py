@@ -47,18 +47,6 @@ def _without_empty_chunks(x: Any) -> Any:
     return x.rechunk(tuple(tuple(c for c in dim if c) or (0,) for dim in x.chunks))
 
 
-def _unpacked(packed: Any) -> partials.Partial:
-    """A packed stream partial (`dask_tree.stream_partial`) as a `Partial` of its fields."""
-    f = [packed[..., k] for k in range(packed.shape[-1])]
-    return partials.Partial(*f[:6], tuple(f[6:]))
-
-
-def _packed(p: partials.Partial, dtype: Any) -> Any:
-    """A `Partial` of dask arrays packed again, its fields in one chunk along the last axis."""
-    fields = (p.max, p.top_weight, p.rest, p.rest_err, p.count, p.exponent, *p.mean_sums)
-    return da.stack([x.astype(dtype) for x in fields], axis=-1).rechunk({p.max.ndim: -1})
-
-
 def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
     """Lazy Gumbel noise from dask's generator, chunked like ``like`` where they agree."""
     try:
@@ -188,9 +176,9 @@ class DaskExecutor(ArrayAPIExecutor):
         if self.xp.isdtype(compute, "complex floating"):
             raise complex_rejected(func, "batch", compute)
         shape = tuple(n for k, n in enumerate(p.a.shape) if k not in p.axes)
-        packed = dask_tree.stream_partial(p.a, p.b, p.axes, tau, shape, self._state_dtype(p.a))
+        packed = dask_tree.stream_partial(p.a, p.b, p.axes, tau, self._state_dtype(p.a))
         count = math.prod(p.a.shape[k] for k in p.axes)
-        return _unpacked(packed), shape, count, p.dtype, None, p.shape
+        return dask_tree.lazy_partial(packed), shape, count, p.dtype, None, p.shape
 
     def _state_dtype(self, a: Any) -> Any:
         """The dtype of a stream's partials: float64 for NumPy chunks (the kernel's), the
@@ -201,7 +189,9 @@ class DaskExecutor(ArrayAPIExecutor):
                      tau: float) -> partials.Partial:
         """The merge of two streams' partials, block by block."""
         dtype = self.xp.result_type(state.max.dtype, part.max.dtype)
-        return _unpacked(dask_tree.stream_merge(_packed(state, dtype), _packed(part, dtype), tau))
+        merged = dask_tree.stream_merge(dask_tree.lazy_packed(state, dtype),
+                                        dask_tree.lazy_packed(part, dtype), tau)
+        return dask_tree.lazy_partial(merged)
 
     def stream_result(self, part: partials.Partial, dtype: Any, tau: float, mean: bool,
                       return_sign: bool) -> tuple[Any, Any]:
@@ -209,8 +199,9 @@ class DaskExecutor(ArrayAPIExecutor):
         rounded to ``dtype`` (dask computes later, outside any errstate: a result beyond
         the dtype's range is inf without the overflow warning float32 arithmetic would
         give)."""
-        out, sign = dask_tree.stream_finalize(_packed(part, part.max.dtype), tau, mean,
-                                              part.max.dtype)
+        state_dtype = part.max.dtype
+        out, sign = dask_tree.stream_finalize(dask_tree.lazy_packed(part, state_dtype), tau, mean,
+                                              state_dtype)
         if not return_sign:
             out = da.where(sign < 0, math.nan, out)
         return narrowed(out, dtype), narrowed(sign, dtype)

@@ -11,8 +11,8 @@ from array_api_compat import array_namespace
 
 from lsearray._executors.partials import Partial
 
-__all__ = ["block_executor", "normalizer", "reduce", "stream_finalize", "stream_merge",
-           "stream_partial"]
+__all__ = ["block_executor", "lazy_packed", "lazy_partial", "normalizer", "reduce",
+           "stream_finalize", "stream_merge", "stream_partial"]
 
 # The modes whose aggregate returns two real arrays: they travel as the real and
 # imaginary parts of one complex array, which NumPy and CuPy chunks both carry.
@@ -121,23 +121,49 @@ def normalizer(a: Any, axes: tuple[int, ...], tau: float, split_every: Any = Non
 _FIELDS = 9
 
 
+def _fields(p: Partial) -> list[Any]:
+    return [p.max, p.top_weight, p.rest, p.rest_err, p.count, p.exponent, *p.mean_sums]
+
+
+def _from_fields(f: list[Any]) -> Partial:
+    return Partial(*f[:6], tuple(f[6:]))
+
+
 def _packed(p: Partial) -> Any:
     xp = array_namespace(p.max)
-    e = p.exponent
-    e = xp.zeros_like(p.max) if isinstance(e, int) else xp.broadcast_to(e, p.max.shape)
-    return xp.stack([p.max, p.top_weight, p.rest, p.rest_err, p.count, e, *p.mean_sums], axis=-1)
+    f = _fields(p)
+    f[5] = xp.zeros_like(p.max) if isinstance(p.exponent, int) else xp.broadcast_to(p.exponent, p.max.shape)
+    return xp.stack(f, axis=-1)
 
 
 def _unpacked(z: Any) -> Partial:
-    f = [z[..., k] for k in range(_FIELDS)]
-    e = f[5]
-    if isinstance(e, np.ndarray) and not e.any():  # no sums in units: the kernel's faster merge
-        e = 0
-    return Partial(*f[:5], e, tuple(f[6:]))
+    p = _from_fields([z[..., k] for k in range(_FIELDS)])
+    if isinstance(p.exponent, np.ndarray) and not p.exponent.any():
+        p.exponent = 0  # no sums in units: the kernel's faster merge
+    return p
+
+
+def lazy_partial(packed: Any) -> Partial:
+    """A packed dask stream partial as a `Partial` of dask arrays (views of its fields)."""
+    return _from_fields([packed[..., k] for k in range(_FIELDS)])
+
+
+def lazy_packed(p: Partial, dtype: Any) -> Any:
+    """A `Partial` of dask arrays packed again, its fields in one chunk along the last axis."""
+    import dask.array as da
+
+    return da.stack([x.astype(dtype) for x in _fields(p)], axis=-1).rechunk({p.max.ndim: -1})
+
+
+def _leaves(parts: Any) -> list[Any]:
+    """dask hands combine and aggregate one block, or lists of them nested per axis."""
+    return [z for item in parts for z in _leaves(item)] if isinstance(parts, list) else [parts]
 
 
 def _block_partial(x: Any, weights: Any = None, *, axes: tuple[int, ...], inv_tau: float) -> Any:
-    return _packed(block_executor(x, weights).partial(x, weights, axes, inv_tau, mean=True))
+    ex = block_executor(x, weights)
+    with ex.quiet():
+        return _packed(ex.partial(x, weights, axes, inv_tau, mean=True))
 
 
 def _as_it_is(z: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -150,48 +176,49 @@ def _merge_pair(x: Any, y: Any, *, inv_tau: float) -> Any:
 
 def _merge_packed(parts: Any, axis: tuple[int, ...] = (), keepdims: bool = True, *,
                   inv_tau: float, computing_meta: bool = False) -> Any:
-    blocks = parts if isinstance(parts, list) else [parts]
-    blocks = [z for item in blocks for z in (item if isinstance(item, list) else [item])]
+    blocks = _leaves(parts)
     if computing_meta:
         return blocks[0]
     merged = [_unpacked(z) for z in blocks]
-    return _packed(block_executor(merged[0].max).merge(merged, inv_tau))
+    ex = block_executor(merged[0].max)
+    with ex.quiet():
+        return _packed(ex.merge(merged, inv_tau))
 
 
-def stream_partial(a: Any, b: Any, axes: tuple[int, ...], tau: float, shape: tuple[int, ...],
-                   dtype: Any) -> Any:
-    """The stream partial of dask array ``a`` (weights ``b`` or None) over ``axes``, packed
-    (fields along a last axis, shaped ``shape + (9,)``): each block's partial by its own
-    executor, merged in one tree."""
+def stream_partial(a: Any, b: Any, axes: tuple[int, ...], tau: float, dtype: Any) -> Any:
+    """The stream partial of dask array ``a`` (weights ``b``, broadcast to its shape, or
+    None) over ``axes``, packed (fields along a last axis, the reduced axes dropped): each
+    block's partial by its own executor, merged in one tree."""
     import dask.array as da
 
     inv_tau = 1.0 / tau
     chunks = tuple((1,) * len(c) if k in axes else c for k, c in enumerate(a.chunks))
     meta = array_namespace(a._meta).empty((0,) * (a.ndim + 1), dtype=dtype)
-    blocks = da.map_blocks(_block_partial, a, *([] if b is None else [b]), axes=axes,
-                           inv_tau=inv_tau, chunks=chunks + ((_FIELDS,),), new_axis=a.ndim,
-                           dtype=dtype, meta=meta, token="lsearray-stream-partial")
+    weights = [] if b is None else [b.rechunk(a.chunks)]  # block by block with a's
+    blocks = da.map_blocks(_block_partial, a, *weights, axes=axes, inv_tau=inv_tau,
+                           chunks=chunks + ((_FIELDS,),), new_axis=a.ndim, dtype=dtype,
+                           meta=meta, token="lsearray-stream-partial")
     merge = functools.partial(_merge_packed, inv_tau=inv_tau)
-    out = da.reduction(blocks, chunk=_as_it_is, combine=merge,
-                       aggregate=merge, axis=axes, keepdims=True, concatenate=False,
-                       dtype=dtype, meta=meta, name="lsearray-stream-merge")
-    return out.reshape(shape + (_FIELDS,))
+    out = da.reduction(blocks, chunk=_as_it_is, combine=merge, aggregate=merge, axis=axes,
+                       keepdims=True, concatenate=False, dtype=dtype, meta=meta,
+                       name="lsearray-stream-merge")
+    return da.squeeze(out, axis=axes)
 
 
 def stream_merge(state: Any, part: Any, tau: float) -> Any:
-    """The merge of two packed stream partials shaped alike, block by block."""
+    """The merge of two packed stream partials of the same shape, block by block."""
     import dask.array as da
 
-    return da.map_blocks(_merge_pair, state, part, inv_tau=1.0 / tau, dtype=state.dtype,
-                         meta=state._meta, token="lsearray-stream-merge")
+    return da.map_blocks(_merge_pair, state, part.rechunk(state.chunks), inv_tau=1.0 / tau,
+                         dtype=state.dtype, meta=state._meta, token="lsearray-stream-merge")
 
 
 def _finalized_block(z: Any, *, tau: float, mean: bool, pair: Any) -> Any:
     p = _unpacked(z)
     ex = block_executor(p.max)
-    out, sign = ex.finalize_mean(p, tau) if mean else ex.finalize(p, tau)[:2]
-    with np.errstate(over="ignore"):  # as in `_aggregate`
-        return _pair(out, sign, pair)
+    with ex.quiet():
+        out, sign = ex.finalize_mean(p, tau) if mean else ex.finalize(p, tau)[:2]
+    return _pair(out, sign, pair)
 
 
 def stream_finalize(packed: Any, tau: float, mean: bool, dtype: Any) -> tuple[Any, Any]:

@@ -161,6 +161,11 @@ class NumPyExecutor(partials.PartialAlgebra):
         with np.errstate(all="ignore"):
             return self.merge([state, part], 1.0 / tau)
 
+    def quiet(self) -> Any:
+        """A context without NumPy's floating-point warnings (the kernel's special values
+        are its results, not errors)."""
+        return np.errstate(all="ignore")
+
     def result_type(self, *dtypes: Any) -> Any:
         """The dtype ``dtypes`` promote to."""
         return np.result_type(*dtypes)

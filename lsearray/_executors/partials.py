@@ -9,7 +9,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import is_dask_namespace
 from array_api_compat import device as device_of
 from array_api_compat import numpy as np_compat
 
@@ -219,9 +218,8 @@ def merge(parts: list[Partial], inv_tau: float, xp: ModuleType, *, kernel: bool 
     with _errstate(numpy, over="ignore", invalid="ignore"):
         over = xp.isfinite(merged.max) & (xp.isinf(merged.top_weight) | xp.isinf(merged.rest)
                                         | xp.isinf(merged.top_weight + merged.rest))
-        if not is_dask_namespace(xp):  # dask would compute the mean's sums for every result
-            for extra in ([] if merged.count is None else [merged.count]) + list(merged.mean_sums or ()):
-                over = over | (xp.isinf(extra) & xp.isfinite(merged.max))
+        for extra in ([] if merged.count is None else [merged.count]) + list(merged.mean_sums or ()):
+            over = over | (xp.isinf(extra) & xp.isfinite(merged.max))
     if numpy and not over.any():
         return merged
     k = float(math.ceil(math.log2(len(parts))) + 2)
