@@ -492,8 +492,9 @@ def test_torch_directions_on_the_kernel_gradcheck(monkeypatch, reverse, exclusiv
     kernel = torch_ops._NUMPY.logcumsumexp
     monkeypatch.setattr(torch_ops._NUMPY, "logcumsumexp", lambda *args: calls.append(1) or kernel(*args))
     a = _normal("grad-torch-dir", (6,))
-    fn = lambda t: lsearray.logcumsumexp(t, temperature=0.6, reverse=reverse, exclusive=exclusive)  # noqa: E731
-    jac = torch.autograd.functional.jacobian(fn, torch.tensor(a))
+    jac = torch.autograd.functional.jacobian(
+        lambda t: lsearray.logcumsumexp(t, temperature=0.6, reverse=reverse, exclusive=exclusive),
+        torch.tensor(a))
     assert calls
     assert_values(jac.numpy(), _directed_jacobian(a, reverse, exclusive, 0.6), "float64", "jacobian")
     x = torch.tensor(_normal("gradcheck-dir", (3, 4)), requires_grad=True)

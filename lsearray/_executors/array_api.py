@@ -89,7 +89,8 @@ def directed_scan(scan: Callable[[Any], Any], x: Any, axis: int, reverse: Any, e
     ``x`` flipped, flipped back), ``exclusive`` leaves each element out of its own output,
     so that the first slice scanned is the empty sum ``-inf``: a constant, without
     gradient, before the inclusive scan shifted by one."""
-    reverse, exclusive = flag(reverse, "reverse", "logcumsumexp"), flag(exclusive, "exclusive", "logcumsumexp")
+    reverse = flag(reverse, "reverse", "logcumsumexp")
+    exclusive = flag(exclusive, "exclusive", "logcumsumexp")
     if reverse:
         x = xp.flip(x, axis=axis)
     out = scan(x)
