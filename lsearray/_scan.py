@@ -9,7 +9,8 @@ from lsearray._delegation import executor
 __all__ = ["logcumsumexp"]
 
 
-def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -> Any:
+def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0, reverse: bool = False,
+                 exclusive: bool = False) -> Any:
     r"""Compute ``tau * log(cumsum(exp(a / tau), axis))``, accurately and stably.
 
     The running log-sum-exp: ``out[..., i, ...]`` is the log-sum-exp of
@@ -26,6 +27,14 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     temperature : float, optional
         :math:`\tau > 0`: the result is ``tau * logcumsumexp(a / tau)``, which tends to
         the running max as :math:`\tau \to 0`.
+    reverse : bool, optional
+        Scan from the end: ``out[..., i, ...]`` is the log-sum-exp of ``a[..., i:, ...]``
+        (of the flattened ``a`` for ``axis=None``).
+    exclusive : bool, optional
+        Leave each element out of its own output: ``out[..., i, ...]`` is the log-sum-exp
+        of ``a[..., :i, ...]``, so the first output is ``-inf`` (the empty sum), with
+        gradient 0; with ``reverse``, of ``a[..., i + 1:, ...]``, the last output ``-inf``.
+        Together the two keywords are those of ``tf.math.cumulative_logsumexp``.
 
     Returns
     -------
@@ -38,7 +47,8 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     Raises
     ------
     TypeError
-        For complex or non-numeric input, or an axis that is not an integer.
+        For complex or non-numeric input, an axis that is not an integer, or a reverse or
+        exclusive that is not a bool.
     numpy.exceptions.AxisError
         For an axis out of range.
     ValueError
@@ -59,7 +69,10 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     value unless the max and the log of the sum cancel. Threads take separate lanes.
     Other backends scan in ``ceil(log2 n)`` steps of `logaddexp`, differentiably (the
     gradient of ``out[i]`` in ``a[j]``, ``j <= i``, is the softmax of the prefix); dask
-    scans each block once and carries the last slice into the next block.
+    scans each block once and carries the last slice into the next block. A reverse
+    scan is the scan of the flipped input, flipped back (NumPy's kernel reads the
+    flipped view in place); an exclusive scan is the inclusive one shifted by a slice,
+    which allocates the result once more.
 
     Examples
     --------
@@ -74,5 +87,16 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0) -
     array([-inf,   1.,  inf,  inf])
     >>> logcumsumexp([1.0, 1.0], temperature=0.5)
     array([1.        , 1.34657359])
+
+    ``reverse`` and ``exclusive``: the sums of 1, 2 and 4 from the end, and of what comes
+    before (or after) each element:
+
+    >>> a = np.log([1.0, 2.0, 4.0])
+    >>> np.exp(logcumsumexp(a, reverse=True))
+    array([7., 6., 4.])
+    >>> np.exp(logcumsumexp(a, exclusive=True))
+    array([0., 1., 3.])
+    >>> np.exp(logcumsumexp(a, reverse=True, exclusive=True))
+    array([6., 4., 0.])
     """
-    return executor(a, func="logcumsumexp").logcumsumexp(a, axis, temperature)
+    return executor(a, func="logcumsumexp").logcumsumexp(a, axis, temperature, reverse, exclusive)

@@ -16,7 +16,7 @@ from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 __all__ = [
     "ArrayTemperature", "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
-    "complex_rejected", "device_mismatch", "not_numeric", "prepare", "prepare_array_api",
+    "complex_rejected", "device_mismatch", "flag", "not_numeric", "prepare", "prepare_array_api",
     "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
 ]
 
@@ -133,6 +133,14 @@ def reduction_axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
 def bad_axis(func: str, axis: Any, expected: str) -> TypeError:
     """The error for an ``axis`` argument of a type ``func`` does not take."""
     return TypeError(f"{func}: axis must be {expected}; got {type(axis).__name__}")
+
+
+def flag(value: Any, name: str, func: str) -> bool:
+    """``value``, checked to be a bool (Python's or NumPy's): a truthy array or string is
+    more likely a misplaced argument than a switch."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}: {name} must be a bool; got {type(value).__name__}")
+    return bool(value)
 
 
 def scan_axis(axis: Any, ndim: int, func: str) -> int | None:

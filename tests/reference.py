@@ -642,15 +642,25 @@ def mp_logaddexp(x1, x2, temperature=1.0):
         return max(x1, x2) + tau * mpmath.log1p(mpmath.exp(-abs(x1 - x2) / tau))
 
 
-def slow_logcumsumexp(a, axis=None, temperature=1.0):
+def slow_logcumsumexp(a, axis=None, temperature=1.0, reverse=False, exclusive=False):
     """tau * logaddexp.accumulate(a / tau) by NumPy's ufunc in long double, as float64; axis=None
-    scans a flattened in C order, 0-d input is 1-d (as numpy.cumsum)."""
+    scans a flattened in C order, 0-d input is 1-d (as numpy.cumsum). The data is rearranged
+    before the scan (tf.math.cumulative_logsumexp's definitions): reverse scans a reversed along
+    the axis and reverses the result; exclusive scans a shifted by one, -inf (the empty sum)
+    entering first and a's last element never."""
     a = np.asarray(a).astype(np.longdouble)
     if axis is None or a.ndim == 0:
         a, axis = a.reshape(-1), 0
+    axis = axis % a.ndim
+    if reverse:
+        a = np.flip(a, axis)
+    if exclusive and a.shape[axis]:
+        first = np.full_like(np.take(a, [0], axis=axis), -np.inf)
+        a = np.concatenate([first, np.take(a, np.arange(a.shape[axis] - 1), axis=axis)], axis=axis)
     tau = np.longdouble(temperature)
     with np.errstate(invalid="ignore"):
-        return (tau * np.logaddexp.accumulate(a / tau, axis=axis)).astype(np.float64)
+        out = (tau * np.logaddexp.accumulate(a / tau, axis=axis)).astype(np.float64)
+    return np.flip(out, axis) if reverse else out
 
 
 def mp_logcumsumexp(a, temperature=1.0):

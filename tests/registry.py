@@ -112,6 +112,11 @@ def _with_axis(calls_for):
     return calls
 
 
+def _scans(ndim):
+    return _rowwise(ndim) + [Call("reverse", kwargs=dict(reverse=True)),
+                             Call("exclusive", kwargs=dict(exclusive=True))]
+
+
 def _pair(ndim):
     return [Call("x1 x2", ("a", "pair")), Call("x2 x1 tau=0.5", ("pair", "a"), kwargs=dict(temperature=0.5))]
 
@@ -136,7 +141,7 @@ def _entries():
         Entry("softmax", lsa, "softmax", slow_softmax, _with_axis(_rowwise)),
         Entry("log_softmax", lsa, "log_softmax", slow_log_softmax, _with_axis(_rowwise)),
         Entry("logaddexp", lsa, "logaddexp", slow_logaddexp, _pair),
-        Entry("logcumsumexp", lsa, "logcumsumexp", slow_logcumsumexp, _with_axis(_rowwise)),
+        Entry("logcumsumexp", lsa, "logcumsumexp", slow_logcumsumexp, _with_axis(_scans)),
         Entry("logmatmulexp", lsa, "logmatmulexp", slow_logmatmulexp, _matrix),
         Entry("OnlineLogSumExp", lsa, "OnlineLogSumExp", _slow_online, _online, wrap=online_logsumexp),
         # Samplers: no value oracle; the cross test checks shape, dtype, support, seeds and

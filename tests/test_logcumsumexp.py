@@ -127,6 +127,92 @@ def test_half_precision_computes_in_float32(xp, dtype):
 
 
 # ------------------------------------------------------------------------------------------------
+# reverse and exclusive (tf.math.cumulative_logsumexp), against the slow reference on data it
+# reverses and shifts itself
+# ------------------------------------------------------------------------------------------------
+
+DIRECTIONS = [(False, False), (True, False), (False, True), (True, True)]
+DIRECTION_IDS = ["inclusive", "reverse", "exclusive", "reverse-exclusive"]
+
+
+@pytest.mark.parametrize("axis", [0, 1, None], ids=["axis=0", "axis=1", "axis=None"])
+@pytest.mark.parametrize("reverse, exclusive", DIRECTIONS[1:], ids=DIRECTION_IDS[1:])
+def test_directions_on_every_backend(xp, reverse, exclusive, axis):
+    """The special rows (and columns) of a scan, at a temperature: -inf, +inf and nan act
+    as they would in the inclusive scan of the reversed and shifted data."""
+    xp.subset(axis == 1)
+    a = np.array([row for row, _ in SPECIAL_ROWS])
+    a = np.vstack([a, a[:, ::-1]])  # each row also reversed: both directions meet both orders
+    x = xp.make(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = lsearray.logcumsumexp(x, axis, temperature=0.6, reverse=reverse, exclusive=exclusive)
+        got = xp.to_numpy(out)
+    xp.check(out, x, "float64", (a.size,) if axis is None else a.shape)
+    assert_values(got, slow_logcumsumexp(a, axis, 0.6, reverse, exclusive), "float64")
+
+
+def test_directions_follow_their_definitions():
+    """out[i] is the log of the sum of exp(a[j]) over j <= i, j >= i, j < i or j > i."""
+    a = np.log(np.array([1.0, 2.0, 4.0, 8.0]))
+    sums = {(False, False): [1, 3, 7, 15], (True, False): [15, 14, 12, 8],
+            (False, True): [0, 1, 3, 7], (True, True): [14, 12, 8, 0]}
+    for (reverse, exclusive), want in sums.items():
+        got = lsearray.logcumsumexp(a, reverse=reverse, exclusive=exclusive)
+        np.testing.assert_allclose(np.exp(got), want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("shape, axis", [((), None), ((), 0), ((1,), 0), ((0,), 0), ((3, 0), 1),
+                                         ((0, 4), 0), ((2, 3), 0)])
+@pytest.mark.parametrize("reverse, exclusive", DIRECTIONS[1:], ids=DIRECTION_IDS[1:])
+def test_directions_on_empty_0d_and_short_axes(xp, shape, axis, reverse, exclusive):
+    """0-d input is one element: exclusive gives [-inf]; an empty axis gives an empty result."""
+    xp.subset(shape in ((), (3, 0)))
+    a = np.full(shape, 1.5)
+    x = xp.make(a)
+    out = lsearray.logcumsumexp(x, axis, reverse=reverse, exclusive=exclusive)
+    want = slow_logcumsumexp(a, axis, 1.0, reverse, exclusive)
+    xp.check(out, x, "float64", want.shape)
+    assert_values(xp.to_numpy(out), want, "float64")
+    if shape == ():
+        assert xp.to_numpy(out).tolist() == [-inf if exclusive else 1.5]
+
+
+def test_reverse_reads_a_negative_stride_view_in_place(monkeypatch):
+    """The kernel scans the flipped view of the input: no copy before it."""
+    import lsecore
+
+    seen = []
+    kernel = lsecore.logcumsumexp
+
+    def counted(a, axis, tau):
+        seen.append(a)
+        return kernel(a, axis, tau)
+
+    monkeypatch.setattr(lsecore, "logcumsumexp", counted)
+    a = _normal("reverse-view", (5, 6))
+    for axis in (0, 1, None):
+        seen.clear()
+        got = lsearray.logcumsumexp(a, axis, reverse=True)
+        assert len(seen) == 1 and np.shares_memory(seen[0], a) and min(seen[0].strides) < 0
+        assert_values(got, slow_logcumsumexp(a, axis, 1.0, True), "float64")
+
+
+@pytest.mark.parametrize("name", ["reverse", "exclusive"])
+@pytest.mark.parametrize("value", [1, "yes", None, np.array(True)], ids=repr)
+def test_directions_must_be_bools(xp, name, value):
+    xp.subset(value is None)
+    with pytest.raises(TypeError, match=f"logcumsumexp: {name} must be a bool; got"):
+        lsearray.logcumsumexp(xp.make(np.ones(3)), **{name: value})
+
+
+def test_numpy_bools_are_bools():
+    a = np.log([1.0, 2.0])
+    assert_values(lsearray.logcumsumexp(a, reverse=np.True_, exclusive=np.False_), np.log([3.0, 2.0]),
+                  "float64")
+
+
+# ------------------------------------------------------------------------------------------------
 # Accuracy of the NumPy kernel against mpmath
 # ------------------------------------------------------------------------------------------------
 
@@ -310,17 +396,18 @@ def test_matches_the_slow_reference(a, data):
 
 @pytest.mark.parametrize("axis", [0, 1, None], ids=["axis=0", "axis=1", "axis=None"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_dask_blocks_with_an_empty_block(axis, dtype):
+@pytest.mark.parametrize("reverse, exclusive", DIRECTIONS, ids=DIRECTION_IDS)
+def test_dask_blocks_with_an_empty_block(axis, dtype, reverse, exclusive):
     da = make_backend("dask").lib
     a = _normal("dask", (12, 7)).astype(dtype)
     a[3, 2] = inf
     a[0, :] = -inf
     x = da.from_array(a, chunks=((3, 0, 4, 5), (2, 3, 0, 2)))
-    out = lsearray.logcumsumexp(x, axis, temperature=0.8)
+    out = lsearray.logcumsumexp(x, axis, temperature=0.8, reverse=reverse, exclusive=exclusive)
     assert isinstance(out, da.Array) and out.dtype == dtype
     assert out.shape == ((84,) if axis is None else (12, 7))
     got = out.compute(scheduler="synchronous")
-    assert_values(got, slow_logcumsumexp(a, axis, 0.8), dtype)
+    assert_values(got, slow_logcumsumexp(a, axis, 0.8, reverse, exclusive), dtype)
 
 
 def test_dask_scans_each_block_once(monkeypatch):
@@ -374,6 +461,66 @@ def test_jax_jacobian_is_the_prefix_softmax():
     a = _normal("grad-jax", (5,))
     jac = jax.jacrev(lambda x: lsearray.logcumsumexp(x, temperature=0.7))(jnp.asarray(a))
     assert_values(np.asarray(jac), prefix_softmax_jacobian(a, 0.7), "float64", "jacobian")
+
+
+def _directed_jacobian(a, reverse, exclusive, temperature):
+    """The prefix softmaxes, of the reversed prefixes for reverse; exclusive: each row is the
+    inclusive row before it in the scan's direction, and the first row scanned is 0."""
+    jac = prefix_softmax_jacobian(a[::-1] if reverse else a, temperature)
+    if exclusive:
+        jac = np.vstack([np.zeros((1, a.size)), jac[:-1]])
+    return jac[::-1, ::-1] if reverse else jac
+
+
+def _without_the_empty_sums(out, axis, reverse, exclusive):
+    """``out`` without the -inf slice of an exclusive scan, whose finite differences are nan
+    (its gradient, 0, is checked against the jacobian)."""
+    if not exclusive:
+        return out
+    n = out.shape[axis]
+    index = (slice(None),) * axis + (slice(0, n - 1) if reverse else slice(1, n),)
+    return out[index]
+
+
+@pytest.mark.parametrize("reverse, exclusive", DIRECTIONS[1:], ids=DIRECTION_IDS[1:])
+def test_torch_directions_on_the_kernel_gradcheck(monkeypatch, reverse, exclusive):
+    """The kernel operator runs (flips and shifts around it), and its gradients check."""
+    torch = pytest.importorskip("torch")
+    from lsearray._executors import torch_ops
+
+    calls = []
+    kernel = torch_ops._NUMPY.logcumsumexp
+    monkeypatch.setattr(torch_ops._NUMPY, "logcumsumexp", lambda *args: calls.append(1) or kernel(*args))
+    a = _normal("grad-torch-dir", (6,))
+    jac = torch.autograd.functional.jacobian(
+        lambda t: lsearray.logcumsumexp(t, temperature=0.6, reverse=reverse, exclusive=exclusive),
+        torch.tensor(a))
+    assert calls
+    assert_values(jac.numpy(), _directed_jacobian(a, reverse, exclusive, 0.6), "float64", "jacobian")
+    x = torch.tensor(_normal("gradcheck-dir", (3, 4)), requires_grad=True)
+    for axis in (0, None):
+        def f(t, axis=axis):
+            out = lsearray.logcumsumexp(t, axis, reverse=reverse, exclusive=exclusive)
+            return _without_the_empty_sums(out, axis or 0, reverse, exclusive)
+
+        assert torch.autograd.gradcheck(f, (x,))
+        assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("reverse, exclusive", DIRECTIONS[1:], ids=DIRECTION_IDS[1:])
+def test_jax_directions_jit_and_grad(reverse, exclusive):
+    jnp = make_backend("jax").lib
+    import jax
+    from jax.test_util import check_grads
+
+    a = _normal("grad-jax-dir", (5,))
+    fn = jax.jit(lambda x: lsearray.logcumsumexp(x, temperature=0.7, reverse=reverse, exclusive=exclusive))
+    assert_values(np.asarray(fn(jnp.asarray(a))), slow_logcumsumexp(a, None, 0.7, reverse, exclusive),
+                  "float64")
+    jac = jax.jacrev(fn)(jnp.asarray(a))
+    assert_values(np.asarray(jac), _directed_jacobian(a, reverse, exclusive, 0.7), "float64", "jacobian")
+    check_grads(lambda x: _without_the_empty_sums(fn(x), 0, reverse, exclusive), (jnp.asarray(a),),
+                order=2, modes=["fwd", "rev"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ CASES = {
     "softmax": lambda x: lsearray.softmax(x, axis=1),
     "log_softmax": lambda x: lsearray.log_softmax(x, axis=0),
     "logcumsumexp": lambda x: lsearray.logcumsumexp(x, axis=1),
+    # without the last column, the empty sum -inf, whose finite differences are nan
+    "logcumsumexp reverse exclusive": lambda x: lsearray.logcumsumexp(x, axis=1, reverse=True,
+                                                                      exclusive=True)[:, :-1],
     "logaddexp": lambda x: lsearray.logaddexp(x, 0.5 * x + 1.0, temperature=0.5),
     "logmatmulexp": lambda x: lsearray.logmatmulexp(x, x.mT),
     "categorical": lambda x: lsearray.categorical(x, rng=0),
@@ -58,6 +61,8 @@ REFERENCES = {
     "softmax": lambda x, g: _softmax(x, 1),
     "log_softmax": lambda x, g: np.log(_softmax(x, 0)),
     "logcumsumexp": lambda x, g: np.log(np.cumsum(np.exp(x), axis=1)),
+    "logcumsumexp reverse exclusive":
+        lambda x, g: np.log(np.cumsum(np.exp(x)[:, ::-1], axis=1))[:, ::-1][:, 1:],
     "logaddexp": lambda x, g: 0.5 * np.logaddexp(x / 0.5, (0.5 * x + 1.0) / 0.5),
     "logmatmulexp": lambda x, g: np.log(np.exp(x) @ np.exp(x).T),
     "categorical": lambda x, g: np.argmax(x + g, axis=-1),

@@ -12,7 +12,7 @@ import lsearray
 
 from .common import DTYPES, SHAPE_SCAN, ThreadLimited, get_1d, get_2d, get_second, limit_threads
 
-__all__ = ["Logaddexp", "Logcumsumexp", "Logmatmulexp"]
+__all__ = ["Logaddexp", "Logcumsumexp", "LogcumsumexpDirections", "Logmatmulexp"]
 
 
 def _shifted_logmatmulexp(a, b):
@@ -57,6 +57,36 @@ class Logcumsumexp(ThreadLimited):
 
     def time_numpy_logcumsumexp(self, dtype, case):
         np.logaddexp.accumulate(self.a, axis=self.axis)
+
+
+class LogcumsumexpDirections(ThreadLimited):
+    """``logcumsumexp`` with ``reverse`` and ``exclusive``, float64, in the cases of `Logcumsumexp`.
+
+    The reverse scan reads a flipped view (the same time as the forward scan, or a regression);
+    the exclusive one adds a shifted copy of the result. numpy's is ``np.logaddexp.accumulate``
+    of the flipped view (reverse) or of the data behind a -inf slice (exclusive).
+    """
+    params = [["reverse", "exclusive", "reverse-exclusive"], ["1d", "2d-axis0", "2d-axis1"]]
+    param_names = ["direction", "case"]
+
+    def setup(self, direction, case):
+        if case == "1d":
+            self.a, self.axis = get_1d(10_000_000), 0
+        else:
+            self.a, self.axis = get_2d(SHAPE_SCAN), int(case.removeprefix("2d-axis"))
+        self.reverse, self.exclusive = "reverse" in direction, "exclusive" in direction
+        limit_threads(self, 1)
+
+    def time_logcumsumexp(self, direction, case):
+        lsearray.logcumsumexp(self.a, axis=self.axis, reverse=self.reverse, exclusive=self.exclusive)
+
+    def time_numpy_logcumsumexp(self, direction, case):
+        a = np.flip(self.a, self.axis) if self.reverse else self.a
+        if self.exclusive:
+            empty = np.full_like(np.take(a, [0], axis=self.axis), -np.inf)
+            a = np.concatenate([empty, np.delete(a, -1, axis=self.axis)], axis=self.axis)
+        out = np.logaddexp.accumulate(a, axis=self.axis)
+        return np.flip(out, self.axis) if self.reverse else out
 
 
 class Logmatmulexp(ThreadLimited):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -16,10 +17,10 @@ from lsearray._executors.random import from_uniform, numpy_generator
 from lsearray._executors.scale import Factor, array_factor, divide, times
 from lsearray._validation import (
     ArrayTemperature, Prepared, array_temperature, broadcast_shape, complex_rejected,
-    device_mismatch, not_numeric, prepare_array_api, scan_axis, temperature_value,
+    device_mismatch, flag, not_numeric, prepare_array_api, scan_axis, temperature_value,
 )
 
-__all__ = ["ArrayAPIExecutor"]
+__all__ = ["ArrayAPIExecutor", "directed_scan"]
 
 _WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
 
@@ -79,6 +80,25 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
         a = xp.concat([head, tail], axis=axis)
         step *= 2
     return nothing_is_constant(a, xp)
+
+
+def directed_scan(scan: Callable[[Any], Any], x: Any, axis: int, reverse: Any, exclusive: Any,
+                  xp: ModuleType) -> Any:
+    """``scan(x)``, the inclusive scan of ``x`` along ``axis``, in the directions of
+    ``tf.math.cumulative_logsumexp``: ``reverse`` scans from the end (the inclusive scan of
+    ``x`` flipped, flipped back), ``exclusive`` leaves each element out of its own output,
+    so that the first slice scanned is the empty sum ``-inf``: a constant, without
+    gradient, before the inclusive scan shifted by one."""
+    reverse = flag(reverse, "reverse", "logcumsumexp")
+    exclusive = flag(exclusive, "exclusive", "logcumsumexp")
+    if reverse:
+        x = xp.flip(x, axis=axis)
+    out = scan(x)
+    if exclusive and out.shape[axis] > 0:
+        before = (slice(None),) * axis
+        empty = xp.full_like(out[before + (slice(0, 1), ...)], -math.inf)
+        out = xp.concat([empty, out[before + (slice(0, -1), ...)]], axis=axis)
+    return xp.flip(out, axis=axis) if reverse else out
 
 
 class ArrayAPIExecutor(partials.PartialAlgebra):
@@ -182,7 +202,8 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
             out = _logaddexp(x1, x2, tau, xp)
         return out if out.dtype == dtype else xp.astype(out, dtype)
 
-    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
+                     exclusive: Any = False) -> Any:
         xp = self.xp
         p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
         axis = scan_axis(axis, len(p.shape), "logcumsumexp")
@@ -190,7 +211,8 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
         with self.quiet():
-            out = _doubling_scan(x, axis, p.tau, xp)
+            out = directed_scan(lambda y: _doubling_scan(y, axis, p.tau, xp), x, axis, reverse,
+                                exclusive, xp)
         return out if out.dtype == p.dtype else xp.astype(out, p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:

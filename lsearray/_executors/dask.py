@@ -10,7 +10,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._executors import array_api_lse, dask_tree, matmul, partials
-from lsearray._executors.array_api import ArrayAPIExecutor
+from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
 from lsearray._validation import (
@@ -143,9 +143,11 @@ class DaskExecutor(ArrayAPIExecutor):
         out = da.core.elemwise(logaddexp_blocks, x1, x2, dtype=x1.dtype)
         return out if out.dtype == dtype else out.astype(dtype)
 
-    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
+                     exclusive: Any = False) -> Any:
         """Each block is scanned once; the carries (the last slice of the scan so far)
-        merge into the next block with logaddexp."""
+        merge into the next block with logaddexp. Reverse and exclusive scans flip and
+        shift the array lazily around it."""
         p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
         axis = scan_axis(axis, len(p.shape), "logcumsumexp")
         tau = p.tau  # a float: prepare took an array temperature's value
@@ -159,8 +161,10 @@ class DaskExecutor(ArrayAPIExecutor):
 
         if axis is None:  # dask cannot flatten an empty array of several chunks: one chunk then
             x, axis = (x.rechunk(-1) if 0 in x.shape else x).reshape(-1), 0
-        out = da.reductions.cumreduction(logcumsumexp_block, logaddexp_blocks, -math.inf, x,
-                                         axis=axis, dtype=x.dtype)
+        out = directed_scan(
+            lambda y: da.reductions.cumreduction(logcumsumexp_block, logaddexp_blocks, -math.inf, y,
+                                                 axis=axis, dtype=y.dtype),
+            x, axis, reverse, exclusive, self.xp)
         return out if out.dtype == p.dtype else out.astype(p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:

@@ -10,7 +10,7 @@ from array_api_compat import numpy as np_compat
 
 import lsecore
 from lsearray._executors import matmul, numpy_softmax, partials
-from lsearray._executors.array_api import ArrayAPIExecutor
+from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.numpy_reduce import Finalized, reduce
 from lsearray._validation import (
@@ -136,9 +136,16 @@ class NumPyExecutor(partials.PartialAlgebra):
     def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
         return _logaddexp(x1, x2, temperature_value(temperature, "logaddexp"))
 
-    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
+                     exclusive: Any = False) -> Any:
         p = prepare(a, None, None, temperature, "logcumsumexp")
-        out = lsecore.logcumsumexp(p.a, scan_axis(axis, len(p.shape), "logcumsumexp"), p.tau)
+        axis = scan_axis(axis, len(p.shape), "logcumsumexp")
+        x = p.a
+        if axis is None:  # a view where a is C-contiguous; else the copy the kernel would make
+            x, axis = x.reshape(-1), 0
+        # reverse: the kernel reads the flipped view (negative strides) in place
+        out = directed_scan(lambda y: lsecore.logcumsumexp(y, axis, p.tau), x, axis, reverse,
+                            exclusive, np_compat)
         return narrowed(out, p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from lsearray._executors import torch_ops
-from lsearray._executors.array_api import ArrayAPIExecutor
+from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.random import from_uniform, is_seed, type_name
 
 __all__ = ["TorchExecutor"]
@@ -97,11 +97,18 @@ class TorchExecutor(ArrayAPIExecutor):
             return super().log_softmax(x, axis, temperature)
         return torch_ops.log_softmax(x, dims, tau)
 
-    def logcumsumexp(self, a: Any, axis: Any, temperature: Any) -> Any:
+    def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
+                     exclusive: Any = False) -> Any:
         dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
         if dims is None or tau is None or type(axis) is tuple:
-            return super().logcumsumexp(a, axis, temperature)
-        return torch_ops.logcumsumexp(a, None if axis is None else dims[0], tau)
+            return super().logcumsumexp(a, axis, temperature, reverse, exclusive)
+        dim = dims[0]
+        if axis is None:
+            a, dim = a.reshape(-1), 0
+        # torch.flip and the shift around the operator: autograd, compile and vmap see
+        # only differentiable torch operations besides it
+        return directed_scan(lambda x: torch_ops.logcumsumexp(x, dim, tau), a, dim, reverse,
+                             exclusive, self.xp)
 
     def exact_logsumexp(self, z: Any, axis: int) -> Any:
         # the kernel's operator, which torch.compile, export and vmap trace (the generic

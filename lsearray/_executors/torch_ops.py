@@ -200,8 +200,8 @@ def _weighted_impl(a: torch.Tensor, b: torch.Tensor, dim: Sequence[int], keepdim
     return _tensor(out, a.dtype).contiguous(), _tensor(sign, a.dtype).contiguous()
 
 
-def _scan_impl(a: torch.Tensor, dim: int | None, tau: float) -> torch.Tensor:
-    """The running log-sum-exp along ``dim`` (of the flattened input for None), on the kernel."""
+def _scan_impl(a: torch.Tensor, dim: int, tau: float) -> torch.Tensor:
+    """The running log-sum-exp along ``dim``, on the kernel."""
     x = _array(a)
     out = _on_kernel(a.numel(), lambda: _NUMPY.logcumsumexp(x, dim, tau))
     return _tensor(out, a.dtype).contiguous()  # a copy only for results of strided input
@@ -477,13 +477,8 @@ def log_softmax(a: torch.Tensor, dim: list[int], tau: float) -> torch.Tensor:
     return _call("log_softmax", a, dim, tau)
 
 
-def logcumsumexp(a: torch.Tensor, axis: int | None, tau: float) -> torch.Tensor:
-    """logcumsumexp of a CPU tensor on the kernel along ``axis`` (normalized), or along
-    the flattened tensor for None."""
-    if is_direct(a):
-        return _scan_impl(a, axis, tau)
-    if axis is None:
-        a, axis = a.reshape(-1), 0
+def logcumsumexp(a: torch.Tensor, axis: int, tau: float) -> torch.Tensor:
+    """logcumsumexp of a CPU tensor on the kernel along ``axis`` (normalized)."""
     return _call("logcumsumexp", a, axis, tau)
 
 
