@@ -32,11 +32,10 @@ def _pair(real: Any, imag: Any, dtype: np.dtype) -> Any:
     return z
 
 
-def _flat(parts: Any) -> list[Partial]:
-    """dask hands combine/aggregate one output, or lists of them nested per axis."""
-    if isinstance(parts, Partial):
-        return [parts]
-    return [p for item in parts for p in _flat(item)]
+def _flat(parts: Any) -> list[Any]:
+    """dask hands combine and aggregate one output (a Partial, or a stream's packed block),
+    or lists of them nested per axis."""
+    return [p for item in parts for p in _flat(item)] if isinstance(parts, list) else [parts]
 
 
 def block_executor(*blocks: Any) -> Any:
@@ -155,11 +154,6 @@ def lazy_packed(p: Partial, dtype: Any) -> Any:
     return da.stack([x.astype(dtype) for x in _fields(p)], axis=-1).rechunk({p.max.ndim: -1})
 
 
-def _leaves(parts: Any) -> list[Any]:
-    """dask hands combine and aggregate one block, or lists of them nested per axis."""
-    return [z for item in parts for z in _leaves(item)] if isinstance(parts, list) else [parts]
-
-
 def _block_partial(x: Any, weights: Any = None, *, axes: tuple[int, ...], inv_tau: float) -> Any:
     ex = block_executor(x, weights)
     with ex.quiet():
@@ -176,7 +170,7 @@ def _merge_pair(x: Any, y: Any, *, inv_tau: float) -> Any:
 
 def _merge_packed(parts: Any, axis: tuple[int, ...] = (), keepdims: bool = True, *,
                   inv_tau: float, computing_meta: bool = False) -> Any:
-    blocks = _leaves(parts)
+    blocks = _flat(parts)
     if computing_meta:
         return blocks[0]
     merged = [_unpacked(z) for z in blocks]
