@@ -17,6 +17,7 @@ def logsumexp(
     return_sign: bool = False,
     *,
     temperature: float = 1.0,
+    where: Any = None,
 ) -> Any:
     r"""Compute ``tau * log(sum(b * exp(a / tau)))`` over the given axes, accurately.
 
@@ -46,6 +47,13 @@ def logsumexp(
         (:math:`\max a \le \mathrm{lse}_\tau \le \max a + \tau \log n` for ``n``
         unweighted terms); as :math:`\tau \to \infty` it grows like
         :math:`\tau \log n` (it is `logmeanexp` that tends to the mean).
+    where : array_like of bool, optional
+        The elements to include, broadcast against ``a`` (as in jax.numpy's
+        reductions): an element where ``where`` is False is left out as if its
+        weight were 0, whatever its value (``nan`` and ``inf`` included). A slice
+        with nothing left gives ``-inf`` (sign 0) and a zero gradient. NumPy input's
+        mask is read by the kernel beside ``a``, in the same pass, with no masked
+        copy of ``a``.
 
     Returns
     -------
@@ -80,9 +88,11 @@ def logsumexp(
     (np.float64(1.5413248546129181), np.float64(-1.0))
     >>> logsumexp([[0.0, 1.0], [2.0, 3.0]], axis=1, temperature=0.5)
     array([1.06346401, 3.06346401])
+    >>> logsumexp([[0.0, np.nan], [2.0, 3.0]], axis=1, where=[[True, False], [False, False]])
+    array([  0., -inf])
     """
-    ex = executor(a, b, func="logsumexp")
-    return ex.logsumexp(a, axis, b, keepdims, return_sign, temperature)
+    ex = executor(a, b, where, func="logsumexp")
+    return ex.logsumexp(a, axis, b, keepdims, return_sign, temperature, where)
 
 
 def logmeanexp(
@@ -92,6 +102,7 @@ def logmeanexp(
     keepdims: bool = False,
     *,
     temperature: float = 1.0,
+    where: Any = None,
 ) -> Any:
     r"""Compute ``tau * log(mean(exp(a / tau)))``, or the ``b``-weighted mean.
 
@@ -111,6 +122,11 @@ def logmeanexp(
         If True, the reduced axes are kept in the result with size one.
     temperature : float, optional
         :math:`\tau > 0`.
+    where : array_like of bool, optional
+        The elements to include, broadcast against ``a``: the mean of the others
+        (the count, or the weights' sum, of the included elements divides), as
+        `numpy.mean` has it. A slice with nothing left gives nan, as a mean of
+        nothing.
 
     Returns
     -------
@@ -138,5 +154,8 @@ def logmeanexp(
     np.float64(8.613841829395048)
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
     np.float64(3.023431954817704)
+    >>> logmeanexp([0.0, np.log(3.0), 50.0], where=[True, True, False])
+    np.float64(0.6931471805599453)
     """
-    return executor(a, b, func="logmeanexp").logmeanexp(a, axis, b, keepdims, temperature)
+    return executor(a, b, where, func="logmeanexp").logmeanexp(a, axis, b, keepdims, temperature,
+                                                                where)

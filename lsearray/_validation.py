@@ -16,8 +16,9 @@ from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 __all__ = [
     "ArrayTemperature", "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
-    "complex_rejected", "device_mismatch", "flag", "not_numeric", "prepare", "prepare_array_api",
-    "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
+    "complex_rejected", "device_mismatch", "flag", "mask_not_boolean", "not_numeric", "prepare",
+    "prepare_array_api", "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar",
+    "temperature_value",
 ]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -29,11 +30,20 @@ class Prepared(NamedTuple):
     arrays of the input's namespace in the dtype the computation runs in)."""
 
     a: Any  # at least 1-d; for the kernel float32/float64, native byte order, aligned
-    b: Any  # weights broadcast to a.shape, or None
+    b: Any  # weights broadcast to a.shape (zero where `where` is false), or None
     axes: tuple[int, ...]  # normalized reduction axes of a
     tau: Any  # temperature: a float, or an ArrayTemperature to differentiate through
     dtype: Any  # dtype of the result
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
+    # the mask broadcast to a.shape (boolean), or None: every element counts; the mask is
+    # also in b (for the kernel, NumPy's as the mask's own bytes, weights 0 and 1)
+    where: Any = None
+
+
+def mask_not_boolean(func: str, dtype: Any) -> TypeError:
+    """The error for a ``where`` mask that is not boolean."""
+    return TypeError(f"{func} expects where as a boolean array (True: the element counts); "
+                     f"got dtype {dtype}")
 
 
 def complex_rejected(func: str, name: str, dtype: Any) -> TypeError:
@@ -154,11 +164,14 @@ def scan_axis(axis: Any, ndim: int, func: str) -> int | None:
     return normalize_axis_index(axis, max(ndim, 1))
 
 
-def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
-    """Check and normalize ``a``, ``b``, ``axis`` and ``temperature`` like scipy.special.
+def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str, where: Any = None) -> Prepared:
+    """Check and normalize ``a``, ``b``, ``axis``, ``temperature`` and ``where`` like
+    scipy.special (``where`` as jax.numpy's reductions have it).
 
     Integer and bool input computes in float64, float16 in float32 (returned as
-    float16); ``b`` broadcasts against ``a``; a 0-d input is treated as 1-d.
+    float16); ``b`` and ``where`` broadcast against ``a``; a 0-d input is treated as
+    1-d. A mask is folded into the weights: its own bytes (0 and 1) without ``b``, which
+    the kernel reads as weights, else ``b`` with zeros where the mask is false.
 
     Examples
     --------
@@ -188,14 +201,26 @@ def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str) -> Prepared:
         b = np.broadcast_to(b, shape)
     dtype = dtype.newbyteorder("=")
     compute = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+    mask = None
+    if where is not None:
+        mask = np.asarray(where)
+        if mask.dtype != np.bool_:
+            raise mask_not_boolean(func, mask.dtype)
+        shape = broadcast_shape(func, ("where", mask.shape), ("a", a.shape),
+                                *(() if b is None else (("b", b.shape),)))
+        a, mask = np.broadcast_to(a, shape), np.broadcast_to(mask, shape)
+        b = None if b is None else np.broadcast_to(b, shape)
     shape = a.shape
     if a.ndim == 0:
         a = a.reshape(1)
         b = None if b is None else b.reshape(1)
+        mask = None if mask is None else mask.reshape(1)
     axes = reduction_axes(axis, a.ndim, func)
     a = _kernel_ready(a, compute)
     b = None if b is None else _kernel_ready(b, compute)
-    return Prepared(a, b, axes, tau, dtype, shape)
+    if mask is not None:
+        b = mask.view(np.uint8) if b is None else np.where(mask, b, b.dtype.type(0))
+    return Prepared(a, b, axes, tau, dtype, shape, mask)
 
 
 class ArrayTemperature(NamedTuple):
@@ -250,9 +275,10 @@ def _weak_result_type(xp: ModuleType, dtype: Any, scalar: Any, device: Any) -> A
 
 
 def prepare_array_api(
-    a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType
+    a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType, where: Any = None
 ) -> tuple[Prepared, Any]:
-    """`prepare` for the array-API executor: namespace-aware promotion and checks.
+    """`prepare` for the array-API executor: namespace-aware promotion and checks (a mask
+    folded into the weights as zeros and ones of the compute dtype).
 
     Integer and bool input computes in the namespace's default real floating dtype,
     float16 and bfloat16 in float32 (returned in the input's dtype), and ``a`` and
@@ -293,10 +319,22 @@ def prepare_array_api(
         b = b if b.dtype == compute else xp.astype(b, compute)
         shape = broadcast_shape(func, ("b", b.shape), ("a", a.shape))
         a, b = xp.broadcast_to(a, shape), xp.broadcast_to(b, shape)
+    mask = None
+    if where is not None:
+        mask = where if is_array_api_obj(where) else xp.asarray(where, device=dev)
+        if not xp.isdtype(mask.dtype, "bool"):
+            raise mask_not_boolean(func, mask.dtype)
+        if None not in (dev, device_of(mask)) and device_of(mask) != dev:
+            raise device_mismatch(func, ("a", dev), ("where", device_of(mask)))
+        shape = broadcast_shape(func, ("where", mask.shape), ("a", a.shape))
+        a, mask = xp.broadcast_to(a, shape), xp.broadcast_to(mask, shape)
+        b = xp.astype(mask, compute) if b is None else xp.where(mask, xp.broadcast_to(b, shape),
+                                                                 xp.zeros_like(a))
     shape = tuple(a.shape)
     if a.ndim == 0:
         a = xp.reshape(a, (1,))
         b = None if b is None else xp.reshape(b, (1,))
+        mask = None if mask is None else xp.reshape(mask, (1,))
     axes = reduction_axes(axis, a.ndim, func)
     if is_array_api_obj(temperature):
         real = xp.real(xp.zeros((), dtype=compute)).dtype if xp.isdtype(
@@ -304,4 +342,4 @@ def prepare_array_api(
         tau = array_temperature(temperature, func, xp, real)
     else:
         tau = temperature_value(temperature, func)
-    return Prepared(a, b, axes, tau, dtype, shape), compute
+    return Prepared(a, b, axes, tau, dtype, shape, mask), compute

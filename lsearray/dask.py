@@ -23,6 +23,7 @@ def logsumexp(
     return_sign: bool = False,
     *,
     temperature: float = 1.0,
+    where: Any = None,
     split_every: int | dict | None = None,
 ) -> Any:
     """`lsearray.logsumexp` of a dask array as one lazy tree reduction.
@@ -34,8 +35,8 @@ def logsumexp(
 
     Parameters
     ----------
-    a, axis, b, keepdims, return_sign, temperature
-        As `lsearray.logsumexp`; ``b`` may be a dask or NumPy array.
+    a, axis, b, keepdims, return_sign, temperature, where
+        As `lsearray.logsumexp`; ``b`` and ``where`` may be dask or NumPy arrays.
     split_every : int or dict, optional
         The tree's fan-in, as in `dask.array.reduction`.
 
@@ -52,7 +53,8 @@ def logsumexp(
     >>> lsearray.dask.logsumexp(x, axis=1).compute()
     array([1.79175947, 1.79175947, 1.79175947, 1.79175947])
     """
-    return DaskExecutor().logsumexp(a, axis, b, keepdims, return_sign, temperature, split_every)
+    return DaskExecutor().logsumexp(a, axis, b, keepdims, return_sign, temperature, where,
+                                    split_every)
 
 
 def logmeanexp(
@@ -62,6 +64,7 @@ def logmeanexp(
     keepdims: bool = False,
     *,
     temperature: float = 1.0,
+    where: Any = None,
     split_every: int | dict | None = None,
 ) -> Any:
     """`lsearray.logmeanexp` of a dask array as one lazy tree reduction (see `logsumexp`).
@@ -76,7 +79,7 @@ def logmeanexp(
     >>> float(lsearray.dask.logmeanexp(da.full((10,), 3.0, chunks=4)).compute())
     3.0
     """
-    return DaskExecutor().logmeanexp(a, axis, b, keepdims, temperature, split_every)
+    return DaskExecutor().logmeanexp(a, axis, b, keepdims, temperature, where, split_every)
 
 
 def softmax(
@@ -84,6 +87,7 @@ def softmax(
     axis: int | tuple[int, ...] | None = None,
     *,
     temperature: float = 1.0,
+    where: Any = None,
     split_every: int | dict | None = None,
 ) -> Any:
     """`lsearray.softmax` of a dask array, lazily.
@@ -100,7 +104,7 @@ def softmax(
     array([[0.25, 0.25, 0.25, 0.25],
            [0.25, 0.25, 0.25, 0.25]])
     """
-    return DaskExecutor().softmax(x, axis, temperature, split_every)
+    return DaskExecutor().softmax(x, axis, temperature, where, split_every)
 
 
 def log_softmax(
@@ -108,6 +112,7 @@ def log_softmax(
     axis: int | tuple[int, ...] | None = None,
     *,
     temperature: float = 1.0,
+    where: Any = None,
     split_every: int | dict | None = None,
 ) -> Any:
     """`lsearray.log_softmax` of a dask array, lazily (two passes, as `softmax`).
@@ -119,4 +124,4 @@ def log_softmax(
     >>> lsearray.dask.log_softmax(da.log(da.asarray([1.0, 3.0]))).compute()
     array([-1.38629436, -0.28768207])
     """
-    return DaskExecutor().log_softmax(x, axis, temperature, split_every)
+    return DaskExecutor().log_softmax(x, axis, temperature, where, split_every)

@@ -15,9 +15,12 @@ ctypedef fused a_t:
     float
     double
 
+ctypedef unsigned char mask_t  # a boolean mask's bytes, read as weights 0 and 1
+
 ctypedef fused b_t:
     float
     double
+    mask_t
 
 cdef extern from "_lse_dispatch.h" nogil:
     void lse_dispatch_init()
@@ -62,6 +65,12 @@ cdef extern from "_lse_dispatch.h" nogil:
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
                     lse_precision precision)
+    void lse_row_dm(const double *a, Py_ssize_t sa, const mask_t *b, Py_ssize_t sb,
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
+                    lse_precision precision)
+    void lse_row_fm(const float *a, Py_ssize_t sa, const mask_t *b, Py_ssize_t sb,
+                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
+                    lse_precision precision)
     void lse_cols_dd(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
@@ -78,6 +87,14 @@ cdef extern from "_lse_dispatch.h" nogil:
                      const float *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
+    void lse_cols_dm(const double *a, Py_ssize_t sr, Py_ssize_t si,
+                     const mask_t *b, Py_ssize_t br, Py_ssize_t bi,
+                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
+                     double *m, double *w, double *t, double *c)
+    void lse_cols_fm(const float *a, Py_ssize_t sr, Py_ssize_t si,
+                     const mask_t *b, Py_ssize_t br, Py_ssize_t bi,
+                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
+                     double *m, double *w, double *t, double *c)
 
     int lse_refine_flag(double m, double w, double t, double c, double tau, double out,
                         double eps_neg, double eps_pos, int bits, double n, int carried,
@@ -89,6 +106,10 @@ cdef extern from "_lse_dispatch.h" nogil:
     double lse_exact_slice_fd(const float *a, Py_ssize_t sa, const double *b, Py_ssize_t sb,
                               Py_ssize_t n, double tau, double divisor, double *sign)
     double lse_exact_slice_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor, double *sign)
+    double lse_exact_slice_dm(const double *a, Py_ssize_t sa, const mask_t *b, Py_ssize_t sb,
+                              Py_ssize_t n, double tau, double divisor, double *sign)
+    double lse_exact_slice_fm(const float *a, Py_ssize_t sa, const mask_t *b, Py_ssize_t sb,
                               Py_ssize_t n, double tau, double divisor, double *sign)
 
 cdef extern from "_lse_scan.h" nogil:
@@ -184,6 +205,12 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
         elif a_t is float and b_t is double:
             lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
                        precision)
+        elif a_t is double and b_t is mask_t:
+            lse_row_dm(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                       precision)
+        elif a_t is float and b_t is mask_t:
+            lse_row_fm(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                       precision)
         else:
             lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
                        precision)
@@ -196,6 +223,12 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
                         m + i0, w + i0, t + i0, c + i0)
         elif a_t is float and b_t is double:
             lse_cols_fd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
+                        m + i0, w + i0, t + i0, c + i0)
+        elif a_t is double and b_t is mask_t:
+            lse_cols_dm(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
+                        m + i0, w + i0, t + i0, c + i0)
+        elif a_t is float and b_t is mask_t:
+            lse_cols_fm(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
                         m + i0, w + i0, t + i0, c + i0)
         else:
             lse_cols_df(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
@@ -476,7 +509,8 @@ def accumulate_weighted(const a_t[:, :, :] a not None, const b_t[:, :, :] b not 
                         double[:, ::1] t not None, double[:, ::1] c not None,
                         double tau=0.0):
     """Like `accumulate` with the weights ``b`` (same shape as ``a``, any strides,
-    zero strides for broadcast weights)."""
+    zero strides for broadcast weights; float32, float64, or uint8: a boolean mask's
+    bytes, 0 leaving the element out as a zero weight does, whatever its value)."""
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef View vb = _view(b.shape, b.strides, sizeof(b_t))
     if a.shape[1] == 0 or a.shape[0] == 0 or a.shape[2] == 0:
@@ -800,6 +834,10 @@ cdef inline double _exact_row(const a_t *a, Py_ssize_t sa, const b_t *b, Py_ssiz
         return lse_exact_slice_ff(a, sa, b, sb, n, tau, divisor, sign)
     elif a_t is float and b_t is double:
         return lse_exact_slice_fd(a, sa, b, sb, n, tau, divisor, sign)
+    elif a_t is double and b_t is mask_t:
+        return lse_exact_slice_dm(a, sa, b, sb, n, tau, divisor, sign)
+    elif a_t is float and b_t is mask_t:
+        return lse_exact_slice_fm(a, sa, b, sb, n, tau, divisor, sign)
     else:
         return lse_exact_slice_df(a, sa, b, sb, n, tau, divisor, sign)
 

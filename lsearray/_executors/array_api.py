@@ -20,7 +20,7 @@ from lsearray._validation import (
     device_mismatch, flag, not_numeric, prepare_array_api, scan_axis, temperature_value,
 )
 
-__all__ = ["ArrayAPIExecutor", "directed_scan"]
+__all__ = ["ArrayAPIExecutor", "directed_scan", "masked_normalized"]
 
 _WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
 
@@ -101,6 +101,17 @@ def directed_scan(scan: Callable[[Any], Any], x: Any, axis: int, reverse: Any, e
     return xp.flip(out, axis=axis) if reverse else out
 
 
+def masked_normalized(func: str, x: Any, mask: Any, axes: tuple[int, ...], tau: Any,
+                      xp: ModuleType) -> Any:
+    """softmax or log_softmax (``func``) of the elements of ``x`` that ``mask`` keeps: the
+    others are 0 (-inf for log_softmax), also in a slice with nothing kept. The left-out
+    elements enter as -inf, so that their values (nan, inf) touch nothing, and the
+    result's own where drops the nan of a slice with nothing kept, and its gradient."""
+    lowest = array_api_lse.const(-math.inf, x, xp)
+    z = getattr(array_api_lse, func)(xp.where(mask, x, lowest), axes, tau, xp)
+    return xp.where(mask, z, lowest if func == "log_softmax" else xp.zeros_like(z))
+
+
 class ArrayAPIExecutor(partials.PartialAlgebra):
     """Runs calls on the arrays of one array API namespace ``xp`` (torch, JAX, CuPy,
     array-api-strict, complex NumPy) by that namespace's operations: results of its kind,
@@ -119,18 +130,19 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         """The device of an array of the namespace (None while it is traced)."""
         return device_of(x)
 
-    def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str) -> tuple[Prepared, Any]:
+    def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str,
+                where: Any = None) -> tuple[Prepared, Any]:
         """`prepare_array_api` for this namespace: the arguments and the compute dtype, an
         array temperature as a `Factor`."""
-        p, compute = prepare_array_api(a, b, axis, temperature, func, self.xp)
+        p, compute = prepare_array_api(a, b, axis, temperature, func, self.xp, where)
         if isinstance(p.tau, ArrayTemperature):
             p = p._replace(tau=array_factor(p.tau, self.xp))
         return p, compute
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
-                  temperature: Any) -> Any:
+                  temperature: Any, where: Any = None) -> Any:
         xp = self.xp
-        p, _ = self.prepare(a, b, axis, temperature, "logsumexp")
+        p, _ = self.prepare(a, b, axis, temperature, "logsumexp", where)
         with self.quiet():
             out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
         out = array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
@@ -138,34 +150,38 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
             return out, array_api_lse.shaped(sign, p.axes, keepdims, p.dtype, xp)
         return out
 
-    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
+                   where: Any = None) -> Any:
         xp = self.xp
-        p, _ = self.prepare(a, b, axis, temperature, "logmeanexp")
+        p, _ = self.prepare(a, b, axis, temperature, "logmeanexp", where)
         with self.quiet():
             out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
         return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
 
     def _real_prepared(self, x: Any, axis: Any, temperature: Any, func: str,
-                       name: str = "x") -> Prepared:
+                       name: str = "x", where: Any = None) -> Prepared:
         """`prepare` for the functions of real input only."""
-        p, compute = self.prepare(x, None, axis, temperature, func)
+        p, compute = self.prepare(x, None, axis, temperature, func, where)
         if self.xp.isdtype(compute, "complex floating"):
             raise complex_rejected(func, name, compute)
         return p
 
-    def _normalized(self, x: Any, axis: Any, temperature: Any, func: str) -> Any:
+    def _normalized(self, x: Any, axis: Any, temperature: Any, func: str, where: Any = None) -> Any:
         xp = self.xp
-        p = self._real_prepared(x, axis, temperature, func)
+        p = self._real_prepared(x, axis, temperature, func, where=where)
         with self.quiet():
-            z = getattr(array_api_lse, func)(p.a, p.axes, p.tau, xp)
+            if p.where is None:
+                z = getattr(array_api_lse, func)(p.a, p.axes, p.tau, xp)
+            else:
+                z = masked_normalized(func, p.a, p.where, p.axes, p.tau, xp)
         z = xp.reshape(z, p.shape)
         return array_api_lse.shaped(z, (), True, p.dtype, xp)
 
-    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
-        return self._normalized(x, axis, temperature, "softmax")
+    def softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
+        return self._normalized(x, axis, temperature, "softmax", where)
 
-    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
-        return self._normalized(x, axis, temperature, "log_softmax")
+    def log_softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
+        return self._normalized(x, axis, temperature, "log_softmax", where)
 
     def logaddexp_operands(self, x1: Any, x2: Any) -> tuple[Any, Any, Any]:
         """``x1`` and ``x2`` as arrays of the compute dtype (Python scalars take the other's

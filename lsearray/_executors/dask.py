@@ -75,7 +75,8 @@ class DaskExecutor(ArrayAPIExecutor):
     def __init__(self, xp: Any = None) -> None:
         super().__init__(array_namespace(da.empty(0)) if xp is None else xp)
 
-    def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str) -> tuple[Prepared, Any]:
+    def prepare(self, a: Any, b: Any, axis: Any, temperature: Any, func: str,
+                where: Any = None) -> tuple[Prepared, Any]:
         """`ArrayAPIExecutor.prepare` on dask arrays: inputs as dask arrays in native byte
         order without empty chunks, and the temperature as a float (the lazy reductions
         take one)."""
@@ -84,16 +85,19 @@ class DaskExecutor(ArrayAPIExecutor):
         a = a if isinstance(a, da.Array) or weak else da.asarray(a)
         if b is not None and not isinstance(b, scalars):
             b = b if isinstance(b, da.Array) else da.asarray(b)
+        if where is not None:
+            where = where if isinstance(where, da.Array) else da.asarray(where)
         if is_array_api_obj(temperature):
             if temperature.ndim != 0:
                 raise temperature_not_scalar(func, temperature.shape)
             temperature = float(temperature)
-        p, compute = super().prepare(_native(a), _native(b), axis, temperature, func)
-        return p._replace(a=_without_empty_chunks(p.a), b=_without_empty_chunks(p.b)), compute
+        p, compute = super().prepare(_native(a), _native(b), axis, temperature, func, where)
+        return p._replace(a=_without_empty_chunks(p.a), b=_without_empty_chunks(p.b),
+                          where=_without_empty_chunks(p.where)), compute
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
-                  temperature: Any, split_every: Any = None) -> Any:
-        p, compute = self.prepare(a, b, axis, temperature, "logsumexp")
+                  temperature: Any, where: Any = None, split_every: Any = None) -> Any:
+        p, compute = self.prepare(a, b, axis, temperature, "logsumexp", where)
         if self.xp.isdtype(compute, "complex floating"):  # the array-API code, lazily
             xp = self.xp
             out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
@@ -106,32 +110,42 @@ class DaskExecutor(ArrayAPIExecutor):
         return (r.real.astype(p.dtype), r.imag.astype(p.dtype)) if return_sign else r
 
     def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
-                   split_every: Any = None) -> Any:
-        p, compute = self.prepare(a, b, axis, temperature, "logmeanexp")
+                   where: Any = None, split_every: Any = None) -> Any:
+        p, compute = self.prepare(a, b, axis, temperature, "logmeanexp", where)
         if self.xp.isdtype(compute, "complex floating"):
             out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, self.xp)
             return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, self.xp)
         return dask_tree.reduce(p.a, p.b, p.axes, p.tau, keepdims, "mean", p.dtype, split_every)
 
     def _normalizer_and_gaps(self, x: Any, axis: Any, temperature: Any, func: str,
-                 split_every: Any) -> tuple[Prepared, Any, Any, Any]:
+                             where: Any, split_every: Any) -> tuple[Prepared, Any, Any, Any]:
         """The validated arguments, ``(x - m) / tau`` in float64, ``m`` and ``log|S|``
         from one reduction (two passes over ``x`` in all: every output needs its slice's
-        normalizer)."""
-        p = self._real_prepared(x, axis, temperature, func)
-        m, log_total = dask_tree.normalizer(p.a, p.axes, p.tau, split_every)
-        z = da.map_blocks(_shifted_block, p.a, m, p.tau, dtype=np.float64)
+        normalizer); elements a mask leaves out enter as -inf, chunk by chunk."""
+        p = self._real_prepared(x, axis, temperature, func, where=where)
+        a = p.a if p.where is None else da.where(p.where, p.a, -np.inf)
+        m, log_total = dask_tree.normalizer(a, p.axes, p.tau, split_every)
+        z = da.map_blocks(_shifted_block, a, m, p.tau, dtype=np.float64)
         return p, z, m, log_total
 
-    def softmax(self, x: Any, axis: Any, temperature: Any, split_every: Any = None) -> Any:
-        p, z, m, log_total = self._normalizer_and_gaps(x, axis, temperature, "softmax", split_every)
+    def softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None,
+                split_every: Any = None) -> Any:
+        p, z, m, log_total = self._normalizer_and_gaps(x, axis, temperature, "softmax", where,
+                                                       split_every)
         s = da.exp(z) / da.exp(log_total)
         s = da.where(da.isfinite(m), s, np.nan)
+        if p.where is not None:  # 0 where left out, also in a slice with nothing kept
+            s = da.where(p.where, s, 0.0)
         return _input_shape(s.astype(p.dtype), p)
 
-    def log_softmax(self, x: Any, axis: Any, temperature: Any, split_every: Any = None) -> Any:
-        p, z, _, log_total = self._normalizer_and_gaps(x, axis, temperature, "log_softmax", split_every)
-        return _input_shape(narrowed(z - log_total, p.dtype), p)
+    def log_softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None,
+                    split_every: Any = None) -> Any:
+        p, z, _, log_total = self._normalizer_and_gaps(x, axis, temperature, "log_softmax", where,
+                                                       split_every)
+        s = z - log_total
+        if p.where is not None:
+            s = da.where(p.where, s, -np.inf)
+        return _input_shape(narrowed(s, p.dtype), p)
 
     def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
         x1, x2, dtype = self.logaddexp_operands(x1, x2)

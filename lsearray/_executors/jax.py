@@ -50,34 +50,36 @@ class JaxExecutor(ArrayAPIExecutor):
     (`jax_kernel`)."""
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
-                  temperature: Any) -> Any:
+                  temperature: Any, where: Any = None) -> Any:
         if return_sign:
-            return super().logsumexp(a, axis, b, keepdims, return_sign, temperature)
-        return self._reduce(a, axis, b, keepdims, temperature, "logsumexp")
+            return super().logsumexp(a, axis, b, keepdims, return_sign, temperature, where)
+        return self._reduce(a, axis, b, keepdims, temperature, "logsumexp", where)
 
-    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
-        return self._reduce(a, axis, b, keepdims, temperature, "logmeanexp")
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
+                   where: Any = None) -> Any:
+        return self._reduce(a, axis, b, keepdims, temperature, "logmeanexp", where)
 
     def _reduce(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
-                func: str) -> Any:
-        p, compute = self.prepare(a, b, axis, temperature, func)
+                func: str, where: Any = None) -> Any:
+        p, compute = self.prepare(a, b, axis, temperature, func, where)
         if not _on_kernel(p, compute):
             if func == "logmeanexp":
-                return super().logmeanexp(a, axis, b, keepdims, temperature)
-            return super().logsumexp(a, axis, b, keepdims, False, temperature)
+                return super().logmeanexp(a, axis, b, keepdims, temperature, where)
+            return super().logsumexp(a, axis, b, keepdims, False, temperature, where)
         out = jax_kernel.reduce(p.a, p.axes, p.tau, mean=func == "logmeanexp")
         return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, self.xp)
 
-    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
-        return self._normalized_on_kernel(x, axis, temperature, "softmax")
+    def softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
+        return self._normalized_on_kernel(x, axis, temperature, "softmax", where)
 
-    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
-        return self._normalized_on_kernel(x, axis, temperature, "log_softmax")
+    def log_softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
+        return self._normalized_on_kernel(x, axis, temperature, "log_softmax", where)
 
-    def _normalized_on_kernel(self, x: Any, axis: Any, temperature: Any, func: str) -> Any:
-        p, compute = self.prepare(x, None, axis, temperature, func)
+    def _normalized_on_kernel(self, x: Any, axis: Any, temperature: Any, func: str,
+                              where: Any = None) -> Any:
+        p, compute = self.prepare(x, None, axis, temperature, func, where)
         if not _on_kernel(p, compute):
-            return self._normalized(x, axis, temperature, func)
+            return self._normalized(x, axis, temperature, func, where)
         out = jax_kernel.normalize(p.a, p.axes, p.tau, log=func == "log_softmax")
         out = self.xp.reshape(out, p.shape)
         return array_api_lse.shaped(out, (), True, p.dtype, self.xp)

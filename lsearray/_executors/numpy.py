@@ -101,8 +101,8 @@ class NumPyExecutor(partials.PartialAlgebra):
         return None
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
-                  temperature: Any) -> Any:
-        p = prepare(a, b, axis, temperature, "logsumexp")
+                  temperature: Any, where: Any = None) -> Any:
+        p = prepare(a, b, axis, temperature, "logsumexp", where)
         # Only a value rounded to float32 (or narrower) is asked for: see lsecore.reduce_partials.
         narrow = p.b is None and not return_sign and np.dtype(p.dtype).itemsize <= 4
         if p.b is None and not return_sign:  # positive: no sign to ask for
@@ -116,8 +116,9 @@ class NumPyExecutor(partials.PartialAlgebra):
         return (_shaped(r.out, p.axes, keepdims, p.dtype),
                 _shaped(r.sign, p.axes, keepdims, p.dtype))
 
-    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
-        p = prepare(a, b, axis, temperature, "logmeanexp")
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
+                   where: Any = None) -> Any:
+        p = prepare(a, b, axis, temperature, "logmeanexp", where)
         if p.b is None:
             out = lsecore.reduce_finalized(p.a, p.axes, 1.0 / p.tau, p.tau, _divisor(p))
             if out is not None:
@@ -127,11 +128,11 @@ class NumPyExecutor(partials.PartialAlgebra):
         r = reduce(p, _divisor(p), sign=p.b is not None, log_total=False, exact=True)
         return _shaped(_nan_where_negative(r, p), p.axes, keepdims, p.dtype)
 
-    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
-        return numpy_softmax.softmax(prepare(x, None, axis, temperature, "softmax"))
+    def softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
+        return numpy_softmax.softmax(prepare(x, None, axis, temperature, "softmax", where))
 
-    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
-        return numpy_softmax.log_softmax(prepare(x, None, axis, temperature, "log_softmax"))
+    def log_softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
+        return numpy_softmax.log_softmax(prepare(x, None, axis, temperature, "log_softmax", where))
 
     def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
         return _logaddexp(x1, x2, temperature_value(temperature, "logaddexp"))

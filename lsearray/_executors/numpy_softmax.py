@@ -78,7 +78,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     reduction's one read, then one kernel pass that reads ``a`` again and writes the
     result, with no other temporaries the size of ``a``."""
     a3, (n0, n1, n2) = view
-    if fused_rows((n0, n1, n2)):  # rows: reduced and written while in cache
+    if fused_rows((n0, n1, n2)) and p.b is None:  # rows: reduced and written while in cache
         out = np.empty_like(a3)
         _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
         return _result(out if a3 is p.a else out.T, p)
@@ -94,13 +94,16 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     out = np.empty_like(a3)
     _kernel.normalize(a3.reshape(n0, n1, n2), out.reshape(n0, n1, n2), flat(m), flat(s), p.tau,
                       log_mode, None if s_low is None else flat(s_low))
-    return _result(out if a3 is p.a else out.T, p)
+    return _result(out if a3 is p.a else out.T, p, -np.inf if log_mode else 0.0)
 
 
-def _result(z: np.ndarray, p: Prepared) -> Any:
+def _result(z: np.ndarray, p: Prepared, fill: float = 0.0) -> Any:
     """``z`` rounded to the result's dtype (to -inf where a log_softmax overflows it), in
-    the input's shape; 0-d as a NumPy scalar."""
+    the input's shape, ``fill`` where ``p.where`` leaves elements out; 0-d as a NumPy
+    scalar."""
     z = narrowed(z, p.dtype).reshape(p.shape)
+    if p.where is not None:  # the left-out elements' values were computed, then dropped here
+        np.copyto(z, fill, where=~p.where.reshape(p.shape))
     return z[()] if z.ndim == 0 else z
 
 
@@ -137,4 +140,4 @@ def log_softmax(p: Prepared) -> Any:
         err = (z - (v - back)) - (log_total + back)
         err[~np.isfinite(err)] = 0.0
         z = v + (err + zl)
-    return _result(z, p)
+    return _result(z, p, -np.inf)

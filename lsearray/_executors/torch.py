@@ -62,7 +62,9 @@ class TorchExecutor(ArrayAPIExecutor):
     """
 
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
-                  temperature: Any) -> Any:
+                  temperature: Any, where: Any = None) -> Any:
+        if where is not None:  # masks take torch's own operations (weights of 0 and 1)
+            return super().logsumexp(a, axis, b, keepdims, return_sign, temperature, where)
         if b is not None:
             pair = torch_ops.kernel_weights(a, b)
             if pair is None:
@@ -79,22 +81,23 @@ class TorchExecutor(ArrayAPIExecutor):
             return out, sign
         return self.xp.where(sign < 0, math.nan, out)
 
-    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any) -> Any:
+    def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
+                   where: Any = None) -> Any:
         dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
-        if b is not None or dims is None or tau is None:
-            return super().logmeanexp(a, axis, b, keepdims, temperature)
+        if b is not None or where is not None or dims is None or tau is None:
+            return super().logmeanexp(a, axis, b, keepdims, temperature, where)
         return torch_ops.logmeanexp(a, dims, keepdims, tau)
 
-    def softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+    def softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
         dims, tau = torch_ops.kernel_dims(x, axis), torch_ops.kernel_tau(temperature)
-        if dims is None or tau is None:
-            return super().softmax(x, axis, temperature)
+        if dims is None or tau is None or where is not None:
+            return super().softmax(x, axis, temperature, where)
         return torch_ops.softmax(x, dims, tau)
 
-    def log_softmax(self, x: Any, axis: Any, temperature: Any) -> Any:
+    def log_softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
         dims, tau = torch_ops.kernel_dims(x, axis), torch_ops.kernel_tau(temperature)
-        if dims is None or tau is None:
-            return super().log_softmax(x, axis, temperature)
+        if dims is None or tau is None or where is not None:
+            return super().log_softmax(x, axis, temperature, where)
         return torch_ops.log_softmax(x, dims, tau)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
