@@ -10,7 +10,7 @@ __all__ = ["logcumsumexp"]
 
 
 def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0, reverse: bool = False,
-                 exclusive: bool = False) -> Any:
+                 exclusive: bool = False, where: Any = None) -> Any:
     r"""Compute ``tau * log(cumsum(exp(a / tau), axis))``, accurately and stably.
 
     The running log-sum-exp: ``out[..., i, ...]`` is the log-sum-exp of
@@ -35,6 +35,12 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0, r
         of ``a[..., :i, ...]``, so the first output is ``-inf`` (the empty sum), with
         gradient 0; with ``reverse``, of ``a[..., i + 1:, ...]``, the last output ``-inf``.
         Together the two keywords are those of ``tf.math.cumulative_logsumexp``.
+    where : array_like of bool, optional
+        The elements to include, broadcast against ``a``: the others add nothing to
+        any sum, whatever their value, so ``out[..., i, ...]`` is the log-sum-exp of
+        the included elements up to ``i`` (``-inf`` before the first); a left-out
+        element's own output is the running value, not ``-inf``. NumPy input's mask is
+        read by the kernel beside ``a``.
 
     Returns
     -------
@@ -98,5 +104,11 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0, r
     array([0., 1., 3.])
     >>> np.exp(logcumsumexp(a, reverse=True, exclusive=True))
     array([6., 4., 0.])
+
+    ``where``: the running sums of the elements kept, nan and all left out:
+
+    >>> np.exp(logcumsumexp(np.log([1.0, np.nan, 2.0]), where=[True, False, True]))
+    array([1., 1., 3.])
     """
-    return executor(a, func="logcumsumexp").logcumsumexp(a, axis, temperature, reverse, exclusive)
+    return executor(a, where, func="logcumsumexp").logcumsumexp(a, axis, temperature, reverse,
+                                                                exclusive, where)

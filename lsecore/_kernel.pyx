@@ -113,14 +113,16 @@ cdef extern from "_lse_dispatch.h" nogil:
                               Py_ssize_t n, double tau, double divisor, double *sign)
 
 cdef extern from "_lse_scan.h" nogil:
-    void lse_scan_row_d(const double *a, Py_ssize_t sa, double *out, Py_ssize_t so,
-                        Py_ssize_t n, double tau)
-    void lse_scan_row_f(const float *a, Py_ssize_t sa, float *out, Py_ssize_t so,
-                        Py_ssize_t n, double tau)
-    void lse_scan_cols_d(const double *a, Py_ssize_t sr, Py_ssize_t si, double *out,
+    void lse_scan_row_d(const double *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                        double *out, Py_ssize_t so, Py_ssize_t n, double tau)
+    void lse_scan_row_f(const float *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                        float *out, Py_ssize_t so, Py_ssize_t n, double tau)
+    void lse_scan_cols_d(const double *a, Py_ssize_t sr, Py_ssize_t si,
+                         const mask_t *mk, Py_ssize_t mr, Py_ssize_t mi, double *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          double tau)
-    void lse_scan_cols_f(const float *a, Py_ssize_t sr, Py_ssize_t si, float *out,
+    void lse_scan_cols_f(const float *a, Py_ssize_t sr, Py_ssize_t si,
+                         const mask_t *mk, Py_ssize_t mr, Py_ssize_t mi, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          double tau)
     void lse_logaddexp_d(const double *x, Py_ssize_t sx, const double *y, Py_ssize_t sy,
@@ -726,43 +728,49 @@ def softmax_rows(a, out, double tau, bint log_mode):
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 
 
-cdef int _scan_run(const a_t *a, View va, a_t *out, View vo, double tau) except -1 nogil:
-    """Scan a 3-D view along its middle axis into the view ``out`` of the same shape.
+cdef int _scan_run(const a_t *a, View va, const mask_t *mk, View vm, a_t *out, View vo,
+                   double tau) except -1 nogil:
+    """Scan a 3-D view along its middle axis into the view ``out`` of the same shape
+    (the elements the mask view ``mk`` leaves out adding nothing; NULL: none).
 
     Threads take whole lanes (or tiles of neighbouring lanes) when there are enough
     elements; a lane itself is one sequential pass.
     """
     if _short_rows(va):
-        va, vo = _transposed(va), _transposed(vo)
+        va, vm, vo = _transposed(va), _transposed(vm), _transposed(vo)
     cdef Py_ssize_t tile = LSE_TILE if va.n2 > 1 else 1
     cdef Py_ssize_t ntiles = (va.n2 + tile - 1) // tile
     cdef Py_ssize_t ntasks = va.n0 * ntiles
     cdef int nt = lse_max_threads()
     cdef Py_ssize_t k, o, i0, nj
+    cdef const mask_t *mp
     if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
         nt = 1
     for k in prange(ntasks, num_threads=nt, schedule="static"):
         o = k // ntiles
         i0 = (k % ntiles) * tile
         nj = min(tile, va.n2 - i0)
+        mp = NULL if mk == NULL else mk + o * vm.s0 + i0 * vm.s2
         if a_t is double:
             if tile == 1:
-                lse_scan_row_d(a + o * va.s0, va.s1, out + o * vo.s0, vo.s1, va.n1, tau)
+                lse_scan_row_d(a + o * va.s0, va.s1, mp, vm.s1, out + o * vo.s0, vo.s1, va.n1, tau)
             else:
-                lse_scan_cols_d(a + o * va.s0 + i0 * va.s2, va.s1, va.s2,
+                lse_scan_cols_d(a + o * va.s0 + i0 * va.s2, va.s1, va.s2, mp, vm.s1, vm.s2,
                                 out + o * vo.s0 + i0 * vo.s2, vo.s1, vo.s2, va.n1, nj, tau)
         else:
             if tile == 1:
-                lse_scan_row_f(a + o * va.s0, va.s1, out + o * vo.s0, vo.s1, va.n1, tau)
+                lse_scan_row_f(a + o * va.s0, va.s1, mp, vm.s1, out + o * vo.s0, vo.s1, va.n1, tau)
             else:
-                lse_scan_cols_f(a + o * va.s0 + i0 * va.s2, va.s1, va.s2,
+                lse_scan_cols_f(a + o * va.s0 + i0 * va.s2, va.s1, va.s2, mp, vm.s1, vm.s2,
                                 out + o * vo.s0 + i0 * vo.s2, vo.s1, vo.s2, va.n1, nj, tau)
     return 0
 
 
-def scan(const a_t[:, :, :] a not None, a_t[:, :, :] out not None, double tau):
+def scan(const a_t[:, :, :] a not None, a_t[:, :, :] out not None, double tau,
+         const mask_t[:, :, :] mask=None):
     """Write the running log-sum-exp of ``a`` along its middle axis into ``out``:
-    ``out[o, r, i] = tau log(sum(exp(a[o, :r + 1, i] / tau)))``.
+    ``out[o, r, i] = tau log(sum(exp(a[o, :r + 1, i] / tau)))``, over the elements whose
+    ``mask`` byte is not 0 where a mask is given.
 
     Each lane carries the partial ``(m, w, t, c)`` of its prefix (see ``_lse_common.h``),
     rescaled in double-double when the max moves up, and every output is finalized from
@@ -776,16 +784,27 @@ def scan(const a_t[:, :, :] a not None, a_t[:, :, :] out not None, double tau):
         outputs whose max and log cancel are not recomputed exactly)   # OUT
     tau : float
         The temperature, positive and finite.
+    mask : uint8 memoryview of a's shape, any strides, or None          # IN
+        A boolean mask's bytes: 0 leaves its element out, whatever its value.
     """
     cdef View va = _view(a.shape, a.strides, sizeof(a_t))
     cdef View vo = _view(out.shape, out.strides, sizeof(a_t))
+    cdef View vm = va
+    cdef const mask_t *mk = NULL
     if va.n0 != vo.n0 or va.n1 != vo.n1 or va.n2 != vo.n2:
         raise ValueError(f"out must have the shape of a {(va.n0, va.n1, va.n2)}, got "
                          f"{(vo.n0, vo.n1, vo.n2)}")
+    if mask is not None:
+        vm = _view(mask.shape, mask.strides, 1)
+        if va.n0 != vm.n0 or va.n1 != vm.n1 or va.n2 != vm.n2:
+            raise ValueError(f"mask must have the shape of a {(va.n0, va.n1, va.n2)}, got "
+                             f"{(vm.n0, vm.n1, vm.n2)}")
     if va.n0 * va.n1 * va.n2 == 0:
         return
+    if mask is not None:
+        mk = &mask[0, 0, 0]
     with nogil:
-        _scan_run(&a[0, 0, 0], va, &out[0, 0, 0], vo, tau)
+        _scan_run(&a[0, 0, 0], va, mk, vm, &out[0, 0, 0], vo, tau)
 
 
 def logaddexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out not None,

@@ -408,17 +408,19 @@ def reduce_partials(
 
 
 def _scan_views(
-    a: np.ndarray, out: np.ndarray, axis: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Views of ``a`` and ``out`` (same shape, any strides) whose last three axes are the
-    3-D views (outer, ``axis``, inner) of the kernel's scan, one per index of the axes
-    before them (the kept axes that do not merge into the outer and inner ones)."""
+    a: np.ndarray, out: np.ndarray, axis: int, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Views of ``a``, ``out`` (same shape, any strides) and ``mask`` (uint8, laid out as
+    ``out``, or None) whose last three axes are the 3-D views (outer, ``axis``, inner) of
+    the kernel's scan, one per index of the axes before them (the kept axes that do not
+    merge into the outer and inner ones)."""
     kept_axes = [k for k in range(a.ndim) if k != axis]
     # Kept axes walk forwards in a (out follows): only the scanned axis keeps its direction.
     index = tuple(
         slice(None, None, -1) if k != axis and a.strides[k] < 0 else slice(None) for k in range(a.ndim)
     )
     a, out = a[index], out[index]
+    mask = None if mask is None else mask[index]
     kept = _sorted_dims(a, out, kept_axes)
     scanned = _Dim(a.shape[axis], a.strides[axis], out.strides[axis], (axis,))
     # Lanes side by side in memory are scanned together, a row of a tile of them at a time.
@@ -429,14 +431,19 @@ def _scan_views(
     shape = [d.size for d in dims]
     av = as_strided(a, shape, [d.a_stride for d in dims], writeable=False)
     ov = as_strided(out, shape, [d.b_stride for d in dims])
-    return av, ov
+    # the mask's bytes lie as out's elements do: its strides are out's over the itemsize
+    mv = None if mask is None else as_strided(
+        mask, shape, [d.b_stride // out.itemsize for d in dims], writeable=False)
+    return av, ov, mv
 
 
-def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
+def logcumsumexp(a: np.ndarray, axis: int | None, tau: float,
+                 where: np.ndarray | None = None) -> np.ndarray:
     """The running log-sum-exp ``tau log(cumsum(exp(a / tau)))`` of ``a`` along ``axis``
     (None: of ``a`` flattened in C order), in one read and no temporaries but the result
     (where ``a``'s kept axes do not merge into a few lanes, ``a`` is copied into the result
-    and scanned there).
+    and scanned there), over the elements ``where`` keeps (a boolean array broadcast to
+    ``a``'s shape, copied as bytes in the result's layout; None: all).
 
     Parameters
     ----------
@@ -465,11 +472,16 @@ def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
     if axis is None:
         if not a.flags.c_contiguous:  # flattened in C order (a copy): the scan reads it twice
             a = np.ascontiguousarray(a)
+        where = None if where is None else np.broadcast_to(where, a.shape).reshape(-1)
         a, axis = a.reshape(-1), 0
     out = np.empty_like(a, subok=False)  # dense, in a's memory order
     if a.size == 0:
         return out
-    av, ov = _scan_views(a, out, axis)
+    mask = None
+    if where is not None:
+        mask = np.empty_like(out, dtype=np.uint8)
+        mask[...] = np.broadcast_to(where, a.shape)
+    av, ov, mv = _scan_views(a, out, axis, mask)
     calls = math.prod(av.shape[:-3])
     if calls > 1 and a.size < calls * _MIN_VIEW:
         # Many small views (kept axes of a that do not merge): a dense copy of a in out's
@@ -477,9 +489,9 @@ def logcumsumexp(a: np.ndarray, axis: int | None, tau: float) -> np.ndarray:
         # whose max and log cancel is read again).
         dense = np.empty_like(out)
         dense[...] = a
-        av, ov = _scan_views(dense, out, axis)
+        av, ov, mv = _scan_views(dense, out, axis, mask)
     for index in np.ndindex(av.shape[:-3]):
-        _kernel.scan(av[index], ov[index], tau)
+        _kernel.scan(av[index], ov[index], tau, None if mv is None else mv[index])
     return out
 
 

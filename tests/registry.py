@@ -19,7 +19,7 @@ from reference import (
     slow_softmax,
 )
 
-__all__ = ["EXEMPT", "REGISTRY", "Call", "Entry", "online_logsumexp", "weights_for"]
+__all__ = ["EXEMPT", "REGISTRY", "Call", "Entry", "mask_for", "masked", "online_logsumexp", "weights_for"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,16 @@ class Call:
 
     operands: what goes before the keywords: "a" (the input), "pair" (awkward_arrays.pair_partner),
     "matrix" (awkward_arrays.matmul_partner). weights: whether b= gets positive weights of a's shape.
-    kwargs: the other keywords, the same for the fast function and its oracle.
+    mask: whether where= gets a mask of a's shape (`mask_for`); the oracle then gets the mask
+    as its own keyword ``where`` (see `masked`). kwargs: the other keywords, the same for the fast
+    function and its oracle.
     """
 
     label: str
     operands: tuple = ("a",)
     weights: bool = False
     kwargs: dict = field(default_factory=dict)
+    mask: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,13 @@ def _slow_online(a, axis=0, mean=False, temperature=1.0):
 
 
 def _reductions(ndim):
-    """A full reduction; the last axis with weights, temperature and the sign; the first kept."""
-    calls = [Call("axis=None")]
+    """A full reduction; the last axis with weights, temperature and the sign; the first kept;
+    masked, alone and with weights."""
+    calls = [Call("axis=None"), Call("axis=None where", mask=True)]
     if ndim:
         calls.append(Call("axis=-1 b tau=0.5", weights=True, kwargs=dict(axis=-1, temperature=0.5)))
         calls.append(Call("axis=0 keepdims", kwargs=dict(axis=0, keepdims=True)))
+        calls.append(Call("axis=-1 b where", weights=True, mask=True, kwargs=dict(axis=-1)))
     return calls
 
 
@@ -97,7 +102,10 @@ def _lse_calls(ndim):
 
 
 def _rowwise(ndim):
-    return [Call("rows"), Call("rows tau=0.5", kwargs=dict(temperature=0.5))] if ndim else [Call("0-d")]
+    if not ndim:
+        return [Call("0-d"), Call("0-d where", mask=True)]
+    return [Call("rows"), Call("rows tau=0.5", kwargs=dict(temperature=0.5)),
+            Call("rows where", mask=True)]
 
 
 def _with_axis(calls_for):
@@ -107,7 +115,7 @@ def _with_axis(calls_for):
         for call in calls_for(ndim):
             kwargs = dict(call.kwargs)
             kwargs.setdefault("axis", row_axis(ndim))
-            out.append(Call(call.label, call.operands, call.weights, kwargs))
+            out.append(Call(call.label, call.operands, call.weights, kwargs, call.mask))
         return out
     return calls
 
@@ -131,6 +139,45 @@ def _online(ndim):
 
 def _sampling(ndim):
     return [Call("rows", kwargs=dict(axis=-1))]
+
+
+def mask_for(a):
+    """A boolean mask of a's shape, seeded by the shape: about a third of the elements left
+    out, and the whole first slice along the last axis where there is one (a slice with
+    nothing kept)."""
+    rng = np.random.default_rng(len(a.shape) * 104729 + int(np.prod(a.shape)))
+    mask = rng.uniform(size=a.shape) > 1 / 3
+    if a.ndim >= 2 and a.size:
+        mask[(0,) * (a.ndim - 1)] = False
+    return mask
+
+
+def _masked_reduction(slow):
+    """The oracle of a masked reduction: the elements left out as weights of 0 (which the
+    oracles' row sums drop, whatever the element)."""
+    def oracle(a, *, where, b=None, **kwargs):
+        weights = np.asarray(where, dtype=np.float64) if b is None else np.where(where, b, 0)
+        return slow(a, b=weights, **kwargs)
+    return oracle
+
+
+def _masked_normalization(slow, fill):
+    """The oracle of a masked softmax or log_softmax: the elements left out as -inf, then
+    ``fill`` (0 or -inf) where they were, a slice with nothing kept included."""
+    def oracle(x, *, where, **kwargs):
+        x = np.asarray(x)
+        x = x.astype(np.float64) if x.dtype.kind in "biu" else x
+        out = slow(np.where(where, x, -np.inf).astype(x.dtype), **kwargs)
+        return np.where(where, out, fill)
+    return oracle
+
+
+def masked(entry):
+    """The oracle of ``entry`` for calls with a mask (`Call.mask`)."""
+    name = entry.name.removeprefix("dask.")
+    if name in ("logsumexp", "logmeanexp"):
+        return _masked_reduction(entry.slow)
+    return _masked_normalization(entry.slow, -np.inf if name == "log_softmax" else 0.0)
 
 
 def _entries():

@@ -9,7 +9,7 @@ import lsearray
 from awkward_arrays import (awkward_inputs, degenerate_logits, matmul_partner, pair_partner,
                             sampling_logits, seed_for)
 from backends import ALL_CASES, BACKEND_NAMES, assert_values, make_backend
-from registry import EXEMPT, REGISTRY, weights_for
+from registry import EXEMPT, REGISTRY, mask_for, masked, weights_for
 from reference import tolerances
 
 __all__ = []
@@ -144,13 +144,18 @@ def test_function_on_awkward_input(entry, backend, case, tmp_path):
         if call.weights:
             w = weights_for(a_np)
             kwargs["b"], kwargs_np["b"] = (w if xp.name == "numpy" else _on(xp, w)), w
+        slow = entry.slow
+        if call.mask:
+            mask = mask_for(a_np)
+            kwargs["where"], kwargs_np["where"] = (mask if xp.name == "numpy" else _on(xp, mask)), mask
+            slow = masked(entry)
         label = f"{entry.name} {call.label}"
         try:
             got = entry.fast(*args, **kwargs)
         except Exception as exc:        # report every call, not only the first
             failures.append(f"{label}: raised {exc!r}")
             continue
-        expected = quiet(entry.slow, *args_np, **kwargs_np)
+        expected = quiet(slow, *args_np, **kwargs_np)
         got, expected = (got, expected) if isinstance(expected, tuple) else ((got,), (expected,))
         dtype = _expected_dtype(xp, a, args_np + ([kwargs_np["b"]] if call.weights else []))
         if len(got) != len(expected):

@@ -82,18 +82,20 @@ def _doubling_scan(a: Any, axis: int, tau: Any, xp: ModuleType) -> Any:
     return nothing_is_constant(a, xp)
 
 
-def directed_scan(scan: Callable[[Any], Any], x: Any, axis: int, reverse: Any, exclusive: Any,
-                  xp: ModuleType) -> Any:
-    """``scan(x)``, the inclusive scan of ``x`` along ``axis``, in the directions of
-    ``tf.math.cumulative_logsumexp``: ``reverse`` scans from the end (the inclusive scan of
-    ``x`` flipped, flipped back), ``exclusive`` leaves each element out of its own output,
-    so that the first slice scanned is the empty sum ``-inf``: a constant, without
-    gradient, before the inclusive scan shifted by one."""
+def directed_scan(scan: Callable[..., Any], x: Any, axis: int, reverse: Any, exclusive: Any,
+                  xp: ModuleType, mask: Any = None) -> Any:
+    """``scan(x)``, the inclusive scan of ``x`` along ``axis`` (``scan(x, mask)`` with a
+    mask of x's shape), in the directions of ``tf.math.cumulative_logsumexp``: ``reverse``
+    scans from the end (the inclusive scan of ``x`` flipped, flipped back), ``exclusive``
+    leaves each element out of its own output, so that the first slice scanned is the
+    empty sum ``-inf``: a constant, without gradient, before the inclusive scan shifted by
+    one."""
     reverse = flag(reverse, "reverse", "logcumsumexp")
     exclusive = flag(exclusive, "exclusive", "logcumsumexp")
     if reverse:
         x = xp.flip(x, axis=axis)
-    out = scan(x)
+        mask = None if mask is None else xp.flip(mask, axis=axis)
+    out = scan(x) if mask is None else scan(x, mask)
     if exclusive and out.shape[axis] > 0:
         before = (slice(None),) * axis
         empty = xp.full_like(out[before + (slice(0, 1), ...)], -math.inf)
@@ -219,11 +221,11 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         return out if out.dtype == dtype else xp.astype(out, dtype)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
-                     exclusive: Any = False) -> Any:
+                     exclusive: Any = False, where: Any = None) -> Any:
         xp = self.xp
-        p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
+        p = self._real_prepared(a, None, temperature, "logcumsumexp", "a", where)
         axis = scan_axis(axis, len(p.shape), "logcumsumexp")
-        x = p.a
+        x = p.a if p.where is None else xp.where(p.where, p.a, array_api_lse.const(-math.inf, p.a, xp))
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
         with self.quiet():

@@ -158,14 +158,15 @@ class DaskExecutor(ArrayAPIExecutor):
         return out if out.dtype == dtype else out.astype(dtype)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
-                     exclusive: Any = False) -> Any:
+                     exclusive: Any = False, where: Any = None) -> Any:
         """Each block is scanned once; the carries (the last slice of the scan so far)
         merge into the next block with logaddexp. Reverse and exclusive scans flip and
-        shift the array lazily around it."""
-        p = self._real_prepared(a, None, temperature, "logcumsumexp", "a")
+        shift the array lazily around it; the elements a mask leaves out enter as -inf,
+        block by block."""
+        p = self._real_prepared(a, None, temperature, "logcumsumexp", "a", where)
         axis = scan_axis(axis, len(p.shape), "logcumsumexp")
         tau = p.tau  # a float: prepare took an array temperature's value
-        x = p.a
+        x = p.a if p.where is None else da.where(p.where, p.a, -np.inf).astype(p.a.dtype)
 
         def logcumsumexp_block(block: Any, axis: int) -> Any:
             return dask_tree.block_executor(block).logcumsumexp(block, axis, tau)

@@ -138,15 +138,17 @@ class NumPyExecutor(partials.PartialAlgebra):
         return _logaddexp(x1, x2, temperature_value(temperature, "logaddexp"))
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
-                     exclusive: Any = False) -> Any:
-        p = prepare(a, None, None, temperature, "logcumsumexp")
+                     exclusive: Any = False, where: Any = None) -> Any:
+        p = prepare(a, None, None, temperature, "logcumsumexp", where)
         axis = scan_axis(axis, len(p.shape), "logcumsumexp")
-        x = p.a
+        x, mask = p.a, p.where
         if axis is None:  # a view where a is C-contiguous; else the copy the kernel would make
             x, axis = x.reshape(-1), 0
-        # reverse: the kernel reads the flipped view (negative strides) in place
-        out = directed_scan(lambda y: lsecore.logcumsumexp(y, axis, p.tau), x, axis, reverse,
-                            exclusive, np_compat)
+            mask = None if mask is None else mask.reshape(-1)
+        # reverse: the kernel reads the flipped views (negative strides) in place; a mask is
+        # read beside the input, as bytes laid out as the result
+        out = directed_scan(lambda y, m=None: lsecore.logcumsumexp(y, axis, p.tau, m), x, axis,
+                            reverse, exclusive, np_compat, mask)
         return narrowed(out, p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:

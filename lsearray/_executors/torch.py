@@ -101,10 +101,10 @@ class TorchExecutor(ArrayAPIExecutor):
         return torch_ops.log_softmax(x, dims, tau)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
-                     exclusive: Any = False) -> Any:
+                     exclusive: Any = False, where: Any = None) -> Any:
         dims, tau = torch_ops.kernel_dims(a, axis), torch_ops.kernel_tau(temperature)
-        if dims is None or tau is None or type(axis) is tuple:
-            return super().logcumsumexp(a, axis, temperature, reverse, exclusive)
+        if dims is None or tau is None or type(axis) is tuple or where is not None:
+            return super().logcumsumexp(a, axis, temperature, reverse, exclusive, where)
         dim = dims[0]
         if axis is None:
             a, dim = a.reshape(-1), 0
