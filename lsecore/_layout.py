@@ -179,8 +179,15 @@ def refine(
     div = _row_divisors(divisor, out.shape, index)
     values = out.reshape(-1)[index]
     signs = np.ones(index.size) if sign is None else sign.reshape(-1)[index]
-    a_rows, b_rows = _flagged_rows(a, b, axes, index)
-    _kernel.exact_rows(a_rows, b_rows, tau, div, values, signs)
+    if _contiguous_run(a, b, axes) and _run_plan(a.shape, axes)[0][1] >= _MIN_VIEW:
+        # long slices are read in place, one call each: a gathered copy would be their size
+        for k, i in enumerate(index.tolist()):
+            a_row, b_row = _flagged_rows(a, b, axes, slice(i, i + 1))
+            _kernel.exact_rows(a_row, b_row, tau, None if div is None else div[k:k + 1],
+                               values[k:k + 1], signs[k:k + 1])
+    else:
+        a_rows, b_rows = _flagged_rows(a, b, axes, index)
+        _kernel.exact_rows(a_rows, b_rows, tau, div, values, signs)
     out.reshape(-1)[index] = values
     if sign is not None:
         sign.reshape(-1)[index] = signs
@@ -196,16 +203,20 @@ def _row_divisors(divisor: np.ndarray | float, shape: tuple[int, ...],
 
 
 def _flagged_rows(a: np.ndarray, b: np.ndarray | None, axes: tuple[int, ...],
-                  index: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+                  index: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray | None]:
     """The slices of ``a`` (and ``b``) at the flat result positions ``index``, gathered
-    as rows: a C-contiguous run of axes is indexed in its 3-D view at once, any other
-    layout through its kept axes' positions."""
+    as rows: a C-contiguous run of axes is indexed in its 3-D view at once (a slice of
+    one position there gives a view, no copy), any other layout through its kept axes'
+    positions."""
     if _contiguous_run(a, b, axes):
         (outer, size, inner), _ = _run_plan(a.shape, axes)
 
         def rows(x: np.ndarray) -> np.ndarray:
             if inner == 1:
                 return x.reshape(outer, size)[index]
+            if isinstance(index, slice):
+                o, i = divmod(index.start, inner)
+                return x.reshape(outer, size, inner)[o:o + 1, :, i]
             return x.reshape(outer, size, inner)[index // inner, :, index % inner]
     else:
         kept = [k for k in range(a.ndim) if k not in axes]
