@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from array_api_compat import device as device_of
 from array_api_compat import is_array_api_obj
-from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
+from numpy.exceptions import AxisError
+from numpy.lib.array_utils import normalize_axis_tuple
 
 __all__ = [
     "ArrayTemperature", "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
@@ -161,7 +162,10 @@ def scan_axis(axis: Any, ndim: int, func: str) -> int | None:
         axis = operator.index(axis)
     except TypeError:
         raise bad_axis(func, axis, "an integer or None") from None
-    return normalize_axis_index(axis, max(ndim, 1))
+    ndim = max(ndim, 1)
+    if not -ndim <= axis < ndim:  # NumPy's error, in Python that torch.compile traces
+        raise AxisError(axis, ndim)
+    return axis % ndim
 
 
 def prepare(a: Any, b: Any, axis: Any, temperature: Any, func: str, where: Any = None) -> Prepared:

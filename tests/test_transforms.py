@@ -39,6 +39,12 @@ CASES = {
     # without the last column, the empty sum -inf, whose finite differences are nan
     "logcumsumexp reverse exclusive": lambda x: lsearray.logcumsumexp(x, axis=1, reverse=True,
                                                                       exclusive=True)[:, :-1],
+    # masks from the sample itself (so that they are of its library and batch under vmap);
+    # every row keeps something, and -inf outputs are clipped (their finite differences are nan)
+    "logsumexp where": lambda x: lsearray.logsumexp(x, axis=1, where=x < 2.0),
+    "softmax where": lambda x: lsearray.softmax(x, axis=1, where=x < 2.0),
+    "log_softmax where": lambda x: lsearray.log_softmax(x, axis=1, where=x < 2.0).clip(min=-1e300),
+    "logcumsumexp where": lambda x: lsearray.logcumsumexp(x, axis=1, where=x < 2.0).clip(min=-1e300),
     "logaddexp": lambda x: lsearray.logaddexp(x, 0.5 * x + 1.0, temperature=0.5),
     "logmatmulexp": lambda x: lsearray.logmatmulexp(x, x.mT),
     "categorical": lambda x: lsearray.categorical(x, rng=0),
@@ -53,6 +59,16 @@ def _softmax(z, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _log(x):
+    with np.errstate(divide="ignore"):  # log 0: the -inf of what was left out
+        return np.log(x)
+
+
+def _masked_softmax(z, mask):
+    e = np.where(mask, np.exp(z - z.max(axis=1, keepdims=True)), 0.0)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 # name -> the NumPy float64 value of that call, from the sample and the standard Gumbel noise
 # that seed 0 draws in the sample's library
 REFERENCES = {
@@ -63,6 +79,11 @@ REFERENCES = {
     "logcumsumexp": lambda x, g: np.log(np.cumsum(np.exp(x), axis=1)),
     "logcumsumexp reverse exclusive":
         lambda x, g: np.log(np.cumsum(np.exp(x)[:, ::-1], axis=1))[:, ::-1][:, 1:],
+    "logsumexp where": lambda x, g: np.log(np.where(x < 2.0, np.exp(x), 0.0).sum(axis=1)),
+    "softmax where": lambda x, g: _masked_softmax(x, x < 2.0),
+    "log_softmax where": lambda x, g: _log(_masked_softmax(x, x < 2.0)).clip(min=-1e300),
+    "logcumsumexp where":
+        lambda x, g: _log(np.cumsum(np.where(x < 2.0, np.exp(x), 0.0), axis=1)).clip(min=-1e300),
     "logaddexp": lambda x, g: 0.5 * np.logaddexp(x / 0.5, (0.5 * x + 1.0) / 0.5),
     "logmatmulexp": lambda x, g: np.log(np.exp(x) @ np.exp(x).T),
     "categorical": lambda x, g: np.argmax(x + g, axis=-1),

@@ -25,7 +25,7 @@ def overflow_exponent(x: Any, shape: tuple[int, ...], axes: tuple[int, ...],
     >>> overflow_exponent(np.array([[1e308, 1e308], [1.0, 2.0]]), (2, 2), (1,), np).ravel()
     array([3., 0.])
     """
-    count = math.prod(shape[k] for k in axes)
+    count = math.prod([shape[k] for k in axes])  # a list: dynamo traces no generators here
     headroom = math.ceil(math.log2(max(count, 1))) + 3
     emax = math.frexp(float(xp.finfo(x.dtype if dtype is None else dtype).max))[1]
     mag = xp.abs(x)  # real for complex x too
@@ -68,7 +68,7 @@ def weight_exponent(b: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> An
         return 0
     if not isinstance(b, np.ndarray):
         return overflow_exponent(b, shape, axes, array_namespace(b))
-    count = math.prod(shape[k] for k in axes)
+    count = math.prod([shape[k] for k in axes])  # a list: dynamo traces no generators here
     with np.errstate(invalid="ignore"):
         big = max(abs(float(np.max(b, initial=0.0))), abs(float(np.min(b, initial=0.0))))
     if big * max(count, 1) < 2.0**1020:  # False for inf and nan too
