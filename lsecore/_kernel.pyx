@@ -146,6 +146,8 @@ cdef enum:
     SPLIT_TASKS = 16
     SPLIT_MIN = 8192
     MAX_SPLIT = 64
+    # Elements of a masked block gathered at a time (16 KiB of float64: in L1).
+    MASK_BLOCK = 2048
 
 cdef struct Tolerance:
     # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
@@ -184,6 +186,48 @@ cdef inline View _transposed(View v) noexcept nogil:
     return View(1, v.n1, v.n0, 0, v.s1, v.s0)
 
 
+cdef inline void _masked_block(const a_t *a, const View *va, const mask_t *b, const View *vb,
+                               Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,
+                               Py_ssize_t i0, Py_ssize_t i1, double inv_tau, double itl,
+                               double *m, double *w, double *t, double *c,
+                               lse_precision precision) noexcept nogil:
+    """`_block` for a mask: the elements it keeps, and -inf for the others, are gathered
+    MASK_BLOCK at a time into a buffer in L1, which the unmasked vector loops reduce. The
+    buffer is the only copy: a left-out element is never read as a number, and the result
+    is the unmasked one of ``where(mask, a, -inf)``."""
+    cdef a_t buf[MASK_BLOCK]
+    cdef Py_ssize_t nj = i1 - i0, per = max(1, MASK_BLOCK // nj), r = r0, k, j, n
+    cdef const a_t *ap
+    cdef const mask_t *bp
+    cdef a_t x
+    while r < r1:
+        n = min(per, r1 - r)
+        if nj == 1 and va.s1 == 1 and vb.s1 == 1:
+            # a contiguous row and mask: a select the compiler vectorizes, no branch
+            ap = a + o * va.s0 + r + i0 * va.s2
+            bp = b + o * vb.s0 + r + i0 * vb.s2
+            for k in range(n):
+                x = ap[k]
+                buf[k] = x if bp[k] else <a_t> -INFINITY
+        else:
+            for k in range(n):
+                ap = a + o * va.s0 + (r + k) * va.s1 + i0 * va.s2
+                bp = b + o * vb.s0 + (r + k) * vb.s1 + i0 * vb.s2
+                for j in range(nj):
+                    x = ap[j * va.s2]
+                    buf[k * nj + j] = x if bp[j * vb.s2] else <a_t> -INFINITY
+        if nj == 1:
+            if a_t is double:
+                lse_row_dd(buf, 1, NULL, 0, n, inv_tau, itl, m + i0, w + i0, t + i0, c + i0, precision)
+            else:
+                lse_row_ff(buf, 1, NULL, 0, n, inv_tau, itl, m + i0, w + i0, t + i0, c + i0, precision)
+        elif a_t is double:
+            lse_cols_dd(buf, nj, 1, NULL, 0, 0, n, nj, inv_tau, itl, m + i0, w + i0, t + i0, c + i0)
+        else:
+            lse_cols_ff(buf, nj, 1, NULL, 0, 0, n, nj, inv_tau, itl, m + i0, w + i0, t + i0, c + i0)
+        r += n
+
+
 cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *vb,
                         Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,
                         Py_ssize_t i0, Py_ssize_t i1, double inv_tau, double itl,
@@ -193,6 +237,10 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
     cdef const a_t *ap = a + o * va.s0 + r0 * va.s1 + i0 * va.s2
     cdef const b_t *bp = NULL
     cdef Py_ssize_t bs0 = 0, bs1 = 0, bs2 = 0
+    if b_t is mask_t:
+        if b != NULL:
+            _masked_block(a, va, b, vb, o, r0, r1, i0, i1, inv_tau, itl, m, w, t, c, precision)
+            return
     if b != NULL:
         bp = b + o * vb.s0 + r0 * vb.s1 + i0 * vb.s2
         bs1 = vb.s1

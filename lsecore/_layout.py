@@ -502,7 +502,10 @@ def logcumsumexp(a: np.ndarray, axis: int | None, tau: float,
         dense[...] = a
         av, ov, mv = _scan_views(dense, out, axis, mask)
     for index in np.ndindex(av.shape[:-3]):
-        _kernel.scan(av[index], ov[index], tau, None if mv is None else mv[index])
+        if mv is None:
+            _kernel.scan(av[index], ov[index], tau)
+        else:
+            _kernel.scan(av[index], ov[index], tau, mv[index])
     return out
 
 

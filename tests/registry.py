@@ -172,11 +172,23 @@ def _masked_normalization(slow, fill):
     return oracle
 
 
+def _masked_scan(slow):
+    """The oracle of a masked scan: the elements left out as -inf, which add nothing (a
+    left-out element's output is the running value)."""
+    def oracle(a, *, where, **kwargs):
+        a = np.asarray(a)
+        a = a.astype(np.float64) if a.dtype.kind in "biu" else a
+        return slow(np.where(where, a, -np.inf).astype(a.dtype), **kwargs)
+    return oracle
+
+
 def masked(entry):
     """The oracle of ``entry`` for calls with a mask (`Call.mask`)."""
     name = entry.name.removeprefix("dask.")
     if name in ("logsumexp", "logmeanexp"):
         return _masked_reduction(entry.slow)
+    if name == "logcumsumexp":
+        return _masked_scan(entry.slow)
     return _masked_normalization(entry.slow, -np.inf if name == "log_softmax" else 0.0)
 
 

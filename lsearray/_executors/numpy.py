@@ -147,8 +147,12 @@ class NumPyExecutor(partials.PartialAlgebra):
             mask = None if mask is None else mask.reshape(-1)
         # reverse: the kernel reads the flipped views (negative strides) in place; a mask is
         # read beside the input, as bytes laid out as the result
-        out = directed_scan(lambda y, m=None: lsecore.logcumsumexp(y, axis, p.tau, m), x, axis,
-                            reverse, exclusive, np_compat, mask)
+        def scan(y: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
+            if m is None:
+                return lsecore.logcumsumexp(y, axis, p.tau)
+            return lsecore.logcumsumexp(y, axis, p.tau, m)
+
+        out = directed_scan(scan, x, axis, reverse, exclusive, np_compat, mask)
         return narrowed(out, p.dtype)
 
     def logmatmulexp(self, a: Any, b: Any) -> Any:
