@@ -125,6 +125,16 @@ cdef extern from "_lse_scan.h" nogil:
                          const mask_t *mk, Py_ssize_t mr, Py_ssize_t mi, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          double tau)
+    Py_ssize_t lse_scan_block_d(const double *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                                double *out, Py_ssize_t so, Py_ssize_t n, double tau,
+                                const double *carry)
+    Py_ssize_t lse_scan_block_f(const float *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                                float *out, Py_ssize_t so, Py_ssize_t n, double tau,
+                                const double *carry)
+    void lse_exact_scan_d(const double *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                          double *out, Py_ssize_t so, Py_ssize_t n, double tau, Py_ssize_t first)
+    void lse_exact_scan_f(const float *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                          float *out, Py_ssize_t so, Py_ssize_t n, double tau, Py_ssize_t first)
     void lse_logaddexp_d(const double *x, Py_ssize_t sx, const double *y, Py_ssize_t sy,
                          double *out, Py_ssize_t so, Py_ssize_t n, double tau)
     void lse_logaddexp_f(const float *x, Py_ssize_t sx, const float *y, Py_ssize_t sy,
@@ -148,6 +158,9 @@ cdef enum:
     MAX_SPLIT = 64
     # Elements of a masked block gathered at a time (16 KiB of float64: in L1).
     MASK_BLOCK = 2048
+    # A single lane of at least twice SCAN_SPLIT elements is scanned in blocks of at least
+    # that many (at most MAX_SPLIT blocks): the same blocks on any number of threads.
+    SCAN_SPLIT = 1 << 15
 
 cdef struct Tolerance:
     # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
@@ -776,6 +789,60 @@ def softmax_rows(a, out, double tau, bint log_mode):
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 
 
+cdef int _scan_lane(const a_t *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm, a_t *out,
+                    Py_ssize_t so, Py_ssize_t n, double tau) except -1 nogil:
+    """Scan one long lane in blocks on the threads: the partials of every block but the
+    last (one read, by the reduction's loops), merged in order into each block's carry,
+    then every block scanned from its carry; the accurate tier, where a block flags an
+    output, once over the lane from the first flag."""
+    cdef Py_ssize_t nb = min(<Py_ssize_t> MAX_SPLIT, n // SCAN_SPLIT), per = (n + nb - 1) // nb
+    cdef Py_ssize_t k, r0, first = -1
+    cdef double inv_tau = 1.0 / tau, itl = _low_part(tau, inv_tau)
+    cdef int nt = lse_max_threads()
+    cdef View va = View(1, n, 1, 0, sa, 0), vm = View(1, n, 1, 0, sm, 0)
+    # per block: the partial of its elements (4 doubles), then its carry (4), then its flag
+    cdef double *buf = <double *> malloc(9 * nb * sizeof(double))
+    if buf == NULL:
+        with gil:
+            raise MemoryError()
+    for k in range(nb):
+        buf[9 * k], buf[9 * k + 1], buf[9 * k + 2], buf[9 * k + 3] = -INFINITY, 0.0, 0.0, 0.0
+    for k in prange(nb - 1, num_threads=nt, schedule="static"):
+        if mk == NULL:
+            _block(a, &va, <const a_t *> NULL, &va, 0, k * per, (k + 1) * per, 0, 1, inv_tau, itl,
+                   buf + 9 * k, buf + 9 * k + 1, buf + 9 * k + 2, buf + 9 * k + 3, LSE_EXACT)
+        else:
+            _block(a, &va, mk, &vm, 0, k * per, (k + 1) * per, 0, 1, inv_tau, itl,
+                   buf + 9 * k, buf + 9 * k + 1, buf + 9 * k + 2, buf + 9 * k + 3, LSE_EXACT)
+    buf[4], buf[5], buf[6], buf[7] = -INFINITY, 0.0, 0.0, 0.0
+    for k in range(1, nb):
+        buf[9 * k + 4], buf[9 * k + 5] = buf[9 * k - 5], buf[9 * k - 4]
+        buf[9 * k + 6], buf[9 * k + 7] = buf[9 * k - 3], buf[9 * k - 2]
+        lse_merge(buf + 9 * k + 4, buf + 9 * k + 5, buf + 9 * k + 6, buf + 9 * k + 7,
+                  buf[9 * k - 9], buf[9 * k - 8], buf[9 * k - 7], buf[9 * k - 6], inv_tau, itl)
+    for k in prange(nb, num_threads=nt, schedule="static"):
+        r0 = k * per
+        if a_t is double:
+            buf[9 * k + 8] = lse_scan_block_d(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm, sm,
+                                              out + r0 * so, so, min(per, n - r0), tau,
+                                              NULL if k == 0 else buf + 9 * k + 4)
+        else:
+            buf[9 * k + 8] = lse_scan_block_f(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm, sm,
+                                              out + r0 * so, so, min(per, n - r0), tau,
+                                              NULL if k == 0 else buf + 9 * k + 4)
+    for k in range(nb):
+        if buf[9 * k + 8] >= 0:
+            first = k * per + <Py_ssize_t> buf[9 * k + 8]
+            break
+    free(buf)
+    if first >= 0 and <const void *> a != <const void *> out:
+        if a_t is double:
+            lse_exact_scan_d(a, sa, mk, sm, out, so, n, tau, first)
+        else:
+            lse_exact_scan_f(a, sa, mk, sm, out, so, n, tau, first)
+    return 0
+
+
 cdef int _scan_run(const a_t *a, View va, const mask_t *mk, View vm, a_t *out, View vo,
                    double tau) except -1 nogil:
     """Scan a 3-D view along its middle axis into the view ``out`` of the same shape
@@ -792,6 +859,8 @@ cdef int _scan_run(const a_t *a, View va, const mask_t *mk, View vm, a_t *out, V
     cdef int nt = lse_max_threads()
     cdef Py_ssize_t k, o, i0, nj
     cdef const mask_t *mp
+    if ntasks == 1 and tile == 1 and va.n1 >= 2 * SCAN_SPLIT:
+        return _scan_lane(a, va.s1, mk, vm.s1, out, vo.s1, va.n1, tau)
     if va.n0 * va.n1 * va.n2 < MIN_PARALLEL:
         nt = 1
     for k in prange(ntasks, num_threads=nt, schedule="static"):
