@@ -549,7 +549,7 @@ def logdiffexp(x1: Any, x2: Any, tau: float, dtype: np.dtype,
     >>> import numpy as np
     >>> logdiffexp(np.array([0.0, 1.0, 1.0]), np.array([-50.0, 1.0, 2.0]), 1.0,
     ...            np.dtype(np.float64))
-    array([-1.92874985e-22,            -inf,                nan])
+    array([-1.92874985e-22,            -inf,             nan])
     """
     ops = [x1, x2, None] + ([None] if return_sign else [])
     it = np.nditer(
