@@ -125,6 +125,16 @@ def test_logdiffexp_within_one_ulp(dtype, temperature):
     assert worst <= 1.0, (worst, u[int(np.argmax(errors))], v[int(np.argmax(errors))])
 
 
+def test_the_one_ulp_bound_fails_the_plain_logdiffexp():
+    """The pairs above tell one ulp from x1 + log1mexp(x2 - x1) in plain float64: the rounded
+    difference alone costs it many ulps."""
+    u, v = _difference_pairs(np.float64, seed=10)
+    z = v - u
+    with np.errstate(divide="ignore"):
+        plain = u + np.where(z > -LN2, np.log(-np.expm1(z)), np.log1p(-np.exp(z)))
+    assert worst_ulps(plain, _exact(u, v, 1.0), np.float64) > 1.0
+
+
 def test_logdiffexp_near_equal_arguments_far_from_zero():
     """x1 and x2 one to a few ulps apart: the difference is exact, the result ~ x1 + log(gap)."""
     x1 = np.array([1.0, 1e10, -1e10, 1e300, 700.0, -700.0])
