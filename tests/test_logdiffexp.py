@@ -6,6 +6,8 @@ import warnings
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lsearray
 from backends import assert_values, make_backend
@@ -133,6 +135,41 @@ def test_the_one_ulp_bound_fails_the_plain_logdiffexp():
     with np.errstate(divide="ignore"):
         plain = u + np.where(z > -LN2, np.log(-np.expm1(z)), np.log1p(-np.exp(z)))
     assert worst_ulps(plain, _exact(u, v, 1.0), np.float64) > 1.0
+
+
+@st.composite
+def _drawn_pairs(draw, dtype):
+    """x1 any finite float of dtype; x2 below it by a drawn number of ulps (1 to 2^40) or by a
+    drawn finite gap; a drawn temperature."""
+    width = 64 if dtype == np.float64 else 32
+    x1 = draw(st.floats(allow_nan=False, allow_infinity=False, width=width))
+    if draw(st.booleans()):
+        x2 = np.dtype(dtype).type(x1)
+        steps = draw(st.integers(0, 40))
+        with np.errstate(over="ignore"):  # below the most negative float, or its spacing: dropped
+            for _ in range(draw(st.integers(1, 4))):
+                x2 = np.nextafter(x2, np.dtype(dtype).type(-inf))
+            x2 = np.dtype(dtype).type(float(x2) - float(np.spacing(abs(np.dtype(dtype).type(x1))))
+                                      * (2.0**steps - 1))
+    else:
+        x2 = np.dtype(dtype).type(x1 - draw(st.floats(1e-30, 1e4)))
+    tau = draw(st.sampled_from([1.0, 0.5, 3.0, 1e-3, 1e3]))
+    return np.dtype(dtype).type(x1), x2, tau
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_drawn_pairs_within_one_ulp(dtype):
+    @settings(max_examples=300, derandomize=True, deadline=None)
+    @given(_drawn_pairs(dtype))
+    def check(pair):
+        x1, x2, tau = pair
+        if not (np.isfinite(x2) and x1 > x2):
+            return
+        got = lsearray.logdiffexp(x1, x2, temperature=tau)
+        exact = mp_logdiffexp(x1, x2, tau)
+        assert float(abs(mpmath.mpf(float(got)) - exact)) <= _allowed(exact, x1, dtype), (x1, x2, tau)
+
+    check()
 
 
 def test_logdiffexp_near_equal_arguments_far_from_zero():
