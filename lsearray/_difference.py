@@ -63,8 +63,8 @@ def logdiffexp(x1: Any, x2: Any, *, temperature: float = 1.0, return_sign: bool 
     divided by ``tau`` in double-double, ``exp``, ``expm1`` and the logs are evaluated
     in double-double, and ``x1 + tau * log1mexp`` is summed in double-double and
     rounded once, so float64 and float32 results are within one ulp of the exact value
-    (measured against mpmath on some 4,500 pairs per dtype, near-equal arguments and
-    huge magnitudes among them: at most 0.50 ulp), also where ``x1 - x2`` rounds. Where
+    (measured against mpmath on some 4,500 float64 and 3,600 float32 pairs, near-equal
+    arguments and huge magnitudes among them: at most 0.50 ulp), also where ``x1 - x2`` rounds. Where
     ``x1`` and the log term cancel to a result below about 2^-48 of ``|x1|`` the error
     is instead an absolute 2^-100 of ``|x1|`` or so. The same formula in plain float64
     is off by many ulps where ``x1 - x2`` rounds. Dask arrays go through the kernel
@@ -130,7 +130,7 @@ def log1mexp(x: Any) -> Any:
     -----
     NumPy (and dask) input runs the kernel of `logdiffexp`, in double-double, rounded
     once: within one ulp of the exact value in float64 and float32 (measured against
-    mpmath on some 2,000 points per dtype, near 0, on both sides of ``-ln 2``, tiny,
+    mpmath on some 20,000 points per dtype, near 0, on both sides of ``-ln 2``, tiny,
     subnormal and large negative: at most 0.57 ulp in float64, where results near the
     subnormal range lose the last bits of their double-double tail, and 0.50 in
     float32), where the plain switch in float64 reaches about 1.2 ulp. Other backends
