@@ -61,15 +61,15 @@ def logdiffexp(x1: Any, x2: Any, *, temperature: float = 1.0, return_sign: bool 
     -----
     NumPy input runs the lsecore kernel: the difference ``x2 - x1`` is carried exactly,
     divided by ``tau`` in double-double, ``exp``, ``expm1`` and the logs are evaluated
-    in double-double, and ``x1 + tau * log1mexp`` is summed in double-double and
-    rounded once, so float64 and float32 results are within one ulp of the exact value
-    (measured against mpmath on some 4,500 float64 and 3,600 float32 pairs, near-equal
-    arguments and huge magnitudes among them: at most 0.50 ulp), also where ``x1 - x2``
-    rounds. Where ``x1`` and the log term cancel to a result below about 2^-48 of
-    ``|x1|`` the error is instead an absolute 2^-100 of ``|x1|`` or so. The same formula
-    in plain float64 is off by many ulps where ``x1 - x2`` rounds; the double-double
-    steps cost some five times `logaddexp`'s time per element. Dask arrays go through
-    the kernel block by block, lazily; other backends (torch, JAX, array-api-strict, ...) use their
+    in double-double, and ``x1 + tau * log1mexp`` is summed in double-double and rounded
+    once, so float64 and float32 results are within one ulp of the exact value (measured
+    against mpmath on some 4,500 float64 and 3,600 float32 pairs, near-equal arguments
+    and huge magnitudes among them: at most 0.50 ulp), also where ``x1 - x2`` rounds.
+    Where ``x1`` and the log term cancel to a result below about 2^-48 of ``|x1|`` the
+    error is instead an absolute 2^-100 of ``|x1|`` or so. The same formula in plain
+    float64 is off by many ulps where ``x1 - x2`` rounds; the double-double steps cost
+    some five times `logaddexp`'s time per element. Dask arrays go through the kernel
+    block by block, lazily; other backends (torch, JAX, array-api-strict, ...) use their
     own ``expm1``, ``log1p``, ``exp`` and ``log`` on the same formula, differentiably:
     the gradient in ``x1`` is ``1 / (1 - exp((x2 - x1) / tau))`` and in ``x2`` one minus
     that, finite everywhere off the pole ``x1 == x2`` (where it is not: the function
