@@ -80,8 +80,8 @@ def logdiffexp(x1: Any, x2: Any, *, temperature: float = 1.0, return_sign: bool 
     ``log(exp(max(x, y)) - exp(min(x, y)))``, the absolute difference even without the
     sign; this function gives nan for ``x1 < x2`` unless asked for the sign, as
     `scipy.special.logsumexp` does for a negative sum, so that a swapped pair does not
-    pass unnoticed. With ``return_sign=True`` both give the same pair (the sign here is 0
-    rather than +1 for equal arguments). PyTorch has neither this nor `log1mexp`
+    pass unnoticed. With ``return_sign=True`` both give the log of the absolute
+    difference and its sign (0 here for equal arguments). PyTorch has neither this nor `log1mexp`
     (pytorch/pytorch issue #39242).
 
     Examples
