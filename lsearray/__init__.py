@@ -2,6 +2,7 @@
 
 import importlib.metadata as _metadata
 
+from lsearray._difference import log1mexp, logdiffexp
 from lsearray._executors.numpy import build_info
 from lsearray._matmul import logmatmulexp
 from lsearray._online import OnlineLogSumExp
@@ -18,6 +19,6 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that is no
 del _metadata
 
 __all__ = [
-    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "log_softmax", "logaddexp",
-    "logcumsumexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
+    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "log1mexp", "log_softmax",
+    "logaddexp", "logcumsumexp", "logdiffexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
 ]

@@ -13,9 +13,9 @@ except ModuleNotFoundError as error:
         "package, or build it in place with: pip install -e ."
     ) from None
 
-from lsecore._layout import logaddexp, logcumsumexp, reduce_finalized, reduce_partials, refine
+from lsecore._layout import logaddexp, logcumsumexp, logdiffexp, reduce_finalized, reduce_partials, refine
 
 __all__ = [
-    "build_info", "finalize", "logaddexp", "logcumsumexp", "max_threads", "merge", "reduce_finalized",
+    "build_info", "finalize", "logaddexp", "logcumsumexp", "logdiffexp", "max_threads", "merge", "reduce_finalized",
     "reduce_partials", "refine", "set_max_threads", "xla_handlers",
 ]

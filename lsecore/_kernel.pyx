@@ -8,7 +8,7 @@ from libc.math cimport INFINITY, NAN, fma
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp",
-           "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan",
+           "logdiffexp", "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan",
            "set_max_threads", "simd", "softmax_rows", "xla_handlers"]
 
 ctypedef fused a_t:
@@ -1172,3 +1172,52 @@ def xla_handlers():
             "lsearray_logmeanexp": PyCapsule_New(<void *> _xla_logmeanexp, NULL, NULL),
             "lsearray_softmax": PyCapsule_New(<void *> _xla_softmax, NULL, NULL),
             "lsearray_log_softmax": PyCapsule_New(<void *> _xla_log_softmax, NULL, NULL)}
+
+
+cdef extern from "_lse_diff.h" nogil:
+    void lse_logdiffexp_d(const double *x, Py_ssize_t sx, const double *y, Py_ssize_t sy,
+                          double *out, Py_ssize_t so, double *sign, Py_ssize_t ss,
+                          Py_ssize_t n, double tau)
+    void lse_logdiffexp_f(const float *x, Py_ssize_t sx, const float *y, Py_ssize_t sy,
+                          float *out, Py_ssize_t so, float *sign, Py_ssize_t ss,
+                          Py_ssize_t n, double tau)
+
+
+def logdiffexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out not None,
+               a_t[:] sign, double tau):
+    """Write ``tau log(exp(x1 / tau) - exp(x2 / tau))`` into ``out``, elementwise.
+
+    ``x1 + tau log1mexp((x2 - x1) / tau)`` with the difference, the exp and the logs
+    carried in double-double, rounded once to ``out``'s dtype. Without ``sign``,
+    ``x1 < x2`` gives nan; with it, the log of ``|exp(x1 / tau) - exp(x2 / tau)|`` and its
+    sign (+1, -1, 0 where equal, nan where the result is nan). Equal arguments give
+    ``-inf``, but two ``+inf`` give nan; ``x2 = -inf`` gives ``x1``; a nan gives nan.
+
+    Parameters
+    ----------
+    x1, x2 : float32 or float64 memoryviews of out's length, any strides (0 too)   # IN
+    out : memoryview of x1's dtype, any strides                        # OUT
+    sign : memoryview of x1's dtype and out's length, or None           # OUT
+    tau : float
+        The temperature, positive and finite.
+    """
+    cdef Py_ssize_t n = out.shape[0], isz = sizeof(a_t), ss = 0
+    cdef a_t *sp = NULL
+    if x1.shape[0] != n or x2.shape[0] != n:
+        raise ValueError(f"x1 and x2 must have the length of out ({n}), got "
+                         f"{x1.shape[0]} and {x2.shape[0]}")
+    if sign is not None:
+        if sign.shape[0] != n:
+            raise ValueError(f"sign must have the length of out ({n}), got {sign.shape[0]}")
+        if n > 0:
+            sp = &sign[0]
+            ss = sign.strides[0] // isz
+    if n == 0:
+        return
+    with nogil:
+        if a_t is double:
+            lse_logdiffexp_d(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
+                             &out[0], out.strides[0] // isz, sp, ss, n, tau)
+        else:
+            lse_logdiffexp_f(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
+                             &out[0], out.strides[0] // isz, sp, ss, n, tau)

@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from lsecore import _kernel
 
-__all__ = ["logaddexp", "logcumsumexp", "reduce_finalized", "reduce_partials", "refine", "run_view"]
+__all__ = ["logaddexp", "logcumsumexp", "logdiffexp", "reduce_finalized", "reduce_partials", "refine", "run_view"]
 
 
 class _Dim(NamedTuple):
@@ -545,4 +545,50 @@ def logaddexp(x1: Any, x2: Any, tau: float, dtype: np.dtype) -> np.ndarray:
     with it:
         for u, v, o in it:
             _kernel.logaddexp(u, v, o, tau)
+        return it.operands[2]
+
+
+def logdiffexp(x1: Any, x2: Any, tau: float, dtype: np.dtype,
+               return_sign: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """``tau log(exp(x1 / tau) - exp(x2 / tau))``, elementwise with broadcasting.
+
+    Parameters
+    ----------
+    x1, x2 : array_like of real numbers, broadcastable
+        Read as ``dtype`` (cast in small buffers where they differ); only read.
+    tau : float
+        The temperature, positive and finite.
+    dtype : float32 or float64
+        The dtype of the result (and of the sign); the computation runs in float64
+        double-double and rounds once.
+    return_sign : bool
+        Whether to return the log of ``|exp(x1 / tau) - exp(x2 / tau)|`` and its sign
+        (+1, -1, 0) rather than nan where ``x1 < x2``.
+
+    Returns
+    -------
+    out : ndarray of dtype, or (out, sign)
+        The broadcast shape, in the inputs' memory order (0-d for 0-d inputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> logdiffexp(np.array([0.0, 1.0, 1.0]), np.array([-50.0, 1.0, 2.0]), 1.0,
+    ...            np.dtype(np.float64))
+    array([-1.92874985e-22,            -inf,             nan])
+    """
+    ops = [x1, x2, None] + ([None] if return_sign else [])
+    it = np.nditer(
+        ops,
+        flags=["external_loop", "buffered", "grow_inner", "zerosize_ok"],
+        op_flags=[["readonly"], ["readonly"]] + [["writeonly", "allocate"]] * (len(ops) - 2),
+        op_dtypes=[dtype] * len(ops),
+        casting="same_kind",
+        buffersize=1 << 13,
+    )
+    with it:
+        for u, v, o, *s in it:
+            _kernel.logdiffexp(u, v, o, s[0] if s else None, tau)
+        if return_sign:
+            return it.operands[2], it.operands[3]
         return it.operands[2]

@@ -37,6 +37,10 @@ __all__ = [
     "ld_normalize",
     "slow_logaddexp",
     "mp_logaddexp",
+    "slow_logdiffexp",
+    "slow_log1mexp",
+    "mp_logdiffexp",
+    "mp_log1mexp",
     "slow_logcumsumexp",
     "mp_logcumsumexp",
     "prefix_softmax_jacobian",
@@ -640,6 +644,62 @@ def mp_logaddexp(x1, x2, temperature=1.0):
     with mpmath.workdps(80):
         tau, x1, x2 = (mpmath.mpf(float(v)) for v in (temperature, x1, x2))
         return max(x1, x2) + tau * mpmath.log1p(mpmath.exp(-abs(x1 - x2) / tau))
+
+
+def _ld_log1mexp(z):
+    """log(1 - exp(z)) in long double by Maechler's switch, nan above 0 (z long double)."""
+    with np.errstate(all="ignore"):
+        near = z > -np.log(np.longdouble(2))
+        return np.where(near, np.log(-np.expm1(np.where(near, z, -1))),
+                        np.log1p(-np.exp(np.where(near, -1, z))))
+
+
+def slow_log1mexp(x):
+    """log(1 - exp(x)) by NumPy in long double, as float64: -inf at 0, 0 at -inf, nan above 0."""
+    return _ld_log1mexp(np.asarray(x).astype(np.longdouble)).astype(np.float64)
+
+
+def slow_logdiffexp(x1, x2, temperature=1.0, return_sign=False):
+    """tau log(exp(x1 / tau) - exp(x2 / tau)) by NumPy in long double, as float64, with the
+    special values written out case by case: nan for x1 < x2 (or, with return_sign, the log of
+    the absolute difference and its sign), -inf for equal arguments but nan for two +inf, x1
+    for x2 = -inf."""
+    tau = np.longdouble(temperature)
+    x1, x2 = np.broadcast_arrays(np.asarray(x1).astype(np.longdouble), np.asarray(x2).astype(np.longdouble))
+    hi, lo = (np.maximum(x1, x2), np.minimum(x1, x2)) if return_sign else (x1, x2)
+    with np.errstate(all="ignore"):
+        out = hi + tau * _ld_log1mexp((lo - hi) / tau)
+        out = np.where(lo == -np.inf, hi, out)
+        out = np.where(hi == lo, np.where(hi == np.inf, np.nan, -np.inf), out)
+        out = np.where(hi == np.inf, np.where(lo == np.inf, np.nan, np.inf), out)
+        out = np.where(np.isnan(x1) | np.isnan(x2) | (hi < lo), np.nan, out)
+    out = out.astype(np.float64)
+    if not return_sign:
+        return out
+    sign = np.where(x1 > x2, 1.0, np.where(x1 < x2, -1.0, 0.0))
+    return out, np.where(np.isnan(out), np.nan, sign)
+
+
+def mp_log1mexp(x):
+    """The exact log(1 - exp(x)) of the float x (to 80 digits; mpmath's log1p and expm1 keep the
+    bits of a tiny exp(x) and of 1 - exp(x) near 0)."""
+    with mpmath.workdps(80):
+        x = mpmath.mpf(float(x))
+        if x > 0 or mpmath.isnan(x):
+            return MP_NAN
+        if x == 0:
+            return -MP_INF
+        return mpmath.log(-mpmath.expm1(x)) if x > -0.5 else mpmath.log1p(-mpmath.exp(x))
+
+
+def mp_logdiffexp(x1, x2, temperature=1.0):
+    """The exact tau log(exp(x1 / tau) - exp(x2 / tau)) of the floats given, x1 > x2 finite
+    (to 80 digits): x1 + tau log1mexp((x2 - x1) / tau), the difference exact."""
+    with mpmath.workdps(80):
+        tau, x1, x2 = (mpmath.mpf(float(v)) for v in (temperature, x1, x2))
+        z = (x2 - x1) / tau
+        term = mpmath.log(-mpmath.expm1(z)) if z > -0.5 else mpmath.log1p(-mpmath.exp(z))
+        return x1 + tau * term
 
 
 def slow_logcumsumexp(a, axis=None, temperature=1.0, reverse=False, exclusive=False):

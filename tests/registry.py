@@ -10,9 +10,11 @@ import numpy as np
 
 from awkward_arrays import row_axis
 from reference import (
+    slow_log1mexp,
     slow_log_softmax,
     slow_logaddexp,
     slow_logcumsumexp,
+    slow_logdiffexp,
     slow_logmatmulexp,
     slow_logmeanexp,
     slow_logsumexp,
@@ -129,6 +131,17 @@ def _pair(ndim):
     return [Call("x1 x2", ("a", "pair")), Call("x2 x1 tau=0.5", ("pair", "a"), kwargs=dict(temperature=0.5))]
 
 
+def _difference(ndim):
+    """x1 >= x2 is not asked of the awkward pairs: where it fails the result is nan, or, with the
+    sign, the log of the absolute difference."""
+    return [Call("x1 x2", ("a", "pair")),
+            Call("x2 x1 tau=0.5 return_sign", ("pair", "a"), kwargs=dict(temperature=0.5, return_sign=True))]
+
+
+def _unary(ndim):
+    return [Call("x")]
+
+
 def _matrix(ndim):
     return [Call("a @ b", ("a", "matrix"))]
 
@@ -200,6 +213,8 @@ def _entries():
         Entry("softmax", lsa, "softmax", slow_softmax, _with_axis(_rowwise)),
         Entry("log_softmax", lsa, "log_softmax", slow_log_softmax, _with_axis(_rowwise)),
         Entry("logaddexp", lsa, "logaddexp", slow_logaddexp, _pair),
+        Entry("logdiffexp", lsa, "logdiffexp", slow_logdiffexp, _difference),
+        Entry("log1mexp", lsa, "log1mexp", slow_log1mexp, _unary),
         Entry("logcumsumexp", lsa, "logcumsumexp", slow_logcumsumexp, _with_axis(_scans)),
         Entry("logmatmulexp", lsa, "logmatmulexp", slow_logmatmulexp, _matrix),
         Entry("OnlineLogSumExp", lsa, "OnlineLogSumExp", _slow_online, _online, wrap=online_logsumexp),

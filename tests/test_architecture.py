@@ -50,8 +50,8 @@ def test_no_backend_knowledge_outside_the_executors(rel, tree):
     assert not names & PREDICATES, f"lsearray/{rel} calls {sorted(names & PREDICATES)}"
 
 
-@pytest.mark.parametrize("rel", ["_reductions.py", "_softmax.py", "_pairwise.py", "_scan.py",
-                                 "_matmul.py"])
+@pytest.mark.parametrize("rel", ["_reductions.py", "_softmax.py", "_pairwise.py", "_difference.py",
+                                 "_scan.py", "_matmul.py"])
 def test_public_functions_hand_their_calls_to_the_delegation_layer(rel):
     tree = ast.parse((PACKAGE / rel).read_text())
     modules = {full for top, full, _ in _imported(tree) if top == "lsearray"}

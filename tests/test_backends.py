@@ -14,6 +14,7 @@ import pytest
 import lsearray
 from backends import assert_values, make_backend
 from reference import (
+    mp_logdiffexp,
     mp_logmeanexp,
     mp_logsumexp,
     normalize_axes,
@@ -285,6 +286,8 @@ def _extreme_tau_case(name, a_np, b_np, tau, xp):
             "log_softmax": (lambda: lsearray.log_softmax(a, **kw), lambda: log_p),
             "logaddexp": (lambda: lsearray.logaddexp(a, xp.make(a_np[::-1]), **kw),
                           lambda: [mp_lse([x, y], tau) for x, y in zip(a_np, a_np[::-1])]),
+            "logdiffexp": (lambda: lsearray.logdiffexp(b, a, **kw),
+                           lambda: [mp_logdiffexp(y, x, tau) for x, y in zip(a_np, b_np)]),
             "logcumsumexp": (lambda: lsearray.logcumsumexp(a, **kw),
                              lambda: [mp_lse(a_np[:k + 1], tau) for k in range(a_np.size)]),
         }
@@ -295,7 +298,7 @@ def _extreme_tau_case(name, a_np, b_np, tau, xp):
 @pytest.mark.parametrize("tau", EXTREME_TAUS)
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 @pytest.mark.parametrize("name", ["logsumexp", "logsumexp-b", "softmax", "log_softmax", "logaddexp",
-                                  "logcumsumexp"])
+                                  "logdiffexp", "logcumsumexp"])
 def test_temperature_outside_the_dtype_range(xp, name, dtype, tau):
     """tau and 1 / tau outside the dtype's range are applied in exact power-of-two steps: every
     result is mpmath's value rounded to the dtype (inf where it overflows), never nan."""

@@ -406,7 +406,9 @@ def test_nothing_computes_on_call():
     outs = [ldask.logsumexp(x), ldask.logsumexp(x, b=x, return_sign=True)[0],
             ldask.logmeanexp(x), ldask.softmax(x), ldask.log_softmax(x),
             lsearray.logsumexp(x), lsearray.logmeanexp(x), lsearray.softmax(x),
-            lsearray.log_softmax(x), ldask.logsumexp(x, b=np.ones(80), temperature=2.0)]
+            lsearray.log_softmax(x), ldask.logsumexp(x, b=np.ones(80), temperature=2.0),
+            lsearray.logdiffexp(x, x - 1.0), lsearray.logdiffexp(x - 1.0, x, return_sign=True)[1],
+            lsearray.log1mexp(-da.abs(x))]
     assert all(isinstance(o, da.Array) for o in outs)
     assert rec.counts == {}
     _close(outs[0].compute(scheduler=SYNC), lsearray.logsumexp(rec.numpy))

@@ -160,6 +160,7 @@ TAU_FUNCS = {
     "softmax": lambda x, tau: lsearray.softmax(x, temperature=tau),
     "log_softmax": lambda x, tau: lsearray.log_softmax(x, temperature=tau),
     "logaddexp": lambda x, tau: lsearray.logaddexp(x, x, temperature=tau),
+    "logdiffexp": lambda x, tau: lsearray.logdiffexp(x + 1.0, x, temperature=tau),
     "logcumsumexp": lambda x, tau: lsearray.logcumsumexp(x, temperature=tau),
     "gumbel_softmax": lambda x, tau: lsearray.gumbel_softmax(x, temperature=tau, rng=0),
     "OnlineLogSumExp": lambda x, tau: lsearray.OnlineLogSumExp(temperature=tau).update(x),
@@ -177,7 +178,8 @@ def test_temperature_below_the_smallest_normal_float64_raises(xp, name, tau):
         TAU_FUNCS[name](x, tau)
 
 
-@pytest.mark.parametrize("name", ["logsumexp", "logmeanexp", "softmax", "logaddexp", "logcumsumexp"])
+@pytest.mark.parametrize("name", ["logsumexp", "logmeanexp", "softmax", "logaddexp", "logdiffexp",
+                                  "logcumsumexp"])
 def test_array_temperature_below_the_smallest_normal_float64_raises(xp, name):
     """An array temperature whose value is known is checked as a float, before any cast to the
     input's dtype (1e-310 would be 0 in float32)."""
@@ -201,7 +203,7 @@ def test_smallest_normal_float64_temperature_is_accepted(xp, name, dtype):
         gap = float(np.float64(-1.0 / SMALLEST_NORMAL).astype(dtype))
     expected = {"logsumexp": 2.0, "logmeanexp": 2.0, "softmax": [0.0, 0.5, 0.5],
                 "log_softmax": [gap - LOG2, -LOG2, -LOG2], "logaddexp": [1.0, 2.0, 2.0],
-                "logcumsumexp": [1.0, 2.0, 2.0], "OnlineLogSumExp": 2.0}.get(name)
+                "logdiffexp": [2.0, 3.0, 3.0], "logcumsumexp": [1.0, 2.0, 2.0], "OnlineLogSumExp": 2.0}.get(name)
     if name == "gumbel_softmax":  # one-hot: the noisy max takes all the mass
         got = xp.to_numpy(got)
         assert sorted(got.tolist()) == [0.0, 0.0, 1.0], got

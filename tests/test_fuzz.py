@@ -309,6 +309,8 @@ def _with_tau(path: Path, func: str, tau: float):
         return lambda: lsearray.OnlineLogSumExp(axis=0, temperature=tau).update(x).result()
     if func == "logaddexp":
         return lambda: lsearray.logaddexp(x, x, temperature=tau)
+    if func == "logdiffexp":
+        return lambda: lsearray.logdiffexp(x, x, temperature=tau)
     if func in ("gumbel_softmax",):
         return lambda: lsearray.gumbel_softmax(x, temperature=tau, rng=0)
     mod = path.dask if path.name == "dask" and func in ("logsumexp", "logmeanexp", "softmax", "log_softmax") \
@@ -316,8 +318,8 @@ def _with_tau(path: Path, func: str, tau: float):
     return lambda: getattr(mod, func)(x, axis=-1, temperature=tau)
 
 
-TAU_FUNCS = ["logsumexp", "logmeanexp", "softmax", "log_softmax", "logaddexp", "logcumsumexp",
-             "gumbel_softmax", "OnlineLogSumExp"]
+TAU_FUNCS = ["logsumexp", "logmeanexp", "softmax", "log_softmax", "logaddexp", "logdiffexp",
+             "logcumsumexp", "gumbel_softmax", "OnlineLogSumExp"]
 
 
 @pytest.mark.parametrize("func", TAU_FUNCS)

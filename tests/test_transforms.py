@@ -46,6 +46,11 @@ CASES = {
     "log_softmax where": lambda x: lsearray.log_softmax(x, axis=1, where=x < 2.0).clip(min=-1e300),
     "logcumsumexp where": lambda x: lsearray.logcumsumexp(x, axis=1, where=x < 2.0).clip(min=-1e300),
     "logaddexp": lambda x: lsearray.logaddexp(x, 0.5 * x + 1.0, temperature=0.5),
+    # x2 = x - 1 - x^2 / 10 lies at least 1 below x1 = x: away from the pole x1 == x2
+    "logdiffexp": lambda x: lsearray.logdiffexp(x, x - 1.0 - 0.1 * x * x, temperature=0.5),
+    # x1 < x2 everywhere (|x| < 16): the log of exp(x2) - exp(x1), sign -1
+    "logdiffexp return_sign": lambda x: lsearray.logdiffexp(x, 0.5 * x + 8.0, return_sign=True)[0],
+    "log1mexp": lambda x: lsearray.log1mexp(-0.1 - x * x),
     "logmatmulexp": lambda x: lsearray.logmatmulexp(x, x.mT),
     "categorical": lambda x: lsearray.categorical(x, rng=0),
     "gumbel_softmax": lambda x: lsearray.gumbel_softmax(x, temperature=0.5, rng=0),
@@ -85,6 +90,9 @@ REFERENCES = {
     "logcumsumexp where":
         lambda x, g: _log(np.cumsum(np.where(x < 2.0, np.exp(x), 0.0), axis=1)).clip(min=-1e300),
     "logaddexp": lambda x, g: 0.5 * np.logaddexp(x / 0.5, (0.5 * x + 1.0) / 0.5),
+    "logdiffexp": lambda x, g: 0.5 * np.log(np.exp(x / 0.5) - np.exp((x - 1.0 - 0.1 * x * x) / 0.5)),
+    "logdiffexp return_sign": lambda x, g: np.log(np.exp(0.5 * x + 8.0) - np.exp(x)),
+    "log1mexp": lambda x, g: np.log(-np.expm1(-0.1 - x * x)),
     "logmatmulexp": lambda x, g: np.log(np.exp(x) @ np.exp(x).T),
     "categorical": lambda x, g: np.argmax(x + g, axis=-1),
     "gumbel_softmax": lambda x, g: _softmax((x + g) / 0.5, -1),

@@ -1,4 +1,4 @@
-"""asv benchmarks: lsearray logaddexp, logcumsumexp and logmatmulexp beside their numpy recipes.
+"""asv benchmarks: lsearray logaddexp, logdiffexp, log1mexp, logcumsumexp and logmatmulexp beside their numpy recipes.
 
 Every class builds its seeded, cached input in ``setup`` (``common.py``) and limits the
 OpenMP/BLAS pools to one thread with threadpoolctl; ``teardown`` restores the limits. The
@@ -12,7 +12,7 @@ import lsearray
 
 from .common import DTYPES, SHAPE_SCAN, ThreadLimited, get_1d, get_2d, get_second, limit_threads
 
-__all__ = ["Logaddexp", "Logcumsumexp", "LogcumsumexpDirections", "Logmatmulexp"]
+__all__ = ["Logaddexp", "Logcumsumexp", "LogcumsumexpDirections", "Logdiffexp", "Logmatmulexp"]
 
 
 def _shifted_logmatmulexp(a, b):
@@ -35,6 +35,30 @@ class Logaddexp(ThreadLimited):
 
     def time_numpy_logaddexp(self, size):
         np.logaddexp(self.x1, self.x2)
+
+
+class Logdiffexp(ThreadLimited):
+    """Elementwise ``logdiffexp`` of two 1-D float64 arrays (x1 >= x2) and ``log1mexp`` of their
+    difference; numpy's recipe is Maechler's switch on ``np.expm1`` / ``np.log1p``."""
+    params = [[1_000_000, 10_000_000]]
+    param_names = ["size"]
+
+    def setup(self, size):
+        x1, x2 = get_1d(size), get_second(size)
+        self.x1, self.x2 = np.maximum(x1, x2), np.minimum(x1, x2)
+        self.z = self.x2 - self.x1
+        limit_threads(self, 1)
+
+    def time_logdiffexp(self, size):
+        lsearray.logdiffexp(self.x1, self.x2)
+
+    def time_log1mexp(self, size):
+        lsearray.log1mexp(self.z)
+
+    def time_numpy_log1mexp(self, size):
+        z = self.z
+        with np.errstate(divide="ignore"):
+            np.where(z > -np.log(2.0), np.log(-np.expm1(z)), np.log1p(-np.exp(z)))
 
 
 class Logcumsumexp(ThreadLimited):

@@ -41,13 +41,50 @@ def _logaddexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
     return nothing_is_constant(out, xp)
 
 
-def _operand_dtype(x: Any, name: str, xp: ModuleType) -> Any:
+def _log1mexp(z: Any, xp: ModuleType) -> Any:
+    """``log(1 - exp(z))`` for ``z <= 0`` by Maechler's switch: ``log(-expm1(z))`` above
+    ``-ln 2``, ``log1p(-exp(z))`` below (each where the other loses bits); nan above 0.
+
+    Each branch reads ``z`` only where it is taken and -1 elsewhere (the double ``where``),
+    so that the untaken one, say ``log(-expm1(z))`` of a ``z`` far below 0, is finite and
+    passes no nan into the gradient."""
+    near = z > -math.log(2.0)
+    safe = xp.full_like(z, -1.0)
+    above = xp.log(-xp.expm1(xp.where(near, z, safe)))
+    below = xp.log1p(-xp.exp(xp.where(near, safe, z)))
+    return xp.where(near, above, below)
+
+
+def _logdiffexp(x1: Any, x2: Any, tau: float | Factor, xp: ModuleType) -> Any:
+    """``tau log(exp(x1 / tau) - exp(x2 / tau))`` by array-API operations, as
+    ``x1 + tau log1mexp((x2 - x1) / tau)``, for real floating arrays of one dtype; nan
+    where ``x1 < x2``.
+
+    Where ``x2`` is ``-inf`` the difference is the constant ``-inf`` (not ``-inf - x1``,
+    which is nan for ``x1 = -inf``), so the result is ``x1`` with the gradient 1 in it.
+    ``-inf`` results (equal arguments, the pole) are constants, as in `_logaddexp`.
+    """
+    diff = x2 - x1
+    diff = xp.where(x2 == -math.inf, xp.full_like(diff, -math.inf), diff)
+    out = x1 + times(_log1mexp(divide(diff, tau, xp), xp), tau, xp)
+    return nothing_is_constant(out, xp)
+
+
+def _difference_sign(x1: Any, x2: Any, out: Any, xp: ModuleType) -> Any:
+    """The sign of ``exp(x1) - exp(x2)`` as a constant of ``out``'s dtype: +1, -1, 0 where
+    they are equal, nan where ``out`` is nan (a nan, or two ``+inf``)."""
+    one = xp.ones_like(out)
+    sign = xp.where(x1 > x2, one, xp.where(x1 < x2, -one, xp.zeros_like(out)))
+    return xp.where(xp.isnan(out), xp.full_like(out, math.nan), sign)
+
+
+def _operand_dtype(x: Any, name: str, xp: ModuleType, func: str = "logaddexp") -> Any:
     """``x``'s dtype as the computation sees it: integer and bool arrays as the default
     real floating dtype; complex and other dtypes raise TypeError."""
     if xp.isdtype(x.dtype, "complex floating"):
-        raise complex_rejected("logaddexp", name, x.dtype)
+        raise complex_rejected(func, name, x.dtype)
     if not xp.isdtype(x.dtype, ("bool", "integral", "real floating")):
-        raise not_numeric("logaddexp", name, x.dtype)
+        raise not_numeric(func, name, x.dtype)
     if xp.isdtype(x.dtype, "real floating"):
         return x.dtype
     return xp.__array_namespace_info__().default_dtypes(device=device_of(x))["real floating"]
@@ -185,25 +222,37 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
     def log_softmax(self, x: Any, axis: Any, temperature: Any, where: Any = None) -> Any:
         return self._normalized(x, axis, temperature, "log_softmax", where)
 
-    def logaddexp_operands(self, x1: Any, x2: Any) -> tuple[Any, Any, Any]:
+    def logaddexp_operands(self, x1: Any, x2: Any,
+                           func: str = "logaddexp") -> tuple[Any, Any, Any]:
         """``x1`` and ``x2`` as arrays of the compute dtype (Python scalars take the other's
-        dtype) on one device, and the result's dtype."""
+        dtype) on one device, and the result's dtype; ``func`` names the caller in errors."""
         xp = self.xp
         operands = {"x1": self.asarray(x1), "x2": self.asarray(x2)}
         arrays = {name: x for name, x in operands.items() if type(x) not in _WEAK}
-        dtype = xp.result_type(*(_operand_dtype(x, name, xp) for name, x in arrays.items()))
+        dtype = xp.result_type(*(_operand_dtype(x, name, xp, func) for name, x in arrays.items()))
         compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
         devices = {name: device_of(x) for name, x in arrays.items()}
         if len(set(devices.values()) - {None}) > 1:  # None: being traced
-            raise device_mismatch("logaddexp", *devices.items())
+            raise device_mismatch(func, *devices.items())
         dev = next(iter(devices.values()))
         x1, x2 = (
             xp.asarray(float(x), dtype=compute, device=dev) if type(x) in _WEAK
             else (x if x.dtype == compute else xp.astype(x, compute))
             for x in operands.values()
         )
-        broadcast_shape("logaddexp", ("x1", x1.shape), ("x2", x2.shape))
+        broadcast_shape(func, ("x1", x1.shape), ("x2", x2.shape))
         return x1, x2, dtype
+
+    def unary_operand(self, x: Any, func: str) -> tuple[Any, Any]:
+        """``x`` as an array of the compute dtype (float16 and bfloat16 as float32, integers
+        and bool as the default float) and the result's dtype."""
+        xp = self.xp
+        x = self.asarray(x)
+        if type(x) in _WEAK:  # a lone Python scalar: the namespace's default float
+            x = xp.asarray(float(x))
+        dtype = _operand_dtype(x, "x", xp, func)
+        compute = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+        return (x if x.dtype == compute else xp.astype(x, compute)), dtype
 
     def asarray(self, x: Any) -> Any:
         """``x`` as an array of the namespace; arrays of other libraries and Python
@@ -218,6 +267,28 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         tau = _float_or_array_temperature(temperature, "logaddexp", xp, x1.dtype)
         with self.quiet():
             out = _logaddexp(x1, x2, tau, xp)
+        return out if out.dtype == dtype else xp.astype(out, dtype)
+
+    def logdiffexp(self, x1: Any, x2: Any, temperature: Any, return_sign: Any) -> Any:
+        xp = self.xp
+        return_sign = flag(return_sign, "return_sign", "logdiffexp")
+        x1, x2, dtype = self.logaddexp_operands(x1, x2, "logdiffexp")
+        tau = _float_or_array_temperature(temperature, "logdiffexp", xp, x1.dtype)
+        with self.quiet():
+            if not return_sign:
+                out = _logdiffexp(x1, x2, tau, xp)
+                return out if out.dtype == dtype else xp.astype(out, dtype)
+            out = _logdiffexp(xp.maximum(x1, x2), xp.minimum(x1, x2), tau, xp)
+            sign = _difference_sign(x1, x2, out, xp)
+        if out.dtype != dtype:
+            out, sign = xp.astype(out, dtype), xp.astype(sign, dtype)
+        return out, sign
+
+    def log1mexp(self, x: Any) -> Any:
+        xp = self.xp
+        x, dtype = self.unary_operand(x, "log1mexp")
+        with self.quiet():
+            out = _log1mexp(x, xp)
         return out if out.dtype == dtype else xp.astype(out, dtype)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,

@@ -14,7 +14,7 @@ from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
 from lsearray._validation import (
-    Prepared, complex_rejected, scan_axis, temperature_not_scalar, temperature_value,
+    Prepared, complex_rejected, flag, scan_axis, temperature_not_scalar, temperature_value,
 )
 
 __all__ = ["DaskExecutor"]
@@ -155,6 +155,33 @@ class DaskExecutor(ArrayAPIExecutor):
             return dask_tree.block_executor(b1, b2).logaddexp(b1, b2, tau)
 
         out = da.core.elemwise(logaddexp_blocks, x1, x2, dtype=x1.dtype)
+        return out if out.dtype == dtype else out.astype(dtype)
+
+    def logdiffexp(self, x1: Any, x2: Any, temperature: Any, return_sign: Any) -> Any:
+        """Block by block on the blocks' executor (the kernel for NumPy chunks); the sign,
+        where asked for, from comparisons of the arguments, lazily too."""
+        return_sign = flag(return_sign, "return_sign", "logdiffexp")
+        x1, x2, dtype = self.logaddexp_operands(x1, x2, "logdiffexp")
+        tau = temperature_value(temperature, "logdiffexp")
+
+        def logdiffexp_blocks(b1: Any, b2: Any) -> Any:
+            out = dask_tree.block_executor(b1, b2).logdiffexp(b1, b2, tau, return_sign)
+            return out[0] if return_sign else out
+
+        out = da.core.elemwise(logdiffexp_blocks, x1, x2, dtype=x1.dtype)
+        if return_sign:
+            sign = da.where(x1 > x2, 1.0, da.where(x1 < x2, -1.0, 0.0)).astype(x1.dtype)
+            sign = da.where(da.isnan(out), np.nan, sign).astype(dtype)
+        out = out if out.dtype == dtype else out.astype(dtype)
+        return (out, sign) if return_sign else out
+
+    def log1mexp(self, x: Any) -> Any:
+        x, dtype = self.unary_operand(x, "log1mexp")
+
+        def log1mexp_block(block: Any) -> Any:
+            return dask_tree.block_executor(block).log1mexp(block)
+
+        out = da.map_blocks(log1mexp_block, x, dtype=x.dtype)
         return out if out.dtype == dtype else out.astype(dtype)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,

@@ -14,7 +14,7 @@ from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.numpy_reduce import Finalized, reduce
 from lsearray._validation import (
-    Prepared, as_real_array, broadcast_shape, prepare, scan_axis, temperature_value,
+    Prepared, as_real_array, broadcast_shape, flag, prepare, scan_axis, temperature_value,
 )
 
 __all__ = ["NumPyExecutor", "build_info"]
@@ -67,6 +67,30 @@ def _logaddexp(x1: Any, x2: Any, tau: float) -> Any:
     compute = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
     out = narrowed(lsecore.logaddexp(x1, x2, tau, compute), dtype)
     return out[()] if out.ndim == 0 else out
+
+
+def _logdiffexp(x1: Any, x2: Any, tau: float, return_sign: bool, func: str = "logdiffexp") -> Any:
+    """The lsecore kernel's logdiffexp (with its sign), with NumPy's dtype and scalar
+    conventions as `_logaddexp`; ``func`` names the public function in errors."""
+    x1 = x1 if type(x1) in _WEAK else as_real_array(x1, "x1", func)
+    x2 = x2 if type(x2) in _WEAK else as_real_array(x2, "x2", func)
+    broadcast_shape(func, ("x1", np.shape(x1)), ("x2", np.shape(x2)))
+    dtype = np.result_type(x1, x2)
+    dtype = dtype.newbyteorder("=") if dtype.kind == "f" else np.dtype(np.float64)
+    compute = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+    outs = lsecore.logdiffexp(x1, x2, tau, compute, return_sign)
+    outs = tuple(narrowed(o, dtype) for o in (outs if return_sign else (outs,)))
+    outs = tuple(o[()] if o.ndim == 0 else o for o in outs)
+    return outs if return_sign else outs[0]
+
+
+def _log1mexp(x: Any) -> Any:
+    """``log(1 - exp(x))`` as the kernel's ``logdiffexp(0, x)``: the same one rounding."""
+    if type(x) not in _WEAK:
+        x = as_real_array(x, "x", "log1mexp")
+    elif type(x) is not float:  # a Python int or bool alone: the default float, as NumPy's
+        x = float(x)
+    return _logdiffexp(0.0, x, 1.0, False, "log1mexp")
 
 
 def build_info() -> dict[str, object]:
@@ -136,6 +160,13 @@ class NumPyExecutor(partials.PartialAlgebra):
 
     def logaddexp(self, x1: Any, x2: Any, temperature: Any) -> Any:
         return _logaddexp(x1, x2, temperature_value(temperature, "logaddexp"))
+
+    def logdiffexp(self, x1: Any, x2: Any, temperature: Any, return_sign: Any) -> Any:
+        return _logdiffexp(x1, x2, temperature_value(temperature, "logdiffexp"),
+                           flag(return_sign, "return_sign", "logdiffexp"))
+
+    def log1mexp(self, x: Any) -> Any:
+        return _log1mexp(x)
 
     def logcumsumexp(self, a: Any, axis: Any, temperature: Any, reverse: Any = False,
                      exclusive: Any = False, where: Any = None) -> Any:
