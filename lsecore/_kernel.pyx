@@ -161,6 +161,8 @@ cdef enum:
     # A single lane of at least twice SCAN_SPLIT elements is scanned in blocks of at least
     # that many (at most MAX_SPLIT blocks): the same blocks on any number of threads.
     SCAN_SPLIT = 1 << 15
+    # Elements of an elementwise pair function per thread task.
+    PAIR_BLOCK = 8192
 
 cdef struct Tolerance:
     # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
@@ -945,13 +947,18 @@ def logaddexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out not
                          f"{x1.shape[0]} and {x2.shape[0]}")
     if n == 0:
         return
+    cdef Py_ssize_t s1 = x1.strides[0] // isz, s2 = x2.strides[0] // isz, so = out.strides[0] // isz
+    cdef Py_ssize_t k, i0, nb = (n + PAIR_BLOCK - 1) // PAIR_BLOCK
+    cdef int nt = 1 if n < MIN_PARALLEL else lse_max_threads()
     with nogil:
-        if a_t is double:
-            lse_logaddexp_d(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
-                            &out[0], out.strides[0] // isz, n, tau)
-        else:
-            lse_logaddexp_f(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
-                            &out[0], out.strides[0] // isz, n, tau)
+        for k in prange(nb, num_threads=nt, schedule="static"):
+            i0 = k * PAIR_BLOCK
+            if a_t is double:
+                lse_logaddexp_d(&x1[0] + i0 * s1, s1, &x2[0] + i0 * s2, s2, &out[0] + i0 * so, so,
+                                min(<Py_ssize_t> PAIR_BLOCK, n - i0), tau)
+            else:
+                lse_logaddexp_f(&x1[0] + i0 * s1, s1, &x2[0] + i0 * s2, s2, &out[0] + i0 * so, so,
+                                min(<Py_ssize_t> PAIR_BLOCK, n - i0), tau)
 
 
 cdef inline double _exact_row(const a_t *a, Py_ssize_t sa, const b_t *b, Py_ssize_t sb,
@@ -1214,10 +1221,17 @@ def logdiffexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out no
             ss = sign.strides[0] // isz
     if n == 0:
         return
+    cdef Py_ssize_t s1 = x1.strides[0] // isz, s2 = x2.strides[0] // isz, so = out.strides[0] // isz
+    cdef Py_ssize_t k, i0, nb = (n + PAIR_BLOCK - 1) // PAIR_BLOCK
+    cdef int nt = 1 if n < MIN_PARALLEL // 8 else lse_max_threads()
     with nogil:
-        if a_t is double:
-            lse_logdiffexp_d(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
-                             &out[0], out.strides[0] // isz, sp, ss, n, tau)
-        else:
-            lse_logdiffexp_f(&x1[0], x1.strides[0] // isz, &x2[0], x2.strides[0] // isz,
-                             &out[0], out.strides[0] // isz, sp, ss, n, tau)
+        for k in prange(nb, num_threads=nt, schedule="static"):
+            i0 = k * PAIR_BLOCK
+            if a_t is double:
+                lse_logdiffexp_d(&x1[0] + i0 * s1, s1, &x2[0] + i0 * s2, s2, &out[0] + i0 * so, so,
+                                 NULL if sp == NULL else sp + i0 * ss, ss,
+                                 min(<Py_ssize_t> PAIR_BLOCK, n - i0), tau)
+            else:
+                lse_logdiffexp_f(&x1[0] + i0 * s1, s1, &x2[0] + i0 * s2, s2, &out[0] + i0 * so, so,
+                                 NULL if sp == NULL else sp + i0 * ss, ss,
+                                 min(<Py_ssize_t> PAIR_BLOCK, n - i0), tau)

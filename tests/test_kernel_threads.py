@@ -57,3 +57,22 @@ def test_a_long_lane_scans_in_the_same_blocks_on_any_thread_count(dtype, masked)
     ref = slow_logcumsumexp(a if where is None else np.where(where, a, -np.inf), 0)
     ulps = np.abs(results[0] - ref) / np.spacing(np.abs(ref).astype(dtype))
     assert np.max(ulps) <= 1.0
+
+
+@pytest.mark.parametrize("func", ["logaddexp", "logdiffexp"])
+def test_pair_functions_share_out_blocks_with_the_same_bits(func):
+    """Elementwise pair functions split long inputs into blocks between threads: each
+    element is computed alone, so any thread count gives the same bits."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = kernel_rng(f"threads-{func}")
+    x, y = rng.normal(0.0, 20.0, (2, 300_001))
+    x, y = np.maximum(x, y), np.minimum(x, y)
+    results = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads):
+            assert lsecore.max_threads() == threads
+            results.append(getattr(lsearray, func)(x, y))
+    np.testing.assert_array_equal(results[0], results[1])
+    with np.errstate(divide="ignore"):
+        direct = np.logaddexp(x, y) if func == "logaddexp" else x + np.log(-np.expm1(y - x))
+    np.testing.assert_allclose(results[0], direct, rtol=1e-13)
