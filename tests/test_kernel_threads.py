@@ -75,4 +75,4 @@ def test_pair_functions_share_out_blocks_with_the_same_bits(func):
     np.testing.assert_array_equal(results[0], results[1])
     with np.errstate(divide="ignore"):
         direct = np.logaddexp(x, y) if func == "logaddexp" else x + np.log(-np.expm1(y - x))
-    np.testing.assert_allclose(results[0], direct, rtol=1e-13)
+    np.testing.assert_allclose(results[0], direct, rtol=1e-12, atol=1e-14 * np.abs(x).max())
