@@ -54,11 +54,12 @@ JAX_ONLY_GROUPS = ("jax",)
 BACKEND_GROUPS = ("torch", "jax")  # lsearray on these libraries' arrays: the backends block
 SCALING_GROUPS = ("1d", "2d", "short", "tall", "softmax")
 SIDE_BY_SIDE = os.path.join(HERE, "side_by_side.py")
-FLOORS = ("x.sum()", "np.exp(x, out=y)")
-ORDER = ("scipy", "np.logaddexp", "np.logaddexp.accumulate", "torch", "jax", "numpy two-pass",
-         "naive numpy", "shifted numpy") + FLOORS
+FLOORS = ("x.sum()", "np.exp(x, out=y)", "np.log1p(np.exp(x))")
+ORDER = ("scipy", "np.logaddexp", "np.logaddexp.accumulate", "numpy switch", "torch", "jax",
+         "numpy two-pass", "naive numpy", "shifted numpy") + FLOORS
 SHORT = {"numpy two-pass": "two-pass", "np.exp(x, out=y)": "np.exp",
-         "np.logaddexp.accumulate": "accumulate", "naive numpy": "naive", "shifted numpy": "shifted"}
+         "np.log1p(np.exp(x))": "exp+log1p", "np.logaddexp.accumulate": "accumulate",
+         "naive numpy": "naive", "shifted numpy": "shifted", "numpy switch": "switch"}
 TITLES = (
     ("logsumexp", ("1d", "2d", "short", "tall"), "ms"),
     ("softmax and log_softmax", ("softmax",), "ms"),

@@ -14,7 +14,7 @@ __all__ = ["RELATIVES", "SCIPY_KINDS", "SMALL_N", "SMALL_ROWS", "Case", "make_ca
 SMALL_N = 10
 SMALL_ROWS = (64, 10)  # a training step's logits: a batch of rows, a few classes each
 SCIPY_KINDS = ("logsumexp", "softmax", "log_softmax")
-RELATIVES = ("logaddexp", "logcumsumexp", "logmatmulexp")
+RELATIVES = ("logaddexp", "logdiffexp", "log1mexp", "logcumsumexp", "logmatmulexp")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
         "relatives": [
             Case("relatives", f"logaddexp float64 n={half:.3g}", "logaddexp", x64[:half], None,
                  x64[half: 2 * half]),
+            Case("relatives", f"logdiffexp float64 n={half:.3g}", "logdiffexp",
+                 np.maximum(x64[:half], x64[half: 2 * half]), None,
+                 np.minimum(x64[:half], x64[half: 2 * half])),
+            Case("relatives", f"log1mexp float64 n={half:.3g}", "log1mexp", -np.abs(x64[:half]), None),
             Case("relatives", f"logcumsumexp 1-D float64 n={half:.3g}", "logcumsumexp", x64[:half], 0),
             *(Case("relatives", f"logcumsumexp float64 {scan.shape} axis={axis}", "logcumsumexp", scan,
                    axis) for axis in (0, 1)),

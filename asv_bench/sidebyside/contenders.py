@@ -11,19 +11,23 @@ from scipy import special
 import lsearray
 
 from .cases import RELATIVES, SCIPY_KINDS, Case
-from .recipes import (numpy_log_softmax, numpy_naive_logmatmulexp, numpy_shifted_logmatmulexp, numpy_softmax,
-                      numpy_two_pass)
+from .recipes import (numpy_log1mexp, numpy_log_softmax, numpy_naive_logmatmulexp, numpy_shifted_logmatmulexp,
+                      numpy_softmax, numpy_two_pass)
 
 __all__ = ["CONTENDER_ORDER", "FLOORS", "REFERENCES", "SHORT_NAMES", "Contenders", "load_contenders"]
 
-FLOORS = ("x.sum()", "np.exp(x, out=y)")
-CONTENDER_ORDER = ("lsearray", "scipy", "np.logaddexp", "np.logaddexp.accumulate", "torch", "jax",
-                   "numpy two-pass", "naive numpy", "shifted numpy") + FLOORS
+FLOORS = ("x.sum()", "np.exp(x, out=y)", "np.log1p(np.exp(x))")
+CONTENDER_ORDER = ("lsearray", "scipy", "np.logaddexp", "np.logaddexp.accumulate", "numpy switch", "torch",
+                   "jax", "numpy two-pass", "naive numpy", "shifted numpy") + FLOORS
 SHORT_NAMES = {"numpy two-pass": "two-pass", "np.exp(x, out=y)": "np.exp",
-               "np.logaddexp.accumulate": "accumulate", "naive numpy": "naive", "shifted numpy": "shifted"}
+               "np.log1p(np.exp(x))": "exp+log1p", "np.logaddexp.accumulate": "accumulate",
+               "naive numpy": "naive", "shifted numpy": "shifted", "numpy switch": "switch"}
 TORCH_KINDS = SCIPY_KINDS + ("logcumsumexp",)
-REFERENCES = {"logaddexp": "np.logaddexp", "logcumsumexp": "np.logaddexp.accumulate",
+REFERENCES = {"logaddexp": "np.logaddexp", "logdiffexp": "numpy switch", "log1mexp": "numpy switch",
+              "logcumsumexp": "np.logaddexp.accumulate",
               "logmatmulexp": "shifted numpy"}  # what the relatives are checked against
+# The relatives whose limit is about one vector exp and one log1p an element.
+EXP_LOG_KINDS = ("logaddexp", "logdiffexp", "log1mexp", "logcumsumexp")
 Failures = dict[tuple[str, str], str]  # (case label, contender) -> error message
 
 
@@ -101,6 +105,11 @@ class Contenders:
         a, b, axis, kind = case.a, case.b, case.axis, case.kind
         if kind == "logaddexp":
             return {"lsearray": lambda: lsearray.logaddexp(a, b), "np.logaddexp": lambda: np.logaddexp(a, b)}
+        if kind == "logdiffexp":
+            return {"lsearray": lambda: lsearray.logdiffexp(a, b),
+                    "numpy switch": lambda: a + numpy_log1mexp(b - a)}
+        if kind == "log1mexp":
+            return {"lsearray": lambda: lsearray.log1mexp(a), "numpy switch": lambda: numpy_log1mexp(a)}
         if kind == "logcumsumexp":
             return {"lsearray": lambda: lsearray.logcumsumexp(a, axis=axis),
                     "np.logaddexp.accumulate": lambda: np.logaddexp.accumulate(a, axis=axis)}
@@ -153,6 +162,9 @@ class Contenders:
                 y = self.out_like(a)
                 fns["x.sum()"] = lambda: a.sum(axis=axis)
                 fns["np.exp(x, out=y)"] = lambda: np.exp(a, out=y)
+        if kind in EXP_LOG_KINDS and floors:
+            y = self.out_like(a)
+            fns["np.log1p(np.exp(x))"] = lambda: np.log1p(np.exp(a, out=y), out=y)
         return {name: fns[name] for name in CONTENDER_ORDER if name in fns}
 
     def as_numpy(self, r: Any) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""The numpy recipes lsearray is timed against: two-pass log-sum-exp and softmax, naive and shifted logmatmulexp."""
+"""The numpy recipes lsearray is timed against: two-pass log-sum-exp and softmax, log1mexp, naive and shifted logmatmulexp."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["numpy_log_softmax", "numpy_naive_logmatmulexp", "numpy_shifted_logmatmulexp", "numpy_softmax",
+__all__ = ["numpy_log1mexp", "numpy_log_softmax", "numpy_naive_logmatmulexp", "numpy_shifted_logmatmulexp", "numpy_softmax",
            "numpy_two_pass"]
 
 
@@ -41,3 +41,9 @@ def numpy_shifted_logmatmulexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     ma, mb = a.max(-1, keepdims=True), b.max(-2, keepdims=True)
     return ma + mb + np.log(np.exp(a - ma) @ np.exp(b - mb))
+
+
+def numpy_log1mexp(x: np.ndarray) -> np.ndarray:
+    """log(1 - exp(x)) for x <= 0 by Maechler's switch at -log(2), as users write it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))

@@ -28,7 +28,10 @@ MIB = 1024.0 * 1024.0
 LEGEND = ("two-pass: the numpy recipe (max, then exp and sum; softmax: exp(x - max) / sum); "
           "x.sum(): one read of the input, the floor; np.exp: np.exp(x, out=y). "
           "'other / lsearray' above 1: lsearray is that many times faster.")
-RELATIVES_LEGEND = ("accumulate: np.logaddexp.accumulate; naive: np.log(np.exp(a) @ np.exp(b)); "
+RELATIVES_LEGEND = ("accumulate: np.logaddexp.accumulate; switch: numpy's log1mexp by Maechler's "
+                    "switch (logdiffexp: x1 + log1mexp(x2 - x1)); exp+log1p: np.log1p(np.exp(x)), "
+                    "one vector exp and log1p an element, the relatives' limit; "
+                    "naive: np.log(np.exp(a) @ np.exp(b)); "
                     "shifted: ma + mb + np.log(np.exp(a - ma) @ np.exp(b - mb)), ma the row maxima "
                     "of a, mb the column maxima of b. 'other / lsearray' above 1: lsearray is that "
                     "many times faster.")
