@@ -7,7 +7,7 @@ from lsearray._matmul import logmatmulexp
 from lsearray._online import OnlineLogSumExp
 from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
-from lsearray._sampling import categorical, gumbel_softmax
+from lsearray._sampling import categorical, gumbel_softmax, gumbel_topk
 from lsearray._scan import logcumsumexp
 from lsearray._softmax import log_softmax, softmax
 
@@ -18,6 +18,6 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that is no
 del _metadata
 
 __all__ = [
-    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "log_softmax", "logaddexp",
-    "logcumsumexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
+    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "gumbel_topk", "log_softmax",
+    "logaddexp", "logcumsumexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
 ]
