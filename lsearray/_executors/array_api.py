@@ -347,5 +347,5 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         if is_numpy_namespace(xp):
             return numpy_top_k(x, k, axis)
         order = xp.argsort(x, axis=axis, descending=True, stable=True)
-        index = order[(slice(None),) * axis + (slice(0, k),)]
+        index = order[(slice(None),) * axis + (slice(0, k), ...)]
         return xp.take_along_axis(x, index, axis=axis), index
