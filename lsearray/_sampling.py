@@ -1,4 +1,4 @@
-"""Sampling by the Gumbel-max trick: categorical draws, with or without replacement (Gumbel-top-k), and the Gumbel-softmax relaxation."""
+"""Sampling by the Gumbel-max trick: categorical draws, with or without replacement, and Gumbel-softmax."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def _check_slices(x: Any, ax: int, axis: Any, xp: ModuleType, func: str = "categ
         what = "are all -inf: no category has positive probability"
     else:
         count = int(_positive(x, ax, xp)[index] if index else _positive(x, ax, xp))
-        what = (f"have {count} {'category' if count == 1 else 'categories'} of positive probability (not -inf; only the +inf ones "
+        noun = "category" if count == 1 else "categories"
+        what = (f"have {count} {noun} of positive probability (not -inf; only the +inf ones "
                 f"where there are some), fewer than the {draws} draws without replacement")
     where = f"logits row {index}" if index else "logits"
     raise ValueError(f"{func}: {where} along axis {axis} {what}")
@@ -71,7 +72,9 @@ def _check_slices(x: Any, ax: int, axis: Any, xp: ModuleType, func: str = "categ
 def _positive(x: Any, ax: int, xp: ModuleType) -> Any:
     """The number of categories of positive probability along ``ax``: those above -inf, or
     the +inf ones where a slice holds some (the others then have probability 0)."""
-    count = lambda mask: xp.sum(xp.astype(mask, xp.int64), axis=ax)  # noqa: E731
+    # the default integer dtype: int64 may be missing (JAX without 64-bit types)
+    integral = xp.__array_namespace_info__().default_dtypes(device=device_of(x))["integral"]
+    count = lambda mask: xp.sum(xp.astype(mask, integral), axis=ax)  # noqa: E731
     return xp.where(xp.any(x == math.inf, axis=ax), count(x == math.inf), count(x > -math.inf))
 
 
