@@ -8,7 +8,7 @@ from lsearray._matmul import logmatmulexp
 from lsearray._online import OnlineLogSumExp
 from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
-from lsearray._sampling import categorical, gumbel_softmax
+from lsearray._sampling import categorical, gumbel_softmax, gumbel_topk
 from lsearray._scan import logcumsumexp
 from lsearray._softmax import log_softmax, softmax
 
@@ -19,6 +19,7 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that is no
 del _metadata
 
 __all__ = [
-    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "log1mexp", "log_softmax",
-    "logaddexp", "logcumsumexp", "logdiffexp", "logmatmulexp", "logmeanexp", "logsumexp", "softmax",
+    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "gumbel_topk",
+    "log1mexp", "log_softmax", "logaddexp", "logcumsumexp", "logdiffexp", "logmatmulexp", "logmeanexp",
+    "logsumexp", "softmax",
 ]

@@ -205,6 +205,12 @@ def masked(entry):
     return _masked_normalization(entry.slow, -np.inf if name == "log_softmax" else 0.0)
 
 
+def _first_of_top_k(gumbel_topk, a, axis=-1, rng=None):
+    """gumbel_topk's first draw (k=1): a categorical draw, which the sampler cross test checks as
+    categorical's."""
+    return gumbel_topk(a, 1, axis=axis, rng=rng)[..., 0]
+
+
 def _entries():
     lsa, dask = "lsearray", "lsearray.dask"
     entries = [
@@ -222,6 +228,7 @@ def _entries():
         # degenerate distributions instead.
         Entry("categorical", lsa, "categorical", None, _sampling),
         Entry("gumbel_softmax", lsa, "gumbel_softmax", None, _sampling),
+        Entry("gumbel_topk", lsa, "gumbel_topk", None, _sampling, wrap=_first_of_top_k),
         # lsearray.dask: the same functions for dask arrays, reduced chunk by chunk.
         Entry("dask.logsumexp", dask, "logsumexp", slow_logsumexp, _lse_calls, backends=("dask",)),
         Entry("dask.logmeanexp", dask, "logmeanexp", slow_logmeanexp, _reductions, backends=("dask",)),

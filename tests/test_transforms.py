@@ -54,9 +54,11 @@ CASES = {
     "logmatmulexp": lambda x: lsearray.logmatmulexp(x, x.mT),
     "categorical": lambda x: lsearray.categorical(x, rng=0),
     "gumbel_softmax": lambda x: lsearray.gumbel_softmax(x, temperature=0.5, rng=0),
+    "gumbel_topk": lambda x: lsearray.gumbel_topk(x, 3, rng=0),
     "OnlineLogSumExp": _stream,
 }
-DIFFERENTIABLE = [name for name in CASES if name != "categorical"]
+INDICES = ("categorical", "gumbel_topk")  # samplers of indices: nothing to differentiate
+DIFFERENTIABLE = [name for name in CASES if name not in INDICES]
 
 
 def _softmax(z, axis):
@@ -96,13 +98,14 @@ REFERENCES = {
     "logmatmulexp": lambda x, g: np.log(np.exp(x) @ np.exp(x).T),
     "categorical": lambda x, g: np.argmax(x + g, axis=-1),
     "gumbel_softmax": lambda x, g: _softmax((x + g) / 0.5, -1),
+    "gumbel_topk": lambda x, g: np.argsort(-(x + g), axis=-1)[..., :3],
     "OnlineLogSumExp": lambda x, g: np.log(np.exp(x).sum(axis=0)),
 }
 
 
 def _assert_reference(name, got, x, noise):
     expected = REFERENCES[name](np.asarray(x, np.float64), noise)
-    if name == "categorical":
+    if name in INDICES:
         np.testing.assert_array_equal(got, expected)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
@@ -127,7 +130,7 @@ def _torch_assert(torch, name, got, x):
 
 # Dynamo cannot put a torch.Generator in a graph: the samplers given one (or a seed) compile
 # with fullgraph=False only.
-FULLGRAPH_BREAKS = ("categorical", "gumbel_softmax")
+FULLGRAPH_BREAKS = ("categorical", "gumbel_softmax", "gumbel_topk")
 # The stream is checked under torch's compilers and transforms by its own test, against torch
 TRANSFORMED = [name for name in CASES if name != "OnlineLogSumExp"]
 
@@ -173,11 +176,14 @@ def test_torch_compile_fullgraph_samplers_from_the_default_generator(torch):
     # eager's, but samples all the same
     torch._dynamo.reset()
     compiled = torch.compile(
-        lambda x: (lsearray.categorical(x), lsearray.gumbel_softmax(x, hard=True)), fullgraph=True)
+        lambda x: (lsearray.categorical(x), lsearray.gumbel_softmax(x, hard=True),
+                   lsearray.gumbel_topk(x, 3)), fullgraph=True)
     x = torch.asarray(X[0])
-    index, one_hot = compiled(x)
+    index, one_hot, top = compiled(x)
     assert index.dtype == torch.int64 and index.shape == (3,) and bool(((index >= 0) & (index < 4)).all())
     torch.testing.assert_close(one_hot, torch.nn.functional.one_hot(one_hot.argmax(1), 4).double())
+    assert top.dtype == torch.int64 and top.shape == (3, 3)
+    assert all(len(set(row)) == 3 and set(row) <= {0, 1, 2, 3} for row in top.tolist())
 
 
 def _module(torch, name):

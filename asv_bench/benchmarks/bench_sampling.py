@@ -1,4 +1,4 @@
-"""asv benchmarks: lsearray categorical and gumbel_softmax beside their numpy recipes.
+"""asv benchmarks: lsearray categorical, gumbel_softmax and gumbel_topk beside their numpy recipes.
 
 Every class builds its seeded, cached logits in ``setup`` (``common.py``), a seeded
 ``numpy.random.Generator`` for the draws, and limits the OpenMP/BLAS pools to one thread
@@ -13,7 +13,7 @@ import lsearray
 
 from .common import DTYPES, SEED, ThreadLimited, get_2d, limit_threads
 
-__all__ = ["Categorical", "GumbelSoftmax"]
+__all__ = ["Categorical", "GumbelSoftmax", "GumbelTopK"]
 
 ELEMENTS = 1_000_000  # rows x categories
 
@@ -72,3 +72,33 @@ class GumbelSoftmax(ThreadLimited):
         if hard:
             one_hot = np.zeros_like(y)
             np.put_along_axis(one_hot, y.argmax(axis=-1)[:, None], 1.0, axis=-1)
+
+
+class GumbelTopK(ThreadLimited):
+    """k draws without replacement per row of (rows, categories) logits, 1e6 in all.
+
+    The recipes: the Gumbel-top-k trick by a full sort in numpy
+    (``argsort(-(logits + G))[:, :k]``), and ``Generator.choice(replace=False, p=...)``
+    row by row on the first 100 rows (its per-row cost, for scale).
+    """
+    params = [DTYPES, [10, 1000], [1, 8]]
+    param_names = ["dtype", "categories", "k"]
+
+    def setup(self, dtype, categories, k):
+        self.logits = get_2d((_rows(categories), categories), dtype)
+        self.probs = special.softmax(self.logits[:100].astype(np.float64), axis=-1)
+        self.rng = np.random.default_rng(SEED)
+        limit_threads(self, 1)
+
+    def time_gumbel_topk(self, dtype, categories, k):
+        lsearray.gumbel_topk(self.logits, k, rng=self.rng)
+
+    def time_categorical_without_replacement(self, dtype, categories, k):
+        lsearray.categorical(self.logits, shape=(k, len(self.logits)), replace=False, rng=self.rng)
+
+    def time_numpy_argsort(self, dtype, categories, k):
+        np.argsort(-(self.logits + self.rng.gumbel(size=self.logits.shape)), axis=-1)[:, :k]
+
+    def time_numpy_choice_100_rows(self, dtype, categories, k):
+        for p in self.probs:
+            self.rng.choice(categories, size=k, replace=False, p=p)

@@ -20,7 +20,7 @@ from lsearray._validation import (
     device_mismatch, flag, not_numeric, prepare_array_api, scan_axis, temperature_value,
 )
 
-__all__ = ["ArrayAPIExecutor", "directed_scan", "masked_normalized"]
+__all__ = ["ArrayAPIExecutor", "directed_scan", "masked_normalized", "numpy_top_k"]
 
 _WEAK = (bool, int, float)  # Python scalars: they take the other argument's dtype
 
@@ -149,6 +149,22 @@ def masked_normalized(func: str, x: Any, mask: Any, axes: tuple[int, ...], tau: 
     lowest = array_api_lse.const(-math.inf, x, xp)
     z = getattr(array_api_lse, func)(xp.where(mask, x, lowest), axes, tau, xp)
     return xp.where(mask, z, lowest if func == "log_softmax" else xp.zeros_like(z))
+
+
+def numpy_top_k(x: np.ndarray, k: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, indices)`` of the ``k`` largest elements of ``x`` along ``axis``
+    (``0 < k <= n``), largest first, in O(n + k log k): `numpy.argpartition` finds the
+    ``k`` largest unordered, and only those are sorted."""
+    n = x.shape[axis]
+    if k < n:
+        part = np.argpartition(x, n - k, axis=axis)
+        index = np.take(part, np.arange(n - k, n), axis=axis)
+        values = np.take_along_axis(x, index, axis=axis)
+    else:
+        index, values = np.broadcast_to(np.arange(n).reshape((n,) + (1,) * (x.ndim - axis - 1)), x.shape), x
+    # descending by a stable sort of the negated values (-inf, the only ties noise leaves, too)
+    order = np.argsort(-values, axis=axis, kind="stable")
+    return np.take_along_axis(values, order, axis=axis), np.take_along_axis(index, order, axis=axis)
 
 
 class ArrayAPIExecutor(partials.PartialAlgebra):
@@ -410,3 +426,15 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         namespace's arrays are mutable)."""
         full[mask] = values
         return full
+
+    def top_k(self, x: Any, k: int, axis: int) -> tuple[Any, Any]:
+        """``(values, indices)`` of the ``k`` largest elements of ``x`` along ``axis`` (a
+        normalized axis, ``0 < k <= n``), largest first, of ``x``'s shape with ``axis``
+        of length ``k``: NumPy's partition, else a descending stable sort of the whole
+        axis, sliced (libraries with a top-k of their own override this)."""
+        xp = self.xp
+        if is_numpy_namespace(xp):
+            return numpy_top_k(x, k, axis)
+        order = xp.argsort(x, axis=axis, descending=True, stable=True)
+        index = order[(slice(None),) * axis + (slice(0, k), ...)]
+        return xp.take_along_axis(x, index, axis=axis), index

@@ -10,7 +10,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._executors import array_api_lse, dask_tree, matmul, partials
-from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
+from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan, numpy_top_k
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
 from lsearray._validation import (
@@ -257,3 +257,15 @@ class DaskExecutor(ArrayAPIExecutor):
 
     def readable(self, x: Any) -> bool:
         return False
+
+    def top_k(self, x: Any, k: int, axis: int) -> tuple[Any, Any]:
+        """NumPy's top-k block by block, lazily, with ``axis`` rechunked into one chunk (so
+        each block holds whole slices: that chunk's size times the other axes' chunks must
+        fit in memory). dask's own ``argtopk`` is not used: it fails where ``k`` exceeds a
+        chunk of the axis."""
+        whole = x.rechunk({axis: -1})
+        chunks = tuple((k,) if d == axis else c for d, c in enumerate(whole.chunks))
+        index = whole.map_blocks(lambda b: numpy_top_k(b, k, axis)[1], chunks=chunks, dtype=np.intp)
+        values = da.map_blocks(lambda b, i: np.take_along_axis(b, i, axis=axis), whole, index,
+                               chunks=chunks, dtype=whole.dtype)
+        return values, index

@@ -112,3 +112,11 @@ class JaxExecutor(ArrayAPIExecutor):
 
     def set_masked(self, full: Any, mask: Any, values: Any) -> Any:
         return full.at[mask].set(values)
+
+    def top_k(self, x: Any, k: int, axis: int) -> tuple[Any, Any]:
+        import jax
+
+        # lax.top_k selects along the last axis; k is static, as jit needs
+        xp = self.xp
+        values, index = jax.lax.top_k(xp.moveaxis(x, axis, -1), k)
+        return xp.moveaxis(values, -1, axis), xp.moveaxis(index, -1, axis)

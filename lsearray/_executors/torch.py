@@ -127,3 +127,9 @@ class TorchExecutor(ArrayAPIExecutor):
     def quiet(self) -> Any:
         # torch does not consult NumPy's error state, and dynamo cannot trace numpy.errstate
         return contextlib.nullcontext()
+
+    def top_k(self, x: Any, k: int, axis: int) -> tuple[Any, Any]:
+        import torch
+
+        # one kernel, which torch.compile and vmap trace
+        return tuple(torch.topk(x, k, dim=axis, largest=True, sorted=True))
