@@ -82,7 +82,6 @@ def _difference_pairs(dtype, seed):
     """(x1, x2) with x1 > x2: random, near-equal (a few ulps apart and relative 1e-8), huge and
     tiny magnitudes, far apart."""
     rng = np.random.default_rng(seed)
-    t = np.dtype(dtype).type
     n = 300
     x1 = rng.normal(size=n) * 10
     gap = np.exp(rng.uniform(-35.0, 5.0, n))
