@@ -65,12 +65,6 @@ cdef extern from "_lse_dispatch.h" nogil:
     void lse_row_df(const double *a, Py_ssize_t sa, const float *b, Py_ssize_t sb,
                     Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
                     lse_precision precision)
-    void lse_row_dm(const double *a, Py_ssize_t sa, const mask_t *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
-                    lse_precision precision)
-    void lse_row_fm(const float *a, Py_ssize_t sa, const mask_t *b, Py_ssize_t sb,
-                    Py_ssize_t n, double inv_tau, double itl, double *m, double *w, double *t, double *c,
-                    lse_precision precision)
     void lse_cols_dd(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const double *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
@@ -85,14 +79,6 @@ cdef extern from "_lse_dispatch.h" nogil:
                      double *m, double *w, double *t, double *c)
     void lse_cols_df(const double *a, Py_ssize_t sr, Py_ssize_t si,
                      const float *b, Py_ssize_t br, Py_ssize_t bi,
-                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
-                     double *m, double *w, double *t, double *c)
-    void lse_cols_dm(const double *a, Py_ssize_t sr, Py_ssize_t si,
-                     const mask_t *b, Py_ssize_t br, Py_ssize_t bi,
-                     Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
-                     double *m, double *w, double *t, double *c)
-    void lse_cols_fm(const float *a, Py_ssize_t sr, Py_ssize_t si,
-                     const mask_t *b, Py_ssize_t br, Py_ssize_t bi,
                      Py_ssize_t nr, Py_ssize_t ni, double inv_tau, double itl,
                      double *m, double *w, double *t, double *c)
 
@@ -252,52 +238,44 @@ cdef inline void _block(const a_t *a, const View *va, const b_t *b, const View *
     cdef const a_t *ap = a + o * va.s0 + r0 * va.s1 + i0 * va.s2
     cdef const b_t *bp = NULL
     cdef Py_ssize_t bs0 = 0, bs1 = 0, bs2 = 0
-    if b_t is mask_t:
+    if b_t is mask_t:  # the fast loops never read a mask: it is gathered with the input
         if b != NULL:
             _masked_block(a, va, b, vb, o, r0, r1, i0, i1, inv_tau, itl, m, w, t, c, precision)
-            return
-    if b != NULL:
-        bp = b + o * vb.s0 + r0 * vb.s1 + i0 * vb.s2
-        bs1 = vb.s1
-        bs2 = vb.s2
-    if i1 - i0 == 1:
-        if a_t is double and b_t is double:
-            lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       precision)
-        elif a_t is float and b_t is float:
-            lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       precision)
-        elif a_t is float and b_t is double:
-            lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       precision)
-        elif a_t is double and b_t is mask_t:
-            lse_row_dm(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       precision)
-        elif a_t is float and b_t is mask_t:
-            lse_row_fm(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       precision)
         else:
-            lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
-                       precision)
+            _block(a, va, <const a_t *> NULL, va, o, r0, r1, i0, i1, inv_tau, itl, m, w, t, c,
+                   precision)
+        return
     else:
-        if a_t is double and b_t is double:
-            lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
-                        m + i0, w + i0, t + i0, c + i0)
-        elif a_t is float and b_t is float:
-            lse_cols_ff(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
-                        m + i0, w + i0, t + i0, c + i0)
-        elif a_t is float and b_t is double:
-            lse_cols_fd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
-                        m + i0, w + i0, t + i0, c + i0)
-        elif a_t is double and b_t is mask_t:
-            lse_cols_dm(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
-                        m + i0, w + i0, t + i0, c + i0)
-        elif a_t is float and b_t is mask_t:
-            lse_cols_fm(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
-                        m + i0, w + i0, t + i0, c + i0)
+        if b != NULL:
+            bp = b + o * vb.s0 + r0 * vb.s1 + i0 * vb.s2
+            bs1 = vb.s1
+            bs2 = vb.s2
+        if i1 - i0 == 1:
+            if a_t is double and b_t is double:
+                lse_row_dd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                           precision)
+            elif a_t is float and b_t is float:
+                lse_row_ff(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                           precision)
+            elif a_t is float and b_t is double:
+                lse_row_fd(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                           precision)
+            else:
+                lse_row_df(ap, va.s1, bp, bs1, r1 - r0, inv_tau, itl, m + i0, w + i0, t + i0, c + i0,
+                           precision)
         else:
-            lse_cols_df(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
-                        m + i0, w + i0, t + i0, c + i0)
+            if a_t is double and b_t is double:
+                lse_cols_dd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
+                            m + i0, w + i0, t + i0, c + i0)
+            elif a_t is float and b_t is float:
+                lse_cols_ff(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
+                            m + i0, w + i0, t + i0, c + i0)
+            elif a_t is float and b_t is double:
+                lse_cols_fd(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
+                            m + i0, w + i0, t + i0, c + i0)
+            else:
+                lse_cols_df(ap, va.s1, va.s2, bp, bs1, bs2, r1 - r0, i1 - i0, inv_tau, itl,
+                            m + i0, w + i0, t + i0, c + i0)
 
 
 cdef inline Py_ssize_t _chunks(View va, Py_ssize_t ntasks) noexcept nogil:
@@ -1223,6 +1201,7 @@ def logdiffexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out no
         return
     cdef Py_ssize_t s1 = x1.strides[0] // isz, s2 = x2.strides[0] // isz, so = out.strides[0] // isz
     cdef Py_ssize_t k, i0, nb = (n + PAIR_BLOCK - 1) // PAIR_BLOCK
+    # an element costs many times logaddexp's (double-double throughout): threads pay sooner
     cdef int nt = 1 if n < MIN_PARALLEL // 8 else lse_max_threads()
     with nogil:
         for k in prange(nb, num_threads=nt, schedule="static"):

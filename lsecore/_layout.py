@@ -348,7 +348,8 @@ def reduce_partials(
     axes : tuple of int
         Normalized (non-negative, unique) axes to reduce.
     b : ndarray of float32 or float64 with a's shape, optional
-        Weights, typically a broadcast view (zero strides).
+        Weights, typically a broadcast view (zero strides); or uint8, a boolean mask's bytes
+        (0 leaves its element out, whatever its value).
     inv_tau : float
         ``1 / temperature``.
     float32_result : bool

@@ -199,9 +199,9 @@ def test_huge_temperatures_keep_the_log_of_a_tiny_quotient():
     assert ulps(got, exact) <= 1.0
 
 
-def test_log1mexp_is_logdiffexp_from_zero():
+def test_logdiffexp_from_zero_is_log1mexp():
     x = _log1mexp_points(np.float64, n=80)
-    np.testing.assert_array_equal(lsearray.log1mexp(x), lsearray.logdiffexp(0.0, x))
+    assert worst_ulps(lsearray.logdiffexp(0.0, x), [mp_log1mexp(v) for v in x], np.float64) <= 1.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_temperature_scales(xp):
     xp.subset(True)
     a, b, tau = np.array([3.0, -1.0, 40.0]), np.array([1.0, -1.5, 39.0]), 0.25
     got = xp.to_numpy(lsearray.logdiffexp(xp.make(a), xp.make(b), temperature=tau))
-    assert_values(got, tau * xp.to_numpy(lsearray.logdiffexp(xp.make(a / tau), xp.make(b / tau))), "float64")
+    assert_values(got, slow_logdiffexp(a, b, tau), "float64")
 
 
 def test_integer_input_gives_the_default_float(xp):

@@ -115,6 +115,8 @@ def softmax(p: Prepared) -> Any:
     if view is not None:
         return _fused(p, view, log_mode=False)
     r, z, zl = _reduced_and_shifted(p)
+    if p.where is not None:  # left-out elements (any value) add nothing, and raise no overflow
+        np.copyto(z, -np.inf, where=~p.where)
     np.exp(z, out=z)
     hi, lo = (np.expand_dims(v, p.axes) for v in r.total_parts())
     with np.errstate(invalid="ignore", over="ignore"):
