@@ -155,7 +155,7 @@ def logmeanexp(
     >>> logmeanexp([1.0, 2.0, 6.0], temperature=100.0)
     np.float64(3.023431954817704)
     >>> logmeanexp([0.0, np.log(3.0), 50.0], where=[True, True, False])
-    np.float64(0.6931471805599453)
+    np.float64(0.6931471805599454)
     """
     return executor(a, b, where, func="logmeanexp").logmeanexp(a, axis, b, keepdims, temperature,
                                                                 where)
