@@ -19,7 +19,7 @@ __all__ = [
     "ArrayTemperature", "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
     "complex_rejected", "device_mismatch", "flag", "mask_not_boolean", "not_numeric", "prepare",
     "prepare_array_api", "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar",
-    "temperature_value",
+    "temperature_value", "with_mask_weights",
 ]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -31,13 +31,14 @@ class Prepared(NamedTuple):
     arrays of the input's namespace in the dtype the computation runs in)."""
 
     a: Any  # at least 1-d; for the kernel float32/float64, native byte order, aligned
-    b: Any  # weights broadcast to a.shape (zero where `where` is false), or None
+    b: Any  # weights broadcast to a.shape (NumPy's: zero where `where` is false), or None
     axes: tuple[int, ...]  # normalized reduction axes of a
     tau: Any  # temperature: a float, or an ArrayTemperature to differentiate through
     dtype: Any  # dtype of the result
     shape: tuple[int, ...]  # broadcast shape of the inputs before 1-d promotion
-    # the mask broadcast to a.shape (boolean), or None: every element counts; the mask is
-    # also in b (for the kernel, NumPy's as the mask's own bytes, weights 0 and 1)
+    # the mask broadcast to a.shape (boolean), or None: every element counts; NumPy's is
+    # also in b (the mask's own bytes, weights 0 and 1 for the kernel), the array-API
+    # executors' only where a reduction asks (`with_mask_weights`)
     where: Any = None
 
 
@@ -235,6 +236,15 @@ class ArrayTemperature(NamedTuple):
     dtype: Any  # the real dtype the computation runs in
 
 
+def with_mask_weights(p: Prepared, xp: ModuleType) -> Prepared:
+    """``p`` (from `prepare_array_api`) with its mask folded into the weights, for a
+    reduction: zeros where the mask is false, ones (or ``b``) elsewhere, in ``p.a``'s dtype."""
+    if p.where is None:
+        return p
+    b = xp.astype(p.where, p.a.dtype) if p.b is None else xp.where(p.where, p.b, xp.zeros_like(p.b))
+    return p._replace(b=b)
+
+
 def array_temperature(temperature: Any, func: str, xp: ModuleType, dtype: Any) -> ArrayTemperature:
     """A temperature given as an array, checked where its value is known (not while a
     function is being traced), in its own dtype (the executor splits it into a factor of
@@ -282,7 +292,7 @@ def prepare_array_api(
     a: Any, b: Any, axis: Any, temperature: Any, func: str, xp: ModuleType, where: Any = None
 ) -> tuple[Prepared, Any]:
     """`prepare` for the array-API executor: namespace-aware promotion and checks (a mask
-    folded into the weights as zeros and ones of the compute dtype).
+    broadcast beside the input; `with_mask_weights` folds it into the weights).
 
     Integer and bool input computes in the namespace's default real floating dtype,
     float16 and bfloat16 in float32 (returned in the input's dtype), and ``a`` and
@@ -332,8 +342,7 @@ def prepare_array_api(
             raise device_mismatch(func, ("a", dev), ("where", device_of(mask)))
         shape = broadcast_shape(func, ("where", mask.shape), ("a", a.shape))
         a, mask = xp.broadcast_to(a, shape), xp.broadcast_to(mask, shape)
-        b = xp.astype(mask, compute) if b is None else xp.where(mask, xp.broadcast_to(b, shape),
-                                                                 xp.zeros_like(a))
+        b = None if b is None else xp.broadcast_to(b, shape)
     shape = tuple(a.shape)
     if a.ndim == 0:
         a = xp.reshape(a, (1,))

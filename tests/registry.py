@@ -174,24 +174,15 @@ def _masked_reduction(slow):
     return oracle
 
 
-def _masked_normalization(slow, fill):
-    """The oracle of a masked softmax or log_softmax: the elements left out as -inf, then
-    ``fill`` (0 or -inf) where they were, a slice with nothing kept included."""
+def _masked_by_minus_inf(slow, fill=None):
+    """The oracle of a masked softmax, log_softmax or scan: the elements left out as -inf,
+    which add nothing; then ``fill`` (0 or -inf) where they were, a slice with nothing kept
+    included (None: the scan's running value stays)."""
     def oracle(x, *, where, **kwargs):
         x = np.asarray(x)
         x = x.astype(np.float64) if x.dtype.kind in "biu" else x
         out = slow(np.where(where, x, -np.inf).astype(x.dtype), **kwargs)
-        return np.where(where, out, fill)
-    return oracle
-
-
-def _masked_scan(slow):
-    """The oracle of a masked scan: the elements left out as -inf, which add nothing (a
-    left-out element's output is the running value)."""
-    def oracle(a, *, where, **kwargs):
-        a = np.asarray(a)
-        a = a.astype(np.float64) if a.dtype.kind in "biu" else a
-        return slow(np.where(where, a, -np.inf).astype(a.dtype), **kwargs)
+        return out if fill is None else np.where(where, out, fill)
     return oracle
 
 
@@ -201,8 +192,8 @@ def masked(entry):
     if name in ("logsumexp", "logmeanexp"):
         return _masked_reduction(entry.slow)
     if name == "logcumsumexp":
-        return _masked_scan(entry.slow)
-    return _masked_normalization(entry.slow, -np.inf if name == "log_softmax" else 0.0)
+        return _masked_by_minus_inf(entry.slow)
+    return _masked_by_minus_inf(entry.slow, -np.inf if name == "log_softmax" else 0.0)
 
 
 def _first_of_top_k(gumbel_topk, a, axis=-1, rng=None):

@@ -18,6 +18,7 @@ from lsearray._executors.scale import Factor, array_factor, divide, times
 from lsearray._validation import (
     ArrayTemperature, Prepared, array_temperature, broadcast_shape, complex_rejected,
     device_mismatch, flag, not_numeric, prepare_array_api, scan_axis, temperature_value,
+    with_mask_weights,
 )
 
 __all__ = ["ArrayAPIExecutor", "directed_scan", "masked_normalized", "numpy_top_k"]
@@ -198,6 +199,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
                   temperature: Any, where: Any = None) -> Any:
         xp = self.xp
         p, _ = self.prepare(a, b, axis, temperature, "logsumexp", where)
+        p = with_mask_weights(p, xp)
         with self.quiet():
             out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
         out = array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)
@@ -209,6 +211,7 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
                    where: Any = None) -> Any:
         xp = self.xp
         p, _ = self.prepare(a, b, axis, temperature, "logmeanexp", where)
+        p = with_mask_weights(p, xp)
         with self.quiet():
             out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, xp)
         return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, xp)

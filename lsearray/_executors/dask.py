@@ -15,6 +15,7 @@ from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
 from lsearray._validation import (
     Prepared, complex_rejected, flag, scan_axis, temperature_not_scalar, temperature_value,
+    with_mask_weights,
 )
 
 __all__ = ["DaskExecutor"]
@@ -98,6 +99,7 @@ class DaskExecutor(ArrayAPIExecutor):
     def logsumexp(self, a: Any, axis: Any, b: Any, keepdims: bool, return_sign: bool,
                   temperature: Any, where: Any = None, split_every: Any = None) -> Any:
         p, compute = self.prepare(a, b, axis, temperature, "logsumexp", where)
+        p = with_mask_weights(p, self.xp)
         if self.xp.isdtype(compute, "complex floating"):  # the array-API code, lazily
             xp = self.xp
             out, sign = array_api_lse.logsumexp(p.a, p.b, p.axes, p.tau, return_sign, xp)
@@ -112,6 +114,7 @@ class DaskExecutor(ArrayAPIExecutor):
     def logmeanexp(self, a: Any, axis: Any, b: Any, keepdims: bool, temperature: Any,
                    where: Any = None, split_every: Any = None) -> Any:
         p, compute = self.prepare(a, b, axis, temperature, "logmeanexp", where)
+        p = with_mask_weights(p, self.xp)
         if self.xp.isdtype(compute, "complex floating"):
             out = array_api_lse.logmeanexp(p.a, p.b, p.axes, p.tau, self.xp)
             return array_api_lse.shaped(out, p.axes, keepdims, p.dtype, self.xp)

@@ -37,10 +37,10 @@ def _gumbel(shape: tuple[int, ...], like: Any, rng: Any, func: str) -> Any:
 
 def _on_kernel(p: Prepared, compute: Any) -> bool:
     """Whether the kernel computes a call prepared as ``p`` (in the dtype ``compute``):
-    real float32/float64 input that is not empty, a float temperature, no weights."""
+    real float32/float64 input that is not empty, a float temperature, no weights, no mask."""
     import jax.numpy as jnp
 
-    return (p.b is None and isinstance(p.tau, float) and compute in (jnp.float32, jnp.float64)
+    return (p.b is None and p.where is None and isinstance(p.tau, float) and compute in (jnp.float32, jnp.float64)
             and p.a.size > 0)
 
 
