@@ -271,6 +271,151 @@ LSE512_INLINE __m512d lse512_div_dd(__m512d x, __m512d d, __m512d *lo)
     return q;
 }
 
+/* ln2/16 = LSE_L16_1 + LSE_L16_2 + LSE_L16_3 to about 2^-150, the first with 36 bits: k
+ * LSE_L16_1 is exact for |k| < 2^17, every k lse512_exp_dd_tab meets. */
+#define LSE_L16_1 0x1.62e42fefa0000p-5
+#define LSE_L16_2 0x1.cf79abc9e3b3ap-44
+#define LSE_L16_3 (-0x1.ff0342542fc33p-98)
+
+/*
+ * exp(d + dl) as hi + *lo to about 2^-63 relative, for d <= 0, -inf or nan (|dl| < 2^-40,
+ * 0 where d is not finite or below LSE_EXP_CLAMP): the two-term relatives' terms, whose
+ * rounding test (_lse_pairs512.h) needs them far more exact than lse512_exp2's 0.52 ulp.
+ * d = (16 q + j) ln2/16 + r, |r| <= ln2/32, reduced exactly (k LSE_L16_1 and its
+ * difference from d are exact) with the reduction's low parts and dl carried in rl;
+ * exp(d) = 2^q T_j (1 + r + r^2 Q(r)) (1 + rl) with the table T_j = 2^(j/16) in
+ * double-double and Q by its Taylor polynomial to r^6/8! (truncation below 2^-68).
+ * T_j + T_j r is summed exactly; the rest, below 2^-10 of it, carries roundings of about
+ * 2^-64.  Below 2^-1022 the result is a subnormal hi (lo is then below 2^-1074).
+ */
+LSE512_INLINE __m512d lse512_exp_dd_tab(__m512d d, __m512d dl, const lse512_tab *k, __m512d *lo)
+{
+    const __m512d shift = _mm512_set1_pd(0x1.8p52);
+    d = _mm512_max_pd(_mm512_set1_pd(LSE_EXP_CLAMP), d);    /* nan (the second operand) stays */
+    __m512d kd = _mm512_fmadd_pd(d, _mm512_set1_pd(16.0 * LSE_INV_LN2), shift);
+    __m512i j = _mm512_castpd_si512(kd);                     /* low 4 bits: k mod 16 */
+    kd = _mm512_sub_pd(kd, shift);
+    __m512d rh = _mm512_fnmadd_pd(kd, _mm512_set1_pd(LSE_L16_1), d);           /* exact */
+    __m512d th = _mm512_mul_pd(kd, _mm512_set1_pd(LSE_L16_2));
+    __m512d tl = _mm512_fmsub_pd(kd, _mm512_set1_pd(LSE_L16_2), th);
+    __m512d s = _mm512_sub_pd(rh, th);
+    __m512d sl = lse512_two_sum_err(rh, _mm512_sub_pd(_mm512_setzero_pd(), th), s);
+    __m512d u = _mm512_sub_pd(dl, _mm512_fmadd_pd(kd, _mm512_set1_pd(LSE_L16_3), tl));
+    __m512d r = _mm512_add_pd(s, u);
+    __m512d rl = _mm512_add_pd(lse512_two_sum_err(s, u, r), sl);
+    __m512d q = _mm512_fmadd_pd(r, _mm512_set1_pd(1.0 / 40320.0), _mm512_set1_pd(1.0 / 5040.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 720.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 120.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6.0));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
+    __m512d p2 = _mm512_mul_pd(_mm512_mul_pd(r, r), q);
+    __m512d t0 = _mm512_permutex2var_pd(k->thi0, j, k->thi1);
+    __m512d t1 = _mm512_permutex2var_pd(k->tlo0, j, k->tlo1);
+    __m512d ph = _mm512_mul_pd(t0, r), pe = _mm512_fmsub_pd(t0, r, ph);
+    __m512d hi = _mm512_add_pd(t0, ph);
+    __m512d e1 = _mm512_add_pd(_mm512_sub_pd(t0, hi), ph);  /* exact: |t0| >= 1 > |ph| */
+    /* pe + T_lo (1 + r) + T_hi (r^2 Q + rl (1 + r)) */
+    __m512d rest = _mm512_fmadd_pd(t0, _mm512_add_pd(p2, _mm512_fmadd_pd(rl, r, rl)),
+                                   _mm512_fmadd_pd(t1, r, t1));
+    rest = _mm512_add_pd(_mm512_add_pd(rest, pe), e1);
+    __m512d h = _mm512_add_pd(hi, rest);
+    __m512d l = _mm512_add_pd(_mm512_sub_pd(hi, h), rest);
+    __m512d scale = _mm512_mul_pd(kd, _mm512_set1_pd(0.0625));   /* scalef: 2^floor(k/16) */
+    *lo = _mm512_scalef_pd(l, scale);
+    return _mm512_scalef_pd(h, scale);
+}
+
+/*
+ * The log's table: z in [0.6875, 1.375) falls in the interval i of 16 by the bits of z
+ * (widths 1/32 below 1 and 1/16 above), whose point c_i (its middle, and 1 for the two
+ * intervals beside 1) is within 1/32 of z relative to z + c_i; log c_i to about 2^-107
+ * as LSE_LOGC_HI + LSE_LOGC_LO.
+ */
+static const double LSE_LOGC[16] = {
+    0x1.68p-1, 0x1.78p-1, 0x1.88p-1, 0x1.98p-1, 0x1.a8p-1, 0x1.b8p-1, 0x1.c8p-1, 0x1.d8p-1,
+    0x1.e8p-1, 0x1.0p+0, 0x1.0p+0, 0x1.18p+0, 0x1.28p+0, 0x1.38p+0, 0x1.48p+0, 0x1.58p+0};
+static const double LSE_LOGC_HI[16] = {
+    -0x1.68ac83e9c6a14p-2, -0x1.3c25277333184p-2, -0x1.1178e8227e47cp-2, -0x1.d1037f2655e7bp-3,
+    -0x1.823c16551a3c2p-3, -0x1.365fcb0159016p-3, -0x1.da727638446a2p-4, -0x1.4d3115d207eacp-4,
+    -0x1.894aa149fb343p-5, 0x0.0p+0, 0x0.0p+0, 0x1.6f0d28ae56b4cp-4,
+    0x1.29552f81ff523p-3, 0x1.9525a9cf456b4p-3, 0x1.fb9186d5e3e2bp-3, 0x1.2e8e2bae11d31p-2};
+static const double LSE_LOGC_LO[16] = {
+    -0x1.a64eadd740178p-58, 0x1.2ad27e50a8ec6p-56, 0x1.0e63a5f01c691p-57, -0x1.60629242471a2p-57,
+    0x1.1232ce70be781p-57, -0x1.7d411a5b944adp-58, -0x1.401fa71733019p-58, -0x1.769f42c7842ccp-58,
+    -0x1.a8be97660a23dp-60, 0x0.0p+0, 0x0.0p+0, -0x1.906d99184b992p-58,
+    0x1.301771c407dbfp-57, 0x1.d904c1d4e2e26p-57, -0x1.caaae64f21acbp-57, -0x1.8f4cdb95ebdf9p-56};
+
+/* The log's tables in registers, loaded once per loop. */
+typedef struct {
+    __m512d c0, c1, h0, h1, l0, l1;
+} lse512_logtab;
+
+LSE512_INLINE lse512_logtab lse512_log_tables(void)
+{
+    lse512_logtab t;
+    t.c0 = _mm512_loadu_pd(LSE_LOGC);
+    t.c1 = _mm512_loadu_pd(LSE_LOGC + 8);
+    t.h0 = _mm512_loadu_pd(LSE_LOGC_HI);
+    t.h1 = _mm512_loadu_pd(LSE_LOGC_HI + 8);
+    t.l0 = _mm512_loadu_pd(LSE_LOGC_LO);
+    t.l1 = _mm512_loadu_pd(LSE_LOGC_LO + 8);
+    return t;
+}
+
+/*
+ * log(sh + sl) as hi + *lo, for sh positive and normal and |sl| <= ulp(sh), with *err a
+ * bound on the error: 2^-60 of the log where sh + sl is within 1/16 of 1 (no table term:
+ * the log of 1 - e keeps its relative accuracy however small e), else 2^-64 plus 2^-96 of
+ * the log.  sh = 2^k z with z in [0.6875, 1.375) (the bits of sh less those of 0.6875: k
+ * is their top, the table index the next 4), log(sh + sl) = k ln2 + log c_i + 2 atanh(f),
+ * f = (z + zl - c_i) / (z + zl + c_i) in double-double (|f| <= 1/32), and atanh's series
+ * to f^11 (truncation below 2^-67).
+ */
+LSE512_INLINE __m512d lse512_log_dd(__m512d sh, __m512d sl, const lse512_logtab *t, __m512d *lo,
+                                    __m512d *err)
+{
+    const __m512d one = _mm512_set1_pd(1.0);
+    __m512i ix = _mm512_castpd_si512(sh);
+    __m512i tmp = _mm512_sub_epi64(ix, _mm512_set1_epi64(0x3fe6000000000000LL));
+    __m512i idx = _mm512_srli_epi64(tmp, 48);                /* low 4 bits: i */
+    __m512i kk = _mm512_srai_epi64(tmp, 52);
+    __m512d z = _mm512_castsi512_pd(_mm512_sub_epi64(ix, _mm512_slli_epi64(kk, 52)));
+    __m512d kd = _mm512_cvtepi64_pd(kk);
+    __m512d zl = _mm512_scalef_pd(sl, _mm512_sub_pd(_mm512_setzero_pd(), kd));
+    __m512d c = _mm512_permutex2var_pd(t->c0, idx, t->c1);
+    __m512d n = _mm512_sub_pd(z, c);                         /* exact: z / c in [1/2, 2] */
+    __m512d nh = _mm512_add_pd(n, zl), nl = lse512_two_sum_err(n, zl, nh);
+    __m512d dh = _mm512_add_pd(z, c);
+    __m512d dlo = _mm512_add_pd(lse512_two_sum_err(z, c, dh), zl);
+    __m512d fh = _mm512_div_pd(nh, dh);
+    __m512d rem = _mm512_add_pd(_mm512_fnmadd_pd(fh, dh, nh), _mm512_fnmadd_pd(fh, dlo, nl));
+    __m512d fl = _mm512_mul_pd(rem, _mm512_rcp14_pd(dh));   /* 2^-14 of a 2^-53 remainder */
+    __m512d f2 = _mm512_mul_pd(fh, fh);
+    __m512d p = _mm512_fmadd_pd(f2, _mm512_set1_pd(1.0 / 11.0), _mm512_set1_pd(1.0 / 9.0));
+    p = _mm512_fmadd_pd(p, f2, _mm512_set1_pd(1.0 / 7.0));
+    p = _mm512_fmadd_pd(p, f2, _mm512_set1_pd(1.0 / 5.0));
+    p = _mm512_fmadd_pd(p, f2, _mm512_set1_pd(1.0 / 3.0));
+    __m512d tail = _mm512_mul_pd(_mm512_mul_pd(_mm512_add_pd(fh, fh), f2), p);
+    __m512d ch = _mm512_permutex2var_pd(t->h0, idx, t->h1);
+    __m512d cl = _mm512_permutex2var_pd(t->l0, idx, t->l1);
+    __m512d a = _mm512_mul_pd(kd, _mm512_set1_pd(LSE_LN2_HI));   /* exact: |k| < 2^11 */
+    __m512d a1, a1e, b, be;
+    lse512_two_sum(a, ch, &a1, &a1e);
+    lse512_two_sum(a1, _mm512_add_pd(fh, fh), &b, &be);
+    __m512d l = _mm512_fmadd_pd(kd, _mm512_set1_pd(LSE_LN2_LO), _mm512_add_pd(a1e, be));
+    l = _mm512_add_pd(l, _mm512_add_pd(_mm512_add_pd(cl, _mm512_add_pd(fl, fl)), tail));
+    __m512d h = _mm512_add_pd(b, l);
+    *lo = _mm512_add_pd(_mm512_sub_pd(b, h), l);
+    __mmask8 near = _mm512_cmp_pd_mask(c, one, _CMP_EQ_OQ)
+                    & _mm512_cmp_pd_mask(kd, _mm512_setzero_pd(), _CMP_EQ_OQ);
+    __m512d ah = _mm512_abs_pd(h);
+    *err = _mm512_mask_blend_pd(near, _mm512_fmadd_pd(ah, _mm512_set1_pd(0x1p-96),
+                                                      _mm512_set1_pd(0x1p-64)),
+                                _mm512_mul_pd(ah, _mm512_set1_pd(0x1p-60)));
+    return h;
+}
+
 /*
  * What differs between float64 (d) and float32 (f) input in the loops below: the loads and
  * stores of 8 elements as float64 lanes (whole, or under a mask km), a column tile's and a
