@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -16,9 +16,9 @@ __all__ = ["logeinsumexp"]
 _FUNC = "logeinsumexp"
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-# A label is a letter of the subscripts, or an int for an axis of an ellipsis, counted from the
-# right (-1 the last): ints sort before no letter, so they are kept apart where an order matters.
-Label = Any
+# An axis's label: a letter of the subscripts, or for an axis of the ellipsis its position
+# counted from the right (-1 the last), an int that no letter can be.
+Label = Union[str, int]
 
 
 def _error(message: str) -> ValueError:
@@ -168,7 +168,9 @@ def _path(labels: list[list[Label]], sizes: dict) -> list[tuple[int, ...]]:
         import opt_einsum
     except ImportError:
         return [(0, 1)] + [(0, n - 1 - t) for t in range(1, n - 1)]
-    symbols = {label: opt_einsum.get_symbol(i) for i, label in enumerate({lab for ls in labels for lab in ls})}
+    # symbols in the order of first appearance, so that ties in the path break alike on every run
+    first_seen = dict.fromkeys(label for ls in labels for label in ls)
+    symbols = {label: opt_einsum.get_symbol(i) for i, label in enumerate(first_seen)}
     terms = ["".join(symbols[label] for label in ls) for ls in labels]
     eq = ",".join(terms) + "->"
     shapes = [tuple(sizes[label] for label in ls) for ls in labels]
@@ -238,14 +240,15 @@ def logeinsumexp(subscripts: str, *operands: Any) -> Any:
     >>> np.exp(logeinsumexp("ij,jk->ik", a, a))
     array([[ 7., 10.],
            [15., 22.]])
-    >>> float(np.exp(logeinsumexp("ii", a)))  # the trace, 1 + 4
-    5.0
+    >>> print(f"{np.exp(logeinsumexp('ii', a)):.12f}")  # the trace, 1 + 4
+    5.000000000000
 
-    The partition function of a chain whose potentials ``exp`` would overflow:
+    The sum over the 81 paths of a chain whose potentials' ``exp`` would overflow,
+    ``3000 + log(81)``:
 
     >>> x = np.full((3, 3), 1000.0)
-    >>> logeinsumexp("ab,bc,cd->", x, x, x) - 3000.0 - 4 * np.log(3.0)
-    np.float64(0.0)
+    >>> logeinsumexp("ab,bc,cd->", x, x, x)
+    np.float64(3004.3944491546727)
     """
     if not operands:
         raise _error("at least one operand expected; got none")
