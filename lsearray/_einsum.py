@@ -160,7 +160,7 @@ def _contracted(x: Any, lx: list[Label], y: Any, ly: list[Label], keep: set, siz
     return xp.reshape(logmatmulexp(x, y), bshape + nshape + mshape), batch + left + right
 
 
-def _path(labels: list[list[Label]], sizes: dict) -> list[tuple[int, ...]]:
+def _path(labels: list[list[Label]], output: list[Label], sizes: dict) -> list[tuple[int, ...]]:
     """opt_einsum's contraction order where it is installed, else left to right; in its
     convention: each pair leaves the list and their product joins its end."""
     n = len(labels)
@@ -172,7 +172,7 @@ def _path(labels: list[list[Label]], sizes: dict) -> list[tuple[int, ...]]:
     first_seen = dict.fromkeys(label for ls in labels for label in ls)
     symbols = {label: opt_einsum.get_symbol(i) for i, label in enumerate(first_seen)}
     terms = ["".join(symbols[label] for label in ls) for ls in labels]
-    eq = ",".join(terms) + "->"
+    eq = ",".join(terms) + "->" + "".join(symbols[label] for label in output)
     shapes = [tuple(sizes[label] for label in ls) for ls in labels]
     path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True)
     return [tuple(step) for step in path]
@@ -272,7 +272,7 @@ def logeinsumexp(subscripts: str, *operands: Any) -> Any:
         elsewhere = {label for j, other in enumerate(labels) if j != i for label in other}
         ops.append(_reduced(x, ls, wanted | elsewhere))
     if len(ops) > 1:
-        for pair in _path([ls for _, ls in ops], sizes):
+        for pair in _path([ls for _, ls in ops], out_labels, sizes):
             i, j = sorted(pair)
             (x, lx), (y, ly) = ops[i], ops[j]
             del ops[j], ops[i]
