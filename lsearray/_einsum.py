@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Union
 
@@ -173,7 +174,16 @@ def _path(labels: list[list[Label]], output: list[Label], sizes: dict) -> list[t
     symbols = {label: opt_einsum.get_symbol(i) for i, label in enumerate(first_seen)}
     terms = ["".join(symbols[label] for label in ls) for ls in labels]
     eq = ",".join(terms) + "->" + "".join(symbols[label] for label in output)
-    shapes = [tuple(sizes[label] for label in ls) for ls in labels]
+    shapes = tuple(tuple(sizes[label] for label in ls) for ls in labels)
+    return _opt_einsum_path(eq, shapes)
+
+
+@functools.lru_cache(maxsize=256)
+def _opt_einsum_path(eq: str, shapes: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+    """opt_einsum's path for ``eq`` on operands of ``shapes``, kept: finding it can cost more than
+    the contraction of small operands (a loop over time steps calls with the same shapes)."""
+    import opt_einsum
+
     path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True)
     return [tuple(step) for step in path]
 
