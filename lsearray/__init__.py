@@ -3,6 +3,7 @@
 import importlib.metadata as _metadata
 
 from lsearray._difference import log1mexp, logdiffexp
+from lsearray._einsum import logeinsumexp
 from lsearray._executors.numpy import build_info
 from lsearray._matmul import logmatmulexp
 from lsearray._online import OnlineLogSumExp
@@ -20,6 +21,6 @@ del _metadata
 
 __all__ = [
     "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "gumbel_topk",
-    "log1mexp", "log_softmax", "logaddexp", "logcumsumexp", "logdiffexp", "logmatmulexp", "logmeanexp",
+    "log1mexp", "log_softmax", "logaddexp", "logcumsumexp", "logdiffexp", "logeinsumexp", "logmatmulexp", "logmeanexp",
     "logsumexp", "softmax",
 ]

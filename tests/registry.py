@@ -146,6 +146,12 @@ def _matrix(ndim):
     return [Call("a @ b", ("a", "matrix"))]
 
 
+def _einsum_as_matmul(logeinsumexp, a, b):
+    """logeinsumexp spelling a @ b with the ellipsis, for the matrix b of `_matrix`: its oracle is
+    logmatmulexp's."""
+    return logeinsumexp("...k,km->...m", a, b)
+
+
 def _online(ndim):
     return [Call("sum"), Call("mean tau=2", kwargs=dict(mean=True, temperature=2.0))]
 
@@ -214,6 +220,7 @@ def _entries():
         Entry("log1mexp", lsa, "log1mexp", slow_log1mexp, _unary),
         Entry("logcumsumexp", lsa, "logcumsumexp", slow_logcumsumexp, _with_axis(_scans)),
         Entry("logmatmulexp", lsa, "logmatmulexp", slow_logmatmulexp, _matrix),
+        Entry("logeinsumexp", lsa, "logeinsumexp", slow_logmatmulexp, _matrix, wrap=_einsum_as_matmul),
         Entry("OnlineLogSumExp", lsa, "OnlineLogSumExp", _slow_online, _online, wrap=online_logsumexp),
         # Samplers: no value oracle; the cross test checks shape, dtype, support, seeds and
         # degenerate distributions instead.

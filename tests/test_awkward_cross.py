@@ -129,9 +129,9 @@ def test_function_on_awkward_input(entry, backend, case, tmp_path):
     if "pair" in {op for call in entry.calls(case.ndim) for op in call.operands}:
         x2 = pair_partner(case)
         partners["pair"] = (x2 if xp.name == "numpy" else _on(xp, x2), x2)
-    if entry.name == "logmatmulexp":
+    if entry.name in ("logmatmulexp", "logeinsumexp"):
         if not case.ndim:              # matmul needs an axis on either side, as numpy.matmul
-            with pytest.raises(ValueError, match="at least one dimension"):
+            with pytest.raises(ValueError, match="at least (one|1) dimension"):
                 entry.fast(a, xp.make(np.zeros((1, 3))))
             return
         b = matmul_partner(case)

@@ -1,4 +1,4 @@
-"""asv benchmarks: lsearray logaddexp, logdiffexp, log1mexp, logcumsumexp and logmatmulexp beside their numpy recipes.
+"""asv benchmarks: lsearray logaddexp, logdiffexp, log1mexp, logcumsumexp, logmatmulexp and logeinsumexp beside numpy recipes.
 
 Every class builds its seeded, cached input in ``setup`` (``common.py``) and limits the
 OpenMP/BLAS pools to one thread with threadpoolctl; ``teardown`` restores the limits. The
@@ -12,7 +12,7 @@ import lsearray
 
 from .common import DTYPES, SHAPE_SCAN, ThreadLimited, get_1d, get_2d, get_second, limit_threads
 
-__all__ = ["Logaddexp", "Logcumsumexp", "LogcumsumexpDirections", "Logdiffexp", "Logmatmulexp"]
+__all__ = ["Logaddexp", "Logcumsumexp", "LogcumsumexpDirections", "Logdiffexp", "Logeinsumexp", "Logmatmulexp"]
 
 
 def _shifted_logmatmulexp(a, b):
@@ -145,3 +145,37 @@ class Logmatmulexp(ThreadLimited):
 
     def peakmem_shifted_logmatmulexp(self, n):
         _shifted_logmatmulexp(self.a, self.b)
+
+
+def _chain(length):
+    """The subscripts of a batch (z) of linear chains of ``length`` pairwise potentials,
+    summed over every state: ``"zab,zbc,...->z"``."""
+    states = "abcdefghijklmnopqrstuvwxy"[:length + 1]
+    return ",".join(f"z{s}{t}" for s, t in zip(states, states[1:])) + "->z"
+
+
+class Logeinsumexp(ThreadLimited):
+    """``logeinsumexp`` of the log partition functions of a batch of 16 linear-chain CRFs (a
+    (16, k, k) potential per link, 12 links); one BLAS thread.
+
+    The reference: the naive ``log(einsum(exp(...)))`` along numpy's optimized path
+    (``optimize=True``; the unoptimized loop over every index at once would not finish),
+    which overflows once the potentials' sums pass about 700.
+    """
+    params = [[16, 64]]
+    param_names = ["k"]
+    timeout = 300
+
+    def setup(self, k):
+        links = 12
+        x = get_2d((16 * links, k * k)) / 10
+        self.subscripts = _chain(links)
+        self.operands = [x[16 * t:16 * (t + 1)].reshape(16, k, k) for t in range(links)]
+        limit_threads(self, 1)
+
+    def time_logeinsumexp(self, k):
+        lsearray.logeinsumexp(self.subscripts, *self.operands)
+
+    def time_naive_logeinsumexp(self, k):
+        with np.errstate(over="ignore"):
+            np.log(np.einsum(self.subscripts, *[np.exp(x) for x in self.operands], optimize=True))
