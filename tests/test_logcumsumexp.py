@@ -278,6 +278,23 @@ def test_ulp_error_along_an_axis(layout):
         assert errs.max() <= 1.0, f"row {row}: {errs.max():.3f} ulp at prefix {int(np.argmax(errs))}"
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.37])
+def test_ulp_error_of_a_long_lane(temperature):
+    """Lanes long enough to be cut into blocks scanned from carries (65,536 elements and up):
+    ordinary data, a new max every step, terms far below the running max; and a dominant
+    first element whose prefixes stay within 1e-12 of it, which needs the carries' sums far
+    more exact than an ulp (at the unit temperature only: at others the 60-digit reference
+    itself keeps too few of the prefixes' 1e-47)."""
+    mixed = np.r_[_normal("acc-long", 40_000, 10.0), _sorted("acc-long-asc", 20_000, 0.01) + 30.0,
+                  _normal("acc-long-low", 10_000, 1.0, -20.0)]
+    dominated = np.r_[0.0, _normal("acc-long-dom", 69_999, 1.0, -40.0)]
+    lanes = [("mixed", mixed)] + ([("dominated", dominated)] if temperature == 1.0 else [])
+    for name, a in lanes:
+        errs = ulps(lsearray.logcumsumexp(a, temperature=temperature), mp_logcumsumexp(a, temperature))
+        worst = int(np.argmax(errs))
+        assert errs[worst] <= 1.0, f"{name}: {errs[worst]:.3f} ulp at prefix {worst}"
+
+
 def test_float32_rounds_once():
     a = _normal("acc-f32", 400).astype(np.float32)
     got = lsearray.logcumsumexp(a)
