@@ -40,6 +40,12 @@ cdef extern from "_lse_dispatch.h" nogil:
                            double tau, int log_mode)
     void lse_softmax_row_f(const float *a, float *out, double *buf, Py_ssize_t n,
                            double tau, int log_mode)
+    Py_ssize_t lse_masked_row_d(const double *a, const unsigned char *keep, double *row,
+                                Py_ssize_t n)
+    Py_ssize_t lse_masked_row_f(const float *a, const unsigned char *keep, float *row,
+                                Py_ssize_t n)
+    void lse_fill_left_out_d(double *out, const unsigned char *keep, Py_ssize_t n, double fill)
+    void lse_fill_left_out_f(float *out, const unsigned char *keep, Py_ssize_t n, float fill)
     void lse_normalize_f(const float *a, Py_ssize_t ar, Py_ssize_t ai, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          const double *m, const double *s, const double *sl, double tau,
@@ -700,14 +706,18 @@ def normalize(const a_t[:, :, :] a not None, a_t[:, :, :] out not None,
                                     n2, &m[o, 0], &s[o, 0], sl, tau, log_mode)
 
 
-cdef int _softmax_rows(const a_t *a, a_t *out, Py_ssize_t n0, Py_ssize_t n1, double tau,
-                       bint log_mode) noexcept nogil:
-    """`softmax_rows` of the C-contiguous (n0, n1) ``a`` into ``out``; -1 when memory
-    runs out."""
-    cdef Py_ssize_t o
+cdef int _softmax_rows(const a_t *a, const unsigned char *keep, a_t *out, Py_ssize_t n0,
+                       Py_ssize_t n1, double tau, bint log_mode) noexcept nogil:
+    """`softmax_rows` of the C-contiguous (n0, n1) ``a`` into ``out``, the elements whose
+    byte in the (n0, n1) ``keep`` is 0 left out (NULL: none); -1 when memory runs out."""
+    cdef Py_ssize_t o, k, kept
     cdef int nt = lse_max_threads()
     cdef double *buf = NULL
     cdef double *tbuf
+    cdef a_t *rows = NULL
+    cdef a_t *row
+    cdef const a_t *src
+    cdef a_t fill = -INFINITY if log_mode else 0.0
     if n0 * n1 == 0:
         return 0
     if n0 * n1 < MIN_PARALLEL:
@@ -717,40 +727,72 @@ cdef int _softmax_rows(const a_t *a, a_t *out, Py_ssize_t n0, Py_ssize_t n1, dou
         buf = <double *> malloc(nt * n1 * sizeof(double))
         if buf == NULL:
             return -1
+    if keep != NULL:
+        # A masked row as its kept elements and -inf, one row per thread, in cache.
+        rows = <a_t *> malloc(nt * n1 * sizeof(a_t))
+        if rows == NULL:
+            free(buf)
+            return -1
     for o in prange(n0, num_threads=nt, schedule="static"):
         tbuf = NULL if buf == NULL else buf + lse_thread_num() * n1
+        src = a + o * n1
+        if keep != NULL:
+            row = rows + lse_thread_num() * n1
+            if a_t is double:
+                kept = lse_masked_row_d(src, keep + o * n1, row, n1)
+            else:
+                kept = lse_masked_row_f(src, keep + o * n1, row, n1)
+            src = row
+            if kept == 0:      # nothing kept: 0, or -inf for log_softmax
+                for k in range(n1):
+                    out[o * n1 + k] = fill
+                continue
         if a_t is double:
-            lse_softmax_row_d(a + o * n1, out + o * n1, tbuf, n1, tau, log_mode)
+            lse_softmax_row_d(src, out + o * n1, tbuf, n1, tau, log_mode)
         else:
-            lse_softmax_row_f(a + o * n1, out + o * n1, tbuf, n1, tau, log_mode)
+            lse_softmax_row_f(src, out + o * n1, tbuf, n1, tau, log_mode)
+        if keep != NULL:       # left out: 0 (-inf) even where a kept inf or nan made the row nan
+            if a_t is double:
+                lse_fill_left_out_d(out + o * n1, keep + o * n1, n1, fill)
+            else:
+                lse_fill_left_out_f(out + o * n1, keep + o * n1, n1, fill)
     free(buf)
+    free(rows)
     return 0
 
 
-cdef int _softmax_rows_of(const a_t[:, ::1] a, a_t[:, ::1] out, double tau,
-                          bint log_mode) except -1:
+cdef int _softmax_rows_of(const a_t[:, ::1] a, const unsigned char[:, ::1] keep, a_t[:, ::1] out,
+                          double tau, bint log_mode) except -1:
     """`_softmax_rows` of memoryviews, their shapes checked."""
     cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1]
+    cdef const unsigned char *kp = NULL
     cdef int rc
     if out.shape[0] != n0 or out.shape[1] != n1:
         raise ValueError(f"out must have the shape of a {(n0, n1)}, got "
                          f"{(out.shape[0], out.shape[1])}")
+    if keep is not None and (keep.shape[0] != n0 or keep.shape[1] != n1):
+        raise ValueError(f"keep must have the shape of a {(n0, n1)}, got "
+                         f"{(keep.shape[0], keep.shape[1])}")
     if n0 * n1 == 0:
         return 0
+    if keep is not None:
+        kp = &keep[0, 0]
     with nogil:
-        rc = _softmax_rows(&a[0, 0], &out[0, 0], n0, n1, tau, log_mode)
+        rc = _softmax_rows(&a[0, 0], kp, &out[0, 0], n0, n1, tau, log_mode)
     if rc < 0:
         raise MemoryError()
     return 0
 
 
-def softmax_rows(a, out, double tau, bint log_mode):
+def softmax_rows(a, out, double tau, bint log_mode, keep=None):
     """Write the softmax (or, with ``log_mode``, log_softmax) of each row of ``a`` into
     ``out``: each row is reduced and then written while it is still in cache, so ``a``
     is read from memory once.
 
     Same values as `normalize` with the partials of `accumulate` and `finalize`: the
-    row's sum ``w + t + c``, or its log.
+    row's sum ``w + t + c``, or its log. With ``keep``, the elements it leaves out are
+    -inf in a row-sized buffer, and 0 (-inf for log_softmax) in ``out`` whatever the row
+    (a row with nothing kept is 0 throughout).
 
     Parameters
     ----------
@@ -758,13 +800,16 @@ def softmax_rows(a, out, double tau, bint log_mode):
     out : (n0, n1) C-contiguous ndarray of a's dtype, not overlapping a   # OUT
     tau : float
     log_mode : bool
+    keep : (n0, n1) C-contiguous uint8 (or bool) ndarray, or None      # IN
     """
     # Typed by hand rather than by a fused def: its dispatch would cost small calls more
     # than the work.
+    if keep is not None and keep.dtype == np.bool_:
+        keep = keep.view(np.uint8)
     if a.dtype == np.float64:
-        _softmax_rows_of[double](a, out, tau, log_mode)
+        _softmax_rows_of[double](a, keep, out, tau, log_mode)
     elif a.dtype == np.float32:
-        _softmax_rows_of[float](a, out, tau, log_mode)
+        _softmax_rows_of[float](a, keep, out, tau, log_mode)
     else:
         raise TypeError(f"softmax_rows expects float32 or float64, got {a.dtype}")
 
@@ -1120,8 +1165,8 @@ cdef int _xla_softmax_rows(int f64, const void *x, void *out, Py_ssize_t rows, P
                            double tau, int log_mode) except -1 nogil:
     """The ``lse_xla_rows_fn`` of the softmax (``log_mode``: log_softmax): `softmax_rows`."""
     if f64:
-        return _softmax_rows(<const double *> x, <double *> out, rows, n, tau, log_mode)
-    return _softmax_rows(<const float *> x, <float *> out, rows, n, tau, log_mode)
+        return _softmax_rows(<const double *> x, NULL, <double *> out, rows, n, tau, log_mode)
+    return _softmax_rows(<const float *> x, NULL, <float *> out, rows, n, tau, log_mode)
 
 
 cdef XLA_FFI_Error *_xla_logsumexp(XLA_FFI_CallFrame *frame) noexcept nogil:

@@ -78,10 +78,20 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     reduction's one read, then one kernel pass that reads ``a`` again and writes the
     result, with no other temporaries the size of ``a``."""
     a3, (n0, n1, n2) = view
-    if fused_rows((n0, n1, n2)) and p.b is None:  # rows: reduced and written while in cache
+    fill = -np.inf if log_mode else 0.0
+    if fused_rows((n0, n1, n2)):  # rows: reduced and written while in cache
         out = np.empty_like(a3)
-        _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
-        return _result(out if a3 is p.a else out.T, p)
+        if p.where is None:
+            _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
+        else:
+            keep = np.broadcast_to(p.where, p.shape)
+            keep = np.ascontiguousarray((keep if a3 is p.a else keep.T).reshape(n0, n1))
+            _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode, keep)
+            # left-out elements are 0 (-inf) already
+            out = out if a3 is p.a else out.T
+            z = narrowed(out, p.dtype).reshape(p.shape)
+            return z[()] if z.ndim == 0 else z
+        return _result(out if a3 is p.a else out.T, p, fill)
     r = reduce(p, sign=False, log_total=log_mode)
     m, (s, s_low) = r.m, (r.log_total, None) if log_mode else r.total_parts()
     if a3 is not p.a:  # the transpose of a Fortran-ordered input: so are the partials
@@ -94,7 +104,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
     out = np.empty_like(a3)
     _kernel.normalize(a3.reshape(n0, n1, n2), out.reshape(n0, n1, n2), flat(m), flat(s), p.tau,
                       log_mode, None if s_low is None else flat(s_low))
-    return _result(out if a3 is p.a else out.T, p, -np.inf if log_mode else 0.0)
+    return _result(out if a3 is p.a else out.T, p, fill)
 
 
 def _result(z: np.ndarray, p: Prepared, fill: float = 0.0) -> Any:
