@@ -1224,11 +1224,11 @@ cdef extern from "_lse_matmul.h" nogil:
                            double *out, Py_ssize_t so, Py_ssize_t n)
     void lse_exp_shifted_f(const float *x, Py_ssize_t sx, const double *s, Py_ssize_t ss,
                            double *out, Py_ssize_t so, Py_ssize_t n)
-    Py_ssize_t lse_mm_finish_row_d(const double *lp, Py_ssize_t sl, Py_ssize_t n, double ma,
+    Py_ssize_t lse_mm_finish_row_d(const double *p, Py_ssize_t sp, Py_ssize_t n, double ma,
                                    double sa, const double *mb, const double *sb,
                                    unsigned char *bad, double *out, Py_ssize_t so, double gap,
                                    double log_tiny)
-    Py_ssize_t lse_mm_finish_row_f(const double *lp, Py_ssize_t sl, Py_ssize_t n, double ma,
+    Py_ssize_t lse_mm_finish_row_f(const double *p, Py_ssize_t sp, Py_ssize_t n, double ma,
                                    double sa, const double *mb, const double *sb,
                                    unsigned char *bad, float *out, Py_ssize_t so, double gap,
                                    double log_tiny)
@@ -1283,29 +1283,29 @@ def exp_shifted(const a_t[:, :, :] x not None, const double[:, :, :] shift not N
                                   op + t * ob + i * or_, oi, n)
 
 
-def matmul_finish(const double[:, :, :] log_p not None, const double[:, :] ma not None,
+def matmul_finish(const double[:, :, :] p not None, const double[:, :] ma not None,
                   const double[:, :] mb not None, const double[:, :] sa not None,
                   const double[:, :] sb not None, unsigned char[:, :, ::1] bad not None,
                   a_t[:, :, :] out not None, double gap, double log_tiny):
-    """Write a tile's result from the logs of its shifted products into ``out`` and flag the
-    entries that must be recomputed; returns how many are flagged.
+    """Write a tile's result from its shifted products into ``out`` and flag the entries
+    that must be recomputed; returns how many are flagged.
 
-    ``out[t, i, j]`` is ``log_p + (sa[t, i] + sb[t, j])`` rounded once to ``out``'s dtype,
-    and ``bad[t, i, j]`` 1 where ``log_p < max(-gap max(|r|, 1), -log_tiny)`` (``r`` the
-    float64 sum) or either is nan; where ``ma[t, i]`` or ``mb[t, j]`` (the row's and the
-    column's maxima, whose shifts are ``sa`` and ``sb``) is not finite, ``bad`` is 1 exactly
-    where their sum is +inf. ``out`` may be ``log_p`` itself.
+    ``out[t, i, j]`` is ``log p + (sa[t, i] + sb[t, j])`` (the log under 1 ulp) rounded once
+    to ``out``'s dtype, and ``bad[t, i, j]`` 1 where ``log p < max(-gap max(|r|, 1),
+    -log_tiny)`` (``r`` the float64 sum) or either is nan; where ``ma[t, i]`` or ``mb[t, j]``
+    (the row's and the column's maxima, whose shifts are ``sa`` and ``sb``) is not finite,
+    ``bad`` is 1 exactly where their sum is +inf. ``out`` may be ``p`` itself.
 
     Parameters
     ----------
-    log_p : float64 (B, n, m), any strides: the logs of the shifted products    # IN
+    p : float64 (B, n, m), any strides: the shifted products                   # IN
     ma, sa : float64 (B, n), any strides                                         # IN
     mb, sb : float64 (B, m), any strides                                         # IN
-    bad : uint8 of log_p's shape, C-contiguous                                   # OUT
-    out : float32 or float64 of log_p's shape, any strides                       # OUT
+    bad : uint8 of p's shape, C-contiguous                                       # OUT
+    out : float32 or float64 of p's shape, any strides                           # OUT
     gap, log_tiny : float
     """
-    cdef Py_ssize_t nb = log_p.shape[0], n = log_p.shape[1], m = log_p.shape[2]
+    cdef Py_ssize_t nb = p.shape[0], n = p.shape[1], m = p.shape[2]
     for name, got, shape in (("ma", (ma.shape[0], ma.shape[1]), (nb, n)),
                              ("sa", (sa.shape[0], sa.shape[1]), (nb, n)),
                              ("mb", (mb.shape[0], mb.shape[1]), (nb, m)),
@@ -1321,8 +1321,8 @@ def matmul_finish(const double[:, :, :] log_p not None, const double[:, :] ma no
     cdef Py_ssize_t isz = sizeof(a_t), ob = out.strides[0] // isz, or_ = out.strides[1] // isz
     cdef Py_ssize_t oi = out.strides[2] // isz
     cdef a_t *op = &out[0, 0, 0]
-    cdef const double *lp = &log_p[0, 0, 0]
-    cdef Py_ssize_t lb = log_p.strides[0] // 8, lr = log_p.strides[1] // 8, li = log_p.strides[2] // 8
+    cdef const double *pp = &p[0, 0, 0]
+    cdef Py_ssize_t lb = p.strides[0] // 8, lr = p.strides[1] // 8, li = p.strides[2] // 8
     cdef Py_ssize_t k, t, i, flagged = 0
     cdef int nt = 1 if nb * n * m < MIN_PARALLEL else lse_max_threads()
     with nogil:
@@ -1330,11 +1330,11 @@ def matmul_finish(const double[:, :, :] log_p not None, const double[:, :] ma no
             t = k // n
             i = k - t * n
             if a_t is double:
-                flagged += lse_mm_finish_row_d(lp + t * lb + i * lr, li, m, ma[t, i], sa[t, i], &mbc[t, 0],
+                flagged += lse_mm_finish_row_d(pp + t * lb + i * lr, li, m, ma[t, i], sa[t, i], &mbc[t, 0],
                                                &sbc[t, 0], &bad[t, i, 0], op + t * ob + i * or_, oi,
                                                gap, log_tiny)
             else:
-                flagged += lse_mm_finish_row_f(lp + t * lb + i * lr, li, m, ma[t, i], sa[t, i], &mbc[t, 0],
+                flagged += lse_mm_finish_row_f(pp + t * lb + i * lr, li, m, ma[t, i], sa[t, i], &mbc[t, 0],
                                                &sbc[t, 0], &bad[t, i, 0], op + t * ob + i * or_, oi,
                                                gap, log_tiny)
     return flagged

@@ -107,10 +107,22 @@ def test_exp_shifted_checks_shapes():
     _kernel.exp_shifted(np.zeros((0, 2, 3)), np.zeros((0, 2, 3)), np.empty((0, 2, 3)))
 
 
+def _mp_log(p):
+    """log p of float64 numbers, correctly rounded by mpmath (IEEE's -inf, inf and nan)."""
+    out = np.empty(p.shape)
+    for idx, v in np.ndenumerate(p):
+        if v > 0 and math.isfinite(v):
+            with mpmath.workdps(60):
+                out[idx] = float(mpmath.log(mpmath.mpf(float(v))))
+        else:
+            out[idx] = -inf if v == 0 else (inf if v == inf else nan)
+    return out
+
+
 def _slow_finish(log_p, ma, mb, sa, sb, gap, log_tiny):
-    """The result and the flags, elementwise in NumPy: log_p + (sa + sb), flagged where
-    log_p < max(-gap max(|r|, 1), -log_tiny) or either is nan, and, for rows or columns whose
-    max is not finite, exactly where ma + mb is +inf."""
+    """The result and the flags from the logs, elementwise in NumPy: log_p + (sa + sb),
+    flagged where log_p < max(-gap max(|r|, 1), -log_tiny) or either is nan, and, for rows or
+    columns whose max is not finite, exactly where ma + mb is +inf."""
     with np.errstate(all="ignore"):
         r = log_p + (sa[:, :, None] + sb[:, None, :])
         threshold = np.maximum(np.maximum(np.abs(r), 1.0) * -gap, -log_tiny)
@@ -129,38 +141,67 @@ def _finish_case():
     mb[0, :4] = [inf, -inf, nan, -1e300]
     sa = np.where(np.isfinite(ma), np.round(ma), 0.0)
     sb = np.where(np.isfinite(mb), np.round(mb), 0.0)
-    log_p = rng.standard_normal((nb, n, m)) * 5
-    log_p[1] = rng.uniform(-1200, 5, (n, m))    # some far below -gap |r| and -log_tiny
-    log_p[0, 5, :4] = [-inf, inf, nan, -700.0]
-    return log_p, ma, mb, sa, sb
+    p = np.exp(rng.standard_normal((nb, n, m)) * 5)
+    p[1] = np.exp(rng.uniform(-740, 5, (n, m)))  # some far below -gap |r| and -log_tiny
+    p[0, 5, :5] = [0.0, inf, nan, 1e-310, 5e-324]
+    return p, ma, mb, sa, sb
+
+
+def _assert_results(out, ref, log_p):
+    """``out`` equal to ``ref`` where it is not finite, else within an ulp of the log: the
+    kernel's log and the correctly rounded one may differ by that much."""
+    ref = ref.astype(out.dtype)                 # which may overflow
+    finite = np.isfinite(ref)
+    np.testing.assert_array_equal(out[~finite], ref[~finite])
+    unit = np.maximum(np.spacing(np.abs(log_p[finite]).astype(out.dtype)),
+                      np.spacing(np.abs(ref[finite]).astype(out.dtype)))
+    assert np.all(np.abs(out[finite] - ref[finite]) <= unit)
+
+
+def test_matmul_finish_logs_against_mpmath():
+    # no shifts: the results are the logs themselves
+    rng = kernel_rng("matmul_finish_log")
+    p = np.concatenate([np.exp(rng.uniform(-745, 709, 3000)), rng.uniform(0.5, 2.0, 3000),
+                        2.0 ** rng.integers(-1074, 1024, 200).astype(np.float64),
+                        [5e-324, 1e-310, np.nextafter(1.0, 0), 1.0, np.nextafter(1.0, 2),
+                         1.7976931348623157e308]]).reshape(1, 1, -1)
+    zeros_n, zeros_m = np.zeros((1, 1)), np.zeros((1, p.shape[2]))
+    out = np.empty(p.shape)
+    _kernel.matmul_finish(p, zeros_n, zeros_m, zeros_n, zeros_m, np.empty(p.shape, np.uint8), out,
+                          2.0, 600.0)
+    with mpmath.workdps(40):
+        exact = [mpmath.log(mpmath.mpf(float(v))) for v in p.ravel()]
+    assert max(ulp_error(g, e, np.float64) for g, e in zip(out.ravel(), exact)) < 1.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_finish_against_numpy(dtype):
-    log_p, ma, mb, sa, sb = _finish_case()
+    p, ma, mb, sa, sb = _finish_case()
     gap, log_tiny = 2.0, 600.0
+    log_p = _mp_log(p)
     ref, ref_bad = _slow_finish(log_p, ma, mb, sa, sb, gap, log_tiny)
     assert ref_bad.any() and not ref_bad.all()
-    out = np.empty(log_p.shape, dtype=dtype)
-    bad = np.empty(log_p.shape, dtype=np.uint8)
-    flagged = _kernel.matmul_finish(log_p, ma, mb, sa, sb, bad, out, gap, log_tiny)
+    out = np.empty(p.shape, dtype=dtype)
+    bad = np.empty(p.shape, dtype=np.uint8)
+    flagged = _kernel.matmul_finish(p, ma, mb, sa, sb, bad, out, gap, log_tiny)
     np.testing.assert_array_equal(bad.astype(bool), ref_bad)
     assert flagged == ref_bad.sum()
     with np.errstate(over="ignore"):            # 1e300 + 1e300 is inf in float32 as well
-        np.testing.assert_array_equal(out, ref.astype(dtype))
+        _assert_results(out, ref, log_p)
 
 
 def test_matmul_finish_in_place_and_strided():
-    log_p, ma, mb, sa, sb = _finish_case()
+    p, ma, mb, sa, sb = _finish_case()
+    log_p = _mp_log(p)
     ref, ref_bad = _slow_finish(log_p, ma, mb, sa, sb, 2.0, 600.0)
-    bad = np.empty(log_p.shape, dtype=np.uint8)
+    bad = np.empty(p.shape, dtype=np.uint8)
     # a tile of a larger result, written in place; maxima and shifts strided
     big = np.zeros((2, 20, 30))
     tile = big[:, 3:12, 5:18]
-    tile[...] = log_p
+    tile[...] = p
     strided = [np.repeat(v, 2, axis=1)[:, ::2] for v in (ma, mb, sa, sb)]
     _kernel.matmul_finish(tile, *strided, bad, tile, 2.0, 600.0)
-    np.testing.assert_array_equal(tile, ref)
+    _assert_results(tile, ref, log_p)
     np.testing.assert_array_equal(bad.astype(bool), ref_bad)
     assert not big[:, :3].any() and not big[:, :, 18:].any()
 
