@@ -1,4 +1,4 @@
-"""`_kernel.exp_shifted` and `_kernel.matmul_finish`, logmatmulexp's loops: against mpmath and a slow NumPy version."""
+"""`_kernel.exp_shifted` and `_kernel.matmul_finish` (logmatmulexp's loops) against mpmath and slow NumPy."""
 
 import math
 

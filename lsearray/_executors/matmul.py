@@ -163,12 +163,13 @@ def _exp_shifted(x: np.ndarray, shift: np.ndarray, buffer: np.ndarray) -> np.nda
 def _finish(p: np.ndarray, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray, sb: np.ndarray,
             a: np.ndarray, b: np.ndarray, out: np.ndarray, flags: np.ndarray) -> None:
     """Write the result tile into ``out`` from the shifted product ``p`` (Bt, ti, tj; ``out``
-    itself where that is float64, else a buffer it may overwrite), the row maxima ``ma`` (Bt, ti) and column maxima
-    ``mb`` (Bt, tj) of ``a`` (Bt, ti, k) and ``b`` (Bt, k, tj) and their shifts ``sa`` and
-    ``sb`` (see `_shifts`), by one kernel loop (`lsecore._kernel.matmul_finish`: the log and
-    the shifts added); entries the product does not give accurately (the loop flags them, in a
-    view of the buffer ``flags``: see `_GAP` and `_thresholds`, and rows or columns that are not
-    finite) are recomputed from ``a`` and ``b``."""
+    itself where that is float64, else a buffer it may overwrite), the row maxima ``ma``
+    (Bt, ti) and column maxima ``mb`` (Bt, tj) of ``a`` (Bt, ti, k) and ``b`` (Bt, k, tj) and
+    their shifts ``sa`` and ``sb`` (see `_shifts`), by one kernel loop
+    (`lsecore._kernel.matmul_finish`: the log and the shifts added); entries the product does
+    not give accurately (the loop flags them, in a view of the buffer ``flags``: see `_GAP` and
+    `_thresholds`, and rows or columns that are not finite) are recomputed from ``a`` and
+    ``b``."""
     bad = flags[:p.size].reshape(p.shape)
     # the kernel rounds once to float32 and float64; other dtypes take the float64 tile
     direct = out.dtype in (np.float32, np.float64)
