@@ -217,3 +217,25 @@ def test_matmul_finish_checks_shapes():
     empty = np.zeros((1, 0, 3))
     assert _kernel.matmul_finish(empty, np.zeros((1, 0)), cols, np.zeros((1, 0)), cols,
                                  np.empty((1, 0, 3), dtype=np.uint8), empty, 2.0, 600.0) == 0
+
+
+def test_threads_give_the_same_loops():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = kernel_rng("matmul_threads")
+    x = rng.standard_normal((2, 300, 400)) * 100         # above the kernel's one-thread size
+    x[0, 7, :9] = [-inf, inf, nan, 800.0, -800.0, 0.0, 1e-300, -1e30, 709.5]
+    shift = np.broadcast_to(_shifts(x, 2), x.shape)
+    ma, mb = x[:, :, 0].copy(), x[:, 0, :].copy()
+    ma[1, 3], mb[1, 5] = inf, -inf
+    sa, sb = np.where(np.isfinite(ma), np.round(ma), 0.0), np.where(np.isfinite(mb), np.round(mb), 0.0)
+    results = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads):
+            exps = np.empty(x.shape)
+            _kernel.exp_shifted(x, shift, exps)
+            out, bad = np.empty(x.shape), np.empty(x.shape, dtype=np.uint8)
+            flagged = _kernel.matmul_finish(exps, ma, mb, sa, sb, bad, out, 2.0, 600.0)
+        assert flagged == bad.sum() > 0
+        results.append((exps, out, bad))
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
