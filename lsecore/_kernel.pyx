@@ -7,9 +7,10 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN, fma
 from libc.stdlib cimport free, malloc
 
-__all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "finalize", "logaddexp",
-           "logdiffexp", "max_threads", "merge", "normalize", "reduce_finalized", "refine_flags", "scan",
-           "set_max_threads", "simd", "softmax_rows", "xla_handlers"]
+__all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "exp_shifted", "finalize",
+           "logaddexp", "logdiffexp", "matmul_finish", "max_threads", "merge", "normalize",
+           "reduce_finalized", "refine_flags", "scan", "set_max_threads", "simd", "softmax_rows",
+           "xla_handlers"]
 
 ctypedef fused a_t:
     float
@@ -1259,3 +1260,126 @@ def logdiffexp(const a_t[:] x1 not None, const a_t[:] x2 not None, a_t[:] out no
                 lse_logdiffexp_f(&x1[0] + i0 * s1, s1, &x2[0] + i0 * s2, s2, &out[0] + i0 * so, so,
                                  NULL if sp == NULL else sp + i0 * ss, ss,
                                  min(<Py_ssize_t> PAIR_BLOCK, n - i0), tau)
+
+
+# ---- logmatmulexp ----------------------------------------------------------------------------
+
+cdef extern from "_lse_matmul.h" nogil:
+    void lse_exp_shifted_d(const double *x, Py_ssize_t sx, const double *s, Py_ssize_t ss,
+                           double *out, Py_ssize_t so, Py_ssize_t n)
+    void lse_exp_shifted_f(const float *x, Py_ssize_t sx, const double *s, Py_ssize_t ss,
+                           double *out, Py_ssize_t so, Py_ssize_t n)
+    Py_ssize_t lse_mm_finish_row_d(const double *p, Py_ssize_t sp, Py_ssize_t n, double ma,
+                                   double sa, const double *mb, const double *sb,
+                                   unsigned char *bad, double *out, Py_ssize_t so, double gap,
+                                   double log_tiny)
+    Py_ssize_t lse_mm_finish_row_f(const double *p, Py_ssize_t sp, Py_ssize_t n, double ma,
+                                   double sa, const double *mb, const double *sb,
+                                   unsigned char *bad, float *out, Py_ssize_t so, double gap,
+                                   double log_tiny)
+
+
+def exp_shifted(const a_t[:, :, :] x not None, const double[:, :, :] shift not None,
+                double[:, :, :] out not None):
+    """Write ``exp(x - shift)`` into ``out``, the rounding error of the difference carried.
+
+    ``shift`` holds integers (0, or rounded maxima) and has ``x``'s shape, broadcast (a
+    zero stride) along one of the last two axes. ``x - shift`` is computed in float64,
+    ``x - (d + shift)`` is its rounding error exactly (``shift`` an integer) and joins the
+    exp's argument: within 0.7 ulp of ``exp(x - shift)`` however large ``|x - shift|``.
+    -inf gives 0, +inf gives +inf, nan stays nan; arguments above 709 give +inf (only
+    shifts of 0, for rows whose max is not finite, reach them).
+
+    Parameters
+    ----------
+    x : float32 or float64 memoryview (B, r, c), any strides              # IN
+    shift : float64 memoryview of x's shape, any strides                   # IN
+    out : float64 memoryview of x's shape, any strides                     # OUT
+    """
+    cdef Py_ssize_t nb = x.shape[0], nr = x.shape[1], nc = x.shape[2]
+    for name, shape in (("shift", (shift.shape[0], shift.shape[1], shift.shape[2])),
+                        ("out", (out.shape[0], out.shape[1], out.shape[2]))):
+        if shape != (nb, nr, nc):
+            raise ValueError(f"{name} must have x's shape {(nb, nr, nc)}, got {shape}")
+    if nb == 0 or nr == 0 or nc == 0:
+        return
+    cdef Py_ssize_t isz = sizeof(a_t), ax = 2, ay = 1
+    # the loop runs along the axis where x is contiguous (a transposed view's rows)
+    if x.strides[2] != isz and x.strides[1] == isz:
+        ax, ay = 1, 2
+    cdef Py_ssize_t n = x.shape[ax], rows = x.shape[ay]
+    cdef Py_ssize_t xb = x.strides[0] // isz, xr = x.strides[ay] // isz, xi = x.strides[ax] // isz
+    cdef Py_ssize_t sb = shift.strides[0] // 8, sr = shift.strides[ay] // 8, si = shift.strides[ax] // 8
+    cdef Py_ssize_t ob = out.strides[0] // 8, or_ = out.strides[ay] // 8, oi = out.strides[ax] // 8
+    cdef const a_t *xp = &x[0, 0, 0]
+    cdef const double *sp = &shift[0, 0, 0]
+    cdef double *op = &out[0, 0, 0]
+    cdef Py_ssize_t k, t, i
+    cdef int nt = 1 if nb * nr * nc < MIN_PARALLEL else lse_max_threads()
+    with nogil:
+        for k in prange(nb * rows, num_threads=nt, schedule="static"):
+            t = k // rows
+            i = k - t * rows
+            if a_t is double:
+                lse_exp_shifted_d(xp + t * xb + i * xr, xi, sp + t * sb + i * sr, si,
+                                  op + t * ob + i * or_, oi, n)
+            else:
+                lse_exp_shifted_f(xp + t * xb + i * xr, xi, sp + t * sb + i * sr, si,
+                                  op + t * ob + i * or_, oi, n)
+
+
+def matmul_finish(const double[:, :, :] p not None, const double[:, :] ma not None,
+                  const double[:, :] mb not None, const double[:, :] sa not None,
+                  const double[:, :] sb not None, unsigned char[:, :, ::1] bad not None,
+                  a_t[:, :, :] out not None, double gap, double log_tiny):
+    """Write a tile's result from its shifted products into ``out`` and flag the entries
+    that must be recomputed; returns how many are flagged.
+
+    ``out[t, i, j]`` is ``log p + (sa[t, i] + sb[t, j])`` (the log under 1 ulp) rounded once
+    to ``out``'s dtype, and ``bad[t, i, j]`` 1 where ``log p < max(-gap max(|r|, 1),
+    -log_tiny)`` (``r`` the float64 sum) or either is nan; where ``ma[t, i]`` or ``mb[t, j]``
+    (the row's and the column's maxima, whose shifts are ``sa`` and ``sb``) is not finite,
+    ``bad`` is 1 exactly where their sum is +inf. ``out`` may be ``p`` itself.
+
+    Parameters
+    ----------
+    p : float64 (B, n, m), any strides: the shifted products                   # IN
+    ma, sa : float64 (B, n), any strides                                         # IN
+    mb, sb : float64 (B, m), any strides                                         # IN
+    bad : uint8 of p's shape, C-contiguous                                       # OUT
+    out : float32 or float64 of p's shape, any strides                           # OUT
+    gap, log_tiny : float
+    """
+    cdef Py_ssize_t nb = p.shape[0], n = p.shape[1], m = p.shape[2]
+    for name, got, shape in (("ma", (ma.shape[0], ma.shape[1]), (nb, n)),
+                             ("sa", (sa.shape[0], sa.shape[1]), (nb, n)),
+                             ("mb", (mb.shape[0], mb.shape[1]), (nb, m)),
+                             ("sb", (sb.shape[0], sb.shape[1]), (nb, m)),
+                             ("bad", (bad.shape[0], bad.shape[1], bad.shape[2]), (nb, n, m)),
+                             ("out", (out.shape[0], out.shape[1], out.shape[2]), (nb, n, m))):
+        if got != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {got}")
+    if nb == 0 or n == 0 or m == 0:
+        return 0
+    # the columns' maxima and shifts, contiguous for the row loop
+    cdef const double[:, ::1] mbc = np.ascontiguousarray(mb), sbc = np.ascontiguousarray(sb)
+    cdef Py_ssize_t isz = sizeof(a_t), ob = out.strides[0] // isz, or_ = out.strides[1] // isz
+    cdef Py_ssize_t oi = out.strides[2] // isz
+    cdef a_t *op = &out[0, 0, 0]
+    cdef const double *pp = &p[0, 0, 0]
+    cdef Py_ssize_t lb = p.strides[0] // 8, lr = p.strides[1] // 8, li = p.strides[2] // 8
+    cdef Py_ssize_t k, t, i, flagged = 0
+    cdef int nt = 1 if nb * n * m < MIN_PARALLEL else lse_max_threads()
+    with nogil:
+        for k in prange(nb * n, num_threads=nt, schedule="static"):
+            t = k // n
+            i = k - t * n
+            if a_t is double:
+                flagged += lse_mm_finish_row_d(pp + t * lb + i * lr, li, m, ma[t, i], sa[t, i], &mbc[t, 0],
+                                               &sbc[t, 0], &bad[t, i, 0], op + t * ob + i * or_, oi,
+                                               gap, log_tiny)
+            else:
+                flagged += lse_mm_finish_row_f(pp + t * lb + i * lr, li, m, ma[t, i], sa[t, i], &mbc[t, 0],
+                                               &sbc[t, 0], &bad[t, i, 0], op + t * ob + i * or_, oi,
+                                               gap, log_tiny)
+    return flagged

@@ -16,24 +16,24 @@ from lsearray._executors.narrow import narrowed
 from lsearray._validation import (
     as_real_array, complex_rejected, device_mismatch, not_numeric, promoted_dtype,
 )
+from lsecore._kernel import exp_shifted, matmul_finish
 
 __all__ = ["array_api_product", "dask_product", "numpy_product"]
 
 _FUNC = "logmatmulexp"
 # a and b are exp'd a tile at a time, never whole: a in row tiles of at most _TILE elements
-# (16 MiB of float64) and _ROWS rows, b in column tiles of _COLS columns (tall, narrow products
-# keep the BLAS at full speed), k in stretches of at most _K_TILE.
+# (16 MiB of float64) and _ROWS rows, b in column tiles of as many elements and at most _COLS
+# columns, k in stretches of at most _K_TILE. Each BLAS call packs its whole operands again,
+# so that tiles as wide as they are tall (a's tile repacked once per column tile, b's once per
+# row tile) keep it nearly at the speed of one product.
 _TILE = 1 << 21
 _ROWS = 1024
-_COLS = 512
+_COLS = 1024
 _K_TILE = 1 << 13
 # An entry of the shifted product is recomputed exactly where log(product) < -_GAP * max(|result|, 1):
 # there the shift by row and column maxima would cost more than a few ulp of the result (the
 # log's rounding grows with |log(product)|).
 _GAP = 2.0
-# Elements of the buffer in which `_exp_shifted` computes the rounding errors of the shifted
-# differences, a few rows at a time: 256 KiB, in L2.
-_SCRATCH = 1 << 15
 
 
 def _shifts(m: Any, xp: ModuleType) -> Any:
@@ -141,63 +141,43 @@ def _stack(x: np.ndarray, start: int, stop: int, batch: tuple[int, ...]) -> np.n
     return x[np.unravel_index(np.arange(start, stop), batch)]
 
 
-def _exp_shifted(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def _exp_shifted(x: np.ndarray, shift: np.ndarray, buffer: np.ndarray) -> np.ndarray:
     """``exp(x - shift)`` of a stack ``x`` (Bt, r, c) and a shift that broadcasts against it,
-    in a new float64 array, from the difference in double-double.
+    in float64 at the start of ``buffer``, the difference's rounding error carried into the exp.
 
     ``d = x - shift`` rounds by up to half an ulp of ``|d|``, and a term of the product
     takes that error times ``|d|`` into the log: up to ``max(|out|, 1)`` ulp of the result
     where the product is kept (``|d|`` up to ``2 max(|out|, 1)``, see `_GAP`). The shift
     being an integer, ``d + shift`` is exact (a multiple of ``d``'s spacing, the spacing
     at most 1, and no larger than about ``|x|``), so ``e = x - (d + shift)`` is the
-    rounding error exactly, and ``exp(d + e) = exp(d) (1 + e)`` to within ``e**2``. The
-    errors are computed a few rows (or matrices of the stack) at a time, in a buffer that
-    stays in cache.
+    rounding error exactly, and the kernel's loop (`lsecore._kernel.exp_shifted`) takes
+    ``exp(d + e)`` in one pass.
     """
-    d = np.subtract(x, shift, dtype=np.float64)
-    if not shift.any():  # d is x (maxima near 0: log-probabilities)
-        return np.exp(d, out=d)
-    stack, rows, cols = d.shape
-    row_step = max(1, min(rows, _SCRATCH // cols))
-    stack_step = max(1, _SCRATCH // (rows * cols)) if row_step == rows else 1
-    scratch = np.empty(min(stack, stack_step) * row_step * cols)
-    for b0, b1 in _spans(stack, stack_step):
-        for r0, r1 in _spans(rows, row_step):
-            part = d[b0:b1, r0:r1]
-            s = shift[b0:b1, r0:r1] if shift.shape[1] > 1 else shift[b0:b1]
-            e = np.add(part, s, out=scratch[:part.size].reshape(part.shape))
-            np.subtract(x[b0:b1, r0:r1], e, out=e)
-            # e is nan where x is infinite (or nan); exp(d) is then 0, inf (or nan), which
-            # e = 1 keeps
-            np.fmin(e, 1.0, out=e)
-            np.exp(part, out=part)
-            e *= part
-            part += e
-    return d
+    if x.dtype not in (np.float32, np.float64):  # integers, bool, float16, long double
+        x = x.astype(np.float64)
+    out = buffer[:x.size].reshape(x.shape)
+    exp_shifted(x, np.broadcast_to(shift, x.shape), out)
+    return out
 
 
 def _finish(p: np.ndarray, ma: np.ndarray, mb: np.ndarray, sa: np.ndarray, sb: np.ndarray,
-            a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The result tile from the shifted product ``p`` (Bt, ti, tj), the row maxima ``ma`` (Bt, ti)
-    and column maxima ``mb`` (Bt, tj) of ``a`` (Bt, ti, k) and ``b`` (Bt, k, tj) and their
-    shifts ``sa`` and ``sb`` (see `_shifts`); entries the product does not give accurately are
-    recomputed from ``a`` and ``b``."""
-    finite_a, finite_b = np.isfinite(ma), np.isfinite(mb)
-    shift = sa[:, :, None] + sb[:, None, :]
-    log_p = np.log(p, out=p)
-    r = log_p + shift
-    gap = np.maximum(np.abs(r, out=shift), 1.0, out=shift)
-    gap *= -_GAP
-    bad = ~(log_p >= np.maximum(gap, -_LOG_TINY, out=gap))
-    if not (finite_a.all() and finite_b.all()):
-        # Rows and columns that are not finite: the product holds their -inf and nan already
-        # (IEEE 0 * inf is nan); +inf against finite rows and columns is +inf or nan, which
-        # only the exact sum tells.
-        s = ma[:, :, None] + mb[:, None, :]
-        bad = np.where(~(finite_a[:, :, None] & finite_b[:, None, :]), s == math.inf, bad)
-    if bad.any():
+            a: np.ndarray, b: np.ndarray, out: np.ndarray, flags: np.ndarray) -> None:
+    """Write the result tile into ``out`` from the shifted product ``p`` (Bt, ti, tj; ``out``
+    itself where that is float64, else a buffer it may overwrite), the row maxima ``ma``
+    (Bt, ti) and column maxima ``mb`` (Bt, tj) of ``a`` (Bt, ti, k) and ``b`` (Bt, k, tj) and
+    their shifts ``sa`` and ``sb`` (see `_shifts`), by one kernel loop
+    (`lsecore._kernel.matmul_finish`: the log and the shifts added); entries the product does
+    not give accurately (the loop flags them, in a view of the buffer ``flags``: see `_GAP` and
+    `_thresholds`, and rows or columns that are not finite) are recomputed from ``a`` and
+    ``b``."""
+    bad = flags[:p.size].reshape(p.shape)
+    # the kernel rounds once to float32 and float64; other dtypes take the float64 tile
+    direct = out.dtype in (np.float32, np.float64)
+    r = out if direct else p
+    if matmul_finish(p, ma, mb, sa, sb, bad, r, _GAP, _LOG_TINY):
         _recompute(r, bad, a, b)
-    return r
+    if not direct:
+        out[...] = r
 
 
 def _recompute(r: np.ndarray, bad: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
@@ -234,20 +214,32 @@ def _numpy(a: np.ndarray, b: np.ndarray, s: _Shapes, dtype: np.dtype) -> np.ndar
 def _numpy_tiles(a: np.ndarray, b: np.ndarray, ma: np.ndarray, mb: np.ndarray, out: np.ndarray,
                  t: _Tiles) -> None:
     """Write the product of the stacks ``a`` and ``b`` into ``out``: a's row tiles exp'd once
-    each, b's column tiles once per row tile, the shifted products summed over k tiles."""
+    each, b's column tiles once per row tile, the shifted products summed over k tiles (into
+    ``out`` itself where it is float64), in buffers allocated once for all tiles."""
     ma, mb = ma.astype(np.float64), mb.astype(np.float64)
     sa, sb = _shifts(ma, np), _shifts(mb, np)
     inner = _spans(a.shape[-1], t.inner)
+    stack = a.shape[0]
+    ea_buffer = np.empty(stack * t.rows * t.inner)
+    eb_buffer = np.empty(stack * t.inner * t.cols)
+    in_place = out.dtype == np.float64
+    p_buffer = None if in_place else np.empty(stack * t.rows * t.cols)
+    flags = np.empty(stack * t.rows * t.cols, dtype=np.uint8)
     for i0, i1 in _spans(a.shape[-2], t.rows):
-        ea = _exp_shifted(a[:, i0:i1], sa[:, i0:i1, None]) if len(inner) == 1 else None
+        ea = _exp_shifted(a[:, i0:i1], sa[:, i0:i1, None], ea_buffer) if len(inner) == 1 else None
         for j0, j1 in _spans(b.shape[-1], t.cols):
-            p = None
+            tile = out[:, i0:i1, j0:j1]
+            p = tile if p_buffer is None else p_buffer[:tile.size].reshape(tile.shape)
             for k0, k1 in inner:
-                ea_k = ea if ea is not None else _exp_shifted(a[:, i0:i1, k0:k1], sa[:, i0:i1, None])
-                product = ea_k @ _exp_shifted(b[:, k0:k1, j0:j1], sb[:, None, j0:j1])
-                p = product if p is None else np.add(p, product, out=p)
-            out[:, i0:i1, j0:j1] = _finish(p, ma[:, i0:i1], mb[:, j0:j1], sa[:, i0:i1], sb[:, j0:j1],
-                                           a[:, i0:i1], b[:, :, j0:j1])
+                ea_k = ea if ea is not None else _exp_shifted(a[:, i0:i1, k0:k1], sa[:, i0:i1, None],
+                                                              ea_buffer)
+                eb = _exp_shifted(b[:, k0:k1, j0:j1], sb[:, None, j0:j1], eb_buffer)
+                if k0 == 0:
+                    np.matmul(ea_k, eb, out=p)
+                else:
+                    p += ea_k @ eb
+            _finish(p, ma[:, i0:i1], mb[:, j0:j1], sa[:, i0:i1], sb[:, j0:j1], a[:, i0:i1],
+                    b[:, :, j0:j1], tile, flags)
 
 
 # ---- array API -------------------------------------------------------------------------------
