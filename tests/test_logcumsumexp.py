@@ -235,6 +235,8 @@ ACCURACY_CASES = {
     "offset-plus-1e4": lambda: _normal("acc-p1e4", 300, 1.0, 1e4),
     "near-underflow": lambda: -745.0 + np.random.default_rng(seed_for("acc-uf")).uniform(0.0, 20.0, 300),
     "results-near-zero": lambda: _normal("acc-zero", 600, 0.5, -1.0),
+    # a log-CDF: its last prefixes cancel to near 0, where the accurate tier takes over
+    "log-probabilities": lambda: np.log(np.random.default_rng(seed_for("acc-lp")).dirichlet(np.ones(20_000))),
 }
 
 
