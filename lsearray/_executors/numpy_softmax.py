@@ -84,7 +84,7 @@ def _fused(p: Prepared, view: tuple[np.ndarray, tuple[int, int, int]], log_mode:
         if p.where is None:
             _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode)
         else:
-            keep = np.broadcast_to(p.where, p.shape)
+            keep = np.broadcast_to(p.where, p.a.shape)
             keep = np.ascontiguousarray((keep if a3 is p.a else keep.T).reshape(n0, n1))
             _kernel.softmax_rows(a3.reshape(n0, n1), out.reshape(n0, n1), p.tau, log_mode, keep)
             # left-out elements are 0 (-inf) already
