@@ -4,7 +4,7 @@ import numpy as np
 
 from cpython.pycapsule cimport PyCapsule_New
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, NAN, fma
+from libc.math cimport INFINITY, NAN, fma, log
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "exp_shifted", "finalize",
@@ -118,6 +118,11 @@ cdef extern from "_lse_scan.h" nogil:
                          const mask_t *mk, Py_ssize_t mr, Py_ssize_t mi, float *out,
                          Py_ssize_t or_, Py_ssize_t oi, Py_ssize_t nr, Py_ssize_t ni,
                          double tau)
+    int lse_partial_dd_d(const double *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                         Py_ssize_t n, double tau, double *p)
+    int lse_partial_dd_f(const float *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
+                         Py_ssize_t n, double tau, double *p)
+    void lse_merge_dd(double *p, const double *q, double tau)
     Py_ssize_t lse_scan_block_d(const double *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm,
                                 double *out, Py_ssize_t so, Py_ssize_t n, double tau,
                                 const double *carry)
@@ -156,6 +161,9 @@ cdef enum:
     SCAN_SPLIT = 1 << 15
     # Elements of an elementwise pair function per thread task.
     PAIR_BLOCK = 8192
+
+# How exact the sum of a partial from the reduction's loops is (terms within 0.52 ulp): 2^-52.
+cdef double REDUCED_REL = 2.220446049250313e-16
 
 cdef struct Tolerance:
     # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
@@ -820,45 +828,72 @@ cdef int _scan_lane(const a_t *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm
     """Scan one long lane in blocks on the threads: the partials of every block but the
     last (one read, by the reduction's loops), merged in order into each block's carry,
     then every block scanned from its carry; the accurate tier, where a block flags an
-    output, once over the lane from the first flag."""
+    output, once over the lane from the first flag.
+
+    The reduction's terms are within 0.52 ulp: carries that good leave the vector scan
+    unable to vouch for prefixes near 0 (a log-CDF's), and each such block to the slower
+    loops and the accurate tier. Where some block's prefixes (which only grow) come within
+    4 tau of 0, the partials are made again in double-double (`lse_partial_dd_d`) and
+    merged so, each carry with a bound on its error."""
     cdef Py_ssize_t nb = min(<Py_ssize_t> MAX_SPLIT, n // SCAN_SPLIT), per = (n + nb - 1) // nb
     cdef Py_ssize_t k, r0, first = -1
-    cdef double inv_tau = 1.0 / tau, itl = _low_part(tau, inv_tau)
-    cdef int nt = lse_max_threads()
+    cdef double inv_tau = 1.0 / tau, itl = _low_part(tau, inv_tau), lo, hi
+    cdef int nt = lse_max_threads(), near_zero = 0, exact = 1
     cdef View va = View(1, n, 1, 0, sa, 0), vm = View(1, n, 1, 0, sm, 0)
-    # per block: the partial of its elements (4 doubles), then its carry (4), then its flag
-    cdef double *buf = <double *> malloc(9 * nb * sizeof(double))
-    if buf == NULL:
+    # per block (B doubles): its partial (4) and the bound on its sum's error, then its
+    # carry (4) and bound, then its flag
+    cdef Py_ssize_t B = 11
+    cdef double *buf = <double *> malloc(B * nb * sizeof(double))
+    cdef int *made = <int *> malloc(nb * sizeof(int))
+    if buf == NULL or made == NULL:
+        free(buf)
+        free(made)
         with gil:
             raise MemoryError()
     for k in range(nb):
-        buf[9 * k], buf[9 * k + 1], buf[9 * k + 2], buf[9 * k + 3] = -INFINITY, 0.0, 0.0, 0.0
+        buf[B * k], buf[B * k + 1], buf[B * k + 2], buf[B * k + 3] = -INFINITY, 0.0, 0.0, 0.0
+        buf[B * k + 4] = REDUCED_REL
     for k in prange(nb - 1, num_threads=nt, schedule="static"):
         if mk == NULL:
             _block(a, &va, <const a_t *> NULL, &va, 0, k * per, (k + 1) * per, 0, 1, inv_tau, itl,
-                   buf + 9 * k, buf + 9 * k + 1, buf + 9 * k + 2, buf + 9 * k + 3, LSE_EXACT)
+                   buf + B * k, buf + B * k + 1, buf + B * k + 2, buf + B * k + 3, LSE_EXACT)
         else:
             _block(a, &va, mk, &vm, 0, k * per, (k + 1) * per, 0, 1, inv_tau, itl,
-                   buf + 9 * k, buf + 9 * k + 1, buf + 9 * k + 2, buf + 9 * k + 3, LSE_EXACT)
-    buf[4], buf[5], buf[6], buf[7] = -INFINITY, 0.0, 0.0, 0.0
+                   buf + B * k, buf + B * k + 1, buf + B * k + 2, buf + B * k + 3, LSE_EXACT)
+    _merge_carries(buf, B, nb, inv_tau, itl, tau, 0)
+    # block k's prefixes lie between its carry's value and the next block's
     for k in range(1, nb):
-        buf[9 * k + 4], buf[9 * k + 5] = buf[9 * k - 5], buf[9 * k - 4]
-        buf[9 * k + 6], buf[9 * k + 7] = buf[9 * k - 3], buf[9 * k - 2]
-        lse_merge(buf + 9 * k + 4, buf + 9 * k + 5, buf + 9 * k + 6, buf + 9 * k + 7,
-                  buf[9 * k - 9], buf[9 * k - 8], buf[9 * k - 7], buf[9 * k - 6], inv_tau, itl)
+        lo = _partial_value(buf + B * k + 5, tau)
+        hi = _partial_value(buf + B * k + B + 5, tau) if k + 1 < nb else INFINITY
+        if lo < 4 * tau and hi > -4 * tau:
+            near_zero = 1
+    if near_zero:
+        for k in prange(nb - 1, num_threads=nt, schedule="static"):
+            r0 = k * per
+            if a_t is double:
+                made[k] = lse_partial_dd_d(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm,
+                                           sm, per, tau, buf + B * k)
+            else:
+                made[k] = lse_partial_dd_f(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm,
+                                           sm, per, tau, buf + B * k)
+        for k in range(nb - 1):
+            exact = exact and made[k]
+        # where a block kept the reduction's partial, the carries are as good as before
+        _merge_carries(buf, B, nb, inv_tau, itl, tau, exact)
+    free(made)
     for k in prange(nb, num_threads=nt, schedule="static"):
         r0 = k * per
         if a_t is double:
-            buf[9 * k + 8] = lse_scan_block_d(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm, sm,
-                                              out + r0 * so, so, min(per, n - r0), tau,
-                                              NULL if k == 0 else buf + 9 * k + 4)
+            buf[B * k + 10] = lse_scan_block_d(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm,
+                                               sm, out + r0 * so, so, min(per, n - r0), tau,
+                                               NULL if k == 0 else buf + B * k + 5)
         else:
-            buf[9 * k + 8] = lse_scan_block_f(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm, sm,
-                                              out + r0 * so, so, min(per, n - r0), tau,
-                                              NULL if k == 0 else buf + 9 * k + 4)
+            buf[B * k + 10] = lse_scan_block_f(a + r0 * sa, sa, NULL if mk == NULL else mk + r0 * sm,
+                                               sm, out + r0 * so, so, min(per, n - r0), tau,
+                                               NULL if k == 0 else buf + B * k + 5)
     for k in range(nb):
-        if buf[9 * k + 8] >= 0:
-            first = k * per + <Py_ssize_t> buf[9 * k + 8]
+        if buf[B * k + 10] >= 0:
+            first = k * per + <Py_ssize_t> buf[B * k + 10]
             break
     free(buf)
     if first >= 0 and <const void *> a != <const void *> out:
@@ -867,6 +902,35 @@ cdef int _scan_lane(const a_t *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm
         else:
             lse_exact_scan_f(a, sa, mk, sm, out, so, n, tau, first)
     return 0
+
+
+cdef void _merge_carries(double *buf, Py_ssize_t B, Py_ssize_t nb, double inv_tau, double itl,
+                         double tau, bint exact) noexcept nogil:
+    """Each block's carry (buf[B k + 5 ...]: the partial and its bound) from the partials
+    before it, merged in order: by lse_merge_dd where the partials are `lse_partial_dd_d`'s
+    (``exact``), else by lse_merge, the bound then that of the reduction's terms."""
+    cdef Py_ssize_t k, j
+    buf[5], buf[6], buf[7], buf[8], buf[9] = -INFINITY, 0.0, 0.0, 0.0, 0.0
+    for k in range(1, nb):
+        for j in range(5):
+            buf[B * k + 5 + j] = buf[B * k - B + 5 + j] if k > 1 else buf[j]
+        if k == 1:
+            continue
+        if exact:
+            lse_merge_dd(buf + B * k + 5, buf + B * k - B, tau)
+        else:
+            lse_merge(buf + B * k + 5, buf + B * k + 6, buf + B * k + 7, buf + B * k + 8,
+                      buf[B * k - B], buf[B * k - B + 1], buf[B * k - B + 2], buf[B * k - B + 3],
+                      inv_tau, itl)
+            buf[B * k + 9] = REDUCED_REL
+
+
+cdef inline double _partial_value(const double *p, double tau) noexcept nogil:
+    """The log-sum-exp m + tau log(w + t + c) of a partial; -inf where it is empty."""
+    cdef double s = p[1] + p[2] + p[3]
+    if not (p[0] > -INFINITY) or not (s > 0):
+        return -INFINITY
+    return p[0] + tau * log(s)
 
 
 cdef int _scan_run(const a_t *a, View va, const mask_t *mk, View vm, a_t *out, View vo,
