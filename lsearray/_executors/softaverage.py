@@ -6,6 +6,8 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from array_api_compat import array_namespace, is_array_api_obj
+
 from lsearray._validation import bad_axis, temperature_value
 
 __all__ = ["Average", "average_of", "batch_state", "finalize", "merge_along", "merge_pair",
@@ -31,7 +33,8 @@ def _shift(xp: ModuleType, m: Any) -> Any:
 def _real_floating(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
     """``x`` as an array of the namespace: integer and bool as the default real floating
     dtype, complex refused."""
-    x = xp.asarray(x) if device is None else xp.asarray(x, device=device)
+    if not (is_array_api_obj(x) and array_namespace(x) is xp):  # already one: no copy
+        x = xp.asarray(x) if device is None else xp.asarray(x, device=device)
     if xp.isdtype(x.dtype, "complex floating"):
         raise TypeError(f"{func}: {name} must be real; got an array of dtype {x.dtype}")
     if not xp.isdtype(x.dtype, "real floating"):
@@ -67,8 +70,8 @@ def prepared_operands(xp: ModuleType, a: Any, v: Any, axis: Any, temperature: An
                          f"{tuple(a.shape)} and v of shape {tuple(v.shape)}")
     shape = tuple(k if n == 1 else n for n, k in zip(a.shape, lead))
     dtype = xp.result_type(a.dtype, v.dtype)
-    a = xp.broadcast_to(xp.astype(a, dtype), shape)
-    v = xp.broadcast_to(xp.astype(v, dtype), shape + tuple(v.shape[a.ndim:]))
+    a = xp.broadcast_to(xp.astype(a, dtype, copy=False), shape)
+    v = xp.broadcast_to(xp.astype(v, dtype, copy=False), shape + tuple(v.shape[a.ndim:]))
     return a, v, axis % a.ndim, tau
 
 
@@ -79,13 +82,18 @@ def _features(x: Any, extra: int) -> Any:
 
 def batch_state(xp: ModuleType, a: Any, v: Any, axis: int, tau: float) -> Average:
     """The state of the prepared ``a`` and ``v`` over ``axis``, in one read of each."""
-    extra = v.ndim - a.ndim
     m = xp.max(a, axis=axis, keepdims=True) if a.shape[axis] else xp.full_like(
         xp.sum(a, axis=axis, keepdims=True), -math.inf)
     w = xp.exp((a - _shift(xp, m)) / tau)
     s = xp.sum(w, axis=axis, keepdims=True)
-    acc = xp.sum(_features(w, extra) * v, axis=axis, keepdims=True)
-    return Average(m, s, acc)
+    # sum(w * v) over the axis as a batched (1, L) @ (L, features) product: no temporary of
+    # v's size, and the library's matrix product does the reading
+    features = tuple(v.shape[a.ndim:])
+    rows = tuple(w.shape[:axis]) + tuple(w.shape[axis + 1:])
+    wm = xp.reshape(xp.moveaxis(w, axis, -1), rows + (1, a.shape[axis]))
+    vm = xp.reshape(xp.moveaxis(v, axis, a.ndim - 1), rows + (a.shape[axis], math.prod(features)))
+    acc = xp.reshape(xp.matmul(wm, vm), rows + features)
+    return Average(m, s, xp.expand_dims(acc, axis=axis))
 
 
 def merge_pair(xp: ModuleType, x: Average, y: Average, tau: float) -> Average:
