@@ -81,7 +81,8 @@ def _features(x: Any, extra: int) -> Any:
 
 
 def batch_state(xp: ModuleType, a: Any, v: Any, axis: int, tau: float) -> Average:
-    """The state of the prepared ``a`` and ``v`` over ``axis``, in one read of each."""
+    """The state of the prepared ``a`` and ``v`` over ``axis``: ``a`` read for its max, then
+    ``a`` and ``v`` once each, with one temporary of ``a``'s size (the weights)."""
     m = xp.max(a, axis=axis, keepdims=True) if a.shape[axis] else xp.full_like(
         xp.sum(a, axis=axis, keepdims=True), -math.inf)
     w = xp.exp((a - _shift(xp, m)) / tau)
@@ -127,8 +128,13 @@ def finalize(xp: ModuleType, state: Average, axis: int | None, tau: float) -> tu
     """``(lse, average)``: ``lse = shift(m) + tau log(s)`` and ``acc / s`` (nan for an empty
     or all ``-inf`` slice); with ``axis``, that axis (of length 1) dropped."""
     extra = state.acc.ndim - state.m.ndim
-    lse = _shift(xp, state.m) + tau * xp.log(state.s)
-    avg = state.acc / _features(state.s, extra)
+    # an empty sum (no elements, or only -inf logits) is left out of the log and the division
+    # (no warning, and no nan gradient from log(0)), then given its values: -inf and nan
+    empty = state.s == 0
+    s = xp.where(empty, xp.ones_like(state.s), state.s)
+    lse = xp.where(empty, xp.full_like(s, -math.inf), _shift(xp, state.m) + tau * xp.log(s))
+    avg = xp.where(_features(empty, extra), xp.full_like(state.acc, math.nan),
+                   state.acc / _features(s, extra))
     if axis is not None:
         lse = xp.squeeze(lse, axis=axis)
         avg = xp.squeeze(avg, axis=axis)
