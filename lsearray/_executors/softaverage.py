@@ -128,13 +128,16 @@ def finalize(xp: ModuleType, state: Average, axis: int | None, tau: float) -> tu
     """``(lse, average)``: ``lse = shift(m) + tau log(s)`` and ``acc / s`` (nan for an empty
     or all ``-inf`` slice); with ``axis``, that axis (of length 1) dropped."""
     extra = state.acc.ndim - state.m.ndim
-    # an empty sum (no elements, or only -inf logits) is left out of the log and the division
-    # (no warning, and no nan gradient from log(0)), then given its values: -inf and nan
+    # an empty sum (no elements, or only -inf logits) is left out of the log, and it and an
+    # infinite or nan one (a +inf or nan logit) out of the division, then given their values:
+    # no warning where a lazy library computes them later, and no nan gradient from log(0)
     empty = state.s == 0
-    s = xp.where(empty, xp.ones_like(state.s), state.s)
-    lse = xp.where(empty, xp.full_like(s, -math.inf), _shift(xp, state.m) + tau * xp.log(s))
-    avg = xp.where(_features(empty, extra), xp.full_like(state.acc, math.nan),
-                   state.acc / _features(s, extra))
+    normal = xp.isfinite(state.s) & ~empty
+    lse = xp.where(empty, xp.full_like(state.s, -math.inf),
+                   _shift(xp, state.m) + tau * xp.log(xp.where(empty, xp.ones_like(state.s), state.s)))
+    s = xp.where(normal, state.s, xp.ones_like(state.s))
+    avg = xp.where(_features(normal, extra), state.acc / _features(s, extra),
+                   xp.full_like(state.acc, math.nan))
     if axis is not None:
         lse = xp.squeeze(lse, axis=axis)
         avg = xp.squeeze(avg, axis=axis)
