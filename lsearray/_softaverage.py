@@ -18,11 +18,13 @@ def softmax_average(
     a: Any, v: Any, axis: int = -1, *, temperature: float = 1.0, keepdims: bool = False,
     return_lse: bool = False,
 ) -> Any:
-    r"""Compute ``sum(softmax(a / tau) * v)`` over an axis of the logits ``a``, in one read.
+    r"""Compute ``sum(softmax(a / tau) * v)`` over an axis of the logits ``a``, without the softmax.
 
     The attention readout: with ``m = max(a)`` and ``w = exp((a - m) / tau)``, the result is
     ``sum(w * v) / sum(w)``, and ``m + tau * log(sum(w))`` is the log-sum-exp of the
-    slice, so the softmax itself is never formed.
+    slice. ``a`` is read for its max, then ``a`` and ``v`` once each; the weights are the
+    only temporary of ``a``'s size, and the weighted sum is the library's batched matrix
+    product, with no temporary of ``v``'s size.
 
     Parameters
     ----------
