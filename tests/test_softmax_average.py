@@ -232,6 +232,14 @@ def test_online_errors():
         acc.update(np.zeros((2, 3)), np.zeros((3, 3)))
 
 
+def test_online_refuses_another_library():
+    torch = pytest.importorskip("torch")
+    acc = OnlineSoftmaxAverage(axis=0).update(np.zeros(2), np.zeros(2))
+    with pytest.raises(TypeError, match=r"^OnlineSoftmaxAverage.update: the accumulator holds numpy arrays; "
+                                        r"got a batch .* of torch"):
+        acc.update(torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
+
+
 # -- backends ------------------------------------------------------------------------------------
 
 def test_every_backend(xp):
@@ -272,7 +280,7 @@ def test_dask_chunked_sequence_matches_numpy():
     a[0] = -np.inf
     a[1, 10:] = -np.inf
     v = rng.normal(size=(5, 37, 3))
-    for chunks, split_every in (((2, 5), None), ((5, 4), None), ((1, 37), None)):
+    for chunks in ((2, 5), (5, 4), (1, 37)):
         A = da.from_array(a, chunks=chunks)
         V = da.from_array(v, chunks=chunks + (2,))
         avg, lse = lsearray.dask.softmax_average(A, V, axis=1, temperature=0.7, return_lse=True)
