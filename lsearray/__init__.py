@@ -11,6 +11,7 @@ from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
 from lsearray._sampling import categorical, gumbel_softmax, gumbel_topk
 from lsearray._scan import logcumsumexp
+from lsearray._softaverage import OnlineSoftmaxAverage, softmax_average
 from lsearray._softmax import log_softmax, softmax
 
 try:
@@ -20,7 +21,7 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that is no
 del _metadata
 
 __all__ = [
-    "OnlineLogSumExp", "__version__", "build_info", "categorical", "gumbel_softmax", "gumbel_topk",
+    "OnlineLogSumExp", "OnlineSoftmaxAverage", "__version__", "build_info", "categorical", "gumbel_softmax", "gumbel_topk",
     "log1mexp", "log_softmax", "logaddexp", "logcumsumexp", "logdiffexp", "logeinsumexp", "logmatmulexp", "logmeanexp",
-    "logsumexp", "softmax",
+    "logsumexp", "softmax", "softmax_average",
 ]

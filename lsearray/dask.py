@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax"]
+__all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax", "softmax_average"]
 
 try:  # at import, so that a missing extra is named before any work is done
     importlib.import_module("dask.array")
@@ -13,6 +13,7 @@ except ImportError as exc:
     raise ImportError("lsearray.dask needs dask: pip install 'lsearray[dask]'") from exc
 
 from lsearray._executors.dask import DaskExecutor  # noqa: E402  (after the check above)
+from lsearray._validation import flag  # noqa: E402
 
 
 def logsumexp(
@@ -125,3 +126,38 @@ def log_softmax(
     array([-1.38629436, -0.28768207])
     """
     return DaskExecutor().log_softmax(x, axis, temperature, where, split_every)
+
+
+def softmax_average(
+    a: Any, v: Any, axis: int = -1, *, temperature: float = 1.0, keepdims: bool = False,
+    return_lse: bool = False,
+) -> Any:
+    """`lsearray.softmax_average` of dask arrays as one lazy tree reduction.
+
+    Each pair of chunks of ``a`` and ``v`` is reduced to its ``(max, sum of weights,
+    weighted sum of values)`` state by the chunks' executor, and the states merge in a
+    tree along ``axis`` as flash attention merges its blocks: every chunk is read once.
+
+    Parameters
+    ----------
+    a, v, axis, temperature, keepdims, return_lse
+        As `lsearray.softmax_average`; ``a`` and ``v`` may be dask or NumPy arrays.
+
+    Returns
+    -------
+    average : dask.array.Array
+        Lazy; ``(average, lse)`` with ``return_lse``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import lsearray.dask
+    >>> a = da.zeros((2, 6), chunks=(1, 2))
+    >>> v = da.arange(12.0, chunks=4).reshape(2, 6)
+    >>> lsearray.dask.softmax_average(a, v).compute()
+    array([2.5, 8.5])
+    """
+    keepdims = flag(keepdims, "keepdims", "softmax_average")
+    return_lse = flag(return_lse, "return_lse", "softmax_average")
+    lse, average = DaskExecutor().softmax_average(a, v, axis, temperature, keepdims)
+    return (average, lse) if return_lse else average

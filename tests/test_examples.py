@@ -27,6 +27,7 @@ PROMISES = {
     "gumbel_boxes.py": r"^agrees with the Gumbel max-stability theorem \(lse_beta within 2 ulp of decimal: "
                        r"True; intersection laws: True; Gumbel-max frequencies: True\)",
     "contrastive_losses.py": r"^agrees with the direct formula .* and decimal arithmetic",
+    "streaming_attention.py": r"^agrees with scipy's softmax and an exactly rounded sum .* one-shot softmax_average",
     "crf_partition.py": r"^agrees with brute-force enumeration of all 65536 label sequences \(log Z relative error",
 }
 

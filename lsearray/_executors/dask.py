@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
-from lsearray._executors import array_api_lse, dask_tree, matmul, partials
+from lsearray._executors import array_api_lse, dask_tree, matmul, partials, softaverage
 from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan, numpy_top_k
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
@@ -272,3 +272,65 @@ class DaskExecutor(ArrayAPIExecutor):
         values = da.map_blocks(lambda b, i: np.take_along_axis(b, i, axis=axis), whole, index,
                                chunks=chunks, dtype=whole.dtype)
         return values, index
+
+    def softmax_average(self, a: Any, v: Any, axis: Any, temperature: Any,
+                        keepdims: bool) -> tuple[Any, Any]:
+        """One pass over the chunks: each pair of blocks of ``a`` and ``v`` to its packed
+        ``(m, s, acc)`` state (blockwise, by the blocks' executor), the states merged along
+        the axis in a tree of `dask.array.reduction`, then unpacked."""
+        func = "softmax_average"
+        a, v, axis, tau = softaverage.prepared_operands(self.xp, a, v, axis, temperature, func)
+        features = tuple(v.shape[a.ndim:])
+        width = math.prod(features)
+        lead = "".join(chr(ord("a") + i) for i in range(a.ndim))
+        tail = "".join(chr(ord("A") + i) for i in range(len(features)))
+        # the feature axes in one chunk: a block's state holds all of them
+        v = v.rechunk({a.ndim + i: -1 for i in range(len(features))})
+
+        def state_block(ab: Any, vb: Any) -> Any:
+            ex = dask_tree.block_executor(ab, vb)
+            with ex.quiet():
+                return _packed_average(ex.xp, softaverage.batch_state(ex.xp, ab, vb, axis, tau))
+
+        packed = da.blockwise(state_block, lead + "z", a, lead, v, lead + tail, dtype=a.dtype,
+                              new_axes={"z": 2 + width}, adjust_chunks={lead[axis]: 1},
+                              concatenate=True, meta=np.empty((0,) * (a.ndim + 1), dtype=a.dtype))
+
+        def merge_blocks(block: Any, axis: Any = None, keepdims: bool = True,
+                         computing_meta: bool = False) -> Any:
+            if computing_meta:
+                return block
+            xp = dask_tree.block_executor(block).xp
+            with np.errstate(all="ignore"):
+                merged = softaverage.merge_along(xp, _unpacked_average(xp, block, features),
+                                                 axis[0], tau)
+                return _packed_average(xp, merged)
+
+        merged = da.reduction(packed, lambda b, axis, keepdims: b, merge_blocks, axis=axis,
+                              keepdims=True, dtype=a.dtype, combine=merge_blocks,
+                              concatenate=True, meta=packed._meta)
+
+        def finish_block(block: Any) -> Any:
+            xp = dask_tree.block_executor(block).xp
+            with np.errstate(all="ignore"):  # an all -inf slice's log(0) and 0 / 0 are its values
+                lse, avg = softaverage.finalize(xp, _unpacked_average(xp, block, features), None, tau)
+            return xp.concat([lse[..., None], xp.reshape(avg, tuple(lse.shape) + (-1,))], axis=-1)
+
+        done = da.map_blocks(finish_block, merged, dtype=a.dtype,
+                             chunks=merged.chunks[:-1] + ((1 + width,),))
+        lse = done[..., 0]
+        avg = self.xp.reshape(done[..., 1:], tuple(lse.shape) + features)
+        if not keepdims:
+            lse, avg = self.xp.squeeze(lse, axis=axis), self.xp.squeeze(avg, axis=axis)
+        return lse, avg
+
+
+def _packed_average(xp: Any, state: softaverage.Average) -> Any:
+    """A state as one array: ``m``, ``s`` and the flattened ``acc`` along a new last axis."""
+    acc = xp.reshape(state.acc, tuple(state.m.shape) + (-1,))
+    return xp.concat([state.m[..., None], state.s[..., None], acc], axis=-1)
+
+
+def _unpacked_average(xp: Any, packed: Any, features: tuple[int, ...]) -> softaverage.Average:
+    acc = xp.reshape(packed[..., 2:], tuple(packed.shape[:-1]) + features)
+    return softaverage.Average(packed[..., 0], packed[..., 1], acc)

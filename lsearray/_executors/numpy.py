@@ -120,6 +120,10 @@ class NumPyExecutor(partials.PartialAlgebra):
     xp = np_compat  # the namespace of its partials: float64 NumPy arrays
     on_kernel = True
 
+    def scalar_if_0d(self, x: Any) -> Any:
+        """A 0-d result as a NumPy scalar, as NumPy's reductions give it."""
+        return x[()] if isinstance(x, np.ndarray) and x.ndim == 0 else x
+
     def device_of(self, x: Any) -> None:
         """NumPy arrays live on the CPU; the kernel has no devices to tell apart."""
         return None

@@ -16,6 +16,7 @@ import lsecore
 from lsearray._executors.array_api_lse import (
     expm1_sums, gap_to_max, log_of_sums, near_max_mean, partial_sums, rebase_expm1_sums,
 )
+from lsearray._executors import softaverage
 from lsearray._executors.scale import times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, weight_exponent
 
@@ -402,3 +403,45 @@ class PartialAlgebra:
 
     def finalize_mean(self, p: Partial, tau: float) -> tuple[Any, Any]:
         return finalize_mean(p, tau, self.xp, kernel=self.on_kernel)
+
+    def operand_device(self, *xs: Any) -> Any:
+        """The device of the first operand that is an array of the namespace (None for NumPy
+        and for Python input): other operands are made there."""
+        for x in xs:
+            if hasattr(x, "__array_namespace__") and hasattr(x, "device"):
+                return device_of(x)
+        return None
+
+    def softmax_average(self, a: Any, v: Any, axis: Any, temperature: Any,
+                        keepdims: bool) -> tuple[Any, Any]:
+        """``(lse, average)`` of `lsearray.softmax_average`."""
+        with self.quiet():  # an all -inf slice's log(0) and 0 / 0 are its documented values
+            lse, avg = softaverage.average_of(self.xp, a, v, axis, temperature, keepdims,
+                                              "softmax_average", self.operand_device(a, v))
+        return self.scalar_if_0d(lse), self.scalar_if_0d(avg)
+
+    def average_state(self, a: Any, v: Any, axis: int, tau: float,
+                      func: str) -> tuple[softaverage.Average, tuple[int, ...], Any, int, str]:
+        """A batch's state for `OnlineSoftmaxAverage`, with the values' shape without the
+        axis, the device, the batch's length along the axis and its values' shape in words."""
+        device = self.operand_device(a, v)
+        a, v, axis, _ = softaverage.prepared_operands(self.xp, a, v, axis, tau, func, device)
+        shape = tuple(v.shape[:axis]) + tuple(v.shape[axis + 1:])
+        with self.quiet():
+            state = softaverage.batch_state(self.xp, a, v, axis, tau)
+        return (state, shape, device,
+                int(a.shape[axis]), f"values of shape {tuple(v.shape)}")
+
+    def average_merge(self, x: softaverage.Average, y: softaverage.Average,
+                      tau: float) -> softaverage.Average:
+        with self.quiet():
+            return softaverage.merge_pair(self.xp, x, y, tau)
+
+    def average_result(self, state: softaverage.Average, axis: int, tau: float) -> tuple[Any, Any]:
+        with self.quiet():
+            lse, avg = softaverage.finalize(self.xp, state, axis, tau)
+        return self.scalar_if_0d(lse), self.scalar_if_0d(avg)
+
+    def scalar_if_0d(self, x: Any) -> Any:
+        """Other libraries keep 0-d arrays; NumPy's executor makes them scalars."""
+        return x
