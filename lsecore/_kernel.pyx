@@ -162,8 +162,11 @@ cdef enum:
     # Elements of an elementwise pair function per thread task.
     PAIR_BLOCK = 8192
 
-# How exact the sum of a partial from the reduction's loops is (terms within 0.52 ulp): 2^-52.
+# How exact the sum of a partial from the reduction's loops is: its terms within 0.52 ulp
+# (2^-52), and each rescale of a running sum, in a block's loops or in a merge, within 2^-56
+# (an exp in double-double, lse_exp_dd, about 2^-60).
 cdef double REDUCED_REL = 2.220446049250313e-16
+cdef double RESCALE_REL = 1.3877787807814457e-17
 
 cdef struct Tolerance:
     # How exact the fast loops' terms are (eps_pos where the max is >= 0), and the bits of
@@ -843,6 +846,8 @@ cdef int _scan_lane(const a_t *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm
     # per block (B doubles): its partial (4) and the bound on its sum's error, then its
     # carry (4) and bound, then its flag
     cdef Py_ssize_t B = 11
+    # the reduction's loops rescale their running sum at most once a row block
+    cdef double reduced_rel = REDUCED_REL + (per // LSE_ROW_BLOCK + 1) * RESCALE_REL
     cdef double *buf = <double *> malloc(B * nb * sizeof(double))
     cdef int *made = <int *> malloc(nb * sizeof(int))
     if buf == NULL or made == NULL:
@@ -852,7 +857,7 @@ cdef int _scan_lane(const a_t *a, Py_ssize_t sa, const mask_t *mk, Py_ssize_t sm
             raise MemoryError()
     for k in range(nb):
         buf[B * k], buf[B * k + 1], buf[B * k + 2], buf[B * k + 3] = -INFINITY, 0.0, 0.0, 0.0
-        buf[B * k + 4] = REDUCED_REL
+        buf[B * k + 4] = reduced_rel
     for k in prange(nb - 1, num_threads=nt, schedule="static"):
         if mk == NULL:
             _block(a, &va, <const a_t *> NULL, &va, 0, k * per, (k + 1) * per, 0, 1, inv_tau, itl,
@@ -908,8 +913,9 @@ cdef void _merge_carries(double *buf, Py_ssize_t B, Py_ssize_t nb, double inv_ta
                          double tau, bint exact) noexcept nogil:
     """Each block's carry (buf[B k + 5 ...]: the partial and its bound) from the partials
     before it, merged in order: by lse_merge_dd where the partials are `lse_partial_dd_d`'s
-    (``exact``), else by lse_merge, the bound then that of the reduction's terms."""
+    (``exact``), else by lse_merge, the side it rescales then RESCALE_REL less exact."""
     cdef Py_ssize_t k, j
+    cdef double mc, mp, rc, rp
     buf[5], buf[6], buf[7], buf[8], buf[9] = -INFINITY, 0.0, 0.0, 0.0, 0.0
     for k in range(1, nb):
         for j in range(5):
@@ -919,10 +925,13 @@ cdef void _merge_carries(double *buf, Py_ssize_t B, Py_ssize_t nb, double inv_ta
         if exact:
             lse_merge_dd(buf + B * k + 5, buf + B * k - B, tau)
         else:
+            mc, mp = buf[B * k + 5], buf[B * k - B]
+            rc = buf[B * k + 9] + (RESCALE_REL if mp > mc > -INFINITY else 0.0)
+            rp = buf[B * k - B + 4] + (RESCALE_REL if mc > mp > -INFINITY else 0.0)
             lse_merge(buf + B * k + 5, buf + B * k + 6, buf + B * k + 7, buf + B * k + 8,
                       buf[B * k - B], buf[B * k - B + 1], buf[B * k - B + 2], buf[B * k - B + 3],
                       inv_tau, itl)
-            buf[B * k + 9] = REDUCED_REL
+            buf[B * k + 9] = rc if rc > rp else rp
 
 
 cdef inline double _partial_value(const double *p, double tau) noexcept nogil:

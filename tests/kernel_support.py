@@ -27,7 +27,7 @@ nan = math.nan
 
 
 def _cpu_has_avx512():
-    """Whether the CPU has AVX-512 F and DQ (what the kernel asks for); None where unknown."""
+    """Whether the CPU has AVX-512 F, DQ, BW and VL (what the kernel asks for); None where unknown."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     try:
@@ -37,7 +37,7 @@ def _cpu_has_avx512():
         return None
     for line in text.splitlines():
         if line.startswith("flags"):
-            return {"avx512f", "avx512dq"} <= set(line.split(":", 1)[1].split())
+            return {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= set(line.split(":", 1)[1].split())
     return None
 
 

@@ -297,6 +297,20 @@ def test_ulp_error_of_a_long_lane(temperature):
         assert errs[worst] <= 1.0, f"{name}: {errs[worst]:.3f} ulp at prefix {worst}"
 
 
+def test_ulp_error_of_a_long_masked_lane_crossing_zero():
+    """A long lane whose first block the mask leaves out entirely, then log-probabilities
+    shifted by 0.3: its prefixes cross 0 (where the carries must be exact) and end at 0.3."""
+    rng = np.random.default_rng(seed_for("acc-long-mask"))
+    n = 70_000
+    a = np.r_[rng.normal(0.0, 1.0, n // 2), np.log(rng.dirichlet(np.ones(n - n // 2))) + 0.3]
+    keep = np.arange(n) >= n // 2
+    got = lsearray.logcumsumexp(a, where=keep)
+    assert np.all(got[: n // 2] == -np.inf)
+    errs = ulps(got[n // 2:], mp_logcumsumexp(a[n // 2:]))
+    worst = int(np.argmax(errs))
+    assert errs[worst] <= 1.0, f"{errs[worst]:.3f} ulp at prefix {n // 2 + worst}"
+
+
 def test_float32_rounds_once():
     a = _normal("acc-f32", 400).astype(np.float32)
     got = lsearray.logcumsumexp(a)
