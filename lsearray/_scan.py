@@ -72,11 +72,16 @@ def logcumsumexp(a: Any, axis: int | None = None, *, temperature: float = 1.0, r
     output is finalized from it as `logsumexp` does, so a prefix where one term
     dominates keeps the others (``logcumsumexp([0, -50])[1]`` is
     ``log1p(exp(-50))``, not 0) and every output is within an ulp of the exact
-    value unless the max and the log of the sum cancel. Threads take separate lanes;
-    one long lane (at least 65536 elements) is cut into at most 64 blocks, whose partials
-    are reduced in one read and merged in order into each block's starting state, so that
-    the blocks are scanned side by side (the same blocks, and bits, on any number of
-    threads).
+    value unless the max and the log of the sum cancel. Where the CPU has AVX-512, a lane
+    goes in blocks of 128 outputs (down columns, 32 rows of 8 lanes) taken against the
+    block's max, their terms and logs in double-double, and a block is written only where
+    a rounding test vouches for every output within an ulp (else the loops above take it).
+    So an output may depend on the elements after it in its block, or on the neighbouring
+    lanes of its tile: ``logcumsumexp(a)[:k]`` and ``logcumsumexp(a[:k])`` can differ in
+    the last bit, both within an ulp. Threads take separate lanes; one long lane (at least
+    65536 elements) is cut into at most 64 blocks, whose partials are reduced in one read
+    and merged in order into each block's starting state, so that the blocks are scanned
+    side by side (the same blocks, and bits, on any number of threads).
     Other backends scan in ``ceil(log2 n)`` steps of `logaddexp`, differentiably (the
     gradient of ``out[i]`` in ``a[j]``, ``j <= i``, is the softmax of the prefix); dask
     scans each block once and carries the last slice into the next block. A reverse
