@@ -5,11 +5,13 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_New
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, NAN, fma, log
+from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "exp_shifted", "finalize",
            "logaddexp", "logdiffexp", "matmul_finish", "max_threads", "merge", "normalize",
-           "reduce_finalized", "refine_flags", "scan", "set_max_threads", "simd", "softmax_rows",
+           "reduce_finalized", "refine_flags", "scan", "segment_exact", "segment_finalize",
+           "segment_normalize", "segment_partials", "set_max_threads", "simd", "softmax_rows",
            "xla_handlers"]
 
 ctypedef fused a_t:
@@ -1456,3 +1458,317 @@ def matmul_finish(const double[:, :, :] p not None, const double[:, :] ma not No
                                                &sbc[t, 0], &bad[t, i, 0], op + t * ob + i * or_, oi,
                                                gap, log_tiny)
     return flagged
+
+
+cdef extern from "_lse_segment.h" nogil:
+    void lse_segment_rows_d(const double *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
+                            Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
+                            Py_ssize_t nj, double *P, double inv_tau, double itl, int at_max)
+    void lse_segment_rows_f(const float *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
+                            Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
+                            Py_ssize_t nj, double *P, double inv_tau, double itl, int at_max)
+    void lse_segment_runs_d(const double *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
+                            Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
+                            Py_ssize_t nj, double *P, double *tile, double inv_tau, double itl)
+    void lse_segment_runs_f(const float *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
+                            Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
+                            Py_ssize_t nj, double *P, double *tile, double inv_tau, double itl)
+
+
+cdef enum:
+    # A segment reduction's rows are split into at most SEGMENT_CHUNKS chunks of at least
+    # SEGMENT_PER_PARTIAL elements per partial they fill (each chunk has a partial of every
+    # segment and column: 40 bytes each), merged in order after: the same chunks on any number
+    # of threads, and their partials at most a third of the input's size.
+    SEGMENT_CHUNKS = 8
+    SEGMENT_PER_PARTIAL = 16
+
+
+cdef void _segment_task(const a_t *a, View va, const double *b, View vb, const int64_t *seg,
+                        Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t o, double *P, double *tile,
+                        double inv_tau, double itl, bint runs, bint at_max) noexcept nogil:
+    """Merge rows r0:r1 of the outer index o of ``a`` (and ``b``) into the partials ``P``
+    (nseg, n2, 4): by runs (``tile``: 4 LSE_TILE doubles of scratch), or by blocks."""
+    cdef const a_t *ap = a + o * va.s0 + r0 * va.s1
+    cdef const double *bp = NULL
+    if b != NULL:
+        bp = b + o * vb.s0 + r0 * vb.s1
+    if runs:
+        if a_t is double:
+            lse_segment_runs_d(ap, va.s1, va.s2, bp, vb.s1, vb.s2, seg + r0, r1 - r0, va.n2, P,
+                               tile, inv_tau, itl)
+        else:
+            lse_segment_runs_f(ap, va.s1, va.s2, bp, vb.s1, vb.s2, seg + r0, r1 - r0, va.n2, P,
+                               tile, inv_tau, itl)
+    elif a_t is double:
+        lse_segment_rows_d(ap, va.s1, va.s2, bp, vb.s1, vb.s2, seg + r0, r1 - r0, va.n2, P,
+                           inv_tau, itl, at_max)
+    else:
+        lse_segment_rows_f(ap, va.s1, va.s2, bp, vb.s1, vb.s2, seg + r0, r1 - r0, va.n2, P,
+                           inv_tau, itl, at_max)
+
+
+cdef inline void _empty_partials(double *p, Py_ssize_t n, const double *like) noexcept nogil:
+    """Set the n partials (m, w, t, c) at p to empty ones: (-inf, 0, 0, 0), or, after the
+    partials ``like`` (not NULL), with their m."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        p[4 * k] = -INFINITY if like == NULL else like[4 * k]
+        p[4 * k + 1] = 0.0
+        p[4 * k + 2] = 0.0
+        p[4 * k + 3] = 0.0
+
+
+cdef inline void _merge_partials(double *p, const double *q, Py_ssize_t n, double inv_tau,
+                                 double itl) noexcept nogil:
+    """Merge the n partials at q into those at p, one by one."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        lse_merge(p + 4 * k, p + 4 * k + 1, p + 4 * k + 2, p + 4 * k + 3,
+                  q[4 * k], q[4 * k + 1], q[4 * k + 2], q[4 * k + 3], inv_tau, itl)
+
+
+def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not None,
+                     double[:, :, :, ::1] P not None, double tau, b=None, bint runs=False,
+                     bint at_max=False):
+    """Merge the partials of ``a``'s middle axis grouped by ``ids`` into ``P``, reading each
+    element once: ``P[o, k, i]`` is the partial ``(m, w, t, c)`` of ``a[o, r, i]`` over the
+    rows ``r`` with ``ids[r] == k``.
+
+    Parameters
+    ----------
+    a : (n0, n1, n2) float32 or float64 memoryview, any strides       # IN
+    ids : (n1,) int64, every id in [0, nseg)                          # IN
+    P : (n0, nseg, n2, 4) C-contiguous float64                        # IN/OUT
+        Partials to merge into; (-inf, 0, 0, 0) for empty ones.
+    tau : float
+        The temperature, > 0.
+    b : (n0, n1, n2) float64 memoryview of weights, any strides (zero for broadcast), or None
+    runs : bool
+        Reduce runs of equal ids with the row and column loops: fast where the ids are
+        sorted, right whatever their order. Otherwise blocks of rows go through
+        ``lse_segment_rows`` (``_lse_segment.h.src``).
+    at_max : bool
+        ``P`` comes in empty but for each segment's max as ``m`` (known beforehand): the
+        partials keep it, with the maximal terms in ``w``, as a softmax needs.
+
+    Rows split into the same chunks on any number of threads, so that the bits of the
+    partials do not depend on the thread count.
+    """
+    cdef View va = _view(a.shape, a.strides, sizeof(a_t))
+    cdef View vb = va
+    cdef const double[:, :, :] bv
+    cdef const double *bp = NULL
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2], nseg = P.shape[1]
+    cdef Py_ssize_t size = nseg * n2 * 4, nchunks, per, ntasks, k, o, q, r0, r1, j
+    cdef double inv_tau = 1.0 / tau, itl = _low_part(tau, 1.0 / tau)
+    cdef double *buf
+    cdef double *dst
+    cdef int nt = lse_max_threads()
+    if ids.shape[0] != n1:
+        raise ValueError(f"ids must have a's {n1} rows, got {ids.shape[0]}")
+    if P.shape[0] != n0 or P.shape[2] != n2 or P.shape[3] != 4:
+        raise ValueError(f"P must have shape {(n0, nseg, n2, 4)}, got "
+                         f"{(P.shape[0], P.shape[1], P.shape[2], P.shape[3])}")
+    if b is not None:
+        bv = b
+        if bv.shape[0] != n0 or bv.shape[1] != n1 or bv.shape[2] != n2:
+            raise ValueError(f"b must have a's shape {(n0, n1, n2)}")
+        vb = _view(bv.shape, bv.strides, sizeof(double))
+    if n0 * n1 * n2 == 0:
+        return
+    if b is not None:
+        bp = &bv[0, 0, 0]
+    nchunks = max(1, min(<Py_ssize_t> SEGMENT_CHUNKS,
+                         n1 * n2 // max(<Py_ssize_t> SPLIT_MIN, SEGMENT_PER_PARTIAL * nseg * n2)))
+    per = (n1 + nchunks - 1) // nchunks
+    ntasks = n0 * nchunks
+    if n0 * n1 * n2 < MIN_PARALLEL:
+        nt = 1
+    if nt == 1:
+        # one chunk after the other, each merged as soon as it is done: the same merges, in
+        # the same order, as the threads' below, with one chunk's partials in memory
+        buf = <double *> malloc(((size if nchunks > 1 else 0) + 4 * LSE_TILE) * sizeof(double))
+        if buf == NULL:
+            raise MemoryError()
+        with nogil:
+            for o in range(n0):
+                for q in range(nchunks):
+                    r0 = q * per
+                    r1 = min(r0 + per, n1)
+                    if r0 >= r1:
+                        continue
+                    dst = &P[o, 0, 0, 0] if q == 0 else buf
+                    if q > 0:  # empty (but for the maxima)
+                        _empty_partials(buf, nseg * n2, &P[o, 0, 0, 0] if at_max else NULL)
+                    _segment_task(&a[0, 0, 0], va, bp, vb, &ids[0], r0, r1, o, dst,
+                                  buf + (size if nchunks > 1 else 0), inv_tau, itl, runs, at_max)
+                    if q > 0:
+                        _merge_partials(&P[o, 0, 0, 0], buf, nseg * n2, inv_tau, itl)
+        free(buf)
+        return
+    # chunk 0 of each outer index merges into P, the others into partials of their own; then
+    # every task's tile scratch
+    buf = <double *> malloc(((nchunks - 1) * n0 * size + ntasks * 4 * LSE_TILE) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for q in range(1, nchunks):
+            for o in range(n0):
+                _empty_partials(buf + ((q - 1) * n0 + o) * size, nseg * n2,
+                                &P[o, 0, 0, 0] if at_max else NULL)
+        for k in prange(ntasks, num_threads=nt, schedule="dynamic"):
+            o = k // nchunks
+            q = k % nchunks
+            r0 = q * per
+            r1 = min(r0 + per, n1)
+            dst = &P[o, 0, 0, 0] if q == 0 else buf + ((q - 1) * n0 + o) * size
+            if r0 < r1:
+                _segment_task(&a[0, 0, 0], va, bp, vb, &ids[0], r0, r1, o, dst,
+                              buf + (nchunks - 1) * n0 * size + k * 4 * LSE_TILE, inv_tau, itl,
+                              runs, at_max)
+        for q in range(1, nchunks):
+            for o in prange(n0, num_threads=nt, schedule="static"):
+                _merge_partials(&P[o, 0, 0, 0], buf + ((q - 1) * n0 + o) * size, nseg * n2,
+                                inv_tau, itl)
+    free(buf)
+
+
+def segment_finalize(const double[:, ::1] P not None, double tau, double[::1] out not None,
+                     unsigned char[::1] refine not None, int itemsize, bint float32_result,
+                     double count, double max_weight=0.0):
+    """Finalize the (n, 4) partials ``P`` of `segment_partials` into ``out = m + tau log S``
+    (nan where a weighted sum is negative), and flag in ``refine`` the results that may be off
+    by more than an ulp, as `refine_flags` does for ``count`` elements a segment at most and
+    weights up to ``max_weight`` in magnitude (0: none)."""
+    cdef Py_ssize_t n = P.shape[0], j0, j, nb
+    cdef double tm[64]
+    cdef double tw[64]
+    cdef double tt[64]
+    cdef double tc[64]
+    cdef double sg[64]
+    cdef Tolerance tol = _tolerance(itemsize, float32_result, max_weight != 0.0)
+    if P.shape[1] != 4 or out.shape[0] != n or refine.shape[0] != n:
+        raise ValueError(f"P must be (n, 4) and out and refine of length n; got P "
+                         f"{(P.shape[0], P.shape[1])}, out {out.shape[0]}, refine {refine.shape[0]}")
+    with nogil:
+        for j0 in range(0, n, 64):
+            nb = min(<Py_ssize_t> 64, n - j0)
+            for j in range(nb):
+                tm[j] = P[j0 + j, 0]
+                tw[j] = P[j0 + j, 1]
+                tt[j] = P[j0 + j, 2]
+                tc[j] = P[j0 + j, 3]
+            lse_finalize(nb, tm, tw, tt, tc, NULL, tau, &out[j0], sg, NULL)
+            for j in range(nb):
+                refine[j0 + j] = lse_refine_flag(tm[j], tw[j], tt[j], tc[j], tau, out[j0 + j],
+                                                 tol.eps_neg, tol.eps_pos, tol.bits, count, 1,
+                                                 max_weight * 2.0 ** -1021)
+                if sg[j] < 0:
+                    out[j0 + j] = NAN
+
+
+def segment_exact(const a_t[:, :, :] a not None, const int64_t[::1] rows not None,
+                  const int64_t[::1] start not None, const int64_t[:, ::1] flagged not None,
+                  double tau, double[::1] out not None, b=None):
+    """Recompute by the accurate tier the flagged segment results: ``flagged[q] = (o, k, i)``
+    is ``out[q]``'s output, the log-sum-exp of ``a[o, r, i]`` (weights ``b[o, r, i]``) over
+    the rows ``rows[start[k]:start[k + 1]]`` of segment ``k``; results the accurate tier
+    leaves (nan: a slice it does not take) keep their fast value."""
+    cdef Py_ssize_t nq = flagged.shape[0], q, o, k, i, n, r, longest = 0, nb = a.shape[0]
+    cdef Py_ssize_t isa = sizeof(a_t)
+    cdef const double[:, :, :] bv
+    cdef bint weighted = b is not None
+    cdef double *buf
+    cdef double *xs
+    cdef double res, sg
+    cdef int nt = lse_max_threads()
+    if out.shape[0] != nq or start.shape[0] < 1:
+        raise ValueError("out must have one element per flagged result")
+    if weighted:
+        bv = b
+    for k in range(start.shape[0] - 1):
+        longest = max(longest, start[k + 1] - start[k])
+    if nq == 0 or longest == 0:
+        return
+    buf = <double *> malloc(2 * nt * longest * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for q in prange(nq, num_threads=nt, schedule="dynamic"):
+            o = flagged[q, 0]
+            k = flagged[q, 1]
+            i = flagged[q, 2]
+            n = start[k + 1] - start[k]
+            xs = buf + 2 * lse_thread_num() * longest
+            for r in range(n):
+                xs[r] = a[o, rows[start[k] + r], i]
+                if weighted:
+                    xs[longest + r] = bv[o, rows[start[k] + r], i]
+            res = lse_exact_slice_dd(xs, 1, xs + longest if weighted else NULL, 1, n, tau, 0.0,
+                                     &sg)
+            if res == res:
+                out[q] = NAN if sg < 0 else res
+    free(buf)
+
+
+def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not None,
+                      const double[:, :, ::1] m not None, const double[:, :, ::1] s not None,
+                      a_t[:, :, :] out not None, double tau, bint log_mode,
+                      const double[:, :, ::1] s_low=None):
+    """`normalize` within segments: ``out[o, r, i]`` from ``a[o, r, i]`` and the partials
+    ``m, s, s_low`` at ``[o, ids[r], i]`` (each (n0, nseg, n2)), as `normalize` writes it;
+    rows go in blocks whose segments' maxima and sums are gathered first, so that a
+    column of ``a`` runs through the vector loops."""
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2], nseg = m.shape[1]
+    cdef Py_ssize_t isz = sizeof(a_t), nblocks, k, o, r0, r1, r, g
+    cdef Py_ssize_t ar = a.strides[1] // isz, ai = a.strides[2] // isz
+    cdef Py_ssize_t orr = out.strides[1] // isz, oi = out.strides[2] // isz
+    cdef bint has_low = s_low is not None
+    cdef int nt = lse_max_threads()
+    cdef double *buf
+    cdef double *gm
+    cdef const double *sl
+    if out.shape[0] != n0 or out.shape[1] != n1 or out.shape[2] != n2 or ids.shape[0] != n1:
+        raise ValueError("out must have a's shape, ids its middle axis' length")
+    if (s.shape[0] != n0 or s.shape[1] != nseg or s.shape[2] != n2 or m.shape[0] != n0
+            or m.shape[2] != n2 or (has_low and (s_low.shape[0] != n0 or s_low.shape[1] != nseg
+                                                 or s_low.shape[2] != n2))):
+        raise ValueError(f"m, s and s_low must have shape {(n0, nseg, n2)}")
+    if n0 * n1 * n2 == 0:
+        return
+    if n0 * n1 * n2 < MIN_PARALLEL:
+        nt = 1
+    nblocks = (n1 + MASK_BLOCK - 1) // MASK_BLOCK
+    buf = <double *> malloc(3 * nt * MASK_BLOCK * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in prange(n0 * nblocks, num_threads=nt, schedule="static"):
+            o = k // nblocks
+            r0 = (k % nblocks) * MASK_BLOCK
+            r1 = min(r0 + MASK_BLOCK, n1)
+            if n2 == 1:  # a block of a column: its segments' partials gathered side by side
+                gm = buf + 3 * MASK_BLOCK * lse_thread_num()
+                for r in range(r0, r1):
+                    g = ids[r]
+                    gm[r - r0] = m[o, g, 0]
+                    gm[MASK_BLOCK + r - r0] = s[o, g, 0]
+                    gm[2 * MASK_BLOCK + r - r0] = s_low[o, g, 0] if has_low else 0.0
+                if a_t is double:
+                    lse_normalize_d(&a[o, r0, 0], 0, ar, &out[o, r0, 0], 0, orr, 1, r1 - r0,
+                                    gm, gm + MASK_BLOCK, gm + 2 * MASK_BLOCK, tau, log_mode)
+                else:
+                    lse_normalize_f(&a[o, r0, 0], 0, ar, &out[o, r0, 0], 0, orr, 1, r1 - r0,
+                                    gm, gm + MASK_BLOCK, gm + 2 * MASK_BLOCK, tau, log_mode)
+            else:
+                for r in range(r0, r1):
+                    g = ids[r]
+                    sl = &s_low[o, g, 0] if has_low else NULL
+                    if a_t is double:
+                        lse_normalize_d(&a[o, r, 0], 0, ai, &out[o, r, 0], 0, oi, 1, n2,
+                                        &m[o, g, 0], &s[o, g, 0], sl, tau, log_mode)
+                    else:
+                        lse_normalize_f(&a[o, r, 0], 0, ai, &out[o, r, 0], 0, oi, 1, n2,
+                                        &m[o, g, 0], &s[o, g, 0], sl, tau, log_mode)
+    free(buf)

@@ -1,0 +1,199 @@
+"""The segment loops of lsecore (_lse_segment.h.src) against mpmath, segment by segment: every path, chunk and special value."""
+
+import numpy as np
+import pytest
+
+import lsecore
+from kernel_support import kernel_rng
+from lsearray._executors import numpy_segment
+from reference import mp_lse_slice, mp_softmax_slice, ulp_error
+
+__all__ = []
+
+
+def _worst_ulp(got, a, ids, num_segments, b=None, tau=1.0, dtype=np.float64):
+    """The largest error in ulp of the segments' results ``got`` (non-finite ones must match
+    exactly: an error of inf otherwise)."""
+    worst = 0.0
+    for k in range(num_segments):
+        rows = np.flatnonzero(ids == k)
+        exact = mp_lse_slice(a[rows], None if b is None else b[rows], tau).value
+        worst = max(worst, ulp_error(got[k], exact, dtype))
+    return worst
+
+
+def _ids(rng, n, num_segments, order):
+    ids = rng.integers(0, num_segments, n)
+    return np.sort(ids) if order == "sorted" else ids
+
+
+DATA = {
+    "normal": lambda rng, n: rng.standard_normal(n) * 3,
+    "offset": lambda rng, n: rng.standard_normal(n) * 2 + 4e5,      # far from the shift grid's 0
+    "wide": lambda rng, n: rng.uniform(-4000, 4000, n),             # beyond the slack: rescales
+    "rising": lambda rng, n: np.sort(rng.uniform(-3000, 3000, n)),  # every shift moves up
+    "tiny": lambda rng, n: rng.standard_normal(n) - 700,            # terms below e^-600 of 0
+}
+
+
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+@pytest.mark.parametrize("data", sorted(DATA))
+def test_segments_within_one_ulp(data, order):
+    rng = kernel_rng(f"segment-{data}-{order}")
+    n, num_segments = 3000, 37
+    a = DATA[data](rng, n)
+    ids = _ids(rng, n, num_segments, order)
+    got = numpy_segment.logsumexp(a, ids, num_segments, 0, None, 1.0, order == "sorted")
+    assert _worst_ulp(got, a, ids, num_segments) <= 1.0
+
+
+@pytest.mark.parametrize("tau", [0.37, 3.0])
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+def test_temperature(tau, order):
+    rng = kernel_rng(f"segment-tau-{tau}-{order}")
+    a = rng.standard_normal(2000) * 50
+    ids = _ids(rng, 2000, 23, order)
+    got = numpy_segment.logsumexp(a, ids, 23, 0, None, tau, order == "sorted")
+    assert _worst_ulp(got, a, ids, 23, tau=tau) <= 1.0
+
+
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+def test_weights(order):
+    """Weights with zeros (elements left out, even +inf and nan ones), negatives whose
+    segments' sums are negative (nan) and positive ones."""
+    rng = kernel_rng(f"segment-weights-{order}")
+    n, num_segments = 1500, 29
+    a = rng.standard_normal(n) * 4
+    b = rng.exponential(size=n) * (rng.random(n) < 0.85)
+    b[rng.random(n) < 0.05] *= -1
+    a[:3], b[:3] = [np.inf, np.nan, -np.inf], 0.0
+    ids = _ids(rng, n, num_segments, order)
+    b[ids % 7 == 3] = -np.abs(b[ids % 7 == 3])  # segments of negative sums
+    got = numpy_segment.logsumexp(a, ids, num_segments, 0, b, 1.0, order == "sorted")
+    exact = [mp_lse_slice(a[ids == k], b[ids == k]) for k in range(num_segments)]
+    negative = np.array([e.sign < 0 for e in exact])
+    assert negative.any() and not negative.all()
+    assert np.isnan(got[negative]).all()
+    assert max(ulp_error(got[k], exact[k].value, np.float64)
+               for k in np.flatnonzero(~negative)) <= 1.0
+
+
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+def test_special_values(order):
+    a = np.array([1.0, -np.inf, np.inf, 2.0, np.nan, -np.inf, 3.0, 5.0, np.inf, np.inf, 0.0])
+    ids = np.array([0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 7])
+    if order == "sorted":
+        assert np.all(np.diff(ids) >= 0)
+    got = numpy_segment.logsumexp(a, ids, 9, 0, None, 1.0, order == "sorted")
+    expected = [1.0, -np.inf, np.inf, np.nan, np.log(np.exp(3.0) + np.exp(5.0)), np.inf,
+                -np.inf, 0.0, -np.inf]
+    np.testing.assert_allclose(got, expected, rtol=2e-16)
+
+
+def test_nan_then_finite_in_one_block():
+    """A nan makes its segment nan whatever comes after it in the same block."""
+    a = np.array([np.nan, 2.0, 1.0, 3.0] * 50)
+    ids = np.array([0, 0, 1, 1] * 50)
+    got = numpy_segment.logsumexp(a, ids, 2, 0, None, 1.0, False)
+    assert np.isnan(got[0]) and got[1] == pytest.approx(np.log(50 * (np.e + np.e ** 3)), rel=1e-15)
+
+
+def test_columns_and_outer_axes():
+    """Segments along the middle of (3, n, 7) data, strided and float32 too."""
+    rng = kernel_rng("segment-3d")
+    a = rng.standard_normal((3, 400, 7)) * 6
+    ids = rng.integers(0, 11, 400)
+    for x, dtype in ((a, np.float64), (a[:, :, ::2], np.float64), (a.astype(np.float32), np.float32)):
+        for sorted_ in (False, True):
+            idx = np.sort(ids) if sorted_ else ids
+            got = numpy_segment.logsumexp(x, idx, 12, 1, None, 1.0, sorted_)
+            assert got.shape == (3, 12, x.shape[2]) and got.dtype == dtype
+            for o in range(3):
+                for j in range(x.shape[2]):
+                    assert _worst_ulp(got[o, :, j], x[o, :, j].astype(np.float64), idx, 12,
+                                      dtype=dtype) <= 1.0
+
+
+def test_chunks_and_threads_do_not_change_bits():
+    """A long column is split into chunks whose partials are merged: the bits are those of
+    one thread, and within an ulp."""
+    rng = kernel_rng("segment-chunks")
+    n, num_segments = 200_000, 3
+    a = rng.standard_normal(n) * 5
+    ids = rng.integers(0, num_segments, n)
+    runs = np.sort(ids)
+    before = lsecore.max_threads()
+    try:
+        lsecore.set_max_threads(1)
+        one = [numpy_segment.logsumexp(a, i, num_segments, 0, None, 1.0, s) for i, s in
+               ((ids, False), (runs, True))]
+        lsecore.set_max_threads(2)
+        two = [numpy_segment.logsumexp(a, i, num_segments, 0, None, 1.0, s) for i, s in
+               ((ids, False), (runs, True))]
+    finally:
+        lsecore.set_max_threads(before)
+    for x, y in zip(one, two):
+        np.testing.assert_array_equal(x, y)
+    exact = [np.float64(mp_lse_slice(a[ids == k]).value) for k in range(num_segments)]
+    np.testing.assert_array_max_ulp(one[0], np.array(exact), maxulp=1)
+
+
+def test_sorted_promise_broken_is_still_right():
+    """``sorted`` with unsorted ids reduces each run and merges the runs of a segment."""
+    rng = kernel_rng("segment-runs")
+    a = rng.standard_normal(500)
+    ids = rng.integers(0, 5, 500)
+    got = numpy_segment.logsumexp(a, ids, 5, 0, None, 1.0, True)
+    assert _worst_ulp(got, a, ids, 5) <= 1.0
+
+
+def test_near_zero_results_are_recomputed():
+    """Segments that are log-probabilities summing to 1: their log-sum-exps are near 0,
+    where the fast sums cannot vouch for an ulp and the accurate tier takes over."""
+    rng = kernel_rng("segment-near-zero")
+    n, num_segments = 2000, 20
+    ids = rng.integers(0, num_segments, n)
+    a = np.empty(n)
+    for k in range(num_segments):
+        rows = ids == k
+        a[rows] = np.log(rng.dirichlet(np.ones(rows.sum())))
+    for sorted_ in (False, True):
+        idx = np.sort(ids) if sorted_ else ids
+        vals = a if not sorted_ else a[np.argsort(ids, kind="stable")]
+        got = numpy_segment.logsumexp(vals, idx, num_segments, 0, None, 1.0, sorted_)
+        for k in range(num_segments):
+            exact = mp_lse_slice(vals[idx == k]).value
+            # the accurate tier's documented bound where the max and the log cancel
+            assert abs(float(got[k]) - float(exact)) <= max(
+                np.spacing(abs(float(exact))), 2.0 ** -100 * abs(vals[idx == k].max()))
+
+
+@pytest.mark.parametrize("log_mode", [False, True])
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+@pytest.mark.parametrize("tau", [1.0, 0.3])
+def test_softmax_within_segments(log_mode, order, tau):
+    """Within 2 ulp, as softmax and log_softmax on other layouts than one run of memory
+    (docs/user_guide/limits.md): the term's exp (0.7 ulp), the quotient's and one rounding."""
+    rng = kernel_rng(f"segment-softmax-{log_mode}-{order}-{tau}")
+    n, num_segments = 800, 13
+    a = rng.standard_normal(n) * 4
+    a[rng.random(n) < 0.03] = -np.inf
+    ids = _ids(rng, n, num_segments, order)
+    got = numpy_segment.normalized(a, ids, num_segments, 0, tau, order == "sorted", log_mode)
+    worst = 0.0
+    for k in range(num_segments):
+        rows = np.flatnonzero(ids == k)
+        exact = mp_softmax_slice(a[rows], tau, log=log_mode)
+        worst = max([worst] + [ulp_error(g, e, np.float64) for g, e in zip(got[rows], exact)])
+    assert worst <= 2.0
+
+
+def test_softmax_special_segments():
+    """An all -inf segment is nan, as softmax's; a +inf one nan, and log_softmax's -inf beside
+    the +inf; a nan one nan."""
+    a = np.array([-np.inf, -np.inf, 1.0, np.inf, np.nan, 0.0, 2.0])
+    ids = np.array([0, 0, 1, 1, 2, 2, 3])
+    soft = numpy_segment.normalized(a, ids, 4, 0, 1.0, False, False)
+    log = numpy_segment.normalized(a, ids, 4, 0, 1.0, False, True)
+    np.testing.assert_array_equal(soft, [np.nan] * 6 + [1.0])
+    np.testing.assert_array_equal(log, [np.nan, np.nan, -np.inf, np.nan, np.nan, np.nan, 0.0])
