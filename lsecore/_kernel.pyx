@@ -1478,10 +1478,10 @@ cdef extern from "_lse_segment.h" nogil:
 cdef enum:
     # A segment reduction's rows are split into at most SEGMENT_CHUNKS chunks of at least
     # SEGMENT_PER_PARTIAL elements per partial they fill (each chunk has a partial of every
-    # segment and column: 40 bytes each), merged in order after: the same chunks on any number
-    # of threads, and their partials at most a third of the input's size.
+    # segment and column: 32 bytes each), merged in order after: the same chunks on any number
+    # of threads, and their partials at most a sixth of a float64 input's size.
     SEGMENT_CHUNKS = 8
-    SEGMENT_PER_PARTIAL = 16
+    SEGMENT_PER_PARTIAL = 24
 
 
 cdef void _segment_task(const a_t *a, View va, const double *b, View vb, const int64_t *seg,
@@ -1713,34 +1713,32 @@ def segment_exact(const a_t[:, :, :] a not None, const int64_t[::1] rows not Non
 
 
 def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not None,
-                      const double[:, :, ::1] m not None, const double[:, :, ::1] s not None,
-                      a_t[:, :, :] out not None, double tau, bint log_mode,
-                      const double[:, :, ::1] s_low=None):
-    """`normalize` within segments: ``out[o, r, i]`` from ``a[o, r, i]`` and the partials
-    ``m, s, s_low`` at ``[o, ids[r], i]`` (each (n0, nseg, n2)), as `normalize` writes it;
-    rows go in blocks whose segments' maxima and sums are gathered first, so that a
-    column of ``a`` runs through the vector loops."""
-    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2], nseg = m.shape[1]
-    cdef Py_ssize_t isz = sizeof(a_t), nblocks, k, o, r0, r1, r, g
+                      const double[:, :, :, ::1] msl not None, a_t[:, :, :] out not None,
+                      double tau, bint log_mode):
+    """`normalize` within segments: ``out[o, r, i]`` from ``a[o, r, i]`` and its segment's
+    ``(m, s, s_low) = msl[o, ids[r], i]`` (the max, the sum, or its log with ``log_mode``,
+    and the sum's rounding error), as `normalize` writes it. Rows go in blocks whose
+    segments' triples are gathered first (one line each), so that a column of ``a`` runs
+    through the vector loops."""
+    cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2], nseg = msl.shape[1]
+    cdef Py_ssize_t isz = sizeof(a_t), nblocks, k, o, r0, r1, r, g, i
     cdef Py_ssize_t ar = a.strides[1] // isz, ai = a.strides[2] // isz
     cdef Py_ssize_t orr = out.strides[1] // isz, oi = out.strides[2] // isz
-    cdef bint has_low = s_low is not None
     cdef int nt = lse_max_threads()
     cdef double *buf
     cdef double *gm
-    cdef const double *sl
+    cdef const double *q
     if out.shape[0] != n0 or out.shape[1] != n1 or out.shape[2] != n2 or ids.shape[0] != n1:
         raise ValueError("out must have a's shape, ids its middle axis' length")
-    if (s.shape[0] != n0 or s.shape[1] != nseg or s.shape[2] != n2 or m.shape[0] != n0
-            or m.shape[2] != n2 or (has_low and (s_low.shape[0] != n0 or s_low.shape[1] != nseg
-                                                 or s_low.shape[2] != n2))):
-        raise ValueError(f"m, s and s_low must have shape {(n0, nseg, n2)}")
+    if msl.shape[0] != n0 or msl.shape[2] != n2 or msl.shape[3] != 3:
+        raise ValueError(f"msl must have shape {(n0, nseg, n2, 3)}")
     if n0 * n1 * n2 == 0:
         return
     if n0 * n1 * n2 < MIN_PARALLEL:
         nt = 1
     nblocks = (n1 + MASK_BLOCK - 1) // MASK_BLOCK
-    buf = <double *> malloc(3 * nt * MASK_BLOCK * sizeof(double))
+    # per thread: a block's gathered maxima, sums and low parts, or one row's (n2 of each)
+    buf = <double *> malloc(3 * nt * max(<Py_ssize_t> MASK_BLOCK, n2) * sizeof(double))
     if buf == NULL:
         raise MemoryError()
     with nogil:
@@ -1748,13 +1746,13 @@ def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not 
             o = k // nblocks
             r0 = (k % nblocks) * MASK_BLOCK
             r1 = min(r0 + MASK_BLOCK, n1)
-            if n2 == 1:  # a block of a column: its segments' partials gathered side by side
-                gm = buf + 3 * MASK_BLOCK * lse_thread_num()
+            gm = buf + 3 * max(<Py_ssize_t> MASK_BLOCK, n2) * lse_thread_num()
+            if n2 == 1:  # a block of a column: its segments' triples side by side
                 for r in range(r0, r1):
-                    g = ids[r]
-                    gm[r - r0] = m[o, g, 0]
-                    gm[MASK_BLOCK + r - r0] = s[o, g, 0]
-                    gm[2 * MASK_BLOCK + r - r0] = s_low[o, g, 0] if has_low else 0.0
+                    q = &msl[o, ids[r], 0, 0]
+                    gm[r - r0] = q[0]
+                    gm[MASK_BLOCK + r - r0] = q[1]
+                    gm[2 * MASK_BLOCK + r - r0] = q[2]
                 if a_t is double:
                     lse_normalize_d(&a[o, r0, 0], 0, ar, &out[o, r0, 0], 0, orr, 1, r1 - r0,
                                     gm, gm + MASK_BLOCK, gm + 2 * MASK_BLOCK, tau, log_mode)
@@ -1764,11 +1762,14 @@ def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not 
             else:
                 for r in range(r0, r1):
                     g = ids[r]
-                    sl = &s_low[o, g, 0] if has_low else NULL
+                    for i in range(n2):
+                        gm[i] = msl[o, g, i, 0]
+                        gm[n2 + i] = msl[o, g, i, 1]
+                        gm[2 * n2 + i] = msl[o, g, i, 2]
                     if a_t is double:
                         lse_normalize_d(&a[o, r, 0], 0, ai, &out[o, r, 0], 0, oi, 1, n2,
-                                        &m[o, g, 0], &s[o, g, 0], sl, tau, log_mode)
+                                        gm, gm + n2, gm + 2 * n2, tau, log_mode)
                     else:
                         lse_normalize_f(&a[o, r, 0], 0, ai, &out[o, r, 0], 0, oi, 1, n2,
-                                        &m[o, g, 0], &s[o, g, 0], sl, tau, log_mode)
+                                        gm, gm + n2, gm + 2 * n2, tau, log_mode)
     free(buf)

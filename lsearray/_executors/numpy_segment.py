@@ -86,19 +86,23 @@ def normalized(a: np.ndarray, ids: np.ndarray, num_segments: int, axis: int, tau
     parts = _partials(a3, ids, num_segments, None, tau, sorted, at_max=True)
     m = np.ascontiguousarray(parts[..., 0])
     w, t, c = (np.ascontiguousarray(parts[..., k]) for k in (1, 2, 3))
-    out = np.empty(a3.shape, dtype=a.dtype)
+    msl = np.empty(m.shape + (3,))
+    msl[..., 0] = m
     if log_mode:
-        log_total = np.empty(m.shape)
+        log_total = np.empty(m.size)
         _kernel.finalize(m.reshape(-1), w.reshape(-1), t.reshape(-1), c.reshape(-1), tau,
-                         np.empty(m.size), None, log_total.reshape(-1))
-        _kernel.segment_normalize(a3, ids, m, log_total, out, tau, True)
-        return out.reshape(a.shape)
-    with np.errstate(invalid="ignore", over="ignore"):
-        # (w + t) + c as total + low, the sum's rounding, which each division corrects for
-        top = w + t
-        back = top - w
-        lo = (w - (top - back)) + (t - back) + c
-        total = top + lo
-        low = np.where(np.isfinite(total), lo - (total - top), 0.0)
-    _kernel.segment_normalize(a3, ids, m, total, out, tau, False, low)
+                         np.empty(m.size), None, log_total)
+        msl[..., 1] = log_total.reshape(m.shape)
+        msl[..., 2] = 0.0
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            # (w + t) + c as total + low, the sum's rounding, which each division corrects for
+            top = w + t
+            back = top - w
+            lo = (w - (top - back)) + (t - back) + c
+            total = top + lo
+            msl[..., 1] = total
+            msl[..., 2] = np.where(np.isfinite(total), lo - (total - top), 0.0)
+    out = np.empty(a3.shape, dtype=a.dtype)
+    _kernel.segment_normalize(a3, ids, msl, out, tau, log_mode)
     return out.reshape(a.shape)
