@@ -47,7 +47,7 @@ from typing import Any
 __all__ = ["main", "summarize", "update_file"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives", "torch", "jax")
+GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives", "grouped", "torch", "jax")
 JAX_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small")  # jax has no relatives here
 # Groups whose every contender runs on jax: one process, jax's alone beside lsearray on jax arrays.
 JAX_ONLY_GROUPS = ("jax",)
@@ -56,15 +56,17 @@ SCALING_GROUPS = ("1d", "2d", "short", "tall", "softmax")
 SIDE_BY_SIDE = os.path.join(HERE, "side_by_side.py")
 FLOORS = ("x.sum()", "np.exp(x, out=y)", "np.log1p(np.exp(x))")
 ORDER = ("scipy", "np.logaddexp", "np.logaddexp.accumulate", "numpy switch", "torch", "jax",
-         "numpy two-pass", "naive numpy", "shifted numpy") + FLOORS
+         "numpy two-pass", "naive numpy", "shifted numpy", "numpy ufunc.at", "numpy recipe", "torch recipe") + FLOORS
 SHORT = {"numpy two-pass": "two-pass", "np.exp(x, out=y)": "np.exp",
          "np.log1p(np.exp(x))": "exp+log1p", "np.logaddexp.accumulate": "accumulate",
-         "naive numpy": "naive", "shifted numpy": "shifted", "numpy switch": "switch"}
+         "naive numpy": "naive", "shifted numpy": "shifted", "numpy switch": "switch",
+         "numpy ufunc.at": "ufunc.at", "numpy recipe": "recipe", "torch recipe": "torch"}
 TITLES = (
     ("logsumexp", ("1d", "2d", "short", "tall"), "ms"),
     ("softmax and log_softmax", ("softmax",), "ms"),
     ("small calls (10 elements)", ("small",), "µs"),
     ("the relatives", ("relatives",), "ms"),
+    ("grouped and mergeable", ("grouped",), "ms"),
 )
 # The backends block: lsearray on each library's arrays against that library's function.
 BACKEND_TITLES = (
@@ -85,7 +87,10 @@ LEGEND = ("Each cell: the median over the runs (min–max in parentheses). 'othe
           "many times longer the other takes than lsearray, within the same run; 'lsearray / "
           "x.sum()': lsearray's time in units of one read of the input, its floor; np.exp: "
           "np.exp(x, out=y), one read, one write and one exp per element; two-pass: the numpy "
-          "recipe (max, then exp and sum).")
+          "recipe (max, then exp and sum). Grouped: ufunc.at: numpy's segment recipe "
+          "(np.maximum.at, then np.add.at of exp(a - m[ids])); torch: the same with scatter_reduce "
+          "and index_add_, or softmax(a) @ v; recipe: numpy's softmax(a) @ v; naive: "
+          "log(einsum(exp)) with optimize=True.")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -3,7 +3,7 @@
 Usage::
 
     python asv_bench/side_by_side.py [--size 2e7] [--threads 1] [--repeat 7]
-        [--cases 1d,2d,short,tall,softmax,small,relatives,torch,jax] [--accuracy] [--plot PATH] [--quick]
+        [--cases 1d,2d,short,tall,softmax,small,relatives,grouped,torch,jax] [--accuracy] [--plot PATH] [--quick]
         [--only NAMES] [--json PATH] [--plot-only] [--scaling]
 
 One run is one process: ``asv_bench/figures.py`` runs it several times and writes the
@@ -22,6 +22,12 @@ Cases (``--cases``, comma separated, default all); n is ``--size``:
   ``np.logaddexp.accumulate`` and ``torch.logcumsumexp``; logmatmulexp of two (m, m) arrays,
   m = sqrt(n/5), against the naive ``log(exp(a) @ exp(b))`` and the shifted
   ``ma + mb + log(exp(a - ma) @ exp(b - mb))`` (ma the row maxima of a, mb the column maxima of b).
+- ``grouped``: segment_logsumexp of n/2 float64 elements into n/200 segments (ids in random
+  order, then sorted) and segment_softmax of them, against numpy's ``np.maximum.at`` and
+  ``np.add.at`` recipe and torch's ``scatter_reduce`` / ``index_add`` one; softmax_average of
+  (n/16000, 1000) logits and 16 features a value against ``softmax(a)[..., None, :] @ v`` in
+  numpy and torch; logeinsumexp of a chain ``ij,jk,kl->il`` of three (m/2, m/2) arrays against
+  the naive ``log(einsum(exp))`` with ``optimize=True``.
 - ``torch``: lsearray on torch tensors (sharing the numpy data's memory) against torch's own
   function on the same tensors: logsumexp of n float64 elements, of (n/1000, 1000) over axis 1
   and of (64, 10) over axis 1 (a training step's logits: call overhead), softmax of
@@ -30,7 +36,8 @@ Cases (``--cases``, comma separated, default all); n is ``--size``:
   logsumexp of n float64 elements and of (n/1000, 1000) over axis 1, softmax over axis 1.
 
 At the default n = 2e7 the 2-D shapes are (20000, 1000), (1e6, 10) and (10, 1e6); the
-relatives take 1e7 elements, (1000, 10000) and (2000, 2000).
+relatives take 1e7 elements, (1000, 10000) and (2000, 2000); the grouped cases 1e7 elements
+into 1e5 segments, (1250, 1000) logits and a chain of (1000, 1000) arrays.
 Contenders: lsearray; scipy.special; torch; jax (``jax.scipy.special.logsumexp``,
 ``jax.nn.softmax``, ``jax.nn.log_softmax``, jitted, with ``jax_enable_x64`` so float64 stays
 float64, timed to ``block_until_ready``); the numpy two-pass recipe (max, then exp and sum);
@@ -56,7 +63,7 @@ from 1e3 to ``--size`` (about 8 points), for 1-D float64 logsumexp: lsearray on 
 
 ``--scaling`` times lsearray alone instead, on one thread and on ``--threads`` threads in
 the same interleaved rounds, and prints the speed-up for every selected case but the small
-ones and the relatives.
+ones, the relatives and the grouped ones.
 
 ``--quick`` is a smoke run: n = 1e5 unless ``--size`` is given, one round unless
 ``--repeat`` is given, 2 ms samples unless ``--min-sample`` is given, 4 plot points.

@@ -1463,16 +1463,26 @@ def matmul_finish(const double[:, :, :] p not None, const double[:, :] ma not No
 cdef extern from "_lse_segment.h" nogil:
     void lse_segment_rows_d(const double *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
                             Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
-                            Py_ssize_t nj, double *P, double inv_tau, double itl, int at_max)
+                            Py_ssize_t nj, double *P, double inv_tau, double itl,
+                            const double *top)
     void lse_segment_rows_f(const float *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
                             Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
-                            Py_ssize_t nj, double *P, double inv_tau, double itl, int at_max)
+                            Py_ssize_t nj, double *P, double inv_tau, double itl,
+                            const double *top)
     void lse_segment_runs_d(const double *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
                             Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
                             Py_ssize_t nj, double *P, double *tile, double inv_tau, double itl)
     void lse_segment_runs_f(const float *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
                             Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
                             Py_ssize_t nj, double *P, double *tile, double inv_tau, double itl)
+    void lse_segment_gather(const double *msl, const int64_t *seg, Py_ssize_t n, double *g,
+                            Py_ssize_t width)
+    void lse_segment_normalize_d(const double *a, Py_ssize_t sa, double *out, Py_ssize_t so,
+                                 Py_ssize_t n, const double *m, const double *s,
+                                 const double *sl, double tau, int log_mode)
+    void lse_segment_normalize_f(const float *a, Py_ssize_t sa, float *out, Py_ssize_t so,
+                                 Py_ssize_t n, const double *m, const double *s,
+                                 const double *sl, double tau, int log_mode)
 
 
 cdef enum:
@@ -1486,9 +1496,10 @@ cdef enum:
 
 cdef void _segment_task(const a_t *a, View va, const double *b, View vb, const int64_t *seg,
                         Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t o, double *P, double *tile,
-                        double inv_tau, double itl, bint runs, bint at_max) noexcept nogil:
+                        double inv_tau, double itl, bint runs, const double *top) noexcept nogil:
     """Merge rows r0:r1 of the outer index o of ``a`` (and ``b``) into the partials ``P``
-    (nseg, n2, 4): by runs (``tile``: 4 LSE_TILE doubles of scratch), or by blocks."""
+    (nseg, n2, 4): by runs (``tile``: 4 LSE_TILE doubles of scratch), or by blocks (``top``:
+    the (nseg, n2) maxima the partials come in with, or NULL)."""
     cdef const a_t *ap = a + o * va.s0 + r0 * va.s1
     cdef const double *bp = NULL
     if b != NULL:
@@ -1502,18 +1513,18 @@ cdef void _segment_task(const a_t *a, View va, const double *b, View vb, const i
                                tile, inv_tau, itl)
     elif a_t is double:
         lse_segment_rows_d(ap, va.s1, va.s2, bp, vb.s1, vb.s2, seg + r0, r1 - r0, va.n2, P,
-                           inv_tau, itl, at_max)
+                           inv_tau, itl, top)
     else:
         lse_segment_rows_f(ap, va.s1, va.s2, bp, vb.s1, vb.s2, seg + r0, r1 - r0, va.n2, P,
-                           inv_tau, itl, at_max)
+                           inv_tau, itl, top)
 
 
-cdef inline void _empty_partials(double *p, Py_ssize_t n, const double *like) noexcept nogil:
-    """Set the n partials (m, w, t, c) at p to empty ones: (-inf, 0, 0, 0), or, after the
-    partials ``like`` (not NULL), with their m."""
+cdef inline void _empty_partials(double *p, Py_ssize_t n, const double *top) noexcept nogil:
+    """Set the n partials (m, w, t, c) at p to empty ones: (-inf, 0, 0, 0), or, with the
+    maxima ``top`` (not NULL), (top[k], 0, 0, 0)."""
     cdef Py_ssize_t k
     for k in range(n):
-        p[4 * k] = -INFINITY if like == NULL else like[4 * k]
+        p[4 * k] = -INFINITY if top == NULL else top[k]
         p[4 * k + 1] = 0.0
         p[4 * k + 2] = 0.0
         p[4 * k + 3] = 0.0
@@ -1530,7 +1541,7 @@ cdef inline void _merge_partials(double *p, const double *q, Py_ssize_t n, doubl
 
 def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not None,
                      double[:, :, :, ::1] P not None, double tau, b=None, bint runs=False,
-                     bint at_max=False):
+                     const double[:, :, ::1] top=None):
     """Merge the partials of ``a``'s middle axis grouped by ``ids`` into ``P``, reading each
     element once: ``P[o, k, i]`` is the partial ``(m, w, t, c)`` of ``a[o, r, i]`` over the
     rows ``r`` with ``ids[r] == k``.
@@ -1548,9 +1559,10 @@ def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not N
         Reduce runs of equal ids with the row and column loops: fast where the ids are
         sorted, right whatever their order. Otherwise blocks of rows go through
         ``lse_segment_rows`` (``_lse_segment.h.src``).
-    at_max : bool
-        ``P`` comes in empty but for each segment's max as ``m`` (known beforehand): the
-        partials keep it, with the maximal terms in ``w``, as a softmax needs.
+    top : (n0, nseg, n2) C-contiguous float64, optional                # IN
+        Each segment's max, known beforehand, with which ``P`` comes in as its ``m`` (and
+        nothing else): the partials keep it, with the maximal terms in ``w``, as a softmax
+        needs.
 
     Rows split into the same chunks on any number of threads, so that the bits of the
     partials do not depend on the thread count.
@@ -1564,6 +1576,7 @@ def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not N
     cdef double inv_tau = 1.0 / tau, itl = _low_part(tau, 1.0 / tau)
     cdef double *buf
     cdef double *dst
+    cdef const double *tp = NULL
     cdef int nt = lse_max_threads()
     if ids.shape[0] != n1:
         raise ValueError(f"ids must have a's {n1} rows, got {ids.shape[0]}")
@@ -1575,10 +1588,14 @@ def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not N
         if bv.shape[0] != n0 or bv.shape[1] != n1 or bv.shape[2] != n2:
             raise ValueError(f"b must have a's shape {(n0, n1, n2)}")
         vb = _view(bv.shape, bv.strides, sizeof(double))
+    if top is not None and (top.shape[0] != n0 or top.shape[1] != nseg or top.shape[2] != n2):
+        raise ValueError(f"top must have shape {(n0, nseg, n2)}")
     if n0 * n1 * n2 == 0:
         return
     if b is not None:
         bp = &bv[0, 0, 0]
+    if top is not None:
+        tp = &top[0, 0, 0]
     nchunks = max(1, min(<Py_ssize_t> SEGMENT_CHUNKS,
                          n1 * n2 // max(<Py_ssize_t> SPLIT_MIN, SEGMENT_PER_PARTIAL * nseg * n2)))
     per = (n1 + nchunks - 1) // nchunks
@@ -1600,9 +1617,10 @@ def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not N
                         continue
                     dst = &P[o, 0, 0, 0] if q == 0 else buf
                     if q > 0:  # empty (but for the maxima)
-                        _empty_partials(buf, nseg * n2, &P[o, 0, 0, 0] if at_max else NULL)
+                        _empty_partials(buf, nseg * n2, NULL if tp == NULL else tp + o * nseg * n2)
                     _segment_task(&a[0, 0, 0], va, bp, vb, &ids[0], r0, r1, o, dst,
-                                  buf + (size if nchunks > 1 else 0), inv_tau, itl, runs, at_max)
+                                  buf + (size if nchunks > 1 else 0), inv_tau, itl, runs,
+                                  NULL if tp == NULL else tp + o * nseg * n2)
                     if q > 0:
                         _merge_partials(&P[o, 0, 0, 0], buf, nseg * n2, inv_tau, itl)
         free(buf)
@@ -1616,7 +1634,7 @@ def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not N
         for q in range(1, nchunks):
             for o in range(n0):
                 _empty_partials(buf + ((q - 1) * n0 + o) * size, nseg * n2,
-                                &P[o, 0, 0, 0] if at_max else NULL)
+                                NULL if tp == NULL else tp + o * nseg * n2)
         for k in prange(ntasks, num_threads=nt, schedule="dynamic"):
             o = k // nchunks
             q = k % nchunks
@@ -1626,7 +1644,7 @@ def segment_partials(const a_t[:, :, :] a not None, const int64_t[::1] ids not N
             if r0 < r1:
                 _segment_task(&a[0, 0, 0], va, bp, vb, &ids[0], r0, r1, o, dst,
                               buf + (nchunks - 1) * n0 * size + k * 4 * LSE_TILE, inv_tau, itl,
-                              runs, at_max)
+                              runs, NULL if tp == NULL else tp + o * nseg * n2)
         for q in range(1, nchunks):
             for o in prange(n0, num_threads=nt, schedule="static"):
                 _merge_partials(&P[o, 0, 0, 0], buf + ((q - 1) * n0 + o) * size, nseg * n2,
@@ -1715,19 +1733,19 @@ def segment_exact(const a_t[:, :, :] a not None, const int64_t[::1] rows not Non
 def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not None,
                       const double[:, :, :, ::1] msl not None, a_t[:, :, :] out not None,
                       double tau, bint log_mode):
-    """`normalize` within segments: ``out[o, r, i]`` from ``a[o, r, i]`` and its segment's
-    ``(m, s, s_low) = msl[o, ids[r], i]`` (the max, the sum, or its log with ``log_mode``,
-    and the sum's rounding error), as `normalize` writes it. Rows go in blocks whose
-    segments' triples are gathered first (one line each), so that a column of ``a`` runs
-    through the vector loops."""
+    """softmax (or, with ``log_mode``, log_softmax) within segments: ``out[o, r, i]`` from
+    ``a[o, r, i]`` and its segment's ``(m, s, s_low) = msl[o, ids[r], i]`` (the max, the sum
+    of the terms against it or, with ``log_mode``, its log, and the sum's rounding error), as
+    ``lse_segment_normalize`` (``_lse_segment.h.src``) writes it. Rows go in blocks whose
+    segments' triples are gathered first, so that a column of ``a`` runs through a vector
+    loop."""
     cdef Py_ssize_t n0 = a.shape[0], n1 = a.shape[1], n2 = a.shape[2], nseg = msl.shape[1]
-    cdef Py_ssize_t isz = sizeof(a_t), nblocks, k, o, r0, r1, r, g, i
+    cdef Py_ssize_t isz = sizeof(a_t), nblocks, k, o, r0, r1, r, g, i, width
     cdef Py_ssize_t ar = a.strides[1] // isz, ai = a.strides[2] // isz
     cdef Py_ssize_t orr = out.strides[1] // isz, oi = out.strides[2] // isz
     cdef int nt = lse_max_threads()
     cdef double *buf
     cdef double *gm
-    cdef const double *q
     if out.shape[0] != n0 or out.shape[1] != n1 or out.shape[2] != n2 or ids.shape[0] != n1:
         raise ValueError("out must have a's shape, ids its middle axis' length")
     if msl.shape[0] != n0 or msl.shape[2] != n2 or msl.shape[3] != 3:
@@ -1737,8 +1755,8 @@ def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not 
     if n0 * n1 * n2 < MIN_PARALLEL:
         nt = 1
     nblocks = (n1 + MASK_BLOCK - 1) // MASK_BLOCK
-    # per thread: a block's gathered maxima, sums and low parts, or one row's (n2 of each)
-    buf = <double *> malloc(3 * nt * max(<Py_ssize_t> MASK_BLOCK, n2) * sizeof(double))
+    width = max(<Py_ssize_t> MASK_BLOCK, n2)  # a block's gathered triples, or one row's
+    buf = <double *> malloc(3 * nt * width * sizeof(double))
     if buf == NULL:
         raise MemoryError()
     with nogil:
@@ -1746,30 +1764,26 @@ def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not 
             o = k // nblocks
             r0 = (k % nblocks) * MASK_BLOCK
             r1 = min(r0 + MASK_BLOCK, n1)
-            gm = buf + 3 * max(<Py_ssize_t> MASK_BLOCK, n2) * lse_thread_num()
-            if n2 == 1:  # a block of a column: its segments' triples side by side
-                for r in range(r0, r1):
-                    q = &msl[o, ids[r], 0, 0]
-                    gm[r - r0] = q[0]
-                    gm[MASK_BLOCK + r - r0] = q[1]
-                    gm[2 * MASK_BLOCK + r - r0] = q[2]
+            gm = buf + 3 * width * lse_thread_num()
+            if n2 == 1:  # a block of a column, its segments' triples side by side
+                lse_segment_gather(&msl[o, 0, 0, 0], &ids[r0], r1 - r0, gm, width)
                 if a_t is double:
-                    lse_normalize_d(&a[o, r0, 0], 0, ar, &out[o, r0, 0], 0, orr, 1, r1 - r0,
-                                    gm, gm + MASK_BLOCK, gm + 2 * MASK_BLOCK, tau, log_mode)
+                    lse_segment_normalize_d(&a[o, r0, 0], ar, &out[o, r0, 0], orr, r1 - r0, gm,
+                                            gm + width, gm + 2 * width, tau, log_mode)
                 else:
-                    lse_normalize_f(&a[o, r0, 0], 0, ar, &out[o, r0, 0], 0, orr, 1, r1 - r0,
-                                    gm, gm + MASK_BLOCK, gm + 2 * MASK_BLOCK, tau, log_mode)
+                    lse_segment_normalize_f(&a[o, r0, 0], ar, &out[o, r0, 0], orr, r1 - r0, gm,
+                                            gm + width, gm + 2 * width, tau, log_mode)
             else:
                 for r in range(r0, r1):
                     g = ids[r]
                     for i in range(n2):
                         gm[i] = msl[o, g, i, 0]
-                        gm[n2 + i] = msl[o, g, i, 1]
-                        gm[2 * n2 + i] = msl[o, g, i, 2]
+                        gm[width + i] = msl[o, g, i, 1]
+                        gm[2 * width + i] = msl[o, g, i, 2]
                     if a_t is double:
-                        lse_normalize_d(&a[o, r, 0], 0, ai, &out[o, r, 0], 0, oi, 1, n2,
-                                        gm, gm + n2, gm + 2 * n2, tau, log_mode)
+                        lse_segment_normalize_d(&a[o, r, 0], ai, &out[o, r, 0], oi, n2, gm,
+                                                gm + width, gm + 2 * width, tau, log_mode)
                     else:
-                        lse_normalize_f(&a[o, r, 0], 0, ai, &out[o, r, 0], 0, oi, 1, n2,
-                                        gm, gm + n2, gm + 2 * n2, tau, log_mode)
+                        lse_segment_normalize_f(&a[o, r, 0], ai, &out[o, r, 0], oi, n2, gm,
+                                                gm + width, gm + 2 * width, tau, log_mode)
     free(buf)

@@ -9,19 +9,28 @@ import numpy as np
 
 from .options import CASE_GROUPS
 
-__all__ = ["RELATIVES", "SCIPY_KINDS", "SMALL_N", "SMALL_ROWS", "Case", "make_cases"]
+__all__ = ["GROUPED", "RELATIVES", "SCIPY_KINDS", "SMALL_N", "SMALL_ROWS", "Case", "make_cases"]
 
 SMALL_N = 10
 SMALL_ROWS = (64, 10)  # a training step's logits: a batch of rows, a few classes each
 SCIPY_KINDS = ("logsumexp", "softmax", "log_softmax")
 RELATIVES = ("logaddexp", "logdiffexp", "log1mexp", "logcumsumexp", "logmatmulexp")
+# The grouped and mergeable reductions, each timed against the numpy (and torch) recipe.
+GROUPED = ("segment_logsumexp", "segment_softmax", "softmax_average", "logeinsumexp")
+# A segment of the grouped cases holds this many elements on average.
+SEGMENT_SIZE = 100
+# The chain of logeinsumexp's case.
+EINSUM_CHAIN = "ij,jk,kl->il"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One row of a table: ``kind`` (a name in SCIPY_KINDS or RELATIVES) of ``a`` over ``axis``.
+    """One row of a table: ``kind`` (a name in SCIPY_KINDS, RELATIVES or GROUPED) of ``a`` over
+    ``axis``.
 
-    ``b`` is the second operand of logaddexp and logmatmulexp. ``library`` is whose arrays
+    ``b`` is the second operand of logaddexp and logmatmulexp, the segment ids of the segment
+    reductions, the values of softmax_average; logeinsumexp's operands are ``a``'s first
+    axis (EINSUM_CHAIN). ``library`` is whose arrays
     the call takes: "numpy", or "torch" (a tensor sharing ``a``'s memory) or "jax" (a device
     copy, the calls jitted), timed against that library's own function.
     """
@@ -52,6 +61,11 @@ def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
     rows_small = rng.standard_normal(SMALL_ROWS) * 10.0
     scan = x64[: 1000 * max(1, n // 2000)].reshape(1000, -1)
     left, right = x64[: m * m].reshape(m, m), x64[m * m: 2 * m * m].reshape(m, m)
+    segments = max(1, half // SEGMENT_SIZE)
+    ids = rng.integers(0, segments, half)
+    heads = max(1, n // 16000)  # softmax_average: (heads, 1000) logits, 16 features a value
+    chain = np.stack([x64[k * (m // 2) ** 2: (k + 1) * (m // 2) ** 2].reshape(m // 2, m // 2)
+                      for k in range(3)])
     by_group = {
         "1d": [Case("1d", f"1-D float64 n={n:.3g}", "logsumexp", x64, None),
                Case("1d", f"1-D float32 n={n:.3g}", "logsumexp", x32, None)],
@@ -77,6 +91,18 @@ def make_cases(n: int, groups: Iterable[str], seed: int = 12345) -> list[Case]:
                    axis) for axis in (0, 1)),
             Case("relatives", f"logmatmulexp float64 {left.shape} @ {right.shape}", "logmatmulexp", left,
                  None, right)],
+        "grouped": [
+            Case("grouped", f"segment_logsumexp float64 n={half:.3g} into {segments:.3g} segments",
+                 "segment_logsumexp", x64[:half], 0, ids),
+            Case("grouped", f"segment_logsumexp float64 n={half:.3g}, sorted ids",
+                 "segment_logsumexp", x64[:half], 0, np.sort(ids)),
+            Case("grouped", f"segment_softmax float64 n={half:.3g} into {segments:.3g} segments",
+                 "segment_softmax", x64[:half], 0, ids),
+            Case("grouped", f"softmax_average float64 ({heads}, 1000) x 16 features",
+                 "softmax_average", x64[: heads * 1000].reshape(heads, 1000), 1,
+                 x64[: heads * 16000].reshape(heads, 1000, 16)),
+            Case("grouped", f"logeinsumexp float64 {EINSUM_CHAIN} of {chain.shape[1:]}", "logeinsumexp",
+                 chain, None)],
         "torch": [Case("torch", f"torch 1-D float64 n={n:.3g}", "logsumexp", x64, None, library="torch"),
                   Case("torch", f"torch ({rows}, 1000) axis=1", "logsumexp", x2d, 1, library="torch"),
                   Case("torch", f"torch softmax ({rows}, 1000) axis=1", "softmax", x2d, 1,

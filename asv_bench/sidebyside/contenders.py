@@ -10,22 +10,28 @@ from scipy import special
 
 import lsearray
 
-from .cases import RELATIVES, SCIPY_KINDS, Case
-from .recipes import (numpy_log1mexp, numpy_log_softmax, numpy_naive_logmatmulexp, numpy_shifted_logmatmulexp,
-                      numpy_softmax, numpy_two_pass)
+from .cases import EINSUM_CHAIN, GROUPED, RELATIVES, SCIPY_KINDS, Case
+from .recipes import (numpy_log1mexp, numpy_log_softmax, numpy_naive_logeinsumexp, numpy_naive_logmatmulexp,
+                      numpy_segment_logsumexp, numpy_segment_softmax, numpy_shifted_logmatmulexp, numpy_softmax,
+                      numpy_softmax_average, numpy_two_pass)
 
 __all__ = ["CONTENDER_ORDER", "FLOORS", "REFERENCES", "SHORT_NAMES", "Contenders", "load_contenders"]
 
 FLOORS = ("x.sum()", "np.exp(x, out=y)", "np.log1p(np.exp(x))")
 CONTENDER_ORDER = ("lsearray", "scipy", "np.logaddexp", "np.logaddexp.accumulate", "numpy switch", "torch",
-                   "jax", "numpy two-pass", "naive numpy", "shifted numpy") + FLOORS
+                   "jax", "numpy two-pass", "naive numpy", "shifted numpy", "numpy ufunc.at", "numpy recipe",
+                   "torch recipe") + FLOORS
 SHORT_NAMES = {"numpy two-pass": "two-pass", "np.exp(x, out=y)": "np.exp",
                "np.log1p(np.exp(x))": "exp+log1p", "np.logaddexp.accumulate": "accumulate",
-               "naive numpy": "naive", "shifted numpy": "shifted", "numpy switch": "switch"}
+               "naive numpy": "naive", "shifted numpy": "shifted", "numpy switch": "switch",
+               "numpy ufunc.at": "ufunc.at", "numpy recipe": "recipe", "torch recipe": "torch"}
 TORCH_KINDS = SCIPY_KINDS + ("logcumsumexp",)
+GROUPED_TORCH_KINDS = ("segment_logsumexp", "segment_softmax", "softmax_average")
 REFERENCES = {"logaddexp": "np.logaddexp", "logdiffexp": "numpy switch", "log1mexp": "numpy switch",
               "logcumsumexp": "np.logaddexp.accumulate",
-              "logmatmulexp": "shifted numpy"}  # what the relatives are checked against
+              "logmatmulexp": "shifted numpy", "segment_logsumexp": "numpy ufunc.at",
+              "segment_softmax": "numpy ufunc.at", "softmax_average": "numpy recipe",
+              "logeinsumexp": "naive numpy"}  # what the relatives and grouped kinds are checked against
 # The relatives whose limit is about one vector exp and one log1p an element.
 EXP_LOG_KINDS = ("logaddexp", "logdiffexp", "log1mexp", "logcumsumexp")
 Failures = dict[tuple[str, str], str]  # (case label, contender) -> error message
@@ -59,6 +65,24 @@ class Contenders:
         if axis is None:
             t, axis = t.reshape(-1), 0
         return getattr(self.torch, kind)(t, dim=axis)
+
+    def torch_recipe(self, case: Case) -> Callable[[], Any]:
+        """What torch users write for a grouped kind, on tensors sharing the case's memory:
+        ``scatter_reduce`` ("amax") and ``index_add`` for the segments, softmax times the
+        values for softmax_average."""
+        torch = self.torch
+        a, b = torch.from_numpy(case.a), torch.from_numpy(case.b)
+        if case.kind == "softmax_average":
+            return lambda: (torch.softmax(a, dim=-1).unsqueeze(-2) @ b).squeeze(-2)
+        segments = int(case.b.max()) + 1
+
+        def segment_recipe() -> Any:
+            m = torch.full((segments,), -torch.inf, dtype=a.dtype).scatter_reduce(
+                0, b, a, "amax", include_self=True)
+            e = torch.exp(a - m[b])
+            s = torch.zeros(segments, dtype=a.dtype).index_add_(0, b, e)
+            return m + torch.log(s) if case.kind == "segment_logsumexp" else e / s[b]
+        return segment_recipe
 
     def jax_function(self, kind: str) -> Callable[..., Any]:
         """jax's logsumexp, softmax or log_softmax, taking ``axis=``."""
@@ -113,6 +137,18 @@ class Contenders:
         if kind == "logcumsumexp":
             return {"lsearray": lambda: lsearray.logcumsumexp(a, axis=axis),
                     "np.logaddexp.accumulate": lambda: np.logaddexp.accumulate(a, axis=axis)}
+        if kind in ("segment_logsumexp", "segment_softmax"):
+            segments, runs = int(b.max()) + 1, bool(np.all(b[1:] >= b[:-1]))
+            ours, recipe = ((lsearray.segment_logsumexp, numpy_segment_logsumexp) if kind == "segment_logsumexp"
+                            else (lsearray.segment_softmax, numpy_segment_softmax))
+            return {"lsearray": lambda: ours(a, b, segments, sorted=runs),
+                    "numpy ufunc.at": lambda: recipe(a, b, segments)}
+        if kind == "softmax_average":
+            return {"lsearray": lambda: lsearray.softmax_average(a, b, axis=-1),
+                    "numpy recipe": lambda: numpy_softmax_average(a, b)}
+        if kind == "logeinsumexp":
+            return {"lsearray": lambda: lsearray.logeinsumexp(EINSUM_CHAIN, *a),
+                    "naive numpy": lambda: numpy_naive_logeinsumexp(EINSUM_CHAIN, *a)}
         if kind == "logmatmulexp":
             return {"lsearray": lambda: lsearray.logmatmulexp(a, b),
                     "naive numpy": lambda: numpy_naive_logmatmulexp(a, b),
@@ -149,6 +185,8 @@ class Contenders:
         if case.library != "numpy":
             return self.on_library(case)
         fns = self.references(case)
+        if self.torch is not None and kind in GROUPED_TORCH_KINDS:
+            fns["torch recipe"] = self.torch_recipe(case)
         if self.torch is not None and kind in TORCH_KINDS:
             t = self.torch.from_numpy(a)  # shares memory, no copy
             fns["torch"] = lambda: self.torch_call(kind, t, axis)
@@ -175,7 +213,7 @@ class Contenders:
 
     def reference(self, case: Case) -> np.ndarray:
         """What ``case``'s contenders are checked against: scipy in float64, or the relative's REFERENCES."""
-        if case.kind in RELATIVES:  # float64 cases
+        if case.kind in RELATIVES + GROUPED:  # float64 cases
             return np.asarray(self.references(case)[REFERENCES[case.kind]]())
         return np.asarray(getattr(special, case.kind)(case.a.astype(np.float64), axis=case.axis))
 

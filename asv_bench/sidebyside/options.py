@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 __all__ = ["CASE_GROUPS", "PLOT_MIN_N", "Config", "limit_threads_before_imports", "parse_args", "pin_cpus"]
 
-CASE_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives", "torch", "jax")
+CASE_GROUPS = ("1d", "2d", "short", "tall", "softmax", "small", "relatives", "grouped", "torch", "jax")
 DEFAULT_SIZE, QUICK_SIZE = 2e7, 1e5
 DEFAULT_REPEAT, DEFAULT_MIN_SAMPLE = 7, 0.02
 QUICK_MIN_SAMPLE = 0.002
@@ -49,7 +49,7 @@ class Config:
 def _parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=description,
-        epilog="cases: 1d, 2d, short, tall, softmax, small, relatives, torch, jax (see the module "
+        epilog="cases: 1d, 2d, short, tall, softmax, small, relatives, grouped, torch, jax (see the module "
                "docstring)")
     parser.add_argument("--size", type=float, default=None,
                         help=f"n: 1-D cases of n elements, 2-D cases (n/1000, 1000), (n/20, 10), "

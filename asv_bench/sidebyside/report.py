@@ -20,7 +20,7 @@ from .contenders import CONTENDER_ORDER, FLOORS, SHORT_NAMES, Contenders
 from .options import Config
 from .timing import peak_extra_bytes
 
-__all__ = ["LEGEND", "RELATIVES_LEGEND", "cpu_model", "describe_environment", "fmt_time", "machine",
+__all__ = ["GROUPED_LEGEND", "LEGEND", "RELATIVES_LEGEND", "cpu_model", "describe_environment", "fmt_time", "machine",
            "markdown", "memory_table", "print_section", "ratio", "report_agreement", "time_table",
            "write_json"]
 
@@ -35,6 +35,12 @@ RELATIVES_LEGEND = ("accumulate: np.logaddexp.accumulate; switch: numpy's log1me
                     "shifted: ma + mb + np.log(np.exp(a - ma) @ np.exp(b - mb)), ma the row maxima "
                     "of a, mb the column maxima of b. 'other / lsearray' above 1: lsearray is that "
                     "many times faster.")
+GROUPED_LEGEND = ("ufunc.at: numpy's segment recipe (np.maximum.at for the maxima, then np.add.at of "
+                  "exp(a - m[ids]); softmax divides by the sums gathered back); torch: the same with "
+                  "scatter_reduce('amax') and index_add_, or softmax(a) @ v; recipe: numpy's "
+                  "softmax(a)[..., None, :] @ v; naive: np.log(np.einsum(subscripts, *map(np.exp, "
+                  "operands), optimize=True)), which overflows where the sums pass e^709. 'other / "
+                  "lsearray' above 1: lsearray is that many times faster.")
 
 
 def markdown(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -172,7 +178,7 @@ def report_agreement(diffs: dict[tuple[str, str], float | str], cases: list[Case
         for (label, name), v in bad.items():
             print(f"  {label}, {name}: {v}")
     else:
-        print("All contenders agree with the reference, scipy (numpy for the relatives): "
+        print("All contenders agree with the reference, scipy (numpy for the relatives and the grouped): "
               "max |r - ref| / max(|ref|, 1) <= 1e-12, 1e-5 for float32, 1e-10 for logcumsumexp.")
     print()
 

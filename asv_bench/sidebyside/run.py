@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from .accuracy import DPS, accuracy_table
 from .agreement import check_agreement
-from .cases import RELATIVES, SCIPY_KINDS, SMALL_N, Case, make_cases
+from .cases import GROUPED, RELATIVES, SCIPY_KINDS, SMALL_N, Case, make_cases
 from .contenders import Contenders, load_contenders
 from .options import Config
-from .report import (LEGEND, RELATIVES_LEGEND, describe_environment, fmt_time, markdown, memory_table,
+from .report import (GROUPED_LEGEND, LEGEND, RELATIVES_LEGEND, describe_environment, fmt_time, markdown, memory_table,
                      print_section, ratio, report_agreement, time_table, write_json)
 from .throughput import run_plot
 from .timing import Timed, limited, time_interleaved
@@ -41,7 +41,7 @@ def run_tables(config: Config, contenders: Contenders) -> tuple[list[Case], dict
         selected = [c for c in cases if c.group in groups]
         if selected:
             print_section(title, time_table(selected, best, unit))
-    for kind in RELATIVES:
+    for kind in RELATIVES + GROUPED:
         selected = [c for c in cases if c.kind == kind]
         if selected:
             print_section(f"{kind}, time per call (best of rounds):", time_table(selected, best, "ms"))
@@ -51,9 +51,12 @@ def run_tables(config: Config, contenders: Contenders) -> tuple[list[Case], dict
     if any(c.kind in RELATIVES for c in cases):
         print(RELATIVES_LEGEND)
         print()
+    if any(c.kind in GROUPED for c in cases):
+        print(GROUPED_LEGEND)
+        print()
     report_agreement(diffs, cases)
     memory = {}
-    large = [c for c in cases if c.group not in ("small", "relatives") and c.library == "numpy"]
+    large = [c for c in cases if c.group not in ("small", "relatives", "grouped") and c.library == "numpy"]
     if large:
         memory["Peak extra memory of one call (tracemalloc; C-level malloc is not traced):"] = \
             memory_table(large, ("lsearray", "scipy", "numpy two-pass"))
@@ -71,7 +74,7 @@ def run_scaling(config: Config, contenders: Contenders) -> tuple[list[Case], dic
     rounds; print the times and the speed-up of every large case selected. Returns the cases
     and the best seconds per (case label, "1" or "n")."""
     cases = [c for c in make_cases(config.size, config.cases)
-             if c.group not in ("small", "relatives") and c.library == "numpy"]
+             if c.group not in ("small", "relatives", "grouped") and c.library == "numpy"]
     plan = []
     for case in cases:
         fn = Contenders.references(case)["lsearray"]

@@ -26,6 +26,7 @@ def _partials(a3: np.ndarray, ids: np.ndarray, num_segments: int, b3: np.ndarray
     n0, _, n2 = a3.shape
     parts = np.zeros((n0, num_segments, n2, 4))
     parts[..., 0] = -np.inf
+    top = None
     if at_max and not sorted:  # runs of sorted ids are reduced against their max anyway
         top = np.full((n0, num_segments, n2), -np.inf)
         with np.errstate(invalid="ignore"):  # a nan max is the segment's, without a warning
@@ -34,7 +35,7 @@ def _partials(a3: np.ndarray, ids: np.ndarray, num_segments: int, b3: np.ndarray
             else:
                 np.maximum.at(top, (slice(None), ids), a3)
         parts[..., 0] = top
-    _kernel.segment_partials(a3, ids, parts, tau, b3, sorted, at_max and not sorted)
+    _kernel.segment_partials(a3, ids, parts, tau, b3, sorted, top)
     return parts
 
 
@@ -80,12 +81,12 @@ def logsumexp(a: np.ndarray, ids: np.ndarray, num_segments: int, axis: int,
 def normalized(a: np.ndarray, ids: np.ndarray, num_segments: int, axis: int, tau: float,
                sorted: bool, log_mode: bool) -> np.ndarray:
     """softmax (or, with ``log_mode``, log_softmax) of ``a`` within the segments ``ids``
-    along ``axis``: the partials' one read, then one pass that reads ``a`` again and writes
-    the result, shaped and typed like ``a``."""
+    along ``axis``, shaped and typed like ``a``: the segments' maxima and their partials
+    against them (the maximal terms apart, so that the largest outputs keep their bits),
+    then one pass that reads ``a`` again and writes the result."""
     a3 = _as_3d(a, axis)
     parts = _partials(a3, ids, num_segments, None, tau, sorted, at_max=True)
-    m = np.ascontiguousarray(parts[..., 0])
-    w, t, c = (np.ascontiguousarray(parts[..., k]) for k in (1, 2, 3))
+    m, w, t, c = (np.ascontiguousarray(parts[..., k]) for k in range(4))
     msl = np.empty(m.shape + (3,))
     msl[..., 0] = m
     if log_mode:
