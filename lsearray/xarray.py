@@ -24,6 +24,8 @@ def _grouped(group_idx: np.ndarray, array: np.ndarray, *, size: int, dtype: np.d
     A group with no element is ``-inf``, the log of an empty sum, which is ``fill_value``.
     """
     a = np.asarray(array)
+    if a.dtype.kind not in "biuf":  # a cast to float64 would drop an imaginary part unseen
+        raise TypeError(f"logsumexp_agg takes real data, got {a.dtype}")
     if a.dtype not in (np.float32, np.float64):  # the kernel reads these two; integers as float64
         a = a.astype(np.float64)
     ids = np.ascontiguousarray(group_idx, dtype=np.int64)
@@ -71,7 +73,8 @@ of the group, which merges with other chunks' by a log-sum-exp again, so flox's
 ``"map-reduce"``, ``"cohorts"`` and ``"blockwise"`` methods all apply. Each group's
 result is within a few ulps of the exact value, however large the values.
 
-Integer data gives float64, floating data keeps its dtype. A group with no elements, or
+Integer and boolean data give float64, floating data keeps its dtype; complex data is
+refused. A group with no elements, or
 only ``-inf`` ones, is ``-inf``. nan propagates to its group's result, as in
 `lsearray.logsumexp`: flox takes no ``skipna`` with a custom aggregation.
 

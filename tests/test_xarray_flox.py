@@ -135,6 +135,12 @@ def test_integers_give_float64(backed):
     np.testing.assert_allclose(out.values, _expected(values, LABELS), rtol=1e-13)
 
 
+def test_complex_data_is_refused():
+    arr = xr.DataArray(np.ones(4, dtype=complex), dims="time", coords={"label": ("time", list("abab"))})
+    with pytest.raises(TypeError, match="real data, got complex128"):
+        xarray_reduce(arr, "label", func=logsumexp_agg)
+
+
 def test_labels_found_at_compute_time():
     # dask labels without expected_groups: flox merges the chunks' results grouped by the
     # labels each chunk found, the combine step's other call
