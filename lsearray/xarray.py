@@ -60,7 +60,7 @@ logsumexp_agg = Aggregation(
     finalize=None,
     fill_value=-np.inf,
     final_fill_value=-np.inf,
-    # the chunks' results merge in float64, so float32 data is rounded once more, at the end
+    # the chunks' results merge in float64: float32 data's are rounded to float32 once, at the end
     dtypes=np.float64,
     final_dtype=np.floating,
 )
@@ -74,9 +74,9 @@ of the group, which merges with other chunks' by a log-sum-exp again, so flox's
 result is within a few ulps of the exact value, however large the values.
 
 Integer and boolean data give float64, floating data keeps its dtype; complex data is
-refused. A group with no elements, or
-only ``-inf`` ones, is ``-inf``. nan propagates to its group's result, as in
-`lsearray.logsumexp`: flox takes no ``skipna`` with a custom aggregation.
+refused. A group with no elements, or only ``-inf`` ones, is ``-inf``. nan propagates to
+its group's result, as in `lsearray.logsumexp`: flox takes no ``skipna`` with a custom
+aggregation.
 
 Examples
 --------
