@@ -6,14 +6,17 @@ import re
 
 __all__ = ["collect_ignore", "pytest_terminal_summary"]
 
-# Modules about one optional library import it: their doctests are collected where it is installed.
+# Modules about an optional library import it: their doctests are collected where it, and what
+# their examples use, is installed.
 _NEEDS = {
-    "lsearray/dask.py": "dask",
-    "lsearray/_executors/dask.py": "dask",
-    "lsearray/_executors/torch.py": "torch",
-    "lsearray/_executors/torch_ops.py": "torch",
+    "lsearray/dask.py": ("dask",),
+    "lsearray/_executors/dask.py": ("dask",),
+    "lsearray/_executors/torch.py": ("torch",),
+    "lsearray/_executors/torch_ops.py": ("torch",),
+    "lsearray/xarray.py": ("flox", "xarray", "dask"),
 }
-collect_ignore = [path for path, lib in _NEEDS.items() if importlib.util.find_spec(lib) is None]
+collect_ignore = [path for path, libs in _NEEDS.items()
+                  if any(importlib.util.find_spec(lib) is None for lib in libs)]
 
 _MISSING = re.compile(r"could not import '([\w.]+)'")
 

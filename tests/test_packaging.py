@@ -18,8 +18,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def test_namespace_is_the_public_api():
     public = {name for name in dir(lsearray) if not name.startswith("_")}
-    # lsearray.dask is a submodule: an attribute once some test has imported it.
-    assert public - {"dask"} == set(lsearray.__all__) - {"__version__"}
+    # lsearray.dask and lsearray.xarray are submodules: attributes once some test has imported them.
+    assert public - {"dask", "xarray"} == set(lsearray.__all__) - {"__version__"}
     for leaked in ("version", "PackageNotFoundError", "metadata"):
         assert not hasattr(lsearray, leaked)
 
