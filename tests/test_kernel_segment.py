@@ -197,3 +197,15 @@ def test_softmax_special_segments():
     log = numpy_segment.normalized(a, ids, 4, 0, 1.0, False, True)
     np.testing.assert_array_equal(soft, [np.nan] * 6 + [1.0])
     np.testing.assert_array_equal(log, [np.nan, np.nan, -np.inf, np.nan, np.nan, np.nan, 0.0])
+
+
+def test_softmax_outputs_below_the_shifts_reach():
+    """A segment whose terms against its shift (0, the grid point nearest -63) underflow,
+    though its outputs are normal float64: e^-700 and about 1 - e^-700, and e^-650 beside."""
+    a = np.array([-63.0, -763.0, 10.0, -640.0])
+    ids = np.array([0, 0, 1, 1])
+    got = numpy_segment.normalized(a, ids, 2, 0, 1.0, False, False)
+    assert got[1] > 0 and got[3] > 0
+    for rows in ([0, 1], [2, 3]):
+        exact = mp_softmax_slice(a[rows])
+        assert max(ulp_error(g, e, np.float64) for g, e in zip(got[rows], exact)) <= 2.0

@@ -81,11 +81,11 @@ def logsumexp(a: np.ndarray, ids: np.ndarray, num_segments: int, axis: int,
 def normalized(a: np.ndarray, ids: np.ndarray, num_segments: int, axis: int, tau: float,
                sorted: bool, log_mode: bool) -> np.ndarray:
     """softmax (or, with ``log_mode``, log_softmax) of ``a`` within the segments ``ids``
-    along ``axis``, shaped and typed like ``a``: the segments' maxima and their partials
-    against them (the maximal terms apart, so that the largest outputs keep their bits),
-    then one pass that reads ``a`` again and writes the result."""
+    along ``axis``, shaped and typed like ``a``: the partials' one read (log_softmax: after
+    the segments' maxima, so that its largest outputs, near 0, keep their bits), then one
+    pass that reads ``a`` again and writes the result."""
     a3 = _as_3d(a, axis)
-    parts = _partials(a3, ids, num_segments, None, tau, sorted, at_max=True)
+    parts = _partials(a3, ids, num_segments, None, tau, sorted, at_max=log_mode)
     m, w, t, c = (np.ascontiguousarray(parts[..., k]) for k in range(4))
     msl = np.empty(m.shape + (3,))
     msl[..., 0] = m
