@@ -34,14 +34,17 @@ def test_side_by_side_prints_every_table():
     for title in ("logsumexp, time per call", "softmax and log_softmax, time per call",
                   "small calls (10 elements), time per call", "Peak extra memory of one call",
                   "logaddexp, time per call", "logcumsumexp, time per call", "logmatmulexp, time per call",
-                  "Peak extra memory of one logmatmulexp call"):
+                  "Peak extra memory of one logmatmulexp call", "segment_logsumexp, time per call",
+                  "segment_softmax, time per call", "softmax_average, time per call",
+                  "logeinsumexp, time per call"):
         assert title in out
     for header in ("| case | lsearray ms | scipy ms | scipy / lsearray |", "two-pass / lsearray",
                    "lsearray / x.sum()", "lsearray / np.exp", "| case | lsearray µs |",
                    "| case | lsearray ms | np.logaddexp ms | np.logaddexp / lsearray |",
                    "| accumulate ms | accumulate / lsearray |",
                    "| naive ms | naive / lsearray | shifted ms | shifted / lsearray |",
-                   "| naive numpy MiB | naive numpy % of input | shifted numpy MiB |"):
+                   "| naive numpy MiB | naive numpy % of input | shifted numpy MiB |",
+                   "| ufunc.at ms | ufunc.at / lsearray |", "| recipe ms | recipe / lsearray |"):
         assert header in out
     for name, installed in (("torch", has("torch")), ("jax", has("jax"))):
         assert (f"{name} ms" in out) == installed
@@ -51,7 +54,12 @@ def test_side_by_side_prints_every_table():
                  "log_softmax float32 (20, 1000) axis=1", "logsumexp float64 n=10",
                  "softmax float64 n=10", "logaddexp float64 n=1e+04", "logcumsumexp 1-D float64 n=1e+04",
                  "logcumsumexp float64 (1000, 10) axis=0", "logcumsumexp float64 (1000, 10) axis=1",
-                 "logmatmulexp float64 (63, 63) @ (63, 63)"):
+                 "logmatmulexp float64 (63, 63) @ (63, 63)",
+                 "segment_logsumexp float64 n=1e+04 into 100 segments",
+                 "segment_logsumexp float64 n=1e+04, sorted ids",
+                 "segment_softmax float64 n=1e+04 into 100 segments",
+                 "softmax_average float64 (1, 1000) x 16 features",
+                 "logeinsumexp float64 ij,jk,kl->il of (31, 31)"):
         assert f"| {case} |" in out
     assert "All contenders agree with the reference" in out
     assert "FAILED" not in out
