@@ -11,7 +11,8 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._validation import bad_axis, temperature_value
 
-__all__ = ["Segmented", "finalize", "normalized", "prepared", "restored", "state"]
+__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "merge_along", "normalized", "prepared",
+           "real_array", "restored", "shift", "state"]
 
 
 class Segmented(NamedTuple):
@@ -26,7 +27,7 @@ class Segmented(NamedTuple):
     tau: float
 
 
-def _shift(xp: ModuleType, m: Any) -> Any:
+def shift(xp: ModuleType, m: Any) -> Any:
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
@@ -36,7 +37,7 @@ def _as_array(xp: ModuleType, x: Any, device: Any) -> Any:
     return xp.asarray(x) if device is None else xp.asarray(x, device=device)
 
 
-def _real(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
+def real_array(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
     """``x`` real floating: integer and bool as the default real floating dtype."""
     x = _as_array(xp, x, device)
     if xp.isdtype(x.dtype, "complex floating"):
@@ -46,7 +47,7 @@ def _real(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
     return x
 
 
-def _axis(axis: Any, ndim: int, shape: tuple, func: str) -> int:
+def axis_of(axis: Any, ndim: int, shape: tuple, func: str) -> int:
     try:
         axis = operator.index(axis) if not isinstance(axis, bool) else None
     except TypeError:
@@ -61,7 +62,7 @@ def _axis(axis: Any, ndim: int, shape: tuple, func: str) -> int:
     return axis % ndim
 
 
-def _ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: bool, func: str,
+def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: bool, func: str,
          device: Any) -> tuple[Any, int]:
     """``ids`` checked (1-d, integer, of length ``n``, and where their values can be read
     in ``[0, num_segments)``) and the number of segments."""
@@ -100,12 +101,12 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     xp = ex.xp
     tau = temperature_value(temperature, func)
     device = ex.operand_device(a, b)
-    a = _real(xp, a, "a", func, device)
-    axis = _axis(axis, a.ndim, tuple(a.shape), func)
+    a = real_array(xp, a, "a", func, device)
+    axis = axis_of(axis, a.ndim, tuple(a.shape), func)
     readable = ex.readable(a) and (not is_array_api_obj(ids) or ex.readable(ids))
-    ids, k = _ids(xp, ids, a.shape[axis], num_segments, readable, func, device)
+    ids, k = checked_ids(xp, ids, a.shape[axis], num_segments, readable, func, device)
     if b is not None:
-        b = _real(xp, b, "b", func, device)
+        b = real_array(xp, b, "b", func, device)
         try:
             shape = tuple(xp.broadcast_shapes(tuple(a.shape), tuple(b.shape))) if hasattr(
                 xp, "broadcast_shapes") else tuple(xp.broadcast_arrays(a, b)[0].shape)
@@ -131,7 +132,7 @@ def state(ex: Any, p: Segmented) -> tuple[Any, Any]:
     xp = ex.xp
     a = p.a if p.b is None else xp.where(p.b != 0, p.a, xp.full_like(p.a, -math.inf))
     m = ex.stop_gradient(ex.segment_max(a, p.ids, p.k))
-    w = xp.exp((p.a - _gathered(xp, _shift(xp, m), p.ids)) / p.tau)
+    w = xp.exp((p.a - _gathered(xp, shift(xp, m), p.ids)) / p.tau)
     if p.b is not None:
         w = xp.where(p.b == 0, xp.zeros_like(w), p.b * w)
     return m, ex.segment_sum(w, p.ids, p.k)
@@ -142,8 +143,18 @@ def finalize(xp: ModuleType, m: Any, s: Any, tau: float) -> Any:
     for an infinite one; the log only of positive sums (no warning, no nan gradient)."""
     positive = s > 0
     special = xp.where(s == 0, xp.full_like(s, -math.inf), xp.full_like(s, math.nan))
-    return xp.where(positive, _shift(xp, m) + tau * xp.log(xp.where(positive, s, xp.ones_like(s))),
+    return xp.where(positive, shift(xp, m) + tau * xp.log(xp.where(positive, s, xp.ones_like(s))),
                     special)
+
+
+def merge_along(xp: ModuleType, m: Any, s: Any, axis: int, tau: float) -> tuple[Any, Any]:
+    """The ``(m, s)`` of parts stacked along ``axis`` merged into one (length 1 along it),
+    each part's sum rescaled to the larger max; an empty part adds exactly 0, even where
+    its scale overflows."""
+    top = xp.max(m, axis=axis, keepdims=True)
+    r = xp.exp((shift(xp, m) - shift(xp, top)) / tau)
+    s = xp.where(s == 0, xp.zeros_like(s), s * r)
+    return top, xp.sum(s, axis=axis, keepdims=True)
 
 
 def normalized(ex: Any, p: Segmented, log: bool) -> Any:
@@ -154,7 +165,7 @@ def normalized(ex: Any, p: Segmented, log: bool) -> Any:
     m, s = state(ex, p)
     if log:
         return (p.a - _gathered(xp, finalize(xp, m, s, p.tau), p.ids)) / p.tau
-    w = xp.exp((p.a - _gathered(xp, _shift(xp, m), p.ids)) / p.tau)
+    w = xp.exp((p.a - _gathered(xp, shift(xp, m), p.ids)) / p.tau)
     s = _gathered(xp, s, p.ids)
     normal = xp.isfinite(s) & (s > 0)
     return xp.where(normal, w / xp.where(normal, s, xp.ones_like(s)), xp.full_like(w, math.nan))
