@@ -352,11 +352,11 @@ class DaskExecutor(ArrayAPIExecutor):
             b = da.broadcast_to(b.astype(dtype), a.shape).rechunk(a.chunks)
         return a, ids, k, axis, b, tau
 
-    def _segment_lse(self, a: Any, ids: Any, k: int, axis: int, b: Any, tau: float) -> Any:
-        """The float64 log-sum-exp of each segment: each chunk to its segments' ``(m, s)``
-        (blockwise, by the chunk's executor), merged along ``axis`` in a tree of
-        `dask.array.reduction`, then finalized; shaped like ``a`` with ``axis`` of length
-        ``k``, the segments in one chunk."""
+    def _segment_state(self, a: Any, ids: Any, k: int, axis: int, b: Any, tau: float) -> Any:
+        """The float64 ``(m, s)`` of each segment, stacked along a last axis of length 2 and
+        shaped like ``a`` with ``axis`` of length ``k`` before it (the segments in one
+        chunk): each chunk to its segments' state (blockwise, by the chunk's executor),
+        the states merged along ``axis`` in a tree of `dask.array.reduction`."""
         lead = "".join(chr(ord("a") + i) for i in range(a.ndim))
 
         def state_block(ab: Any, ib: Any, bb: Any = None) -> Any:
@@ -387,41 +387,42 @@ class DaskExecutor(ArrayAPIExecutor):
         merged = da.reduction(packed, lambda x, axis, keepdims: x, merge_blocks, axis=axis,
                               keepdims=True, dtype=np.float64, combine=merge_blocks,
                               concatenate=True, meta=packed._meta)
+        return da.moveaxis(da.squeeze(merged, axis=axis), -2, axis)
+
+    def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, sorted: bool, func: str) -> Any:
+        """One pass: see `_segment_state`; ``sorted`` is only a hint."""
+        a, ids, k, axis, b, tau = self._segment_operands(a, ids, num_segments, axis, b,
+                                                         temperature, func)
 
         def finish_block(block: Any) -> Any:
             xp = dask_tree.block_executor(block).xp
             with np.errstate(all="ignore"):
                 return segment.finalize(xp, block[..., 0], block[..., 1], tau)
 
-        lse = da.map_blocks(finish_block, merged, dtype=np.float64, drop_axis=a.ndim + 1)
-        return da.moveaxis(da.squeeze(lse, axis=axis), -1, axis)
-
-    def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
-                          temperature: Any, sorted: bool, func: str) -> Any:
-        """One pass: see `_segment_lse`; ``sorted`` is only a hint."""
-        a, ids, k, axis, b, tau = self._segment_operands(a, ids, num_segments, axis, b,
-                                                         temperature, func)
-        return self._segment_lse(a, ids, k, axis, b, tau).astype(a.dtype)
+        state = self._segment_state(a, ids, k, axis, b, tau)
+        return da.map_blocks(finish_block, state, dtype=np.float64,
+                             drop_axis=a.ndim).astype(a.dtype)
 
     def segment_normalized(self, a: Any, ids: Any, num_segments: Any, axis: Any,
                            temperature: Any, sorted: bool, func: str, log: bool) -> Any:
-        """Two passes, as `softmax`: the segments' log-sum-exp, then each chunk normalized
-        by its elements' segments' (blockwise): ``(a - lse) / tau``, or its exponential,
-        nan through a segment whose log-sum-exp is not finite."""
+        """Two passes, as `softmax`: the segments' ``(m, s)``, then each chunk normalized
+        by its elements' segments' (blockwise, `segment.normalized_from`)."""
         a, ids, k, axis, _, tau = self._segment_operands(a, ids, num_segments, axis, None,
                                                          temperature, func)
-        lse = self._segment_lse(a, ids, k, axis, None, tau)
+        state = self._segment_state(a, ids, k, axis, None, tau)
         lead = "".join(chr(ord("a") + i) for i in range(a.ndim))
 
-        def normalized_block(ab: Any, ib: Any, lb: Any) -> Any:
+        def normalized_block(ab: Any, ib: Any, sb: Any) -> Any:
+            xp = dask_tree.block_executor(ab).xp
+            ms = xp.take(xp.moveaxis(sb, axis, 0), ib, axis=0)
             with np.errstate(all="ignore"):
-                g = np.take(lb, ib, axis=axis)
-                z = (ab.astype(np.float64) - g) / tau
-                out = z if log else np.where(np.isfinite(g), np.exp(z), np.nan)
-            return out.astype(ab.dtype)
+                out = segment.normalized_from(xp, xp.moveaxis(ab, axis, 0), ms[..., 0],
+                                              ms[..., 1], tau, log)
+            return xp.astype(xp.moveaxis(out, 0, axis), ab.dtype)
 
         seg = lead[:axis] + "y" + lead[axis + 1:]
-        return da.blockwise(normalized_block, lead, a, lead, ids, lead[axis], lse, seg,
+        return da.blockwise(normalized_block, lead, a, lead, ids, lead[axis], state, seg + "z",
                             dtype=a.dtype, concatenate=True)
 
 

@@ -11,8 +11,8 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._validation import bad_axis, temperature_value
 
-__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "merge_along", "normalized", "prepared",
-           "real_array", "restored", "shift", "state"]
+__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "merge_along", "normalized", "normalized_from",
+           "prepared", "real_array", "restored", "shift", "state"]
 
 
 class Segmented(NamedTuple):
@@ -73,11 +73,13 @@ def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: b
         raise ValueError(f"{func}: segment_ids must be 1-d of length a.shape[axis] = {n}; got "
                          f"shape {tuple(ids.shape)}")
     if num_segments is not None:
-        if isinstance(num_segments, bool) or not isinstance(num_segments, int) and not (
-                hasattr(num_segments, "__index__") and not is_array_api_obj(num_segments)):
+        try:
+            if isinstance(num_segments, bool):
+                raise TypeError
+            num_segments = operator.index(num_segments)
+        except TypeError:
             raise TypeError(f"{func}: num_segments must be a non-negative int or None; got "
-                            f"{type(num_segments).__name__}")
-        num_segments = operator.index(num_segments)
+                            f"{type(num_segments).__name__}") from None
         if num_segments < 0:
             raise ValueError(f"{func}: num_segments must be a non-negative int; got {num_segments}")
     if not readable:
@@ -157,18 +159,28 @@ def merge_along(xp: ModuleType, m: Any, s: Any, axis: int, tau: float) -> tuple[
     return top, xp.sum(s, axis=axis, keepdims=True)
 
 
+def normalized_from(xp: ModuleType, a: Any, m: Any, s: Any, tau: float, log: bool) -> Any:
+    """Softmax (or log-softmax) of the elements ``a`` given their segments' ``m`` and ``s``
+    (gathered to ``a``'s shape): ``w / s``, or ``(a - shift(m)) / tau - log(s)`` (no
+    cancellation of a large shift), where ``s`` is positive and finite. Elsewhere the
+    values `lsearray.softmax` and `lsearray.log_softmax` give a slice: nan through a
+    segment that is all -inf (``s == 0``) or holds a nan; with a ``+inf`` (``s`` infinite)
+    all nan for softmax, and for log-softmax nan at the ``+inf`` elements, -inf at others."""
+    z = (a - shift(xp, m)) / tau
+    normal = xp.isfinite(s) & (s > 0)
+    safe = xp.where(normal, s, xp.ones_like(s))
+    nan = xp.full_like(z, math.nan)
+    if not log:
+        return xp.where(normal, xp.exp(z) / safe, nan)
+    inf = xp.where(a == math.inf, nan, xp.full_like(z, -math.inf))
+    return xp.where(normal, z - xp.log(safe), xp.where(s == math.inf, inf, nan))
+
+
 def normalized(ex: Any, p: Segmented, log: bool) -> Any:
-    """Softmax (or log-softmax) within segments, shaped like ``p.a``: ``w / s`` of each
-    element's segment, nan through a whole segment whose sum is 0 (all -inf), infinite or
-    nan; the log as ``(a - lse) / tau``, as `lsearray.log_softmax` gives it."""
+    """Softmax (or log-softmax) within segments, shaped like ``p.a``: see `normalized_from`."""
     xp = ex.xp
     m, s = state(ex, p)
-    if log:
-        return (p.a - _gathered(xp, finalize(xp, m, s, p.tau), p.ids)) / p.tau
-    w = xp.exp((p.a - _gathered(xp, shift(xp, m), p.ids)) / p.tau)
-    s = _gathered(xp, s, p.ids)
-    normal = xp.isfinite(s) & (s > 0)
-    return xp.where(normal, w / xp.where(normal, s, xp.ones_like(s)), xp.full_like(w, math.nan))
+    return normalized_from(xp, p.a, _gathered(xp, m, p.ids), _gathered(xp, s, p.ids), p.tau, log)
 
 
 def restored(xp: ModuleType, x: Any, axis: int) -> Any:
