@@ -17,7 +17,7 @@ def segment_logsumexp(
     r"""Compute the log-sum-exp of the elements of each segment of an axis.
 
     Segment ``k`` of the result is :math:`\tau \log \sum_{i: ids_i = k} b_i e^{a_i / \tau}`,
-    as `jax.ops.segment_sum` of the exponentials but without overflow: each segment
+    as ``jax.ops.segment_sum`` of the exponentials but without overflow: each segment
     is shifted by its own max.
 
     Parameters
@@ -29,7 +29,7 @@ def segment_logsumexp(
         ``[0, num_segments)``, in any order.
     num_segments : int, optional
         The number of segments; None for ``max(segment_ids) + 1`` (0 for no elements).
-        Under `jax.jit` it must be given, a static int as in `jax.ops.segment_sum`.
+        Under ``jax.jit`` it must be given, a static int as in ``jax.ops.segment_sum``.
     axis : int, optional
         The axis of ``a`` that the segments divide.
     b : array_like or array API array, optional
@@ -63,13 +63,13 @@ def segment_logsumexp(
     Notes
     -----
     NumPy arrays run on the lsecore kernel; torch tensors on ``scatter_reduce`` and
-    ``index_add`` (differentiable by autograd), JAX arrays on `jax.ops.segment_max` and
-    `jax.ops.segment_sum` (under `jax.jit` too, and `jax.grad`); other array API
+    ``index_add`` (differentiable by autograd), JAX arrays on ``jax.ops.segment_max`` and
+    ``jax.ops.segment_sum`` (under ``jax.jit`` too, and ``jax.grad``); other array API
     libraries, which the standard gives no scatter, through a one-hot mask of
     ``a.shape[axis] * num_segments`` elements (times the other axes' size). The
     segment's max is not differentiated: the shift cancels in the result. While JAX
     traces ``segment_ids`` their values cannot be checked: ids out of range are then
-    dropped, as `jax.ops.segment_sum` drops them.
+    dropped, as ``jax.ops.segment_sum`` drops them.
 
     See Also
     --------

@@ -149,6 +149,14 @@ def test_every_backend_integer_input_and_default_segments(xp):
     np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("id_dtype", ["int32", "uint8", "int64"])
+def test_every_backend_integer_id_dtypes(xp, id_dtype):
+    a = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    got = segment_logsumexp(xp.make(a), xp.make(np.array([1, 0, 1], dtype=id_dtype)), axis=0)
+    want = [[2.0, 3.0], [math.log(1 + math.exp(4)), 1 + math.log(1 + math.exp(4))]]
+    np.testing.assert_allclose(xp.to_numpy(got), want, rtol=1e-13)
+
+
 @pytest.mark.parametrize("k", [0, 3])
 def test_empty_axis(xp, k):
     x = xp.make(np.zeros((2, 0)))

@@ -7,6 +7,7 @@ import operator
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._validation import bad_axis, temperature_value
@@ -107,12 +108,14 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     axis = axis_of(axis, a.ndim, tuple(a.shape), func)
     readable = ex.readable(a) and (not is_array_api_obj(ids) or ex.readable(ids))
     ids, k = checked_ids(xp, ids, a.shape[axis], num_segments, readable, func, device)
+    # the default integer: what every library's scatter and take accept as indices
+    index = xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
+    ids = ids if ids.dtype == index else xp.astype(ids, index)
     if b is not None:
         b = real_array(xp, b, "b", func, device)
         try:
-            shape = tuple(xp.broadcast_shapes(tuple(a.shape), tuple(b.shape))) if hasattr(
-                xp, "broadcast_shapes") else tuple(xp.broadcast_arrays(a, b)[0].shape)
-        except (ValueError, RuntimeError):
+            shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+        except ValueError:
             shape = None
         if shape != tuple(a.shape):
             raise ValueError(f"{func}: b must broadcast to a's shape {tuple(a.shape)}; got shape "
