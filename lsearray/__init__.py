@@ -11,6 +11,7 @@ from lsearray._pairwise import logaddexp
 from lsearray._reductions import logmeanexp, logsumexp
 from lsearray._sampling import categorical, gumbel_softmax, gumbel_topk
 from lsearray._scan import logcumsumexp
+from lsearray._segment import segment_log_softmax, segment_logsumexp, segment_softmax
 from lsearray._softaverage import OnlineSoftmaxAverage, softmax_average
 from lsearray._softmax import log_softmax, softmax
 
@@ -23,5 +24,5 @@ del _metadata
 __all__ = [
     "OnlineLogSumExp", "OnlineSoftmaxAverage", "__version__", "build_info", "categorical", "gumbel_softmax", "gumbel_topk",
     "log1mexp", "log_softmax", "logaddexp", "logcumsumexp", "logdiffexp", "logeinsumexp", "logmatmulexp", "logmeanexp",
-    "logsumexp", "softmax", "softmax_average",
+    "logsumexp", "segment_log_softmax", "segment_logsumexp", "segment_softmax", "softmax", "softmax_average",
 ]

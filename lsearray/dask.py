@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["log_softmax", "logmeanexp", "logsumexp", "softmax", "softmax_average"]
+__all__ = [
+    "log_softmax", "logmeanexp", "logsumexp", "segment_log_softmax", "segment_logsumexp",
+    "segment_softmax", "softmax", "softmax_average",
+]
 
 try:  # at import, so that a missing extra is named before any work is done
     importlib.import_module("dask.array")
@@ -161,3 +164,100 @@ def softmax_average(
     return_lse = flag(return_lse, "return_lse", "softmax_average")
     lse, average = DaskExecutor().softmax_average(a, v, axis, temperature, keepdims)
     return (average, lse) if return_lse else average
+
+
+def segment_logsumexp(
+    a: Any, segment_ids: Any, num_segments: int | None = None, *, axis: int = 0, b: Any = None,
+    temperature: float = 1.0, sorted: bool = False,
+) -> Any:
+    """`lsearray.segment_logsumexp` of a dask array as one lazy tree reduction.
+
+    Each chunk is reduced to its segments' ``(max, scaled-sum)`` partials by the
+    chunk's executor, and the partials merge in a tree along ``axis``: every chunk is
+    read once. The ids are checked at once, by a pass over them alone (and their max
+    taken when ``num_segments`` is None).
+
+    Parameters
+    ----------
+    a, segment_ids, num_segments, axis, b, temperature, sorted
+        As `lsearray.segment_logsumexp`; ``segment_ids`` and ``b`` may be dask arrays
+        (the ids are rechunked like ``a``'s axis) or NumPy arrays.
+
+    Returns
+    -------
+    res : dask.array.Array
+        Lazy, with the segments along ``axis`` in one chunk.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import lsearray.dask
+    >>> a = da.from_array(np.log([1.0, 2.0, 3.0, 4.0]), chunks=2)
+    >>> lsearray.dask.segment_logsumexp(a, np.array([0, 1, 0, 1])).compute()
+    array([1.38629436, 1.79175947])
+    """
+    sorted = flag(sorted, "sorted", "segment_logsumexp")
+    return DaskExecutor().segment_logsumexp(a, segment_ids, num_segments, axis, b, temperature,
+                                            sorted, "segment_logsumexp")
+
+
+def segment_softmax(
+    a: Any, segment_ids: Any, num_segments: int | None = None, *, axis: int = 0,
+    temperature: float = 1.0, sorted: bool = False,
+) -> Any:
+    """`lsearray.segment_softmax` of a dask array: the segments' log-sum-exp as in
+    `segment_logsumexp`, then a blockwise pass normalizing each chunk, as `softmax`.
+
+    Parameters
+    ----------
+    a, segment_ids, num_segments, axis, temperature, sorted
+        As `segment_logsumexp`.
+
+    Returns
+    -------
+    res : dask.array.Array
+        Lazy, chunked like ``a``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import lsearray.dask
+    >>> a = da.from_array(np.log([1.0, 2.0, 3.0, 6.0]), chunks=2)
+    >>> lsearray.dask.segment_softmax(a, np.array([0, 1, 0, 1])).compute()
+    array([0.25, 0.25, 0.75, 0.75])
+    """
+    sorted = flag(sorted, "sorted", "segment_softmax")
+    return DaskExecutor().segment_normalized(a, segment_ids, num_segments, axis, temperature,
+                                             sorted, "segment_softmax", False)
+
+
+def segment_log_softmax(
+    a: Any, segment_ids: Any, num_segments: int | None = None, *, axis: int = 0,
+    temperature: float = 1.0, sorted: bool = False,
+) -> Any:
+    """`lsearray.segment_log_softmax` of a dask array, in two passes as `segment_softmax`.
+
+    Parameters
+    ----------
+    a, segment_ids, num_segments, axis, temperature, sorted
+        As `segment_logsumexp`.
+
+    Returns
+    -------
+    res : dask.array.Array
+        Lazy, chunked like ``a``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import lsearray.dask
+    >>> a = da.from_array(np.log([1.0, 2.0, 3.0, 6.0]), chunks=2)
+    >>> np.exp(lsearray.dask.segment_log_softmax(a, np.array([0, 1, 0, 1])).compute())
+    array([0.25, 0.25, 0.75, 0.75])
+    """
+    sorted = flag(sorted, "sorted", "segment_log_softmax")
+    return DaskExecutor().segment_normalized(a, segment_ids, num_segments, axis, temperature,
+                                             sorted, "segment_log_softmax", True)

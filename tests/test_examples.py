@@ -28,6 +28,8 @@ PROMISES = {
                        r"True; intersection laws: True; Gumbel-max frequencies: True\)",
     "contrastive_losses.py": r"^agrees with the direct formula .* and decimal arithmetic",
     "streaming_attention.py": r"^agrees with scipy's softmax and an exactly rounded sum .* one-shot softmax_average",
+    "graph_attention.py": r"^agrees with a per-node loop of scipy's softmax \(coefficients within .* nodes without "
+                          r"incoming edges have normalizer -inf",
     "crf_partition.py": r"^agrees with brute-force enumeration of all 65536 label sequences \(log Z relative error",
 }
 

@@ -430,6 +430,30 @@ class ArrayAPIExecutor(partials.PartialAlgebra):
         full[mask] = values
         return full
 
+    def _one_hot(self, x: Any, ids: Any, k: int) -> Any:
+        """``(n, k, ...)`` mask of each element's segment, to broadcast against ``x[:, None]``:
+        the standard has no scatter, so the segments are reduced through it (memory
+        ``n * k`` times the trailing size, fine for the libraries without a scatter of
+        their own, which override these)."""
+        xp = self.xp
+        arange = xp.arange(k, dtype=ids.dtype, device=device_of(ids))
+        hot = ids[:, None] == arange[None, :]
+        return xp.reshape(hot, tuple(hot.shape) + (1,) * (x.ndim - 1))
+
+    def segment_max(self, x: Any, ids: Any, k: int) -> Any:
+        """The max of the rows of ``x`` (n, ...) in each of ``k`` segments (-inf for none)."""
+        xp = self.xp
+        if x.shape[0] == 0:
+            return xp.full((k,) + tuple(x.shape[1:]), -math.inf, dtype=x.dtype, device=device_of(x))
+        picked = xp.where(self._one_hot(x, ids, k), x[:, None, ...], xp.asarray(-math.inf, dtype=x.dtype))
+        return xp.max(picked, axis=0)
+
+    def segment_sum(self, x: Any, ids: Any, k: int) -> Any:
+        """The sum of the rows of ``x`` (n, ...) in each of ``k`` segments (0 for none)."""
+        xp = self.xp
+        picked = xp.where(self._one_hot(x, ids, k), x[:, None, ...], xp.asarray(0.0, dtype=x.dtype))
+        return xp.sum(picked, axis=0)
+
     def top_k(self, x: Any, k: int, axis: int) -> tuple[Any, Any]:
         """``(values, indices)`` of the ``k`` largest elements of ``x`` along ``axis`` (a
         normalized axis, ``0 < k <= n``), largest first, of ``x``'s shape with ``axis``

@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
-from lsearray._executors import array_api_lse, dask_tree, matmul, partials, softaverage
+from lsearray._executors import array_api_lse, dask_tree, matmul, partials, segment, softaverage
 from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan, numpy_top_k
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
@@ -323,6 +323,107 @@ class DaskExecutor(ArrayAPIExecutor):
         if not keepdims:
             lse, avg = self.xp.squeeze(lse, axis=axis), self.xp.squeeze(avg, axis=axis)
         return lse, avg
+
+    def _segment_operands(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, func: str) -> tuple[Any, Any, int, int, Any, float]:
+        """``(a, ids, k, axis, b, tau)`` checked: ``ids`` a dask array chunked like ``a``'s
+        axis, ``b`` None or broadcast to ``a`` and chunked like it. The ids' range is
+        checked at once, by a pass over them alone."""
+        xp = self.xp
+        tau = temperature_value(temperature, func)
+        a = segment.real_array(xp, _native(a if isinstance(a, da.Array) else da.asarray(a)),
+                               "a", func, None)
+        axis = segment.axis_of(axis, a.ndim, tuple(a.shape), func)
+        ids = ids if isinstance(ids, da.Array) else da.asarray(ids)
+        ids, k = segment.checked_ids(xp, ids, a.shape[axis], num_segments, True, func, None)
+        a = _without_empty_chunks(a)
+        ids = ids.rechunk((a.chunks[axis],))
+        if b is not None:
+            b = segment.real_array(xp, _native(b if isinstance(b, da.Array) else da.asarray(b)),
+                                   "b", func, None)
+            try:
+                shape = np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                shape = None
+            if shape != a.shape:
+                raise ValueError(f"{func}: b must broadcast to a's shape {a.shape}; got shape {b.shape}")
+            dtype = np.result_type(a.dtype, b.dtype)
+            a = a.astype(dtype)
+            b = da.broadcast_to(b.astype(dtype), a.shape).rechunk(a.chunks)
+        return a, ids, k, axis, b, tau
+
+    def _segment_state(self, a: Any, ids: Any, k: int, axis: int, b: Any, tau: float) -> Any:
+        """The float64 ``(m, s)`` of each segment, stacked along a last axis of length 2 and
+        shaped like ``a`` with ``axis`` of length ``k`` before it (the segments in one
+        chunk): each chunk to its segments' state (blockwise, by the chunk's executor),
+        the states merged along ``axis`` in a tree of `dask.array.reduction`."""
+        lead = "".join(chr(ord("a") + i) for i in range(a.ndim))
+
+        def state_block(ab: Any, ib: Any, bb: Any = None) -> Any:
+            ex = dask_tree.block_executor(ab)
+            xp = ex.xp
+            p = segment.Segmented(xp.moveaxis(ab, axis, 0), ib, k, axis,
+                                  None if bb is None else xp.moveaxis(bb, axis, 0), tau)
+            with ex.quiet():
+                m, s = segment.state(ex, p)
+            # (k, rest) to (rest with a length-1 axis at ``axis``, k, 2)
+            return xp.stack([xp.expand_dims(xp.moveaxis(x, 0, -1), axis=axis) for x in (m, s)],
+                            axis=-1)
+
+        operands = [a, lead, ids, lead[axis]] + ([] if b is None else [b, lead])
+        packed = da.blockwise(state_block, lead + "yz", *operands, dtype=np.float64,
+                              new_axes={"y": k, "z": 2}, adjust_chunks={lead[axis]: 1},
+                              concatenate=True, meta=np.empty((0,) * (a.ndim + 2)))
+
+        def merge_blocks(block: Any, axis: Any = None, keepdims: bool = True,
+                         computing_meta: bool = False) -> Any:
+            if computing_meta:
+                return block
+            xp = dask_tree.block_executor(block).xp
+            with np.errstate(all="ignore"):
+                m, s = segment.merge_along(xp, block[..., 0], block[..., 1], axis[0], tau)
+            return xp.stack([m, s], axis=-1)
+
+        merged = da.reduction(packed, lambda x, axis, keepdims: x, merge_blocks, axis=axis,
+                              keepdims=True, dtype=np.float64, combine=merge_blocks,
+                              concatenate=True, meta=packed._meta)
+        return da.moveaxis(da.squeeze(merged, axis=axis), -2, axis)
+
+    def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, sorted: bool, func: str) -> Any:
+        """One pass: see `_segment_state`; ``sorted`` is only a hint."""
+        a, ids, k, axis, b, tau = self._segment_operands(a, ids, num_segments, axis, b,
+                                                         temperature, func)
+
+        def finish_block(block: Any) -> Any:
+            xp = dask_tree.block_executor(block).xp
+            with np.errstate(all="ignore"):
+                return segment.finalize(xp, block[..., 0], block[..., 1], tau)
+
+        state = self._segment_state(a, ids, k, axis, b, tau)
+        return da.map_blocks(finish_block, state, dtype=np.float64,
+                             drop_axis=a.ndim).astype(a.dtype)
+
+    def segment_normalized(self, a: Any, ids: Any, num_segments: Any, axis: Any,
+                           temperature: Any, sorted: bool, func: str, log: bool) -> Any:
+        """Two passes, as `softmax`: the segments' ``(m, s)``, then each chunk normalized
+        by its elements' segments' (blockwise, `segment.normalized_from`)."""
+        a, ids, k, axis, _, tau = self._segment_operands(a, ids, num_segments, axis, None,
+                                                         temperature, func)
+        state = self._segment_state(a, ids, k, axis, None, tau)
+        lead = "".join(chr(ord("a") + i) for i in range(a.ndim))
+
+        def normalized_block(ab: Any, ib: Any, sb: Any) -> Any:
+            xp = dask_tree.block_executor(ab).xp
+            ms = xp.take(xp.moveaxis(sb, axis, 0), ib, axis=0)
+            with np.errstate(all="ignore"):
+                out = segment.normalized_from(xp, xp.moveaxis(ab, axis, 0), ms[..., 0],
+                                              ms[..., 1], tau, log)
+            return xp.astype(xp.moveaxis(out, 0, axis), ab.dtype)
+
+        seg = lead[:axis] + "y" + lead[axis + 1:]
+        return da.blockwise(normalized_block, lead, a, lead, ids, lead[axis], state, seg + "z",
+                            dtype=a.dtype, concatenate=True)
 
 
 def _packed_average(xp: Any, state: softaverage.Average) -> Any:

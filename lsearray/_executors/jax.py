@@ -97,6 +97,17 @@ class JaxExecutor(ArrayAPIExecutor):
 
         return jax.lax.stop_gradient(y)
 
+    def segment_max(self, x: Any, ids: Any, k: int) -> Any:
+        import jax
+
+        # k static, as jit needs; ids out of [0, k) are dropped (they cannot be checked traced)
+        return jax.ops.segment_max(x, ids, num_segments=k)
+
+    def segment_sum(self, x: Any, ids: Any, k: int) -> Any:
+        import jax
+
+        return jax.ops.segment_sum(x, ids, num_segments=k)
+
     def map_row_blocks(self, f: Any, a: Any, rows: int) -> Any:
         """One loop body for XLA to compile, however many rows (``lax.map`` in batches)."""
         import jax

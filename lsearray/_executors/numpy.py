@@ -9,7 +9,7 @@ import numpy as np
 from array_api_compat import numpy as np_compat
 
 import lsecore
-from lsearray._executors import matmul, numpy_softmax, partials
+from lsearray._executors import matmul, numpy_segment, numpy_softmax, partials, segment
 from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.numpy_reduce import Finalized, reduce
@@ -228,6 +228,47 @@ class NumPyExecutor(partials.PartialAlgebra):
         if not return_sign:
             out = np.where(sign < 0, math.nan, out)
         return tuple(narrowed(np.asarray(x), dtype)[()] for x in (out, sign))
+
+    def readable(self, x: Any) -> bool:
+        return True
+
+    def stop_gradient(self, y: Any) -> Any:
+        return y
+
+    def segment_max(self, x: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+        """The max of the rows of ``x`` in each of ``k`` segments, in float64 (-inf for none)."""
+        out = np.full((k,) + x.shape[1:], -math.inf)
+        np.maximum.at(out, ids, x)
+        return out
+
+    def segment_sum(self, x: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+        """The sum of the rows of ``x`` in each of ``k`` segments, in float64."""
+        out = np.zeros((k,) + x.shape[1:])
+        np.add.at(out, ids, x)
+        return out
+
+    def _segment_operands(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, func: str) -> tuple[segment.Segmented, np.ndarray, Any]:
+        """The checked operands with ``a`` as the kernel reads it (float32 or float64, the
+        axis back in place), and the result's dtype."""
+        p = segment.prepared(self, a, ids, num_segments, axis, b, temperature, func)
+        dtype = p.a.dtype
+        x = np.moveaxis(p.a, 0, p.axis)
+        x = x.astype(np.float32) if x.dtype.itemsize < 4 else x
+        ids = np.ascontiguousarray(p.ids, dtype=np.intp)
+        b = None if p.b is None else np.moveaxis(p.b, 0, p.axis).astype(np.float64, copy=False)
+        return p._replace(ids=ids, b=b), x, dtype
+
+    def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, sorted: bool, func: str) -> Any:
+        p, x, dtype = self._segment_operands(a, ids, num_segments, axis, b, temperature, func)
+        out = numpy_segment.logsumexp(x, p.ids, p.k, p.axis, p.b, p.tau, sorted)
+        return narrowed(out, dtype)
+
+    def segment_normalized(self, a: Any, ids: Any, num_segments: Any, axis: Any,
+                           temperature: Any, sorted: bool, func: str, log: bool) -> Any:
+        p, x, dtype = self._segment_operands(a, ids, num_segments, axis, None, temperature, func)
+        return narrowed(numpy_segment.normalized(x, p.ids, p.k, p.axis, p.tau, sorted, log), dtype)
 
     def real_floating(self, x: Any, name: str, func: str) -> tuple[Any, ArrayAPIExecutor, Any]:
         """``x`` as a float64 array, the array-API executor on NumPy that computes on it

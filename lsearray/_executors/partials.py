@@ -16,7 +16,7 @@ import lsecore
 from lsearray._executors.array_api_lse import (
     expm1_sums, gap_to_max, log_of_sums, near_max_mean, partial_sums, rebase_expm1_sums,
 )
-from lsearray._executors import softaverage
+from lsearray._executors import segment, softaverage
 from lsearray._executors.scale import times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, weight_exponent
 
@@ -441,6 +441,22 @@ class PartialAlgebra:
         with self.quiet():
             lse, avg = softaverage.finalize(self.xp, state, axis, tau)
         return self.scalar_if_0d(lse), self.scalar_if_0d(avg)
+
+    def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, sorted: bool, func: str) -> Any:
+        """`lsearray.segment_logsumexp` by `segment.state` on this executor's scatters
+        (``sorted`` is only a hint, which these do not need)."""
+        p = segment.prepared(self, a, ids, num_segments, axis, b, temperature, func)
+        with self.quiet():
+            m, s = segment.state(self, p)
+            return segment.restored(self.xp, segment.finalize(self.xp, m, s, p.tau), p.axis)
+
+    def segment_normalized(self, a: Any, ids: Any, num_segments: Any, axis: Any,
+                           temperature: Any, sorted: bool, func: str, log: bool) -> Any:
+        """`lsearray.segment_softmax` (``log`` False) or `segment_log_softmax`."""
+        p = segment.prepared(self, a, ids, num_segments, axis, None, temperature, func)
+        with self.quiet():
+            return segment.restored(self.xp, segment.normalized(self, p, log), p.axis)
 
     def scalar_if_0d(self, x: Any) -> Any:
         """Other libraries keep 0-d arrays; NumPy's executor makes them scalars."""

@@ -124,6 +124,19 @@ class TorchExecutor(ArrayAPIExecutor):
     def stop_gradient(self, y: Any) -> Any:
         return y.detach()
 
+    def segment_max(self, x: Any, ids: Any, k: int) -> Any:
+        import torch
+
+        index = torch.reshape(ids, (-1,) + (1,) * (x.ndim - 1)).expand(x.shape)
+        out = torch.full((k,) + tuple(x.shape[1:]), -math.inf, dtype=x.dtype, device=x.device)
+        return out.scatter_reduce(0, index, x, "amax", include_self=True)
+
+    def segment_sum(self, x: Any, ids: Any, k: int) -> Any:
+        import torch
+
+        out = torch.zeros((k,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        return out.index_add(0, ids, x)
+
     def quiet(self) -> Any:
         # torch does not consult NumPy's error state, and dynamo cannot trace numpy.errstate
         return contextlib.nullcontext()
