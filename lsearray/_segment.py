@@ -39,8 +39,10 @@ def segment_logsumexp(
     temperature : float, optional
         :math:`\tau > 0`, as in `logsumexp`.
     sorted : bool, optional
-        A promise that ``segment_ids`` are nondecreasing, which the kernel may use; the
-        results are the same either way.
+        A hint that ``segment_ids`` are nondecreasing: the NumPy kernel then reduces each
+        run of equal ids with its row loops, several times faster. The results are
+        right either way (ids out of order with ``sorted=True`` are only slower), and
+        agree within the accuracy bound, not always to the last bit.
 
     Returns
     -------
@@ -62,7 +64,9 @@ def segment_logsumexp(
 
     Notes
     -----
-    NumPy arrays run on the lsecore kernel; torch tensors on ``scatter_reduce`` and
+    NumPy arrays run on the lsecore kernel: each element is read once into its segment's
+    partial, in any order of the ids, and each result is within an ulp (see the user
+    guide's limits for the speed of ids in random order). torch tensors on ``scatter_reduce`` and
     ``index_add`` (differentiable by autograd), JAX arrays on ``jax.ops.segment_max`` and
     ``jax.ops.segment_sum`` (under ``jax.jit`` too, and ``jax.grad``); other array API
     libraries, which the standard gives no scatter, through a one-hot mask of
