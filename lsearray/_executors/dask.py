@@ -365,7 +365,7 @@ class DaskExecutor(ArrayAPIExecutor):
             p = segment.Segmented(xp.moveaxis(ab, axis, 0), ib, k, axis,
                                   None if bb is None else xp.moveaxis(bb, axis, 0), tau)
             with ex.quiet():
-                m, s = segment.state(ex, p)
+                m, s = ex.segment_state(p)
             # (k, rest) to (rest with a length-1 axis at ``axis``, k, 2)
             return xp.stack([xp.expand_dims(xp.moveaxis(x, 0, -1), axis=axis) for x in (m, s)],
                             axis=-1)

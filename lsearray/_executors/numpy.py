@@ -247,6 +247,20 @@ class NumPyExecutor(partials.PartialAlgebra):
         np.add.at(out, ids, x)
         return out
 
+    def segment_state(self, p: segment.Segmented) -> tuple[np.ndarray, np.ndarray]:
+        """Each segment's ``(m, s)``, in float64: without weights, the kernel's log-sum-exp
+        (one read, within an ulp) as ``m`` with ``s`` 1 (0 for an empty segment, inf for a
+        ``+inf`` one, nan for a nan one); weights, which may make a chunk's sum negative,
+        take the scatters."""
+        if p.b is not None:
+            return super().segment_state(p)
+        x = p.a if p.a.dtype == np.float64 else p.a.astype(np.float64)  # merged in float64
+        lse = numpy_segment.logsumexp(x, np.ascontiguousarray(p.ids, dtype=np.intp), p.k, 0,
+                                      None, p.tau, False)
+        s = np.where(lse == -math.inf, 0.0, np.where(lse == math.inf, math.inf, 1.0))
+        s[np.isnan(lse)] = math.nan
+        return lse, s
+
     def _segment_operands(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
                           temperature: Any, func: str) -> tuple[segment.Segmented, np.ndarray, Any]:
         """The checked operands with ``a`` as the kernel reads it (float32 or float64, the

@@ -442,13 +442,17 @@ class PartialAlgebra:
             lse, avg = softaverage.finalize(self.xp, state, axis, tau)
         return self.scalar_if_0d(lse), self.scalar_if_0d(avg)
 
+    def segment_state(self, p: segment.Segmented) -> tuple[Any, Any]:
+        """Each segment's ``(m, s)`` (`segment.state`), which dask's tree merges."""
+        return segment.state(self, p)
+
     def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
                           temperature: Any, sorted: bool, func: str) -> Any:
         """`lsearray.segment_logsumexp` by `segment.state` on this executor's scatters
         (``sorted`` is only a hint, which these do not need)."""
         p = segment.prepared(self, a, ids, num_segments, axis, b, temperature, func)
         with self.quiet():
-            m, s = segment.state(self, p)
+            m, s = self.segment_state(p)
             return segment.restored(self.xp, segment.finalize(self.xp, m, s, p.tau), p.axis)
 
     def segment_normalized(self, a: Any, ids: Any, num_segments: Any, axis: Any,
