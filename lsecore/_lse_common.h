@@ -117,6 +117,9 @@ static const double LSE_INV_FACT[16] = {
  *   lse512_exp_f32    x <= 0, 2^-50 (or 2^-34): the AVX-512 float32 terms, cheaper.
  *   lse_exp_dd        |x| < 708, 2^-60, as hi + lo: rescales and the finalizer's Newton
  *                     step (lse512_exp_dd lane by lane).
+ *   lse512_exp_dd_tab x + xl <= 0, about 2^-63, as hi + lo, from a 16-entry table: the
+ *                     AVX-512 pairs' and scans' terms, whose rounding test needs the low
+ *                     part (_lse_avx512_math.h).
  *   lse_exp_exact     2^-104 in double-double: the accurate tier (_lse_exact.h).
  * The portable and AVX-512 paths differ in the last bits of a term, below what either
  * promises of a result; each path is deterministic.
