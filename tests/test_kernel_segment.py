@@ -209,3 +209,20 @@ def test_softmax_outputs_below_the_shifts_reach():
     for rows in ([0, 1], [2, 3]):
         exact = mp_softmax_slice(a[rows])
         assert max(ulp_error(g, e, np.float64) for g, e in zip(got[rows], exact)) <= 2.0
+
+
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+def test_long_segments_sum_compensated(order):
+    """A term e^50 first, then 30,000 terms each e^-40 of it, below half an ulp of a running
+    float64 sum, in each of two segments: a plain sum would lose all of them (tens of ulps of
+    the result, 50 + 1.3e-13), and nothing here is flagged for the accurate tier; the
+    partials' compensated sums keep every one."""
+    rng = kernel_rng(f"segment-long-{order}")
+    n = 30_000
+    a = np.concatenate([[50.0, 50.0], 10.0 + rng.uniform(0.0, 1e-3, 2 * n)])
+    ids = np.concatenate([[0, 1], rng.integers(0, 2, 2 * n)])
+    if order == "sorted":
+        perm = np.argsort(ids, kind="stable")
+        a, ids = a[perm], ids[perm]
+    got = numpy_segment.logsumexp(a, ids, 2, 0, None, 1.0, order == "sorted")
+    assert _worst_ulp(got, a, ids, 2) <= 1.0
