@@ -122,8 +122,8 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
                              f"{tuple(b.shape)}")
         dtype = xp.result_type(a.dtype, b.dtype)
         a = xp.astype(a, dtype, copy=False)
-        b = xp.moveaxis(xp.broadcast_to(xp.astype(b, dtype, copy=False), tuple(a.shape)), axis, 0)
-    return Segmented(xp.moveaxis(a, axis, 0), ids, k, axis, b, tau)
+        b = _to_front(xp, xp.broadcast_to(xp.astype(b, dtype, copy=False), tuple(a.shape)), axis)
+    return Segmented(_to_front(xp, a, axis), ids, k, axis, b, tau)
 
 
 def _gathered(xp: ModuleType, x: Any, ids: Any) -> Any:
@@ -186,7 +186,13 @@ def normalized(ex: Any, p: Segmented, log: bool) -> Any:
     return normalized_from(xp, p.a, _gathered(xp, m, p.ids), _gathered(xp, s, p.ids), p.tau, log)
 
 
+def _to_front(xp: ModuleType, x: Any, axis: int) -> Any:
+    """``x`` with ``axis`` moved to the front; itself where it is there already (torch's
+    vmap has no batching rule for moveaxis)."""
+    return x if axis == 0 else xp.moveaxis(x, axis, 0)
+
+
 def restored(xp: ModuleType, x: Any, axis: int) -> Any:
     """A result back with its segment axis at ``axis``."""
-    return xp.moveaxis(x, 0, axis)
+    return x if axis == 0 else xp.moveaxis(x, 0, axis)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
-from lsearray._executors import torch_ops
+from lsearray._executors import segment, torch_ops
 from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan
 from lsearray._executors.random import from_uniform, is_seed, type_name
 
@@ -44,7 +44,9 @@ class TorchExecutor(ArrayAPIExecutor):
     CPU tensors of float32 or float64 (float16 and bfloat16 through float32), of any
     strides, with a temperature given as a Python number, run on the kernel, which reads
     the tensors in place through NumPy views; so do weighted ``logsumexp`` calls whose
-    weights are a CPU tensor of ``a``'s dtype, float32 or float64. Where no gradient is
+    weights are a CPU tensor of ``a``'s dtype, float32 or float64, and the unweighted
+    segment functions (``segment_logsumexp``, ``segment_softmax``,
+    ``segment_log_softmax``) outside function transforms. Where no gradient is
     recorded (no input requires one, or under `torch.no_grad` and
     `torch.inference_mode`), outside `torch.compile`, tracing and function transforms,
     the kernel is called at once; otherwise through the ``torch.ops.lsearray``
@@ -123,6 +125,27 @@ class TorchExecutor(ArrayAPIExecutor):
 
     def stop_gradient(self, y: Any) -> Any:
         return y.detach()
+
+    def segment_logsumexp(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
+                          temperature: Any, sorted: bool, func: str) -> Any:
+        tau = torch_ops.kernel_tau(temperature)
+        if b is not None or tau is None or not torch_ops.segment_on_kernel(a):
+            return super().segment_logsumexp(a, ids, num_segments, axis, b, temperature, sorted,
+                                             func)
+        p = segment.prepared(self, a, ids, num_segments, axis, None, temperature, func)
+        # the axis back in place (a view): the kernel reads the tensor as NumPy's call would
+        return torch_ops.segment_logsumexp(segment.restored(self.xp, p.a, p.axis), p.ids, p.k,
+                                           p.axis, tau, sorted)
+
+    def segment_normalized(self, a: Any, ids: Any, num_segments: Any, axis: Any,
+                           temperature: Any, sorted: bool, func: str, log: bool) -> Any:
+        tau = torch_ops.kernel_tau(temperature)
+        if tau is None or not torch_ops.segment_on_kernel(a):
+            return super().segment_normalized(a, ids, num_segments, axis, temperature, sorted,
+                                              func, log)
+        p = segment.prepared(self, a, ids, num_segments, axis, None, temperature, func)
+        return torch_ops.segment_normalized(segment.restored(self.xp, p.a, p.axis), p.ids, p.k,
+                                            p.axis, tau, sorted, log)
 
     def segment_max(self, x: Any, ids: Any, k: int) -> Any:
         import torch

@@ -11,11 +11,13 @@ import numpy as np
 import torch
 
 import lsecore
+from lsearray._executors import numpy_segment
 from lsearray._executors.numpy import NumPyExecutor
 
 __all__ = [
     "is_concrete", "is_direct", "kernel_dims", "kernel_tau", "kernel_weights", "log_softmax",
-    "logcumsumexp", "logmeanexp", "logsumexp", "logsumexp_weighted", "sign_of", "softmax",
+    "logcumsumexp", "logmeanexp", "logsumexp", "logsumexp_weighted", "segment_logsumexp",
+    "segment_normalized", "segment_on_kernel", "sign_of", "softmax",
 ]
 
 _NUMPY = NumPyExecutor()
@@ -89,6 +91,15 @@ def kernel_weights(a: Any, b: Any) -> tuple[Any, Any] | None:
     except RuntimeError:
         return None
     return a.expand(shape), b.expand(shape)
+
+
+def segment_on_kernel(a: Any) -> bool:
+    """Whether the segment operators take ``a``: a dense CPU tensor of a floating dtype
+    the kernel computes in, at least 1-d, under no function transform (they have no vmap
+    rule)."""
+    return (isinstance(a, torch.Tensor) and a.is_cpu and a.dtype in _FLOATS
+            and a.layout is torch.strided and a.dim() > 0 and _untransformed(a)
+            and (torch.compiler.is_compiling() or not _is_wrapped(a)))
 
 
 def is_direct(a: torch.Tensor, b: torch.Tensor | None = None) -> bool:
@@ -207,6 +218,35 @@ def _scan_impl(a: torch.Tensor, dim: int, tau: float) -> torch.Tensor:
     return _tensor(out, a.dtype).contiguous()  # a copy only for results of strided input
 
 
+def _kernel_input(a: torch.Tensor) -> np.ndarray:
+    """``a`` as the segment loops read it: a NumPy view, float16 widened to float32."""
+    x = _array(a)
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _index(ids: torch.Tensor) -> np.ndarray:
+    """Segment ids (checked by the caller) as the kernel reads them: C-contiguous intp."""
+    return np.ascontiguousarray(ids.numpy(), dtype=np.intp)
+
+
+def _segment_impl(a: torch.Tensor, ids: torch.Tensor, k: int, dim: int, tau: float,
+                  sorted: bool) -> torch.Tensor:
+    """The log-sum-exp of each of ``k`` segments of ``a``'s dimension ``dim``, on the kernel."""
+    x, i = _kernel_input(a), _index(ids)
+    out = _on_kernel(a.numel(), lambda: numpy_segment.logsumexp(x, i, k, dim, None, tau, sorted))
+    return _tensor(out, a.dtype).contiguous()
+
+
+def _segment_normalize_impl(log: bool) -> Callable[..., torch.Tensor]:
+    """The CPU implementation of softmax (log_softmax) within segments, on the kernel."""
+    def impl(a: torch.Tensor, ids: torch.Tensor, k: int, dim: int, tau: float,
+             sorted: bool) -> torch.Tensor:
+        x, i = _kernel_input(a), _index(ids)
+        out = _on_kernel(a.numel(), lambda: numpy_segment.normalized(x, i, k, dim, tau, sorted, log))
+        return _tensor(out, a.dtype).contiguous()
+    return impl
+
+
 def _reduced_shape(a: torch.Tensor, dim: Sequence[int], keepdim: bool) -> list[Any]:
     """The shape of a reduction of ``a`` over ``dim``."""
     if keepdim:
@@ -230,10 +270,14 @@ _LIB.define("softmax(Tensor a, int[] dim, float tau) -> Tensor")
 _LIB.define("log_softmax(Tensor a, int[] dim, float tau) -> Tensor")
 _LIB.define("logsumexp_weighted(Tensor a, Tensor b, int[] dim, bool keepdim, float tau) -> (Tensor, Tensor)")
 _LIB.define("logcumsumexp(Tensor a, int dim, float tau) -> Tensor")
+for _name in ("segment_logsumexp", "segment_softmax", "segment_log_softmax"):
+    _LIB.define(f"{_name}(Tensor a, Tensor ids, int k, int dim, float tau, bool sorted) -> Tensor")
 _IMPL = {
     "logsumexp": _reduce_impl("logsumexp"), "logmeanexp": _reduce_impl("logmeanexp"),
     "softmax": _normalize_impl("softmax"), "log_softmax": _normalize_impl("log_softmax"),
     "logsumexp_weighted": _weighted_impl, "logcumsumexp": _scan_impl,
+    "segment_logsumexp": _segment_impl, "segment_softmax": _segment_normalize_impl(False),
+    "segment_log_softmax": _segment_normalize_impl(True),
 }
 for _name, _impl in _IMPL.items():
     _LIB.impl(_name, _impl, "CPU")
@@ -263,6 +307,18 @@ for _name in ("softmax", "log_softmax"):
     torch.library.register_fake(f"lsearray::{_name}", _normalize_fake, lib=_LIB)
 torch.library.register_fake("lsearray::logsumexp_weighted", _weighted_fake, lib=_LIB)
 torch.library.register_fake("lsearray::logcumsumexp", lambda a, dim, tau: a.new_empty(a.shape), lib=_LIB)
+
+
+def _segment_fake(a: torch.Tensor, ids: torch.Tensor, k: int, dim: int, tau: float,
+                  sorted: bool) -> torch.Tensor:
+    """The segments' log-sum-exps: ``a``'s shape with ``dim`` of length ``k``, C-contiguous."""
+    return a.new_empty([k if j == dim else n for j, n in enumerate(a.shape)])
+
+
+torch.library.register_fake("lsearray::segment_logsumexp", _segment_fake, lib=_LIB)
+for _name in ("segment_softmax", "segment_log_softmax"):
+    torch.library.register_fake(f"lsearray::{_name}",
+                                lambda a, ids, k, dim, tau, sorted: a.new_empty(a.shape), lib=_LIB)
 
 
 # Gradients. d/da tau log sum exp(a / tau) = softmax(a / tau), for the mean too; it is the
@@ -363,6 +419,69 @@ def _scan_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     return torch.where(a == -math.inf, 0.0, g), None, None
 
 
+def _segment_gathered(x: torch.Tensor, ids: torch.Tensor, dim: int) -> torch.Tensor:
+    """Each element's segment's entry of ``x`` (``dim`` of length k) along ``dim``."""
+    return x.index_select(dim, ids)
+
+
+def _segment_summed(x: torch.Tensor, ids: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """The sums of ``x`` over the ``k`` segments of ``dim``."""
+    shape = [k if j == dim else n for j, n in enumerate(x.shape)]
+    return x.new_zeros(shape).index_add(dim, ids, x)
+
+
+def _without_special_segments(g: torch.Tensor, a: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """`_without_infinite_slices` within segments (``top`` each element's segment's max,
+    or a result infinite or nan exactly where it is), and 0 too at the elements other than
+    nan of a segment that holds a nan, as the array-API code's gradients are."""
+    g = _without_infinite_slices(g, a, top)
+    if is_concrete(top) and not bool(torch.isnan(top).any()):
+        return g
+    return torch.where(torch.isnan(top) & ~torch.isnan(a), 0.0, g)
+
+
+def _setup_segment(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    a, ids, ctx.k, ctx.dim, ctx.tau, ctx.sorted = inputs
+    ctx.save_for_backward(a, ids, output)
+
+
+def _segment_backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    # the softmax within each segment (the kernel's operator), times the segment's gradient
+    a, ids, out = ctx.saved_tensors
+    weights = _call("segment_softmax", a, ctx.k, ctx.dim, ctx.tau, ctx.sorted, b=ids)
+    g = _segment_gathered(grad, ids, ctx.dim) * weights
+    return (_without_special_segments(g, a, _segment_gathered(out, ids, ctx.dim)),
+            None, None, None, None, None)
+
+
+def _setup_segment_normalize(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    a, ids, ctx.k, ctx.dim, ctx.tau, _ = inputs
+    ctx.save_for_backward(a, ids, output)
+
+
+def _segment_softmax_backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    # a segment whose outputs are nan (all -inf, or holding a +inf or a nan) has gradient 0,
+    # nan at its +inf and nan elements, as the array-API code's
+    a, ids, y = ctx.saved_tensors
+    total = _segment_gathered(_segment_summed(grad * y, ids, ctx.k, ctx.dim), ids, ctx.dim)
+    g = y * (grad - total) / ctx.tau
+    special = torch.where(torch.isnan(a) | (a == math.inf), math.nan, 0.0)
+    return torch.where(torch.isnan(y), special, g), None, None, None, None, None
+
+
+def _segment_log_softmax_backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    # as _log_softmax_backward, the segments' maxima telling -inf elements from the finite
+    # ones of a segment whose max is +inf
+    a, ids, y = ctx.saved_tensors
+    total = _segment_gathered(_segment_summed(grad, ids, ctx.k, ctx.dim), ids, ctx.dim)
+    g = (grad - torch.exp(y) * total) / ctx.tau
+    shape = [ctx.k if j == ctx.dim else n for j, n in enumerate(a.shape)]
+    index = ids.reshape([-1 if j == ctx.dim else 1 for j in range(a.dim())]).expand(a.shape)
+    top = a.new_full(shape, -math.inf).scatter_reduce(ctx.dim, index, a.detach(), "amax")
+    return (_without_special_segments(g, a, _segment_gathered(top, ids, ctx.dim)),
+            None, None, None, None, None)
+
+
 # name -> (setup_context, backward) of each operator's gradient
 _AUTOGRAD = {
     "logsumexp": (_setup_reduce, _reduce_backward), "logmeanexp": (_setup_reduce, _reduce_backward),
@@ -370,6 +489,9 @@ _AUTOGRAD = {
     "log_softmax": (_setup_log_softmax, _log_softmax_backward),
     "logsumexp_weighted": (_setup_weighted, _weighted_backward),
     "logcumsumexp": (_setup_scan, _scan_backward),
+    "segment_logsumexp": (_setup_segment, _segment_backward),
+    "segment_softmax": (_setup_segment_normalize, _segment_softmax_backward),
+    "segment_log_softmax": (_setup_segment_normalize, _segment_log_softmax_backward),
 }
 for _name, (_setup, _backward) in _AUTOGRAD.items():
     torch.library.register_autograd(f"lsearray::{_name}", _backward, setup_context=_setup, lib=_LIB)
@@ -486,3 +608,16 @@ def logsumexp_weighted(a: torch.Tensor, b: torch.Tensor, dim: list[int], keepdim
                        tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log|s|, sign s)`` of the ``b``-weighted sum of broadcast tensors, on the kernel."""
     return _call("logsumexp_weighted", a, dim, keepdim, tau, b=b)
+
+
+def segment_logsumexp(a: torch.Tensor, ids: torch.Tensor, k: int, dim: int, tau: float,
+                      sorted: bool) -> torch.Tensor:
+    """The log-sum-exp of each of ``k`` segments of a CPU tensor's dimension ``dim``
+    (``ids`` checked, in ``[0, k)``), on the kernel (see `segment_on_kernel`)."""
+    return _call("segment_logsumexp", a, k, dim, tau, sorted, b=ids)
+
+
+def segment_normalized(a: torch.Tensor, ids: torch.Tensor, k: int, dim: int, tau: float,
+                       sorted: bool, log: bool) -> torch.Tensor:
+    """softmax (log_softmax with ``log``) within segments of a CPU tensor, on the kernel."""
+    return _call("segment_log_softmax" if log else "segment_softmax", a, k, dim, tau, sorted, b=ids)
