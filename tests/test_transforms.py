@@ -56,6 +56,10 @@ CASES = {
     "gumbel_softmax": lambda x: lsearray.gumbel_softmax(x, temperature=0.5, rng=0),
     "gumbel_topk": lambda x: lsearray.gumbel_topk(x, 3, rng=0),
     "OnlineLogSumExp": _stream,
+    # rows 0 and 2 one segment, row 1 another (ids as NumPy: static under jit and vmap)
+    "segment_logsumexp": lambda x: lsearray.segment_logsumexp(x, np.array([0, 1, 0]), 2),
+    "segment_softmax": lambda x: lsearray.segment_softmax(x, np.array([0, 1, 0]), 2),
+    "segment_log_softmax": lambda x: lsearray.segment_log_softmax(x, np.array([0, 1, 0]), 2),
 }
 INDICES = ("categorical", "gumbel_topk")  # samplers of indices: nothing to differentiate
 DIFFERENTIABLE = [name for name in CASES if name not in INDICES]
@@ -69,6 +73,11 @@ def _softmax(z, axis):
 def _log(x):
     with np.errstate(divide="ignore"):  # log 0: the -inf of what was left out
         return np.log(x)
+
+
+def _segment_sums(e):
+    """The sums of the rows of ``e`` in the segments of the ids [0, 1, 0]."""
+    return np.stack([e[0] + e[2], e[1]])
 
 
 def _masked_softmax(z, mask):
@@ -100,6 +109,9 @@ REFERENCES = {
     "gumbel_softmax": lambda x, g: _softmax((x + g) / 0.5, -1),
     "gumbel_topk": lambda x, g: np.argsort(-(x + g), axis=-1)[..., :3],
     "OnlineLogSumExp": lambda x, g: np.log(np.exp(x).sum(axis=0)),
+    "segment_logsumexp": lambda x, g: np.log(_segment_sums(np.exp(x))),
+    "segment_softmax": lambda x, g: np.exp(x) / _segment_sums(np.exp(x))[[0, 1, 0]],
+    "segment_log_softmax": lambda x, g: x - np.log(_segment_sums(np.exp(x)))[[0, 1, 0]],
 }
 
 

@@ -106,7 +106,9 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     device = ex.operand_device(a, b)
     a = real_array(xp, a, "a", func, device)
     axis = axis_of(axis, a.ndim, tuple(a.shape), func)
-    readable = ex.readable(a) and (not is_array_api_obj(ids) or ex.readable(ids))
+    # ids of another library (NumPy ids beside torch or JAX arrays) are concrete values
+    readable = ex.readable(a) and (not is_array_api_obj(ids) or array_namespace(ids) is not xp
+                                   or ex.readable(ids))
     ids, k = checked_ids(xp, ids, a.shape[axis], num_segments, readable, func, device)
     # the default integer: what every library's scatter and take accept as indices
     index = xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
