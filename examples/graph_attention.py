@@ -1,6 +1,6 @@
 r"""
 Graph attention: each node's incoming edges normalized by a segment softmax
-==========================================================================
+===========================================================================
 
 A random directed graph of 200 nodes and 3000 edges, listed in no order, with attention scores
 reaching about 850.

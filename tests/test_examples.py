@@ -40,6 +40,17 @@ def test_every_example_has_a_promise():
                                    f"promises without a script: {set(PROMISES) - names}"
 
 
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_gallery_title_is_valid_rst(script):
+    # sphinx-gallery renders the docstring's first line as the page title; an underline shorter
+    # than it is a docutils warning, an error in the documentation build.
+    lines = script.read_text().splitlines()
+    assert lines[0] in ('"""', 'r"""'), f"{script.name}: the docstring does not open the file"
+    title, underline = lines[1], lines[2]
+    assert set(underline) == {"="} and len(underline) >= len(title), \
+        f"{script.name}: the title {title!r} needs an '=' underline of at least {len(title)} characters"
+
+
 @pytest.fixture(scope="module")
 def no_matplotlib(tmp_path_factory):
     """A folder whose ``matplotlib`` package fails to import, to put first on PYTHONPATH."""
