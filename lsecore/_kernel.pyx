@@ -9,7 +9,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 __all__ = ["accumulate", "accumulate_weighted", "build_info", "exact_rows", "exp_shifted", "finalize",
-           "logaddexp", "logdiffexp", "matmul_finish", "max_threads", "merge", "normalize",
+           "id_range", "logaddexp", "logdiffexp", "matmul_finish", "max_threads", "merge", "normalize",
            "reduce_finalized", "refine_flags", "scan", "segment_exact", "segment_finalize",
            "segment_normalize", "segment_partials", "set_max_threads", "simd", "softmax_rows",
            "xla_handlers"]
@@ -1787,3 +1787,19 @@ def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not 
                         lse_segment_normalize_f(&a[o, r, 0], ai, &out[o, r, 0], oi, n2, gm,
                                                 gm + width, gm + 2 * width, tau, log_mode)
     free(buf)
+
+
+def id_range(const int64_t[::1] ids not None):
+    """``(min(ids), max(ids))`` in one read, as Python ints; ``(0, -1)`` for no ids (the range
+    of segment ids that a segment reduction checks before it writes a partial)."""
+    cdef Py_ssize_t i, n = ids.shape[0]
+    cdef int64_t lo, hi, v
+    if n == 0:
+        return 0, -1
+    lo = hi = ids[0]
+    with nogil:
+        for i in range(n):
+            v = ids[i]
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+    return lo, hi

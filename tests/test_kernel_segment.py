@@ -226,3 +226,16 @@ def test_long_segments_sum_compensated(order):
         a, ids = a[perm], ids[perm]
     got = numpy_segment.logsumexp(a, ids, 2, 0, None, 1.0, order == "sorted")
     assert _worst_ulp(got, a, ids, 2) <= 1.0
+
+
+@pytest.mark.parametrize("ids", [
+    [3, -2, 7, 1], [5], [np.iinfo(np.int64).max, np.iinfo(np.int64).min, 0],
+    list(range(1000, 0, -1)) + [0] + list(range(2000)),
+])
+def test_id_range_is_min_and_max(ids):
+    ids = np.array(ids, dtype=np.int64)
+    assert numpy_segment.id_range(ids) == (int(ids.min()), int(ids.max()))
+
+
+def test_id_range_of_no_ids_is_empty():
+    assert numpy_segment.id_range(np.empty(0, dtype=np.int64)) == (0, -1)

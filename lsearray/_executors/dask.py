@@ -324,6 +324,11 @@ class DaskExecutor(ArrayAPIExecutor):
             lse, avg = self.xp.squeeze(lse, axis=axis), self.xp.squeeze(avg, axis=axis)
         return lse, avg
 
+    def id_range(self, ids: Any) -> tuple[int, int]:
+        """``(min(ids), max(ids))`` computed together: one pass over the ids' graph."""
+        low, high = da.compute(da.min(ids), da.max(ids))
+        return int(low), int(high)
+
     def _segment_operands(self, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any,
                           temperature: Any, func: str) -> tuple[Any, Any, int, int, Any, float]:
         """``(a, ids, k, axis, b, tau)`` checked: ``ids`` a dask array chunked like ``a``'s
@@ -335,7 +340,8 @@ class DaskExecutor(ArrayAPIExecutor):
                                "a", func, None)
         axis = segment.axis_of(axis, a.ndim, tuple(a.shape), func)
         ids = ids if isinstance(ids, da.Array) else da.asarray(ids)
-        ids, k = segment.checked_ids(xp, ids, a.shape[axis], num_segments, True, func, None)
+        ids, k = segment.checked_ids(xp, ids, a.shape[axis], num_segments, True, func, None,
+                                     self.id_range)
         a = _without_empty_chunks(a)
         ids = ids.rechunk((a.chunks[axis],))
         if b is not None:

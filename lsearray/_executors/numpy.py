@@ -247,6 +247,13 @@ class NumPyExecutor(partials.PartialAlgebra):
         np.add.at(out, ids, x)
         return out
 
+    def id_range(self, ids: Any) -> tuple[int, int]:
+        """``(min(ids), max(ids))``: in one read on the kernel where ``ids`` are contiguous
+        int64, the common case."""
+        if ids.dtype == np.int64 and ids.flags.c_contiguous:
+            return numpy_segment.id_range(ids)
+        return super().id_range(ids)
+
     def segment_state(self, p: segment.Segmented) -> tuple[np.ndarray, np.ndarray]:
         """Each segment's ``(m, s)``, in float64: without weights, the kernel's log-sum-exp
         (one read, within an ulp) as ``m`` with ``s`` 1 (0 for an empty segment, inf for a

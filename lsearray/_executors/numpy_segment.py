@@ -9,7 +9,9 @@ import numpy as np
 from lsearray._executors.narrow import narrowed
 from lsecore import _kernel
 
-__all__ = ["logsumexp", "normalized"]
+__all__ = ["id_range", "logsumexp", "normalized"]
+
+id_range = _kernel.id_range
 
 
 def _as_3d(x: np.ndarray, axis: int) -> np.ndarray:

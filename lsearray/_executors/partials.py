@@ -442,6 +442,10 @@ class PartialAlgebra:
             lse, avg = softaverage.finalize(self.xp, state, axis, tau)
         return self.scalar_if_0d(lse), self.scalar_if_0d(avg)
 
+    def id_range(self, ids: Any) -> tuple[int, int]:
+        """``(min(ids), max(ids))`` of non-empty segment ids, as Python ints."""
+        return segment.id_range(self.xp, ids)
+
     def segment_state(self, p: segment.Segmented) -> tuple[Any, Any]:
         """Each segment's ``(m, s)`` (`segment.state`), which dask's tree merges."""
         return segment.state(self, p)

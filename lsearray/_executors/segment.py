@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from types import ModuleType
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -12,8 +13,8 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from lsearray._validation import bad_axis, temperature_value
 
-__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "merge_along", "normalized", "normalized_from",
-           "prepared", "real_array", "restored", "shift", "state"]
+__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "id_range", "merge_along", "normalized",
+           "normalized_from", "prepared", "real_array", "restored", "shift", "state"]
 
 
 class Segmented(NamedTuple):
@@ -63,10 +64,18 @@ def axis_of(axis: Any, ndim: int, shape: tuple, func: str) -> int:
     return axis % ndim
 
 
+def id_range(xp: ModuleType, ids: Any) -> tuple[int, int]:
+    """``(min(ids), max(ids))`` of non-empty ``ids`` as Python ints, by the namespace's
+    reductions (an executor may read both in one pass: its ``id_range``)."""
+    return int(xp.min(ids)), int(xp.max(ids))
+
+
 def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: bool, func: str,
-         device: Any) -> tuple[Any, int]:
+                device: Any, bounds: Callable[[Any], tuple[int, int]] | None = None
+                ) -> tuple[Any, int]:
     """``ids`` checked (1-d, integer, of length ``n``, and where their values can be read
-    in ``[0, num_segments)``) and the number of segments."""
+    in ``[0, num_segments)``, their range from ``bounds``, `id_range` by default) and the
+    number of segments."""
     ids = _as_array(xp, ids, device)
     if not xp.isdtype(ids.dtype, "integral"):
         raise TypeError(f"{func}: segment_ids must be integers; got an array of dtype {ids.dtype}")
@@ -88,7 +97,7 @@ def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: b
             raise ValueError(f"{func}: num_segments must be given (a static int) when segment_ids "
                              "are traced, as for jax.ops.segment_sum")
         return ids, num_segments
-    low, high = (int(xp.min(ids)), int(xp.max(ids))) if n else (0, -1)
+    low, high = (bounds(ids) if bounds is not None else id_range(xp, ids)) if n else (0, -1)
     if num_segments is None:
         num_segments = high + 1
     if low < 0 or high >= num_segments:
@@ -109,7 +118,8 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     # ids of another library (NumPy ids beside torch or JAX arrays) are concrete values
     readable = ex.readable(a) and (not is_array_api_obj(ids) or array_namespace(ids) is not xp
                                    or ex.readable(ids))
-    ids, k = checked_ids(xp, ids, a.shape[axis], num_segments, readable, func, device)
+    ids, k = checked_ids(xp, ids, a.shape[axis], num_segments, readable, func, device,
+                         ex.id_range)
     # the default integer: what every library's scatter and take accept as indices
     index = xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
     ids = ids if ids.dtype == index else xp.astype(ids, index)
