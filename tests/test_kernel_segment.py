@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import lsecore
+import lsearray
 from kernel_support import kernel_rng
 from lsearray._executors import numpy_segment
 from reference import mp_lse_slice, mp_softmax_slice, ulp_error
@@ -76,6 +77,42 @@ def test_weights(order):
     assert np.isnan(got[negative]).all()
     assert max(ulp_error(got[k], exact[k].value, np.float64)
                for k in np.flatnonzero(~negative)) <= 1.0
+
+
+@pytest.mark.parametrize("tau", [0.1, 3.0, 1e-3, 1e-20, 1e-300])
+@pytest.mark.parametrize("columns", [1, 2])
+def test_shift_grid_beyond_the_precision_of_x_over_tau(tau, columns):
+    """Where |x| / tau exceeds 2^61, a multiple of the grid cannot be placed near x: the
+    partial is shifted by x itself (elements, weighted columns and softmax alike)."""
+    rng = kernel_rng(f"segment-huge-{tau}-{columns}")
+    n, num_segments = 400, 150
+    a = rng.standard_normal(n) * tau * 2.0 ** rng.uniform(50, 70, n)
+    a[:100] = rng.standard_normal(100)               # ordinary data under a tiny temperature
+    ids = rng.integers(0, num_segments, n)
+    x = np.repeat(a[:, None], columns, axis=1)
+    b = None if columns == 1 else np.ones_like(x)    # two columns: the weighted rows loop
+    got = numpy_segment.logsumexp(x, ids, num_segments, 0, b, tau, False)
+    for j in range(columns):
+        assert _worst_ulp(got[:, j], a, ids, num_segments, tau=tau) <= 1.0
+    soft = lsearray.segment_softmax(a, ids, num_segments, temperature=tau)
+    for k in range(0, num_segments, 7):
+        rows = np.flatnonzero(ids == k)
+        exact = np.array([float(v) for v in mp_softmax_slice(a[rows], tau)])
+        np.testing.assert_allclose(soft[rows], exact, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("order", ["unsorted", "sorted"])
+def test_weighted_terms_overflowing_with_both_signs(order):
+    """Weights of 1e200 and -1e200 on terms up to e^500 above the shift: the fast sums
+    overflow to inf - inf, and the segment is recomputed, not left nan."""
+    a = np.array([0.0, 500.0, 400.0, 1.0, 2.0])
+    b = np.array([1.0, 1e200, -1e200, 1.0, 1.0])
+    ids = np.array([0, 0, 0, 1, 1])
+    for x, w in ((a, b), (np.stack([a, a], 1), np.stack([b, b], 1))):
+        got = numpy_segment.logsumexp(x, ids, 2, 0, w, 1.0, order == "sorted").reshape(2, -1)
+        for k in range(2):
+            exact = mp_lse_slice(a[ids == k], b[ids == k]).value
+            assert all(ulp_error(v, exact, np.float64) <= 1.0 for v in got[k])
 
 
 @pytest.mark.parametrize("order", ["unsorted", "sorted"])
