@@ -1461,6 +1461,7 @@ def matmul_finish(const double[:, :, :] p not None, const double[:, :] ma not No
 
 
 cdef extern from "_lse_segment.h" nogil:
+    void lse_segment_id_range(const int64_t *ids, Py_ssize_t n, int64_t *lo, int64_t *hi)
     void lse_segment_rows_d(const double *a, Py_ssize_t sr, Py_ssize_t sj, const double *b,
                             Py_ssize_t br, Py_ssize_t bj, const int64_t *seg, Py_ssize_t nr,
                             Py_ssize_t nj, double *P, double inv_tau, double itl,
@@ -1792,14 +1793,9 @@ def segment_normalize(const a_t[:, :, :] a not None, const int64_t[::1] ids not 
 def id_range(const int64_t[::1] ids not None):
     """``(min(ids), max(ids))`` in one read, as Python ints; ``(0, -1)`` for no ids (the range
     of segment ids that a segment reduction checks before it writes a partial)."""
-    cdef Py_ssize_t i, n = ids.shape[0]
-    cdef int64_t lo, hi, v
-    if n == 0:
+    cdef int64_t lo, hi
+    if ids.shape[0] == 0:
         return 0, -1
-    lo = hi = ids[0]
     with nogil:
-        for i in range(n):
-            v = ids[i]
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
+        lse_segment_id_range(&ids[0], ids.shape[0], &lo, &hi)
     return lo, hi
