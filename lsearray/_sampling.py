@@ -11,6 +11,7 @@ import numpy as np
 from array_api_compat import device as device_of
 
 from lsearray._delegation import Executor, executor
+from lsearray._executors.array_api_lse import finite_or_zero
 from lsearray._executors.random import is_seed
 from lsearray._softmax import softmax
 from lsearray._validation import bad_axis, flag, temperature_value
@@ -99,7 +100,7 @@ def _minus_max(x: Any, ax: int, xp: ModuleType) -> Any:
     """``x`` minus its max along ``ax``: the max's elements 0, so Gumbel noise added to them
     keeps its precision; where the max is +inf, the +inf elements 0 and the others -inf."""
     m = xp.max(x, axis=ax, keepdims=True)
-    shifted = x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    shifted = x - finite_or_zero(m, xp)
     top = xp.where(x == m, xp.zeros_like(x), xp.full_like(x, -math.inf))
     return xp.where(m == math.inf, top, shifted)
 

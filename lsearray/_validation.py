@@ -11,15 +11,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import device as device_of
-from array_api_compat import is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj
 from numpy.exceptions import AxisError
 from numpy.lib.array_utils import normalize_axis_tuple
 
 __all__ = [
-    "ArrayTemperature", "Prepared", "array_temperature", "as_real_array", "bad_axis", "broadcast_shape",
-    "complex_rejected", "device_mismatch", "flag", "mask_not_boolean", "not_numeric", "prepare",
-    "prepare_array_api", "promoted_dtype", "reduction_axes", "scan_axis", "temperature_not_scalar",
-    "temperature_value", "with_mask_weights",
+    "ArrayTemperature", "Prepared", "array_temperature", "as_namespace_array", "as_real_array",
+    "bad_axis", "broadcast_shape", "complex_rejected", "device_mismatch", "flag", "mask_not_boolean",
+    "not_numeric", "prepare", "prepare_array_api", "promoted_dtype", "real_floating",
+    "reduction_axes", "scan_axis", "temperature_not_scalar", "temperature_value",
+    "with_mask_weights",
 ]
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -46,6 +47,25 @@ def mask_not_boolean(func: str, dtype: Any) -> TypeError:
     """The error for a ``where`` mask that is not boolean."""
     return TypeError(f"{func} expects where as a boolean array (True: the element counts); "
                      f"got dtype {dtype}")
+
+
+def as_namespace_array(xp: ModuleType, x: Any, device: Any) -> Any:
+    """``x`` as an array of the namespace ``xp`` (on ``device`` where it is not None); an
+    array of it already is returned as it is, without a copy."""
+    if is_array_api_obj(x) and array_namespace(x) is xp:
+        return x
+    return xp.asarray(x) if device is None else xp.asarray(x, device=device)
+
+
+def real_floating(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
+    """``x`` as a real floating array of ``xp``: integer and bool as the namespace's default
+    real floating dtype, complex refused."""
+    x = as_namespace_array(xp, x, device)
+    if xp.isdtype(x.dtype, "complex floating"):
+        raise TypeError(f"{func}: {name} must be real; got an array of dtype {x.dtype}")
+    if not xp.isdtype(x.dtype, "real floating"):
+        x = xp.astype(x, xp.__array_namespace_info__().default_dtypes(device=device)["real floating"])
+    return x
 
 
 def complex_rejected(func: str, name: str, dtype: Any) -> TypeError:

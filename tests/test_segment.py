@@ -272,6 +272,28 @@ def test_dask_float32_stays_float32():
     assert got.dtype == np.float32 and got.compute().dtype == np.float32
 
 
+def test_dask_ids_range_checked_in_one_pass_over_them():
+    """Building the graph reads lazy ids once for their least and greatest value (both
+    bounds in one compute), and an id out of range fails there, naming the range."""
+    da = pytest.importorskip("dask.array")
+    import lsearray.dask
+
+    reads = []
+
+    def counted(block):
+        reads.append(block.shape)
+        return block
+
+    x = da.from_array(np.arange(6.0), chunks=2)
+    ids = da.from_array(np.array([0, 2, 0, 1, 0, 1]), chunks=3).map_blocks(counted)
+    reads.clear()                                    # map_blocks' call for the meta
+    lsearray.dask.segment_logsumexp(x, ids)
+    assert len(reads) == 2                           # each of the two chunks once
+    bad = da.from_array(np.array([0, 2, 0, -1, 0, 1]), chunks=3)
+    with pytest.raises(ValueError, match=r"got ids from -1 to 2"):
+        lsearray.dask.segment_logsumexp(x, bad)
+
+
 ERRORS = [
     (dict(ids=[0.0, 1.0, 0.0]), TypeError, "segment_ids must be integers"),
     (dict(ids=[[0, 1, 0]]), ValueError, r"segment_ids must be 1-d of length a.shape\[axis\] = 3; got shape \(1, 3\)"),

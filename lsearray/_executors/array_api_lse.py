@@ -13,7 +13,7 @@ from lsearray._executors.scale import Factor, divide, inverse, times
 from lsearray._executors.weights import ieee_sum, overflow_exponent, scaled_terms
 
 __all__ = [
-    "const", "expm1_sums", "gap_to_max", "infinite_terms", "log_abs_sum", "log_of_sums",
+    "const", "expm1_sums", "finite_or_zero", "gap_to_max", "infinite_terms", "log_abs_sum", "log_of_sums",
     "log_softmax", "logmeanexp", "logsumexp", "logsumexp_signed", "near_max_mean",
     "nothing_is_constant", "partial_sums", "readable", "rebase_expm1_sums", "shaped", "softmax",
 ]
@@ -36,6 +36,12 @@ def readable(x: Any, xp: ModuleType) -> bool:
 def const(value: float, like: Any, xp: ModuleType) -> Any:
     """``value`` as a 0-d array of ``like``'s dtype, on its device."""
     return xp.asarray(value, dtype=like.dtype, device=device_of(like))
+
+
+def finite_or_zero(m: Any, xp: ModuleType) -> Any:
+    """``m`` where it is finite, 0 elsewhere: a max as a shift that an infinite or nan max
+    does not turn into nan (their terms keep their own special values)."""
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
 def _is_complex(x: Any, xp: ModuleType) -> bool:
@@ -239,7 +245,7 @@ def partial_sums(
         # elements through the max: d/dm of m + log(w + t) is w / (w + t), split among
         # the ties by the max's own rule. (Weighted sums keep the two `where`s below: a
         # maximal term is its weight, not 1.)
-        shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        shift = finite_or_zero(m, xp)
         if _array_factor(inv_tau):
             # the product's gradient by the temperature is taken with the gaps: a -inf gap
             # would make it 0 * inf; the ties' terms are zeroed after the exponential
@@ -258,7 +264,7 @@ def partial_sums(
     if lazy:
         gaps = gap_to_max(a, m, top, xp)
     else:
-        gaps = a - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        gaps = a - finite_or_zero(m, xp)
     terms = xp.exp(times(gaps, inv_tau, xp))
     e: Any = 0
     if b is not None:
@@ -329,7 +335,7 @@ def log_of_sums(
     log_total = xp.where(((w == 0) & (t == 0)) | dead, xp.full_like(log_total, -math.inf), log_total)
     sign = xp.where(dead, xp.zeros_like(sign), sign)
     sign = xp.where(xp.isnan(log_total), xp.full_like(sign, math.nan), sign)
-    return xp.where(xp.isfinite(m), m, xp.zeros_like(m)), log_total, sign
+    return finite_or_zero(m, xp), log_total, sign
 
 
 def _real_log_sum(

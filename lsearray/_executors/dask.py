@@ -14,8 +14,8 @@ from lsearray._executors.array_api import ArrayAPIExecutor, directed_scan, numpy
 from lsearray._executors.narrow import narrowed
 from lsearray._executors.random import from_uniform, type_name
 from lsearray._validation import (
-    Prepared, complex_rejected, flag, scan_axis, temperature_not_scalar, temperature_value,
-    with_mask_weights,
+    Prepared, complex_rejected, flag, real_floating, scan_axis, temperature_not_scalar,
+    temperature_value, with_mask_weights,
 )
 
 __all__ = ["DaskExecutor"]
@@ -336,7 +336,7 @@ class DaskExecutor(ArrayAPIExecutor):
         checked at once, by a pass over them alone."""
         xp = self.xp
         tau = temperature_value(temperature, func)
-        a = segment.real_array(xp, _native(a if isinstance(a, da.Array) else da.asarray(a)),
+        a = real_floating(xp, _native(a if isinstance(a, da.Array) else da.asarray(a)),
                                "a", func, None)
         axis = segment.axis_of(axis, a.ndim, tuple(a.shape), func)
         ids = ids if isinstance(ids, da.Array) else da.asarray(ids)
@@ -345,7 +345,7 @@ class DaskExecutor(ArrayAPIExecutor):
         a = _without_empty_chunks(a)
         ids = ids.rechunk((a.chunks[axis],))
         if b is not None:
-            b = segment.real_array(xp, _native(b if isinstance(b, da.Array) else da.asarray(b)),
+            b = real_floating(xp, _native(b if isinstance(b, da.Array) else da.asarray(b)),
                                    "b", func, None)
             try:
                 shape = np.broadcast_shapes(a.shape, b.shape)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 import operator
-from types import ModuleType
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
-from lsearray._validation import bad_axis, temperature_value
+from lsearray._executors.array_api_lse import finite_or_zero
+from lsearray._validation import as_namespace_array, bad_axis, real_floating, temperature_value
 
 __all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "id_range", "merge_along", "normalized",
-           "normalized_from", "prepared", "real_array", "restored", "shift", "state"]
+           "normalized_from", "prepared", "restored", "state"]
 
 
 class Segmented(NamedTuple):
@@ -27,26 +28,6 @@ class Segmented(NamedTuple):
     axis: int
     b: Any
     tau: float
-
-
-def shift(xp: ModuleType, m: Any) -> Any:
-    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-
-
-def _as_array(xp: ModuleType, x: Any, device: Any) -> Any:
-    if is_array_api_obj(x) and array_namespace(x) is xp:
-        return x
-    return xp.asarray(x) if device is None else xp.asarray(x, device=device)
-
-
-def real_array(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
-    """``x`` real floating: integer and bool as the default real floating dtype."""
-    x = _as_array(xp, x, device)
-    if xp.isdtype(x.dtype, "complex floating"):
-        raise TypeError(f"{func}: {name} must be real; got an array of dtype {x.dtype}")
-    if not xp.isdtype(x.dtype, "real floating"):
-        x = xp.astype(x, xp.__array_namespace_info__().default_dtypes(device=device)["real floating"])
-    return x
 
 
 def axis_of(axis: Any, ndim: int, shape: tuple, func: str) -> int:
@@ -66,17 +47,16 @@ def axis_of(axis: Any, ndim: int, shape: tuple, func: str) -> int:
 
 def id_range(xp: ModuleType, ids: Any) -> tuple[int, int]:
     """``(min(ids), max(ids))`` of non-empty ``ids`` as Python ints, by the namespace's
-    reductions (an executor may read both in one pass: its ``id_range``)."""
+    reductions (executors that read both in one pass override ``id_range``)."""
     return int(xp.min(ids)), int(xp.max(ids))
 
 
 def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: bool, func: str,
-                device: Any, bounds: Callable[[Any], tuple[int, int]] | None = None
-                ) -> tuple[Any, int]:
+                device: Any, bounds: Callable[[Any], tuple[int, int]]) -> tuple[Any, int]:
     """``ids`` checked (1-d, integer, of length ``n``, and where their values can be read
-    in ``[0, num_segments)``, their range from ``bounds``, `id_range` by default) and the
-    number of segments."""
-    ids = _as_array(xp, ids, device)
+    in ``[0, num_segments)``, their range from ``bounds``: the executor's ``id_range``) and
+    the number of segments."""
+    ids = as_namespace_array(xp, ids, device)
     if not xp.isdtype(ids.dtype, "integral"):
         raise TypeError(f"{func}: segment_ids must be integers; got an array of dtype {ids.dtype}")
     if ids.ndim != 1 or ids.shape[0] != n:
@@ -97,7 +77,7 @@ def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: b
             raise ValueError(f"{func}: num_segments must be given (a static int) when segment_ids "
                              "are traced, as for jax.ops.segment_sum")
         return ids, num_segments
-    low, high = (bounds(ids) if bounds is not None else id_range(xp, ids)) if n else (0, -1)
+    low, high = bounds(ids) if n else (0, -1)
     if num_segments is None:
         num_segments = high + 1
     if low < 0 or high >= num_segments:
@@ -113,7 +93,7 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     xp = ex.xp
     tau = temperature_value(temperature, func)
     device = ex.operand_device(a, b)
-    a = real_array(xp, a, "a", func, device)
+    a = real_floating(xp, a, "a", func, device)
     axis = axis_of(axis, a.ndim, tuple(a.shape), func)
     # ids of another library (NumPy ids beside torch or JAX arrays) are concrete values
     readable = ex.readable(a) and (not is_array_api_obj(ids) or array_namespace(ids) is not xp
@@ -124,7 +104,7 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     index = xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
     ids = ids if ids.dtype == index else xp.astype(ids, index)
     if b is not None:
-        b = real_array(xp, b, "b", func, device)
+        b = real_floating(xp, b, "b", func, device)
         try:
             shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
         except ValueError:
@@ -149,7 +129,7 @@ def state(ex: Any, p: Segmented) -> tuple[Any, Any]:
     xp = ex.xp
     a = p.a if p.b is None else xp.where(p.b != 0, p.a, xp.full_like(p.a, -math.inf))
     m = ex.stop_gradient(ex.segment_max(a, p.ids, p.k))
-    w = xp.exp((p.a - _gathered(xp, shift(xp, m), p.ids)) / p.tau)
+    w = xp.exp((p.a - _gathered(xp, finite_or_zero(m, xp), p.ids)) / p.tau)
     if p.b is not None:
         w = xp.where(p.b == 0, xp.zeros_like(w), p.b * w)
     return m, ex.segment_sum(w, p.ids, p.k)
@@ -160,7 +140,7 @@ def finalize(xp: ModuleType, m: Any, s: Any, tau: float) -> Any:
     for an infinite one; the log only of positive sums (no warning, no nan gradient)."""
     positive = s > 0
     special = xp.where(s == 0, xp.full_like(s, -math.inf), xp.full_like(s, math.nan))
-    return xp.where(positive, shift(xp, m) + tau * xp.log(xp.where(positive, s, xp.ones_like(s))),
+    return xp.where(positive, finite_or_zero(m, xp) + tau * xp.log(xp.where(positive, s, xp.ones_like(s))),
                     special)
 
 
@@ -169,7 +149,7 @@ def merge_along(xp: ModuleType, m: Any, s: Any, axis: int, tau: float) -> tuple[
     each part's sum rescaled to the larger max; an empty part adds exactly 0, even where
     its scale overflows."""
     top = xp.max(m, axis=axis, keepdims=True)
-    r = xp.exp((shift(xp, m) - shift(xp, top)) / tau)
+    r = xp.exp((finite_or_zero(m, xp) - finite_or_zero(top, xp)) / tau)
     s = xp.where(s == 0, xp.zeros_like(s), s * r)
     return top, xp.sum(s, axis=axis, keepdims=True)
 
@@ -181,7 +161,7 @@ def normalized_from(xp: ModuleType, a: Any, m: Any, s: Any, tau: float, log: boo
     values `lsearray.softmax` and `lsearray.log_softmax` give a slice: nan through a
     segment that is all -inf (``s == 0``) or holds a nan; with a ``+inf`` (``s`` infinite)
     all nan for softmax, and for log-softmax nan at the ``+inf`` elements, -inf at others."""
-    z = (a - shift(xp, m)) / tau
+    z = (a - finite_or_zero(m, xp)) / tau
     normal = xp.isfinite(s) & (s > 0)
     safe = xp.where(normal, s, xp.ones_like(s))
     nan = xp.full_like(z, math.nan)

@@ -6,9 +6,8 @@ import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from array_api_compat import array_namespace, is_array_api_obj
-
-from lsearray._validation import bad_axis, temperature_value
+from lsearray._executors.array_api_lse import finite_or_zero
+from lsearray._validation import bad_axis, real_floating, temperature_value
 
 __all__ = ["Average", "average_of", "batch_state", "finalize", "merge_along", "merge_pair",
            "prepared_operands"]
@@ -26,31 +25,14 @@ class Average(NamedTuple):
     acc: Any
 
 
-def _shift(xp: ModuleType, m: Any) -> Any:
-    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-
-
-def _real_floating(xp: ModuleType, x: Any, name: str, func: str, device: Any) -> Any:
-    """``x`` as an array of the namespace: integer and bool as the default real floating
-    dtype, complex refused."""
-    if not (is_array_api_obj(x) and array_namespace(x) is xp):  # already one: no copy
-        x = xp.asarray(x) if device is None else xp.asarray(x, device=device)
-    if xp.isdtype(x.dtype, "complex floating"):
-        raise TypeError(f"{func}: {name} must be real; got an array of dtype {x.dtype}")
-    if not xp.isdtype(x.dtype, "real floating"):
-        default = xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
-        x = xp.astype(x, default)
-    return x
-
-
 def prepared_operands(xp: ModuleType, a: Any, v: Any, axis: Any, temperature: Any,
                       func: str, device: Any = None) -> tuple[Any, Any, int, float]:
     """``(a, v, axis, tau)`` checked: real arrays of one floating dtype, ``a`` broadcast to the
     common shape of ``a.shape`` and ``v.shape[:a.ndim]``, ``v`` to that shape plus its own
     trailing feature axes, ``axis`` an axis of ``a`` normalized."""
     tau = temperature_value(temperature, func)
-    a = _real_floating(xp, a, "a", func, device)
-    v = _real_floating(xp, v, "v", func, device)
+    a = real_floating(xp, a, "a", func, device)
+    v = real_floating(xp, v, "v", func, device)
     if isinstance(axis, bool) or not isinstance(axis, int):
         try:
             axis = axis.__index__()
@@ -85,7 +67,7 @@ def batch_state(xp: ModuleType, a: Any, v: Any, axis: int, tau: float) -> Averag
     ``a`` and ``v`` once each, with one temporary of ``a``'s size (the weights)."""
     m = xp.max(a, axis=axis, keepdims=True) if a.shape[axis] else xp.full_like(
         xp.sum(a, axis=axis, keepdims=True), -math.inf)
-    w = xp.exp((a - _shift(xp, m)) / tau)
+    w = xp.exp((a - finite_or_zero(m, xp)) / tau)
     s = xp.sum(w, axis=axis, keepdims=True)
     # sum(w * v) over the axis as a batched (1, L) @ (L, features) product: no temporary of
     # v's size, and the library's matrix product does the reading
@@ -102,9 +84,9 @@ def merge_pair(xp: ModuleType, x: Average, y: Average, tau: float) -> Average:
     attention merges its blocks."""
     extra = x.acc.ndim - x.m.ndim
     m = xp.maximum(x.m, y.m)
-    new = _shift(xp, m)
-    rx = xp.exp((_shift(xp, x.m) - new) / tau)
-    ry = xp.exp((_shift(xp, y.m) - new) / tau)
+    new = finite_or_zero(m, xp)
+    rx = xp.exp((finite_or_zero(x.m, xp) - new) / tau)
+    ry = xp.exp((finite_or_zero(y.m, xp) - new) / tau)
     # a state with nothing in it (s == 0) adds nothing, even where its scale overflows
     sx = xp.where(x.s == 0, xp.zeros_like(x.s), x.s * rx)
     sy = xp.where(y.s == 0, xp.zeros_like(y.s), y.s * ry)
@@ -117,7 +99,7 @@ def merge_along(xp: ModuleType, state: Average, axis: int, tau: float) -> Averag
     """The states stacked along ``axis`` merged into one (length 1 along it)."""
     extra = state.acc.ndim - state.m.ndim
     m = xp.max(state.m, axis=axis, keepdims=True)
-    r = xp.exp((_shift(xp, state.m) - _shift(xp, m)) / tau)
+    r = xp.exp((finite_or_zero(state.m, xp) - finite_or_zero(m, xp)) / tau)
     empty = state.s == 0
     s = xp.sum(xp.where(empty, xp.zeros_like(state.s), state.s * r), axis=axis, keepdims=True)
     acc = xp.where(_features(empty, extra), xp.zeros_like(state.acc), state.acc * _features(r, extra))
@@ -134,7 +116,7 @@ def finalize(xp: ModuleType, state: Average, axis: int | None, tau: float) -> tu
     empty = state.s == 0
     normal = xp.isfinite(state.s) & ~empty
     lse = xp.where(empty, xp.full_like(state.s, -math.inf),
-                   _shift(xp, state.m) + tau * xp.log(xp.where(empty, xp.ones_like(state.s), state.s)))
+                   finite_or_zero(state.m, xp) + tau * xp.log(xp.where(empty, xp.ones_like(state.s), state.s)))
     s = xp.where(normal, state.s, xp.ones_like(state.s))
     avg = xp.where(_features(normal, extra), state.acc / _features(s, extra),
                    xp.full_like(state.acc, math.nan))
