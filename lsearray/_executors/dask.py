@@ -336,17 +336,16 @@ class DaskExecutor(ArrayAPIExecutor):
         checked at once, by a pass over them alone."""
         xp = self.xp
         tau = temperature_value(temperature, func)
-        a = real_floating(xp, _native(a if isinstance(a, da.Array) else da.asarray(a)),
-                               "a", func, None)
+        a = real_floating(xp, _native(a if isinstance(a, da.Array) else da.asarray(a)), "a",
+                          func, None)
         axis = segment.axis_of(axis, a.ndim, tuple(a.shape), func)
         ids = ids if isinstance(ids, da.Array) else da.asarray(ids)
-        ids, k = segment.checked_ids(xp, ids, a.shape[axis], num_segments, True, func, None,
-                                     self.id_range)
+        ids, k = segment.checked_ids(self, ids, a.shape[axis], num_segments, True, func, None)
         a = _without_empty_chunks(a)
         ids = ids.rechunk((a.chunks[axis],))
         if b is not None:
-            b = real_floating(xp, _native(b if isinstance(b, da.Array) else da.asarray(b)),
-                                   "b", func, None)
+            b = real_floating(xp, _native(b if isinstance(b, da.Array) else da.asarray(b)), "b",
+                              func, None)
             try:
                 shape = np.broadcast_shapes(a.shape, b.shape)
             except ValueError:

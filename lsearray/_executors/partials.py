@@ -443,8 +443,9 @@ class PartialAlgebra:
         return self.scalar_if_0d(lse), self.scalar_if_0d(avg)
 
     def id_range(self, ids: Any) -> tuple[int, int]:
-        """``(min(ids), max(ids))`` of non-empty segment ids, as Python ints."""
-        return segment.id_range(self.xp, ids)
+        """``(min(ids), max(ids))`` of non-empty segment ids, as Python ints, by the
+        namespace's reductions (executors that read both in one pass override it)."""
+        return int(self.xp.min(ids)), int(self.xp.max(ids))
 
     def segment_state(self, p: segment.Segmented) -> tuple[Any, Any]:
         """Each segment's ``(m, s)`` (`segment.state`), which dask's tree merges."""

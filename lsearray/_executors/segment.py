@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -14,7 +13,7 @@ from array_api_compat import array_namespace, is_array_api_obj
 from lsearray._executors.array_api_lse import finite_or_zero
 from lsearray._validation import as_namespace_array, bad_axis, real_floating, temperature_value
 
-__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "id_range", "merge_along", "normalized",
+__all__ = ["Segmented", "axis_of", "checked_ids", "finalize", "merge_along", "normalized",
            "normalized_from", "prepared", "restored", "state"]
 
 
@@ -45,17 +44,12 @@ def axis_of(axis: Any, ndim: int, shape: tuple, func: str) -> int:
     return axis % ndim
 
 
-def id_range(xp: ModuleType, ids: Any) -> tuple[int, int]:
-    """``(min(ids), max(ids))`` of non-empty ``ids`` as Python ints, by the namespace's
-    reductions (executors that read both in one pass override ``id_range``)."""
-    return int(xp.min(ids)), int(xp.max(ids))
-
-
-def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: bool, func: str,
-                device: Any, bounds: Callable[[Any], tuple[int, int]]) -> tuple[Any, int]:
+def checked_ids(ex: Any, ids: Any, n: int, num_segments: Any, readable: bool, func: str,
+                device: Any) -> tuple[Any, int]:
     """``ids`` checked (1-d, integer, of length ``n``, and where their values can be read
-    in ``[0, num_segments)``, their range from ``bounds``: the executor's ``id_range``) and
-    the number of segments."""
+    in ``[0, num_segments)``, their range from the executor ``ex``'s ``id_range``) and the
+    number of segments."""
+    xp = ex.xp
     ids = as_namespace_array(xp, ids, device)
     if not xp.isdtype(ids.dtype, "integral"):
         raise TypeError(f"{func}: segment_ids must be integers; got an array of dtype {ids.dtype}")
@@ -77,7 +71,7 @@ def checked_ids(xp: ModuleType, ids: Any, n: int, num_segments: Any, readable: b
             raise ValueError(f"{func}: num_segments must be given (a static int) when segment_ids "
                              "are traced, as for jax.ops.segment_sum")
         return ids, num_segments
-    low, high = bounds(ids) if n else (0, -1)
+    low, high = ex.id_range(ids) if n else (0, -1)
     if num_segments is None:
         num_segments = high + 1
     if low < 0 or high >= num_segments:
@@ -98,8 +92,7 @@ def prepared(ex: Any, a: Any, ids: Any, num_segments: Any, axis: Any, b: Any, te
     # ids of another library (NumPy ids beside torch or JAX arrays) are concrete values
     readable = ex.readable(a) and (not is_array_api_obj(ids) or array_namespace(ids) is not xp
                                    or ex.readable(ids))
-    ids, k = checked_ids(xp, ids, a.shape[axis], num_segments, readable, func, device,
-                         ex.id_range)
+    ids, k = checked_ids(ex, ids, a.shape[axis], num_segments, readable, func, device)
     # the default integer: what every library's scatter and take accept as indices
     index = xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
     ids = ids if ids.dtype == index else xp.astype(ids, index)
