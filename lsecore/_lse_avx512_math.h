@@ -417,6 +417,45 @@ LSE512_INLINE __m512d lse512_log_dd(__m512d sh, __m512d sl, const lse512_logtab 
 }
 
 /*
+ * log(sh + sl) for sh positive and normal and |sl| <= ulp(sh), in plain float64:
+ * lse512_log_dd's reduction (k ln2 + log c_i + 2 atanh(f), |f| <= 1/32) without its
+ * double-double parts, and *bound with the error at most *bound 2^-53: half an ulp (at most
+ * 2^-53 of itself) for each of the two roundings, of a = k ln2_hi + log c_i and of the sum
+ * l; 3 2^-53 relative of 2f (f from two roundings and a division) and 2^-53 of the sum 2f +
+ * the rest, 8.1 |f| in all; and 2^-64 for the rest (the series' terms and truncation, the
+ * table's low parts).  Where sh + sl is near 1, a is 0 and the bound is about 9 |l|.
+ */
+LSE512_INLINE __m512d lse512_log_fast(__m512d sh, __m512d sl, const lse512_logtab *t,
+                                      __m512d *bound)
+{
+    __m512i ix = _mm512_castpd_si512(sh);
+    __m512i tmp = _mm512_sub_epi64(ix, _mm512_set1_epi64(0x3fe6000000000000LL));
+    __m512i idx = _mm512_srli_epi64(tmp, 48);                /* low 4 bits: i */
+    __m512i kk = _mm512_srai_epi64(tmp, 52);
+    __m512d z = _mm512_castsi512_pd(_mm512_sub_epi64(ix, _mm512_slli_epi64(kk, 52)));
+    __m512d kd = _mm512_cvtepi64_pd(kk);
+    __m512d zl = _mm512_scalef_pd(sl, _mm512_sub_pd(_mm512_setzero_pd(), kd));
+    __m512d c = _mm512_permutex2var_pd(t->c0, idx, t->c1);
+    __m512d f = _mm512_div_pd(_mm512_add_pd(_mm512_sub_pd(z, c), zl), _mm512_add_pd(z, c));
+    __m512d f2 = _mm512_mul_pd(f, f);
+    __m512d p = _mm512_fmadd_pd(f2, _mm512_set1_pd(1.0 / 11.0), _mm512_set1_pd(1.0 / 9.0));
+    p = _mm512_fmadd_pd(p, f2, _mm512_set1_pd(1.0 / 7.0));
+    p = _mm512_fmadd_pd(p, f2, _mm512_set1_pd(1.0 / 5.0));
+    p = _mm512_fmadd_pd(p, f2, _mm512_set1_pd(1.0 / 3.0));
+    __m512d f1 = _mm512_add_pd(f, f);
+    __m512d lo = _mm512_fmadd_pd(_mm512_mul_pd(f1, f2), p,
+                                 _mm512_fmadd_pd(kd, _mm512_set1_pd(LSE_LN2_LO),
+                                                 _mm512_permutex2var_pd(t->l0, idx, t->l1)));
+    __m512d a = _mm512_fmadd_pd(kd, _mm512_set1_pd(LSE_LN2_HI),
+                                _mm512_permutex2var_pd(t->h0, idx, t->h1));
+    __m512d l = _mm512_add_pd(a, _mm512_add_pd(f1, lo));
+    *bound = _mm512_fmadd_pd(_mm512_abs_pd(f), _mm512_set1_pd(8.1),
+                             _mm512_add_pd(_mm512_add_pd(_mm512_abs_pd(a), _mm512_abs_pd(l)),
+                                           _mm512_set1_pd(0x1p-11)));
+    return l;
+}
+
+/*
  * What differs between float64 (d) and float32 (f) input in the loops below: the loads and
  * stores of 8 elements as float64 lanes (whole, or under a mask km), a column tile's and a
  * softmax output's term, and the softmax's division.

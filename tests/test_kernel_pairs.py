@@ -111,3 +111,57 @@ def test_signs_of_a_difference_of_either_order():
     pairs = [(g, e) for g, e in zip(got, exact) if e is not None]
     worst, _ = _worst([g for g, _ in pairs], [e for _, e in pairs], np.float64)
     assert worst <= 1.0
+
+
+def _fast_tier_edges(rng, n, tau):
+    """Pairs (hi, lo) whose sums sit at the edges of the fast tier's rounding test: near each
+    other (the term near 1) with results from 0.3 tau to 8 tau, where the test moves from
+    leaving them to vouching for them; far apart (the term e from 1e-13 to 0.05) with results
+    within 30 e of 0, where the log's own error (about 9 e) decides; and ordinary pairs."""
+    k = n // 3
+    near_r = rng.uniform(0.3, 8.0, k) * tau * rng.choice([-1.0, 1.0], k)
+    gap = rng.uniform(0.0, 3.0, k) * tau                   # hi - lo
+    near_hi = near_r - tau * np.log1p(np.exp(-gap / tau))
+    e = np.exp(rng.uniform(np.log(1e-13), np.log(0.05), k))
+    far_hi = -tau * np.log1p(e) + rng.uniform(-30.0, 30.0, k) * e * tau
+    far_lo = far_hi + tau * np.log(e)
+    rest = n - 2 * k
+    ordinary = rng.normal(0.0, 10.0, (2, rest))
+    hi = np.concatenate([near_hi, far_hi, ordinary.max(axis=0)])
+    lo = np.concatenate([near_hi - gap, far_lo, ordinary.min(axis=0)])
+    order = rng.permutation(n)
+    return hi[order], lo[order]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("temperature", [1.0, 0.37, 3.0])
+def test_logaddexp_at_the_fast_tiers_edges(dtype, temperature):
+    """The sum's fast tier (a plain-float64 exp and log under a per-lane error bound) vouches
+    only for results within one ulp: pairs at the edges of its test, in every layout."""
+    rng = np.random.default_rng(24)
+    hi, lo = _fast_tier_edges(rng, N, temperature)
+    x1, x2 = hi.astype(dtype), lo.astype(dtype)
+    for name, a, b in _layouts(x1, x2):
+        got = lsearray.logaddexp(a, b, temperature=temperature)
+        exact = [mp_logaddexp(u, v, temperature) for u, v in zip(a, b)]
+        worst, k = _worst(got, exact, dtype)
+        assert worst <= 1.0, f"{name}: ({a[k]!r}, {b[k]!r}) off by {worst:.3f} ulp"
+
+
+def test_logaddexp_through_stretches_that_change_regime():
+    """Stretches of 512 pairs whose results move from ordinary ones (the fast tier) to ones
+    near 0 (the double-double tier alone, from the next stretch on) and back: every result
+    within one ulp whichever tier the stretch took."""
+    rng = np.random.default_rng(25)
+    parts = []
+    for regime in ("ordinary", "near zero", "ordinary", "near zero", "ordinary"):
+        if regime == "ordinary":
+            parts.append(rng.normal(0.0, 10.0, (2, 700)))
+        else:
+            hi = rng.uniform(-LN2, 0.0, 700)
+            parts.append(np.stack([hi, np.log(-np.expm1(hi)) + rng.normal(0.0, 1e-2, 700)]))
+    x1, x2 = np.concatenate(parts, axis=1)
+    got = lsearray.logaddexp(x1, x2)
+    exact = [mp_logaddexp(u, v) for u, v in zip(x1, x2)]
+    worst, k = _worst(got, exact, np.float64)
+    assert worst <= 1.0, f"pair {k} ({x1[k]!r}, {x2[k]!r}) off by {worst:.3f} ulp"
