@@ -113,17 +113,18 @@ def test_signs_of_a_difference_of_either_order():
     assert worst <= 1.0
 
 
-def _fast_tier_edges(rng, n, tau):
-    """Pairs (hi, lo) whose sums sit at the edges of the fast tier's rounding test: near each
-    other (the term near 1) with results from 0.3 tau to 8 tau, where the test moves from
-    leaving them to vouching for them; far apart (the term e from 1e-13 to 0.05) with results
-    within 30 e of 0, where the log's own error (about 9 e) decides; and ordinary pairs."""
+def _fast_tier_edges(rng, n, tau, sign=1.0):
+    """Pairs (hi, lo) whose sums (sign 1) or differences (sign -1) sit at the edges of the fast
+    tier's rounding test: near each other (the term near 1) with results from 0.3 tau to 8
+    tau, where the test moves from leaving them to vouching for them; far apart (the term e
+    from 1e-13 to 0.05) with results within 30 e of 0, where the log's own error (about 9 e)
+    decides; and ordinary pairs."""
     k = n // 3
     near_r = rng.uniform(0.3, 8.0, k) * tau * rng.choice([-1.0, 1.0], k)
-    gap = rng.uniform(0.0, 3.0, k) * tau                   # hi - lo
-    near_hi = near_r - tau * np.log1p(np.exp(-gap / tau))
+    gap = rng.uniform(0.05, 3.0, k) * tau                  # hi - lo
+    near_hi = near_r - tau * np.log1p(sign * np.exp(-gap / tau))
     e = np.exp(rng.uniform(np.log(1e-13), np.log(0.05), k))
-    far_hi = -tau * np.log1p(e) + rng.uniform(-30.0, 30.0, k) * e * tau
+    far_hi = -tau * np.log1p(sign * e) + rng.uniform(-30.0, 30.0, k) * e * tau
     far_lo = far_hi + tau * np.log(e)
     rest = n - 2 * k
     ordinary = rng.normal(0.0, 10.0, (2, rest))
@@ -136,8 +137,8 @@ def _fast_tier_edges(rng, n, tau):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("temperature", [1.0, 0.37, 3.0])
 def test_logaddexp_at_the_fast_tiers_edges(dtype, temperature):
-    """The sum's fast tier (a plain-float64 exp and log under a per-lane error bound) vouches
-    only for results within one ulp: pairs at the edges of its test, in every layout."""
+    """The fast tier (a plain-float64 exp and log under a per-lane error bound) vouches only
+    for results within one ulp: sums at the edges of its test, in every layout."""
     rng = np.random.default_rng(24)
     hi, lo = _fast_tier_edges(rng, N, temperature)
     x1, x2 = hi.astype(dtype), lo.astype(dtype)
@@ -146,6 +147,22 @@ def test_logaddexp_at_the_fast_tiers_edges(dtype, temperature):
         exact = [mp_logaddexp(u, v, temperature) for u, v in zip(a, b)]
         worst, k = _worst(got, exact, dtype)
         assert worst <= 1.0, f"{name}: ({a[k]!r}, {b[k]!r}) off by {worst:.3f} ulp"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("temperature", [1.0, 0.37, 3.0])
+def test_logdiffexp_at_the_fast_tiers_edges(dtype, temperature):
+    """The same for differences, with their signs."""
+    rng = np.random.default_rng(26)
+    hi, lo = _fast_tier_edges(rng, N, temperature, sign=-1.0)
+    x1, x2 = hi.astype(dtype), lo.astype(dtype)
+    for name, a, b in _layouts(x1, x2):
+        got, sign = lsearray.logdiffexp(a, b, temperature=temperature, return_sign=True)
+        assert np.array_equal(sign, np.where(a > b, 1.0, np.where(a == b, 0.0, -1.0))), name
+        exact = [mp_logdiffexp(u, v, temperature) if u > v else None for u, v in zip(a, b)]
+        pairs = [(g, e) for g, e in zip(got, exact) if e is not None]
+        worst, k = _worst([g for g, _ in pairs], [e for _, e in pairs], dtype)
+        assert worst <= 1.0, f"{name}: pair {k} off by {worst:.3f} ulp"
 
 
 def test_logaddexp_through_stretches_that_change_regime():
