@@ -176,7 +176,7 @@ def test_asv_runs_the_relatives_and_the_stream_quick(tmp_path):
     """Every relatives and streaming benchmark runs once (asv --quick), on its smallest parameters."""
     smallest = (r"^(bench_relatives\..*\((1000000|500|'float64', '2d-axis1')\)"
                 r"|bench_online\..*\('float64', 10\))$")
-    assert "Running 17 total benchmarks" in asv_quick(tmp_path, smallest)
+    assert "Running 19 total benchmarks" in asv_quick(tmp_path, smallest)
 
 
 @pytest.mark.skipif(not has("asv"), reason="asv is in the bench extra")

@@ -12,7 +12,7 @@ import lsearray
 
 from .common import DTYPES, SHAPE_SCAN, ThreadLimited, get_1d, get_2d, get_second, limit_threads
 
-__all__ = ["Logaddexp", "Logcumsumexp", "LogcumsumexpDirections", "Logdiffexp", "Logeinsumexp", "Logmatmulexp"]
+__all__ = ["Logaddexp", "LogaddexpNearZero", "Logcumsumexp", "LogcumsumexpDirections", "Logdiffexp", "Logeinsumexp", "Logmatmulexp"]
 
 
 def _shifted_logmatmulexp(a, b):
@@ -28,6 +28,26 @@ class Logaddexp(ThreadLimited):
 
     def setup(self, size):
         self.x1, self.x2 = get_1d(size), get_second(size)
+        limit_threads(self, 1)
+
+    def time_logaddexp(self, size):
+        lsearray.logaddexp(self.x1, self.x2)
+
+    def time_numpy_logaddexp(self, size):
+        np.logaddexp(self.x1, self.x2)
+
+
+class LogaddexpNearZero(ThreadLimited):
+    """``logaddexp`` of log-probabilities of complementary events: each pair's result is 0 up
+    to a noise of 1e-3. Near 0 the max and the log cancel, so that the vector tiers vouch for
+    none of them and every pair takes the exact scalar path; numpy's is ``np.logaddexp``."""
+    params = [[1_000_000]]
+    param_names = ["size"]
+
+    def setup(self, size):
+        rng = np.random.default_rng(11)
+        self.x1 = rng.uniform(-np.log(2.0), 0.0, size)
+        self.x2 = np.log(-np.expm1(self.x1)) + rng.normal(0.0, 1e-3, size)
         limit_threads(self, 1)
 
     def time_logaddexp(self, size):
