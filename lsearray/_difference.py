@@ -68,9 +68,11 @@ def logdiffexp(x1: Any, x2: Any, *, temperature: float = 1.0, return_sign: bool 
     Where ``x1`` and the log term cancel to a result below about 2^-48 of ``|x1|`` the
     error is instead an absolute 2^-100 of ``|x1|`` or so. The same formula in plain
     float64 is off by many ulps where ``x1 - x2`` rounds. Where the CPU has AVX-512 the
-    kernel takes 8 pairs at a time with an exp and a log to about 2^-63 and a rounding
-    test, and leaves only the pairs it cannot vouch for within one ulp (near-cancelling,
-    special values) to the double-double steps: `logaddexp`'s time per element, or about.
+    kernel takes 8 pairs at a time, first with a plain float64 exp and log whose error
+    bound is checked lane by lane (most pairs whose result is not near 0), then the pairs
+    that leaves with an exp and a log to about 2^-63 and a rounding test, and leaves only
+    the pairs neither can vouch for within one ulp (near-cancelling, special values) to the
+    double-double steps: `logaddexp`'s time per element, or about.
     Dask arrays go through the kernel
     block by block, lazily; other backends (torch, JAX, array-api-strict, ...) use their
     own ``expm1``, ``log1p``, ``exp`` and ``log`` on the same formula, differentiably:

@@ -49,7 +49,12 @@ def logaddexp(x1: Any, x2: Any, *, temperature: float = 1.0) -> Any:
     NumPy input runs the lsecore kernel: the difference of the arguments and the
     smaller term are carried in double-double and the result is rounded once, so it
     is within one ulp of the exact value at any temperature, also where ``x1 - x2``
-    rounds or one term is below an ulp of the other. Where the max and the log term
+    rounds or one term is below an ulp of the other. Where the CPU has AVX-512, a
+    plain float64 exp and log whose error bound is checked element by element take
+    the pairs whose results it vouches for within one ulp (most of those not near 0),
+    about 1.2 times as fast as the double-double steps alone on ordinary data; results
+    near 0 take the exact steps, far slower (about 20 times ``numpy.logaddexp``'s time
+    where every result is within 2^-8 of 0). Where the max and the log term
     cancel (a result much closer to 0 than the max) the error is within one ulp plus
     about 2^-56 of the log term: ``logaddexp(-log(2), -log(2))`` gives
     2.31904681384628e-17 (exactly 2.3190468138462996e-17, the rounding error of the
