@@ -416,14 +416,26 @@ LSE512_INLINE __m512d lse512_log_dd(__m512d sh, __m512d sl, const lse512_logtab 
     return h;
 }
 
+/* The power of two at or below |r| (0 for subnormals), halved where r is one: the exact value
+ * it was rounded from may lie in the binade below, whose half ulp is the one to test. */
+LSE512_INLINE __m512d lse512_binade(__m512d r)
+{
+    __m512i bits = _mm512_castpd_si512(r);
+    __m512d pow2 = _mm512_castsi512_pd(_mm512_and_si512(bits,
+                                                        _mm512_set1_epi64(0x7ff0000000000000LL)));
+    __mmask8 exact = _mm512_testn_epi64_mask(bits, _mm512_set1_epi64(0x000fffffffffffffLL));
+    return _mm512_mask_mul_pd(pow2, exact, pow2, _mm512_set1_pd(0.5));
+}
+
 /*
  * log(sh + sl) for sh positive and normal and |sl| <= ulp(sh), in plain float64:
  * lse512_log_dd's reduction (k ln2 + log c_i + 2 atanh(f), |f| <= 1/32) without its
  * double-double parts, and *bound with the error at most *bound 2^-53: half an ulp (at most
  * 2^-53 of itself) for each of the two roundings, of a = k ln2_hi + log c_i and of the sum
- * l; 3 2^-53 relative of 2f (f from two roundings and a division) and 2^-53 of the sum 2f +
- * the rest, 8.1 |f| in all; and 2^-64 for the rest (the series' terms and truncation, the
- * table's low parts).  Where sh + sl is near 1, a is 0 and the bound is about 9 |l|.
+ * l; 4 2^-53 relative of 2f (two roundings, the division, and zl left out of the
+ * denominator) and 2^-53 of the sum 2f + the rest, 10.1 |f| in all; and 2^-64 for the rest
+ * (the series' terms and truncation, the table's low parts).  Where sh + sl is near 1, a is
+ * 0, |f| is about |l| / 2 and the bound about 6 |l|.
  */
 LSE512_INLINE __m512d lse512_log_fast(__m512d sh, __m512d sl, const lse512_logtab *t,
                                       __m512d *bound)
@@ -449,7 +461,7 @@ LSE512_INLINE __m512d lse512_log_fast(__m512d sh, __m512d sl, const lse512_logta
     __m512d a = _mm512_fmadd_pd(kd, _mm512_set1_pd(LSE_LN2_HI),
                                 _mm512_permutex2var_pd(t->h0, idx, t->h1));
     __m512d l = _mm512_add_pd(a, _mm512_add_pd(f1, lo));
-    *bound = _mm512_fmadd_pd(_mm512_abs_pd(f), _mm512_set1_pd(8.1),
+    *bound = _mm512_fmadd_pd(_mm512_abs_pd(f), _mm512_set1_pd(10.1),
                              _mm512_add_pd(_mm512_add_pd(_mm512_abs_pd(a), _mm512_abs_pd(l)),
                                            _mm512_set1_pd(0x1p-11)));
     return l;
