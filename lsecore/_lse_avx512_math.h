@@ -364,6 +364,24 @@ LSE512_INLINE lse512_logtab lse512_log_tables(void)
 }
 
 /*
+ * The reduction of the logs below: sh = 2^k z with z in [0.6875, 1.375) (the bits of sh less
+ * those of 0.6875: k is their top, the table index *idx the next 4), returned with *kd = k,
+ * the low part *zl = sl 2^-k and the table's point *c = c_i.
+ */
+LSE512_INLINE __m512d lse512_log_reduce(__m512d sh, __m512d sl, const lse512_logtab *t,
+                                        __m512i *idx, __m512d *kd, __m512d *zl, __m512d *c)
+{
+    __m512i ix = _mm512_castpd_si512(sh);
+    __m512i tmp = _mm512_sub_epi64(ix, _mm512_set1_epi64(0x3fe6000000000000LL));
+    __m512i kk = _mm512_srai_epi64(tmp, 52);
+    *idx = _mm512_srli_epi64(tmp, 48);                       /* low 4 bits: i */
+    *kd = _mm512_cvtepi64_pd(kk);
+    *zl = _mm512_scalef_pd(sl, _mm512_sub_pd(_mm512_setzero_pd(), *kd));
+    *c = _mm512_permutex2var_pd(t->c0, *idx, t->c1);
+    return _mm512_castsi512_pd(_mm512_sub_epi64(ix, _mm512_slli_epi64(kk, 52)));
+}
+
+/*
  * log(sh + sl) as hi + *lo, for sh positive and normal and |sl| <= ulp(sh), with *err a
  * bound on the error: 2^-60 of the log where sh + sl is within 1/16 of 1 (no table term:
  * the log of 1 - e keeps its relative accuracy however small e), else 2^-64 plus 2^-96 of
@@ -376,14 +394,8 @@ LSE512_INLINE __m512d lse512_log_dd(__m512d sh, __m512d sl, const lse512_logtab 
                                     __m512d *err)
 {
     const __m512d one = _mm512_set1_pd(1.0);
-    __m512i ix = _mm512_castpd_si512(sh);
-    __m512i tmp = _mm512_sub_epi64(ix, _mm512_set1_epi64(0x3fe6000000000000LL));
-    __m512i idx = _mm512_srli_epi64(tmp, 48);                /* low 4 bits: i */
-    __m512i kk = _mm512_srai_epi64(tmp, 52);
-    __m512d z = _mm512_castsi512_pd(_mm512_sub_epi64(ix, _mm512_slli_epi64(kk, 52)));
-    __m512d kd = _mm512_cvtepi64_pd(kk);
-    __m512d zl = _mm512_scalef_pd(sl, _mm512_sub_pd(_mm512_setzero_pd(), kd));
-    __m512d c = _mm512_permutex2var_pd(t->c0, idx, t->c1);
+    __m512i idx;
+    __m512d kd, zl, c, z = lse512_log_reduce(sh, sl, t, &idx, &kd, &zl, &c);
     __m512d n = _mm512_sub_pd(z, c);                         /* exact: z / c in [1/2, 2] */
     __m512d nh = _mm512_add_pd(n, zl), nl = lse512_two_sum_err(n, zl, nh);
     __m512d dh = _mm512_add_pd(z, c);
@@ -440,14 +452,8 @@ LSE512_INLINE __m512d lse512_binade(__m512d r)
 LSE512_INLINE __m512d lse512_log_fast(__m512d sh, __m512d sl, const lse512_logtab *t,
                                       __m512d *bound)
 {
-    __m512i ix = _mm512_castpd_si512(sh);
-    __m512i tmp = _mm512_sub_epi64(ix, _mm512_set1_epi64(0x3fe6000000000000LL));
-    __m512i idx = _mm512_srli_epi64(tmp, 48);                /* low 4 bits: i */
-    __m512i kk = _mm512_srai_epi64(tmp, 52);
-    __m512d z = _mm512_castsi512_pd(_mm512_sub_epi64(ix, _mm512_slli_epi64(kk, 52)));
-    __m512d kd = _mm512_cvtepi64_pd(kk);
-    __m512d zl = _mm512_scalef_pd(sl, _mm512_sub_pd(_mm512_setzero_pd(), kd));
-    __m512d c = _mm512_permutex2var_pd(t->c0, idx, t->c1);
+    __m512i idx;
+    __m512d kd, zl, c, z = lse512_log_reduce(sh, sl, t, &idx, &kd, &zl, &c);
     __m512d f = _mm512_div_pd(_mm512_add_pd(_mm512_sub_pd(z, c), zl), _mm512_add_pd(z, c));
     __m512d f2 = _mm512_mul_pd(f, f);
     __m512d p = _mm512_fmadd_pd(f2, _mm512_set1_pd(1.0 / 11.0), _mm512_set1_pd(1.0 / 9.0));
